@@ -1,0 +1,261 @@
+/*
+ * parley: hold many concurrent AI conversations from a multithreaded C or
+ * C++ program. Replies stream to a callback; many sessions share a few
+ * WebSocket connections driven by one I/O thread.
+ *
+ * This header is the whole public API. Every function is thread-safe unless
+ * its comment says otherwise.
+ *
+ * Threads and callbacks
+ *   - The event callback runs on one of the library's worker threads. Events
+ *     of one session arrive in order and never concurrently; events of
+ *     different sessions may run at the same time on different workers.
+ *   - No library lock is held while a callback runs. A callback may call
+ *     parley_send() and parley_session_close(); it must not call
+ *     parley_flush() or parley_client_destroy().
+ *   - Every request that parley_send() accepted (returned PARLEY_OK) ends with
+ *     exactly one terminal event: PARLEY_EVENT_DONE or PARLEY_EVENT_ERROR,
+ *     also when the client is destroyed.
+ */
+#ifndef PARLEY_H
+#define PARLEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define PARLEY_EXPORT __attribute__((visibility("default")))
+#else
+#define PARLEY_EXPORT
+#endif
+
+/* Compile-time version: 0xMMmmpp (major, minor, patch). */
+#define PARLEY_VERSION 0x000100
+#define PARLEY_VERSION_STR "0.1.0"
+
+/* Run-time version of the linked library, in PARLEY_VERSION's layout. */
+PARLEY_EXPORT int parley_version(void);
+/* Run-time version as a string such as "0.1.0". */
+PARLEY_EXPORT const char *parley_version_str(void);
+
+/* Error codes. Returned by functions and carried by error events. */
+typedef enum parley_err {
+    PARLEY_OK = 0,
+    /* Caller errors, returned by functions. */
+    PARLEY_ERR_INVALID_ARG,     /* a NULL or malformed argument */
+    PARLEY_ERR_UNKNOWN_OPTION,  /* parley_conf_set(): no such property */
+    PARLEY_ERR_INVALID_VALUE,   /* parley_conf_set(): value out of range */
+    PARLEY_ERR_NO_MEMORY,       /* an allocation failed */
+    PARLEY_ERR_STATE,           /* not allowed now (see the function) */
+    PARLEY_ERR_NO_KEY,          /* no API key in the environment or file */
+    PARLEY_ERR_TIMED_OUT,       /* parley_flush() timed out */
+    PARLEY_ERR_TOO_LARGE,       /* a message exceeds max_message_bytes */
+    PARLEY_ERR_SHUTDOWN,        /* the client is being destroyed */
+    /* Request outcomes, carried by PARLEY_EVENT_ERROR. */
+    PARLEY_ERR_CONNECT,         /* could not connect to the endpoint */
+    PARLEY_ERR_UNAUTHORIZED,    /* the server refused the API key */
+    PARLEY_ERR_CONNECTION_LOST, /* the connection broke during the request */
+    PARLEY_ERR_PROTOCOL,        /* the server broke the protocol */
+    PARLEY_ERR_INVALID_REQUEST, /* server: invalid_request */
+    PARLEY_ERR_RATE_LIMITED,    /* server: rate_limited */
+    PARLEY_ERR_OVERLOADED,      /* server: overloaded */
+    PARLEY_ERR_SERVER_INTERNAL, /* server: internal */
+    PARLEY_ERR_RESUME_FAILED,   /* server: resume_failed */
+    PARLEY_ERR_SERVER_TOO_LARGE,/* server: too_large */
+    PARLEY_ERR__COUNT           /* number of codes; not an error */
+} parley_err_t;
+
+/* A sentence describing err, e.g. "could not connect to the endpoint". */
+PARLEY_EXPORT const char *parley_err2str(parley_err_t err);
+/* The code's name without prefix, e.g. "CONNECT". */
+PARLEY_EXPORT const char *parley_err2name(parley_err_t err);
+
+typedef struct parley_conf parley_conf_t;
+typedef struct parley_client parley_client_t;
+typedef struct parley_session parley_session_t;
+typedef struct parley_event parley_event_t;
+
+typedef enum parley_event_type {
+    PARLEY_EVENT_TEXT = 1, /* one streamed piece of a reply */
+    PARLEY_EVENT_DONE,     /* the reply is complete (terminal) */
+    PARLEY_EVENT_ERROR     /* the request failed (terminal) */
+} parley_event_type_t;
+
+/*
+ * The event callback. `ev` and every string it exposes are valid only until
+ * the callback returns. `opaque` is the pointer given to
+ * parley_conf_set_event_cb().
+ */
+typedef void parley_event_cb(parley_client_t *client, const parley_event_t *ev,
+                             void *opaque);
+
+/* ---- Configuration ---------------------------------------------------- */
+
+/*
+ * A new configuration holding every property's default. Properties are
+ * listed, with type, range and default, in docs/configuration.md and by
+ * parley_conf_dump().
+ */
+PARLEY_EXPORT parley_conf_t *parley_conf_new(void);
+PARLEY_EXPORT parley_conf_t *parley_conf_dup(const parley_conf_t *conf);
+PARLEY_EXPORT void parley_conf_destroy(parley_conf_t *conf);
+
+/*
+ * Set property `name` to `value` (its text form). On failure returns
+ * PARLEY_ERR_UNKNOWN_OPTION or PARLEY_ERR_INVALID_VALUE and writes a sentence
+ * saying what was wrong into errstr (may be NULL).
+ */
+PARLEY_EXPORT parley_err_t parley_conf_set(parley_conf_t *conf,
+                                           const char *name, const char *value,
+                                           char *errstr, size_t errstr_size);
+
+/*
+ * Copy property `name`'s current text form into dest. On entry *dest_size is
+ * the size of dest; on return it is the size needed (including the NUL).
+ * dest may be NULL to ask for the size.
+ */
+PARLEY_EXPORT parley_err_t parley_conf_get(const parley_conf_t *conf,
+                                           const char *name, char *dest,
+                                           size_t *dest_size);
+
+/* The callback that receives every event of every session. Required. */
+PARLEY_EXPORT void parley_conf_set_event_cb(parley_conf_t *conf,
+                                            parley_event_cb *cb, void *opaque);
+
+/*
+ * Write a table of every property (name, type, range, default, description)
+ * as Markdown into buf. Returns the length the table needs, like snprintf.
+ */
+PARLEY_EXPORT size_t parley_conf_dump(char *buf, size_t size);
+
+/*
+ * The sizing rule: connections = ceil(qps x mean_response_s / in-flight
+ * requests per connection), at least 1. The `connections` property defaults
+ * to this rule applied to the sizing.* properties.
+ */
+PARLEY_EXPORT unsigned parley_connections_for(double qps,
+                                              double mean_response_s,
+                                              unsigned inflight_per_connection);
+
+/* ---- Client ----------------------------------------------------------- */
+
+/*
+ * Create a client from conf. On success the client owns conf (do not use or
+ * destroy it afterwards); on failure returns NULL, conf stays the caller's and
+ * errstr says why (no endpoint, no API key, an inconsistent setting). The API
+ * key is read here from the environment variable named by `api_key.env`
+ * (default PARLEY_API_KEY) or the file named by `api_key.file`.
+ */
+PARLEY_EXPORT parley_client_t *parley_client_new(parley_conf_t *conf,
+                                                 char *errstr,
+                                                 size_t errstr_size);
+
+/*
+ * Start the background threads (the workers and the I/O thread) and the
+ * connections. Sending before parley_start() is allowed: requests wait.
+ * Returns PARLEY_ERR_STATE when already started.
+ */
+PARLEY_EXPORT parley_err_t parley_start(parley_client_t *client);
+
+/*
+ * Wait until every accepted request has had its terminal event delivered, or
+ * timeout_ms passed (negative: no limit). Returns PARLEY_OK or
+ * PARLEY_ERR_TIMED_OUT; PARLEY_ERR_STATE when called from a callback.
+ */
+PARLEY_EXPORT parley_err_t parley_flush(parley_client_t *client,
+                                        int timeout_ms);
+
+/*
+ * Stop the client: sends stop being accepted, every unfinished request ends
+ * with a PARLEY_ERR_SHUTDOWN error event, the threads stop, and every session
+ * handle still open is freed. No callback runs after it returns. Must not be
+ * called from a callback (it then does nothing but log).
+ */
+PARLEY_EXPORT void parley_client_destroy(parley_client_t *client);
+
+/* ---- Sessions --------------------------------------------------------- */
+
+/*
+ * Open a conversation. `session_id` is 1-128 bytes of [A-Za-z0-9._:-], or
+ * NULL for a generated one. The session owns its history: each turn sent
+ * carries the turns before it. Returns NULL with errstr on a bad id.
+ */
+PARLEY_EXPORT parley_session_t *parley_session_open(parley_client_t *client,
+                                                    const char *session_id,
+                                                    char *errstr,
+                                                    size_t errstr_size);
+
+/* The session's id; valid as long as the handle. */
+PARLEY_EXPORT const char *parley_session_id(const parley_session_t *session);
+
+/*
+ * Send the next user turn. Returns at once (never waits on the network) and
+ * stores the request id in *request_id (may be NULL). A session runs one turn
+ * at a time: a turn sent while another is in flight waits for it, so turns
+ * reach the server in the order they were sent. Errors: PARLEY_ERR_INVALID_ARG
+ * (NULL or invalid UTF-8 content), PARLEY_ERR_TOO_LARGE, PARLEY_ERR_SHUTDOWN,
+ * PARLEY_ERR_STATE (session closed). Only a PARLEY_OK send gets events.
+ */
+PARLEY_EXPORT parley_err_t parley_send(parley_session_t *session,
+                                       const char *content,
+                                       uint64_t *request_id);
+
+/*
+ * Close the session: later sends fail, turns already accepted still complete
+ * with their events, then the session is freed. The handle must not be used
+ * after this call.
+ */
+PARLEY_EXPORT void parley_session_close(parley_session_t *session);
+
+/* ---- Events (valid only inside the callback) --------------------------- */
+
+PARLEY_EXPORT parley_event_type_t parley_event_type(const parley_event_t *ev);
+/* The session the event belongs to, and its id. */
+PARLEY_EXPORT parley_session_t *parley_event_session(const parley_event_t *ev);
+PARLEY_EXPORT const char *parley_event_session_id(const parley_event_t *ev);
+/* The request id that parley_send() returned. */
+PARLEY_EXPORT uint64_t parley_event_request_id(const parley_event_t *ev);
+/*
+ * TEXT: the piece (UTF-8, NUL-terminated); ERROR: a message saying what went
+ * wrong; DONE: the whole reply. *len (may be NULL) receives the length.
+ */
+PARLEY_EXPORT const char *parley_event_content(const parley_event_t *ev,
+                                               size_t *len);
+/* TEXT: the piece's index in the reply, from 0. */
+PARLEY_EXPORT uint32_t parley_event_seq(const parley_event_t *ev);
+/* DONE: "end_turn", "max_tokens" or "cancelled"; NULL for other types. */
+PARLEY_EXPORT const char *parley_event_stop_reason(const parley_event_t *ev);
+/* DONE: token usage reported by the server (0 when absent). */
+PARLEY_EXPORT void parley_event_usage(const parley_event_t *ev,
+                                      uint64_t *input_tokens,
+                                      uint64_t *output_tokens);
+/* ERROR: the error code; PARLEY_OK for other types. */
+PARLEY_EXPORT parley_err_t parley_event_error(const parley_event_t *ev);
+
+/* ---- Statistics ------------------------------------------------------- */
+
+typedef struct parley_stats {
+    uint64_t requests_sent;      /* accepted by parley_send() */
+    uint64_t requests_done;      /* ended with DONE */
+    uint64_t requests_failed;    /* ended with ERROR */
+    uint64_t frames_sent;        /* WebSocket data frames sent */
+    uint64_t frames_received;    /* WebSocket data frames received */
+    uint64_t bytes_sent;         /* payload bytes sent */
+    uint64_t bytes_received;     /* payload bytes received */
+    uint64_t connections_opened; /* connections that completed the handshake */
+    uint64_t errors;             /* protocol or connection errors seen */
+    uint64_t unknown_messages;   /* server messages of unknown type, ignored */
+} parley_stats_t;
+
+/* A snapshot of the client's counters. */
+PARLEY_EXPORT void parley_stats_get(parley_client_t *client,
+                                    parley_stats_t *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PARLEY_H */

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what building and testing parley needs on Debian 12, idempotently.
+# libcurl with WebSocket support comes from bookworm-backports (Debian 12's own
+# 7.88 has no ws/wss); the suite is added to the machine's existing Debian
+# source so that no mirror is hard-coded.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-deps: run as root or install sudo" >&2; exit 1
+  fi
+fi
+
+PACKAGES=(build-essential autoconf automake libtool pkg-config
+          libck-dev libjson-c-dev libzstd-dev libwebsockets-dev libcmocka-dev
+          clang openssl)
+
+curl_has_ws() {
+  command -v curl-config >/dev/null 2>&1 &&
+    curl-config --protocols 2>/dev/null | grep -qx 'WS'
+}
+
+packages_missing() {
+  local p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || return 0
+  done
+  return 1
+}
+
+debian_uri() {
+  local uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/ && !/security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1=="deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list)
+  fi
+  echo "$uri"
+}
+
+add_backports() {
+  if grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    return 0
+  fi
+  local uri
+  uri=$(debian_uri)
+  if [ -z "$uri" ]; then
+    echo "install-deps: cannot find the machine's Debian apt source to add bookworm-backports" >&2
+    exit 1
+  fi
+  $SUDO tee /etc/apt/sources.list.d/parley-backports.sources >/dev/null <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+}
+
+if curl_has_ws && ! packages_missing; then
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+add_backports
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+if ! curl_has_ws; then
+  $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports \
+    libcurl4-openssl-dev
+fi
+curl_has_ws || { echo "install-deps: libcurl with WebSocket support could not be installed" >&2; exit 1; }

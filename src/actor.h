@@ -1,0 +1,65 @@
+/*
+ * Actors: state plus a lock-free mailbox, run by the worker pool (pool.h).
+ * At most one worker runs a given actor at a time, so an actor's state needs
+ * no lock, and messages from one producer are handled in the order sent.
+ *
+ * Lifetime: an actor is reference-counted. Its creator holds one reference;
+ * every message in its mailbox and every scheduled run hold one more, so an
+ * actor is finalized only after its last message was handled and no worker
+ * touches it any more.
+ */
+#ifndef PL_ACTOR_H
+#define PL_ACTOR_H
+
+#include <ck_stack.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct pl_pool pl_pool;
+typedef struct pl_actor pl_actor;
+
+/* A message; embed it as the first member of your own message struct. */
+typedef struct pl_actor_msg {
+    ck_stack_entry_t entry;
+    int kind;
+} pl_actor_msg;
+
+/* Handles one message and frees it. Runs on a worker thread. */
+typedef void pl_actor_handler(pl_actor *actor, pl_actor_msg *msg);
+/* Frees the actor's state when its last reference is gone. */
+typedef void pl_actor_finalizer(pl_actor *actor);
+
+struct pl_actor {
+    ck_stack_t mailbox;             /* many producers, one consumer */
+    ck_stack_entry_t ready_entry;   /* link in a worker's ready stack */
+    pl_actor_msg *backlog;          /* consumer-private FIFO, oldest first */
+    _Atomic int scheduled;          /* 1 while queued on or run by a worker */
+    _Atomic uint32_t refs;
+    pl_pool *pool;
+    pl_actor_handler *handle;
+    pl_actor_finalizer *finalize;
+};
+
+/* Initialise an embedded actor with one reference (the caller's). */
+void pl_actor_init(pl_actor *actor, pl_pool *pool, pl_actor_handler *handle,
+                   pl_actor_finalizer *finalize);
+
+void pl_actor_ref(pl_actor *actor);
+/* Drop a reference; the last one calls the finalizer. */
+void pl_actor_unref(pl_actor *actor);
+
+/*
+ * Post msg to the actor's mailbox (any thread, lock-free). The message holds
+ * a reference on the actor until it has been handled.
+ */
+void pl_actor_post(pl_actor *actor, pl_actor_msg *msg);
+
+/*
+ * Run the actor on the calling worker: handle at most `budget` messages, then
+ * release the run or reschedule the actor when more are waiting. Called only
+ * by the pool.
+ */
+void pl_actor_run(pl_actor *actor, unsigned budget);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * The parley command-line tool.
+ *   parley chat [--endpoint URL] [--session ID] [MESSAGE...]
+ * sends each MESSAGE (or each line of stdin) as the next turn of one session
+ * and streams each reply to stdout, one reply per line.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parley.h"
+
+/* The main thread waits for each turn's terminal event. */
+typedef struct chat_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool turn_over;
+    bool failed;
+} chat_state;
+
+static void on_event(parley_client_t *client, const parley_event_t *ev, void *opaque)
+{
+    (void)client;
+    chat_state *st = opaque;
+    size_t len;
+    const char *content = parley_event_content(ev, &len);
+    switch (parley_event_type(ev)) {
+    case PARLEY_EVENT_TEXT:
+        fwrite(content, 1, len, stdout);
+        fflush(stdout);
+        return;
+    case PARLEY_EVENT_DONE:
+        fputc('\n', stdout);
+        fflush(stdout);
+        break;
+    case PARLEY_EVENT_ERROR:
+        fprintf(stderr, "parley: %s (%s)\n", content,
+                parley_err2name(parley_event_error(ev)));
+        pthread_mutex_lock(&st->mu);
+        st->failed = true;
+        pthread_mutex_unlock(&st->mu);
+        break;
+    }
+    pthread_mutex_lock(&st->mu);
+    st->turn_over = true;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int usage(FILE *out, int status)
+{
+    fprintf(out,
+            "usage: parley chat [--endpoint URL] [--session ID] [MESSAGE...]\n"
+            "       parley --version\n"
+            "\n"
+            "chat   sends each MESSAGE as the next turn of one conversation and\n"
+            "       prints each reply on its own line; with no MESSAGE, each line\n"
+            "       of standard input is a turn.\n"
+            "\n"
+            "The API key comes from PARLEY_API_KEY; the endpoint from --endpoint or\n"
+            "PARLEY_ENDPOINT (ws://host:port/v1/stream or wss://...).\n");
+    return status;
+}
+
+static bool conf_set(parley_conf_t *conf, const char *name, const char *value)
+{
+    char err[256];
+    if (parley_conf_set(conf, name, value, err, sizeof(err)) == PARLEY_OK)
+        return true;
+    fprintf(stderr, "parley: %s\n", err);
+    return false;
+}
+
+/* Send one turn and wait for its end. Returns false on any error. */
+static bool chat_turn(parley_session_t *session, chat_state *st, const char *text)
+{
+    pthread_mutex_lock(&st->mu);
+    st->turn_over = false;
+    pthread_mutex_unlock(&st->mu);
+    parley_err_t err = parley_send(session, text, NULL);
+    if (err != PARLEY_OK) {
+        fprintf(stderr, "parley: cannot send \"%s\": %s\n", text, parley_err2str(err));
+        return false;
+    }
+    pthread_mutex_lock(&st->mu);
+    while (!st->turn_over)
+        pthread_cond_wait(&st->cv, &st->mu);
+    bool ok = !st->failed;
+    pthread_mutex_unlock(&st->mu);
+    return ok;
+}
+
+static bool chat_stdin(parley_session_t *session, chat_state *st)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    bool ok = true;
+    while (ok && (n = getline(&line, &cap, stdin)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n > 0)
+            ok = chat_turn(session, st, line);
+    }
+    free(line);
+    return ok;
+}
+
+static int cmd_chat(int argc, char **argv)
+{
+    static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
+                                         {"session", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *endpoint = NULL, *session_id = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "e:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e': endpoint = optarg; break;
+        case 's': session_id = optarg; break;
+        case 'h': return usage(stdout, 0);
+        default: return usage(stderr, 2);
+        }
+    }
+
+    chat_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    parley_conf_t *conf = parley_conf_new();
+    if (!conf || (endpoint && !conf_set(conf, "endpoint", endpoint)) ||
+        !conf_set(conf, "workers", "1") || !conf_set(conf, "connections", "1")) {
+        parley_conf_destroy(conf);
+        return 2;
+    }
+    parley_conf_set_event_cb(conf, on_event, &st);
+    char err[512];
+    parley_client_t *client = parley_client_new(conf, err, sizeof(err));
+    if (!client) {
+        fprintf(stderr, "parley: %s\n", err);
+        parley_conf_destroy(conf);
+        return 2;
+    }
+    parley_session_t *session = parley_session_open(client, session_id, err, sizeof(err));
+    if (!session || parley_start(client) != PARLEY_OK) {
+        fprintf(stderr, "parley: %s\n", session ? "cannot start the client" : err);
+        parley_client_destroy(client);
+        return 2;
+    }
+    bool ok = true;
+    if (optind < argc) {
+        for (int i = optind; ok && i < argc; i++)
+            ok = chat_turn(session, &st, argv[i]);
+    } else {
+        ok = chat_stdin(session, &st);
+    }
+    parley_session_close(session);
+    parley_client_destroy(client);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr, 2);
+    if (!strcmp(argv[1], "--version")) {
+        printf("parley %s\n", parley_version_str());
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
+        return usage(stdout, 0);
+    if (!strcmp(argv[1], "chat"))
+        return cmd_chat(argc - 1, argv + 1);
+    fprintf(stderr, "parley: unknown command \"%s\"\n", argv[1]);
+    return usage(stderr, 2);
+}

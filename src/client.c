@@ -1,0 +1,227 @@
+/* Client lifecycle: create, start, flush, destroy; stats; the session registry. */
+#include "client.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "io.h"
+#include "session.h"
+
+static void set_err(char *errstr, size_t size, const char *msg)
+{
+    if (errstr && size)
+        snprintf(errstr, size, "%s", msg);
+}
+
+static unsigned default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 2;
+}
+
+/* curl_global_init is not thread-safe before 7.84; call it once. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
+                                   size_t errstr_size)
+{
+    if (!conf) {
+        set_err(errstr, errstr_size, "conf is NULL");
+        return NULL;
+    }
+    char *api_key = NULL;
+    if (pl_conf_finalize(conf, &api_key, errstr, errstr_size) != PARLEY_OK)
+        return NULL;
+    pthread_once(&curl_once, curl_init_once);
+
+    parley_client_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        free(api_key);
+        set_err(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    c->conf = conf;
+    c->api_key = api_key;
+    c->worker_id = (unsigned)conf->worker_id;
+    pthread_mutex_init(&c->lifecycle_mu, NULL);
+    pthread_mutex_init(&c->idle_mu, NULL);
+    pthread_cond_init(&c->idle_cv, NULL);
+    pthread_mutex_init(&c->registry_mu, NULL);
+    c->pool = pl_pool_new(conf->workers > 0 ? (unsigned)conf->workers : default_workers());
+    if (c->pool)
+        c->io = pl_io_new(c, errstr, errstr_size);
+    if (!c->pool || !c->io) {
+        if (!c->pool)
+            set_err(errstr, errstr_size, "out of memory");
+        pl_pool_free(c->pool);
+        c->conf = NULL; /* stays the caller's on failure */
+        free(c->api_key);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+parley_err_t parley_start(parley_client_t *c)
+{
+    if (!c)
+        return PARLEY_ERR_INVALID_ARG;
+    pthread_mutex_lock(&c->lifecycle_mu);
+    parley_err_t err = PARLEY_OK;
+    if (c->started || atomic_load(&c->shutting_down))
+        err = PARLEY_ERR_STATE;
+    else if (pl_pool_start(c->pool) != 0 || pl_io_start(c->io) != 0)
+        err = PARLEY_ERR_NO_MEMORY;
+    else
+        c->started = true;
+    pthread_mutex_unlock(&c->lifecycle_mu);
+    return err;
+}
+
+void pl_client_request_ended(parley_client_t *c)
+{
+    if (atomic_fetch_sub(&c->outstanding, 1) == 1) {
+        /* Taking the mutex orders this wake-up after a waiter's check. */
+        pthread_mutex_lock(&c->idle_mu);
+        pthread_cond_broadcast(&c->idle_cv);
+        pthread_mutex_unlock(&c->idle_mu);
+    }
+}
+
+/* Wait until no request is outstanding; deadline NULL waits without limit. */
+static bool wait_idle(parley_client_t *c, const struct timespec *deadline)
+{
+    bool idle = true;
+    pthread_mutex_lock(&c->idle_mu);
+    while (atomic_load(&c->outstanding) != 0) {
+        if (!deadline) {
+            pthread_cond_wait(&c->idle_cv, &c->idle_mu);
+        } else if (pthread_cond_timedwait(&c->idle_cv, &c->idle_mu, deadline) ==
+                   ETIMEDOUT) {
+            idle = atomic_load(&c->outstanding) == 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->idle_mu);
+    return idle;
+}
+
+parley_err_t parley_flush(parley_client_t *c, int timeout_ms)
+{
+    if (!c)
+        return PARLEY_ERR_INVALID_ARG;
+    if (pl_pool_in_worker())
+        return PARLEY_ERR_STATE; /* a callback waiting for itself */
+    if (timeout_ms < 0)
+        return wait_idle(c, NULL) ? PARLEY_OK : PARLEY_ERR_TIMED_OUT;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    return wait_idle(c, &deadline) ? PARLEY_OK : PARLEY_ERR_TIMED_OUT;
+}
+
+void pl_client_register(parley_client_t *c, parley_session_t *s)
+{
+    pthread_mutex_lock(&c->registry_mu);
+    s->reg_prev = NULL;
+    s->reg_next = c->sessions;
+    if (c->sessions)
+        c->sessions->reg_prev = s;
+    c->sessions = s;
+    pthread_mutex_unlock(&c->registry_mu);
+}
+
+void pl_client_unregister(parley_client_t *c, parley_session_t *s)
+{
+    pthread_mutex_lock(&c->registry_mu);
+    if (s->reg_prev)
+        s->reg_prev->reg_next = s->reg_next;
+    else
+        c->sessions = s->reg_next;
+    if (s->reg_next)
+        s->reg_next->reg_prev = s->reg_prev;
+    pthread_mutex_unlock(&c->registry_mu);
+}
+
+/* Close every session the user left open. Posting takes no lock a session
+ * finalizer could need while we hold registry_mu: finalizers run later, on
+ * workers, after the close messages are handled. */
+static void close_all_sessions(parley_client_t *c)
+{
+    pthread_mutex_lock(&c->registry_mu);
+    for (parley_session_t *s = c->sessions; s; s = s->reg_next)
+        pl_session_close_once(s);
+    pthread_mutex_unlock(&c->registry_mu);
+}
+
+void parley_client_destroy(parley_client_t *c)
+{
+    if (!c)
+        return;
+    if (pl_pool_in_worker()) {
+        fprintf(stderr, "parley: parley_client_destroy() called from a callback; ignored\n");
+        return;
+    }
+    pthread_mutex_lock(&c->lifecycle_mu);
+    atomic_store(&c->shutting_down, true);
+    /* From here no session hands new requests to the I/O thread. */
+    while (atomic_load(&c->submitting) != 0)
+        sched_yield();
+    if (!c->started)
+        pl_pool_start(c->pool); /* so shutdown events run on workers too */
+    close_all_sessions(c);
+    pl_io_stop(c->io);
+    wait_idle(c, NULL);
+    pl_pool_stop(c->pool);
+    /* A callback may have opened a session just as destroy began. */
+    close_all_sessions(c);
+    pl_pool_stop(c->pool);
+    pthread_mutex_unlock(&c->lifecycle_mu);
+
+    pl_io_free(c->io);
+    pl_pool_free(c->pool);
+    parley_conf_destroy(c->conf);
+    if (c->api_key) {
+        memset(c->api_key, 0, strlen(c->api_key));
+        free(c->api_key);
+    }
+    pthread_mutex_destroy(&c->lifecycle_mu);
+    pthread_mutex_destroy(&c->idle_mu);
+    pthread_cond_destroy(&c->idle_cv);
+    pthread_mutex_destroy(&c->registry_mu);
+    free(c);
+}
+
+void parley_stats_get(parley_client_t *c, parley_stats_t *st)
+{
+    if (!c || !st)
+        return;
+#define READ(f) st->f = atomic_load_explicit(&c->counters.f, memory_order_relaxed)
+    READ(requests_sent);
+    READ(requests_done);
+    READ(requests_failed);
+    READ(frames_sent);
+    READ(frames_received);
+    READ(bytes_sent);
+    READ(bytes_received);
+    READ(connections_opened);
+    READ(errors);
+    READ(unknown_messages);
+#undef READ
+}

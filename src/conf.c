@@ -1,0 +1,749 @@
+/*
+ * Configuration. One table, pl_props[], holds every property's name, type,
+ * range, default and description; parley_conf_new(), parley_conf_set(),
+ * parley_conf_get(), parley_conf_dup() and parley_conf_dump() all read it, so
+ * a property is added in one place and the generated docs cannot drift.
+ */
+#include "conf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef enum pl_prop_type {
+    PL_PROP_STRING, /* char *, NULL when unset */
+    PL_PROP_INT,    /* int; the table's range must fit in an int */
+    PL_PROP_DOUBLE, /* double */
+    PL_PROP_INT64   /* int64_t */
+} pl_prop_type;
+
+typedef struct pl_prop {
+    const char *name;
+    pl_prop_type type;
+    size_t offset; /* of the field in struct parley_conf */
+    /* Integers: the inclusive range. Doubles: any finite value above min. */
+    int64_t min, max;
+    const char *def;  /* the default as text, as given to parley_conf_set() */
+    const char *desc; /* one line for the docs; no '|' (a Markdown cell) */
+    /* Strings only: why a value is unacceptable, or NULL when it is fine. */
+    const char *(*check)(const char *value);
+} pl_prop;
+
+static const char *endpoint_problem(const char *url);
+
+#define PL_OFF(field) offsetof(struct parley_conf, field)
+
+static const pl_prop pl_props[] = {
+    {"endpoint", PL_PROP_STRING, PL_OFF(endpoint), 0, 0, NULL,
+     "Server URL (ws://host[:port][/path] or wss://...); unset: "
+     "$PARLEY_ENDPOINT",
+     endpoint_problem},
+    {"api_key.env", PL_PROP_STRING, PL_OFF(api_key_env), 0, 0,
+     "PARLEY_API_KEY", "Environment variable that holds the API key", NULL},
+    {"api_key.file", PL_PROP_STRING, PL_OFF(api_key_file), 0, 0, NULL,
+     "File that holds the API key instead (mode 0600 or stricter; one "
+     "trailing newline is ignored)",
+     NULL},
+    {"heartbeat.interval.s", PL_PROP_INT, PL_OFF(heartbeat_interval_s), 1,
+     3600, "30",
+     "Seconds between pings on each connection; the server's hello may ask "
+     "for less",
+     NULL},
+    {"workers", PL_PROP_INT, PL_OFF(workers), 0, 256, "0",
+     "Worker threads that run callbacks; 0: one per CPU", NULL},
+    {"connections", PL_PROP_INT, PL_OFF(connections), 0, 1024, "0",
+     "WebSocket connections to open; 0: the sizing rule over the sizing.* "
+     "properties",
+     NULL},
+    {"sizing.qps", PL_PROP_DOUBLE, PL_OFF(sizing_qps), 0, 0, "1000",
+     "Sizing rule: expected requests per second", NULL},
+    {"sizing.response.ms", PL_PROP_INT, PL_OFF(sizing_response_ms), 1,
+     600000, "1000", "Sizing rule: expected mean response time in ms", NULL},
+    {"sizing.inflight.per.connection", PL_PROP_INT,
+     PL_OFF(sizing_inflight_per_connection), 1, 1000000, "500",
+     "Sizing rule: requests one connection carries at once", NULL},
+    {"worker.id", PL_PROP_INT, PL_OFF(worker_id), -1, 1023, "-1",
+     "Worker id in request ids, unique per client of a server; -1: "
+     "$PARLEY_WORKER_ID or 0",
+     NULL},
+    {"model", PL_PROP_STRING, PL_OFF(model), 0, 0, NULL,
+     "Model to ask for; unset: the server's default", NULL},
+    {"max_tokens", PL_PROP_INT, PL_OFF(max_tokens), 0, 1000000, "0",
+     "Most tokens per reply; 0: not sent (the server decides)", NULL},
+    {"connect.timeout.ms", PL_PROP_INT, PL_OFF(connect_timeout_ms), 1,
+     600000, "10000", "Time allowed to connect and complete the handshake",
+     NULL},
+    {"max.message.bytes", PL_PROP_INT64, PL_OFF(max_message_bytes), 1024,
+     INT64_C(1) << 30, "1048576",
+     "Largest message sent or accepted, in bytes", NULL},
+};
+
+#define PL_NPROPS (sizeof(pl_props) / sizeof(pl_props[0]))
+
+/* Room for any number's text form and for a quoted property name. */
+#define PL_TEXT_MAX 64
+
+/* An API key file larger than this is not an API key file. */
+#define PL_KEY_FILE_MAX 65536
+
+/* ---- helpers --------------------------------------------------------- */
+
+/*
+ * Write a sentence into errstr (which may be NULL or of size 0) and return
+ * err, so that failures read `return conf_error(...)`.
+ */
+__attribute__((format(printf, 4, 5))) static parley_err_t
+conf_error(char *errstr, size_t errstr_size, parley_err_t err,
+           const char *fmt, ...)
+{
+    if (errstr && errstr_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+static const pl_prop *prop_find(const char *name)
+{
+    for (size_t i = 0; i < PL_NPROPS; i++)
+        if (strcmp(pl_props[i].name, name) == 0)
+            return &pl_props[i];
+    return NULL;
+}
+
+static void *prop_field(parley_conf_t *conf, const pl_prop *p)
+{
+    return (char *)conf + p->offset;
+}
+
+static const void *prop_cfield(const parley_conf_t *conf, const pl_prop *p)
+{
+    return (const char *)conf + p->offset;
+}
+
+/* "sizing.qps" as it appears in messages: quoted, so it reads as a name. */
+static void prop_label(const pl_prop *p, char *buf, size_t size)
+{
+    snprintf(buf, size, "\"%s\"", p->name);
+}
+
+/*
+ * Parse all of `text` as a base-10 integer in [min, max]. `label` names where
+ * the text came from in the message. strtoll() alone would accept leading
+ * blanks, a bare sign and trailing junk, so the form is checked first.
+ */
+static parley_err_t parse_int(const char *label, const char *text,
+                              int64_t min, int64_t max, int64_t *out,
+                              char *errstr, size_t errstr_size)
+{
+    const char *digits = (*text == '-' || *text == '+') ? text + 1 : text;
+    char *end;
+    long long v;
+
+    if (*digits < '0' || *digits > '9')
+        goto not_integer;
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (*end != '\0')
+        goto not_integer;
+    if (errno == ERANGE || v < min || v > max)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                          "%s: %s is out of range %" PRId64 "..%" PRId64,
+                          label, text, min, max);
+    *out = v;
+    return PARLEY_OK;
+
+not_integer:
+    return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                      "%s: \"%s\" is not an integer", label, text);
+}
+
+/*
+ * Parse all of `text` as a finite decimal number above min. Only plain
+ * notation passes: strtod() would also take "nan", "inf", hex and blanks.
+ */
+static parley_err_t parse_double(const char *label, const char *text,
+                                 double min, double *out, char *errstr,
+                                 size_t errstr_size)
+{
+    char *end;
+    double v;
+
+    if (*text == '\0' || text[strspn(text, "0123456789+-.eE")] != '\0')
+        goto not_number;
+    errno = 0;
+    v = strtod(text, &end);
+    if (end == text || *end != '\0')
+        goto not_number;
+    if (!isfinite(v))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                          "%s: %s is too large", label, text);
+    if (!(v > min))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                          "%s: %s is out of range > %g", label, text, min);
+    *out = v;
+    return PARLEY_OK;
+
+not_number:
+    return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                      "%s: \"%s\" is not a number", label, text);
+}
+
+/*
+ * The shortest text that reads back as v ("0.2", not "0.20000000000000001"),
+ * in plain notation when there is one ("1000", not "1e+03").
+ */
+static void format_double(double v, char *buf, size_t size)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, size, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v && (pass == 1 || !strchr(buf, 'e')))
+                return;
+        }
+    }
+}
+
+/*
+ * Why `url` cannot be a parley endpoint, or NULL when it can. The host is
+ * what follows the scheme and any "user@", up to ":port", "/", "?" or "#".
+ */
+static const char *endpoint_problem(const char *url)
+{
+    size_t scheme;
+    if (strncasecmp(url, "ws://", 5) == 0)
+        scheme = 5;
+    else if (strncasecmp(url, "wss://", 6) == 0)
+        scheme = 6;
+    else
+        return "must start with ws:// or wss://";
+
+    /* A stray newline (from a file or a shell) would reach the request. */
+    for (const unsigned char *c = (const unsigned char *)url; *c; c++)
+        if (*c <= ' ' || *c == 0x7f)
+            return "must not contain spaces or control characters";
+
+    const char *host = url + scheme;
+    size_t authority = strcspn(host, "/?#");
+    for (size_t i = authority; i > 0; i--) {
+        if (host[i - 1] == '@') {
+            host += i;
+            authority -= i;
+            break;
+        }
+    }
+    if (authority == 0 || host[0] == ':')
+        return "has no host";
+    return NULL;
+}
+
+/* ---- storing and reading values ---------------------------------------- */
+
+static parley_err_t store_string(parley_conf_t *conf, const pl_prop *p,
+                                 const char *value, char *errstr,
+                                 size_t errstr_size)
+{
+    /* An empty value is the only way to unset a string: back to default. */
+    const char *v = *value ? value : p->def;
+    char **field = prop_field(conf, p);
+    char *copy = NULL;
+
+    if (v && p->check) {
+        const char *why = p->check(v);
+        if (why)
+            return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                              "\"%s\": \"%s\" %s", p->name, v, why);
+    }
+    if (v && !(copy = strdup(v)))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_MEMORY,
+                          "out of memory");
+    free(*field);
+    *field = copy;
+    return PARLEY_OK;
+}
+
+/* Parse `value` for property p and store it; conf is unchanged on error. */
+static parley_err_t prop_store(parley_conf_t *conf, const pl_prop *p,
+                               const char *value, char *errstr,
+                               size_t errstr_size)
+{
+    char label[PL_TEXT_MAX];
+    parley_err_t err;
+    int64_t i = 0; /* initialized only to quiet -Wmaybe-uninitialized */
+    double d = 0;
+
+    if (p->type == PL_PROP_STRING)
+        return store_string(conf, p, value, errstr, errstr_size);
+
+    prop_label(p, label, sizeof(label));
+    if (p->type == PL_PROP_DOUBLE) {
+        err = parse_double(label, value, (double)p->min, &d, errstr,
+                           errstr_size);
+        if (err == PARLEY_OK)
+            *(double *)prop_field(conf, p) = d;
+        return err;
+    }
+    err = parse_int(label, value, p->min, p->max, &i, errstr, errstr_size);
+    if (err != PARLEY_OK)
+        return err;
+    if (p->type == PL_PROP_INT)
+        *(int *)prop_field(conf, p) = (int)i;
+    else
+        *(int64_t *)prop_field(conf, p) = i;
+    return PARLEY_OK;
+}
+
+/*
+ * The text form of p's value: written into buf (PL_TEXT_MAX bytes) for
+ * numbers; a string property's own storage for strings ("" when unset).
+ */
+static const char *prop_text(const parley_conf_t *conf, const pl_prop *p,
+                             char *buf)
+{
+    const void *field = prop_cfield(conf, p);
+
+    switch (p->type) {
+    case PL_PROP_STRING: {
+        const char *s = *(char *const *)field;
+        return s ? s : "";
+    }
+    case PL_PROP_INT:
+        snprintf(buf, PL_TEXT_MAX, "%d", *(const int *)field);
+        break;
+    case PL_PROP_DOUBLE:
+        format_double(*(const double *)field, buf, PL_TEXT_MAX);
+        break;
+    case PL_PROP_INT64:
+        snprintf(buf, PL_TEXT_MAX, "%" PRId64, *(const int64_t *)field);
+        break;
+    }
+    return buf;
+}
+
+/* ---- public configuration API ---------------------------------------- */
+
+parley_conf_t *parley_conf_new(void)
+{
+    parley_conf_t *conf = calloc(1, sizeof(*conf));
+    if (!conf)
+        return NULL;
+    /* Defaults go through the parser, so a bad table entry shows at once. */
+    for (size_t i = 0; i < PL_NPROPS; i++) {
+        const pl_prop *p = &pl_props[i];
+        if (p->def && prop_store(conf, p, p->def, NULL, 0) != PARLEY_OK) {
+            parley_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    return conf;
+}
+
+parley_conf_t *parley_conf_dup(const parley_conf_t *src)
+{
+    parley_conf_t *conf;
+
+    if (!src || !(conf = malloc(sizeof(*conf))))
+        return NULL;
+    *conf = *src;
+    /* Detach every string first, so a failed copy frees only its own. */
+    for (size_t i = 0; i < PL_NPROPS; i++)
+        if (pl_props[i].type == PL_PROP_STRING)
+            *(char **)prop_field(conf, &pl_props[i]) = NULL;
+    for (size_t i = 0; i < PL_NPROPS; i++) {
+        const pl_prop *p = &pl_props[i];
+        const char *s;
+        if (p->type != PL_PROP_STRING)
+            continue;
+        s = *(char *const *)prop_cfield(src, p);
+        if (s && !(*(char **)prop_field(conf, p) = strdup(s))) {
+            parley_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    return conf;
+}
+
+void parley_conf_destroy(parley_conf_t *conf)
+{
+    if (!conf)
+        return;
+    for (size_t i = 0; i < PL_NPROPS; i++)
+        if (pl_props[i].type == PL_PROP_STRING)
+            free(*(char **)prop_field(conf, &pl_props[i]));
+    free(conf);
+}
+
+parley_err_t parley_conf_set(parley_conf_t *conf, const char *name,
+                             const char *value, char *errstr,
+                             size_t errstr_size)
+{
+    const pl_prop *p;
+
+    if (!conf || !name || !value)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
+                          "parley_conf_set(): conf, name and value must "
+                          "not be NULL");
+    if (!(p = prop_find(name)))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_UNKNOWN_OPTION,
+                          "no such property \"%s\"", name);
+    return prop_store(conf, p, value, errstr, errstr_size);
+}
+
+/*
+ * A dest too small still receives as much as fits (NUL-terminated), but the
+ * call fails, so that a truncated value is never mistaken for the real one.
+ */
+parley_err_t parley_conf_get(const parley_conf_t *conf, const char *name,
+                             char *dest, size_t *dest_size)
+{
+    char buf[PL_TEXT_MAX] = "";
+    const pl_prop *p;
+    const char *text;
+    size_t need;
+
+    if (!conf || !name || !dest_size)
+        return PARLEY_ERR_INVALID_ARG;
+    if (!(p = prop_find(name)))
+        return PARLEY_ERR_UNKNOWN_OPTION;
+    text = prop_text(conf, p, buf);
+    need = strlen(text) + 1;
+    if (!dest) {
+        *dest_size = need;
+        return PARLEY_OK;
+    }
+    if (*dest_size > 0)
+        snprintf(dest, *dest_size, "%s", text);
+    if (*dest_size < need) {
+        *dest_size = need;
+        return PARLEY_ERR_INVALID_ARG;
+    }
+    *dest_size = need;
+    return PARLEY_OK;
+}
+
+void parley_conf_set_event_cb(parley_conf_t *conf, parley_event_cb *cb,
+                              void *opaque)
+{
+    if (!conf)
+        return;
+    conf->event_cb = cb;
+    conf->event_opaque = opaque;
+}
+
+/* ---- the documentation table ----------------------------------------- */
+
+/* snprintf() into a buffer that may run out: counts what did not fit too. */
+typedef struct pl_out {
+    char *buf;
+    size_t size;
+    size_t len; /* what the whole text needs, excluding the NUL */
+} pl_out;
+
+__attribute__((format(printf, 2, 3))) static void
+out_printf(pl_out *o, const char *fmt, ...)
+{
+    bool room = o->buf && o->len < o->size;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(room ? o->buf + o->len : NULL, room ? o->size - o->len : 0,
+                  fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->len += (size_t)n;
+}
+
+static const char *type_name(pl_prop_type type)
+{
+    switch (type) {
+    case PL_PROP_STRING:
+        return "string";
+    case PL_PROP_DOUBLE:
+        return "float";
+    case PL_PROP_INT:
+    case PL_PROP_INT64:
+        break;
+    }
+    return "integer";
+}
+
+static void range_text(const pl_prop *p, char *buf, size_t size)
+{
+    if (p->type == PL_PROP_STRING)
+        buf[0] = '\0';
+    else if (p->type == PL_PROP_DOUBLE)
+        snprintf(buf, size, "> %" PRId64, p->min);
+    else
+        snprintf(buf, size, "%" PRId64 "..%" PRId64, p->min, p->max);
+}
+
+size_t parley_conf_dump(char *buf, size_t size)
+{
+    pl_out out = {buf, size, 0};
+    char range[PL_TEXT_MAX];
+
+    out_printf(&out, "| Property | Type | Range | Default | Description |\n"
+                     "|---|---|---|---|---|\n");
+    for (size_t i = 0; i < PL_NPROPS; i++) {
+        const pl_prop *p = &pl_props[i];
+        range_text(p, range, sizeof(range));
+        out_printf(&out, "| `%s` | %s | %s | %s | %s |\n", p->name,
+                   type_name(p->type), range, p->def ? p->def : "",
+                   p->desc);
+    }
+    return out.len;
+}
+
+/* ---- connection sizing ------------------------------------------------ */
+
+/* More connections than this is a configuration mistake, not a plan. */
+#define PL_CONNECTIONS_MAX 1024
+
+unsigned parley_connections_for(double qps, double mean_response_s,
+                                unsigned inflight_per_connection)
+{
+    double n;
+
+    /* The comparisons are written so that NaN fails them too. */
+    if (inflight_per_connection == 0 || !(qps > 0) || !(mean_response_s > 0))
+        return 1;
+    n = qps * mean_response_s / inflight_per_connection;
+    /*
+     * Decimal inputs carry rounding error (1000 x 0.2 / 100 may come out a
+     * hair above 2); without the slack ceil() would add a connection.
+     */
+    n = ceil(n - n * 1e-9);
+    if (!(n < PL_CONNECTIONS_MAX))
+        return PL_CONNECTIONS_MAX;
+    return n < 1 ? 1 : (unsigned)n;
+}
+
+unsigned pl_conf_connections(const parley_conf_t *conf)
+{
+    if (conf->connections > 0)
+        return (unsigned)conf->connections;
+    return parley_connections_for(
+        conf->sizing_qps, conf->sizing_response_ms / 1000.0,
+        (unsigned)conf->sizing_inflight_per_connection);
+}
+
+/* ---- finalize: what comes from the environment ---------------------- */
+
+/* The endpoint to fill in from $PARLEY_ENDPOINT (*out NULL: none needed). */
+static parley_err_t resolve_endpoint(const parley_conf_t *conf, char **out,
+                                     char *errstr, size_t errstr_size)
+{
+    const char *env, *why;
+
+    *out = NULL;
+    if (conf->endpoint)
+        return PARLEY_OK;
+    env = getenv("PARLEY_ENDPOINT");
+    if (!env || !*env)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
+                          "no endpoint: set the \"endpoint\" property or "
+                          "PARLEY_ENDPOINT");
+    if ((why = endpoint_problem(env)))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
+                          "environment variable PARLEY_ENDPOINT: \"%s\" %s",
+                          env, why);
+    if (!(*out = strdup(env)))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_MEMORY,
+                          "out of memory");
+    return PARLEY_OK;
+}
+
+static parley_err_t resolve_worker_id(const parley_conf_t *conf, int *out,
+                                      char *errstr, size_t errstr_size)
+{
+    const char *env;
+    int64_t id;
+
+    *out = conf->worker_id;
+    if (conf->worker_id != -1)
+        return PARLEY_OK;
+    env = getenv("PARLEY_WORKER_ID");
+    if (!env || !*env) {
+        *out = 0;
+        return PARLEY_OK;
+    }
+    if (parse_int("environment variable PARLEY_WORKER_ID", env, 0, 1023, &id,
+                  errstr, errstr_size) != PARLEY_OK)
+        return PARLEY_ERR_INVALID_ARG;
+    *out = (int)id;
+    return PARLEY_OK;
+}
+
+/*
+ * Why `key` (len bytes) cannot go into an Authorization header, or NULL.
+ * A second line would inject a header of its own. Never quotes the key.
+ */
+static const char *key_problem(const char *key, size_t len)
+{
+    if (len == 0)
+        return "is empty";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c == 0)
+            return "contains a NUL byte";
+        if (c < ' ' || c == 0x7f)
+            return "contains a control character (more than one line?)";
+    }
+    return NULL;
+}
+
+/* Read all of fd (at most max bytes) into a new NUL-terminated buffer. */
+static char *read_all(int fd, size_t max, size_t *len)
+{
+    char *buf = malloc(max + 1);
+    ssize_t n;
+
+    *len = 0;
+    if (!buf)
+        return NULL;
+    while (*len < max) {
+        n = read(fd, buf + *len, max - *len);
+        if (n == 0)
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            explicit_bzero(buf, *len);
+            free(buf);
+            return NULL;
+        }
+        *len += (size_t)n;
+    }
+    buf[*len] = '\0';
+    return buf;
+}
+
+/* Check the open key file's type and mode, then read the key from it. */
+static parley_err_t key_from_fd(int fd, const char *path, char **key,
+                                char *errstr, size_t errstr_size)
+{
+    struct stat st;
+    const char *why;
+    size_t len;
+    char *buf;
+
+    if (fstat(fd, &st) != 0)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "API key file \"%s\": %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "API key file \"%s\" is not a regular file", path);
+    /* A key others can read is no longer secret; ssh refuses such keys too. */
+    if (st.st_mode & 077)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "API key file \"%s\" is accessible by group or "
+                          "others (mode %04o): run chmod 600 on it",
+                          path, (unsigned)(st.st_mode & 07777));
+    if (st.st_size > PL_KEY_FILE_MAX)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "API key file \"%s\" is larger than %d bytes",
+                          path, PL_KEY_FILE_MAX);
+    if (!(buf = read_all(fd, (size_t)st.st_size, &len)))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "cannot read API key file \"%s\"", path);
+    /* Editors end files with a newline; "\r\n" counts as one line end. */
+    if (len > 0 && buf[len - 1] == '\n')
+        buf[--len] = '\0';
+    if (len > 0 && buf[len - 1] == '\r')
+        buf[--len] = '\0';
+    if ((why = key_problem(buf, len))) {
+        explicit_bzero(buf, len);
+        free(buf);
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "API key file \"%s\" %s", path, why);
+    }
+    *key = buf;
+    return PARLEY_OK;
+}
+
+static parley_err_t key_from_file(const char *path, char **key, char *errstr,
+                                  size_t errstr_size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    parley_err_t err;
+
+    if (fd < 0)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "cannot open API key file \"%s\": %s", path,
+                          strerror(errno));
+    err = key_from_fd(fd, path, key, errstr, errstr_size);
+    close(fd);
+    return err;
+}
+
+static parley_err_t key_from_env(const char *var, char **key, char *errstr,
+                                 size_t errstr_size)
+{
+    const char *value = getenv(var);
+    const char *why;
+
+    if (!value || !*value)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "no API key: set %s or the \"api_key.file\" "
+                          "property",
+                          var);
+    if ((why = key_problem(value, strlen(value))))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
+                          "the API key in environment variable %s %s", var,
+                          why);
+    if (!(*key = strdup(value)))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_MEMORY,
+                          "out of memory");
+    return PARLEY_OK;
+}
+
+/*
+ * Everything is resolved into locals and committed only when all of it
+ * succeeded: on failure the caller keeps conf exactly as it was set, so a
+ * retry after fixing the environment sees the new environment.
+ */
+parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
+                              char *errstr, size_t errstr_size)
+{
+    char *endpoint = NULL;
+    parley_err_t err;
+    int worker_id = -1;
+
+    if (!conf || !api_key)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
+                          "no configuration");
+    *api_key = NULL;
+    if (!conf->event_cb)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
+                          "no event callback: call "
+                          "parley_conf_set_event_cb()");
+    err = resolve_endpoint(conf, &endpoint, errstr, errstr_size);
+    if (err == PARLEY_OK)
+        err = resolve_worker_id(conf, &worker_id, errstr, errstr_size);
+    /* The key is read last, so nothing can fail while we hold it. */
+    if (err == PARLEY_OK && conf->api_key_file)
+        err = key_from_file(conf->api_key_file, api_key, errstr, errstr_size);
+    else if (err == PARLEY_OK)
+        err = key_from_env(conf->api_key_env ? conf->api_key_env
+                                             : "PARLEY_API_KEY",
+                           api_key, errstr, errstr_size);
+    if (err != PARLEY_OK) {
+        free(endpoint);
+        return err;
+    }
+    if (endpoint)
+        conf->endpoint = endpoint;
+    conf->worker_id = worker_id;
+    return PARLEY_OK;
+}

@@ -1,0 +1,49 @@
+/*
+ * Configuration: one table (conf.c) holds every property's name, type, range,
+ * default and description; parley_conf_set() parses into the typed fields
+ * below, and docs/configuration.md is generated from the same table.
+ */
+#ifndef PL_CONF_H
+#define PL_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "parley.h"
+
+struct parley_conf {
+    char *endpoint;            /* "endpoint"; NULL: from $PARLEY_ENDPOINT */
+    char *api_key_env;         /* "api_key.env", default "PARLEY_API_KEY" */
+    char *api_key_file;        /* "api_key.file", default NULL */
+    int heartbeat_interval_s;  /* "heartbeat.interval.s", 1..3600, default 30 */
+    int workers;               /* "workers", 0..256, 0 = number of CPUs */
+    int connections;           /* "connections", 0..1024, 0 = sizing rule */
+    double sizing_qps;         /* "sizing.qps", > 0, default 1000 */
+    int sizing_response_ms;    /* "sizing.response.ms", 1..600000, default 1000 */
+    int sizing_inflight_per_connection; /* "sizing.inflight.per.connection",
+                                           1..1000000, default 500 */
+    int worker_id;             /* "worker.id", -1..1023; -1 = $PARLEY_WORKER_ID or 0 */
+    char *model;               /* "model"; NULL: the server's default */
+    int max_tokens;            /* "max_tokens", 0..1000000, 0 = omitted */
+    int connect_timeout_ms;    /* "connect.timeout.ms", 1..600000, default 10000 */
+    int64_t max_message_bytes; /* "max.message.bytes", 1024..(1<<30), default 1 MiB */
+    parley_event_cb *event_cb;
+    void *event_opaque;
+};
+
+/*
+ * Resolve what comes from the environment and check options against each
+ * other, once, when a client is created: fills endpoint from PARLEY_ENDPOINT,
+ * worker_id from PARLEY_WORKER_ID, and reads the API key (from the variable
+ * named by api_key.env or the file api_key.file, which must not be readable
+ * by group or others) into a new string *api_key (caller frees).
+ * Returns PARLEY_OK, or an error with a sentence in errstr.
+ */
+parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
+                              char *errstr, size_t errstr_size);
+
+/* The number of connections the client opens (explicit or sizing rule). */
+unsigned pl_conf_connections(const parley_conf_t *conf);
+
+#endif

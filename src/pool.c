@@ -1,0 +1,146 @@
+#include "pool.h"
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#define READY_ACTOR(e) ((pl_actor *)((char *)(e) - offsetof(pl_actor, ready_entry)))
+
+typedef struct pl_worker {
+    ck_stack_t ready; /* scheduled actors, newest first */
+    sem_t wake;       /* posted once per schedule and at stop */
+    pthread_t thread;
+    bool started;
+    pl_pool *pool;
+} pl_worker;
+
+struct pl_pool {
+    unsigned nworkers;
+    _Atomic unsigned next_worker;
+    _Atomic bool stopping;
+    pl_worker *workers;
+};
+
+static _Thread_local bool in_worker;
+
+bool pl_pool_in_worker(void)
+{
+    return in_worker;
+}
+
+pl_pool *pl_pool_new(unsigned nworkers)
+{
+    if (nworkers == 0)
+        nworkers = 1;
+    pl_pool *pool = calloc(1, sizeof(*pool));
+    if (!pool)
+        return NULL;
+    pool->workers = calloc(nworkers, sizeof(*pool->workers));
+    if (!pool->workers) {
+        free(pool);
+        return NULL;
+    }
+    pool->nworkers = nworkers;
+    for (unsigned i = 0; i < nworkers; i++) {
+        ck_stack_init(&pool->workers[i].ready);
+        sem_init(&pool->workers[i].wake, 0, 0);
+        pool->workers[i].pool = pool;
+    }
+    return pool;
+}
+
+unsigned pl_pool_size(const pl_pool *pool)
+{
+    return pool->nworkers;
+}
+
+void pl_pool_schedule(pl_pool *pool, pl_actor *actor)
+{
+    unsigned i = atomic_fetch_add_explicit(&pool->next_worker, 1,
+                                           memory_order_relaxed) % pool->nworkers;
+    pl_worker *w = &pool->workers[i];
+    ck_stack_push_upmc(&w->ready, &actor->ready_entry);
+    sem_post(&w->wake);
+}
+
+/* Run every actor on the worker's ready stack, oldest first. Returns false
+ * when the stack was empty. */
+static bool run_ready(pl_worker *w)
+{
+    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&w->ready);
+    if (!e)
+        return false;
+    ck_stack_entry_t *fifo = NULL;
+    while (e) {
+        ck_stack_entry_t *next = e->next;
+        e->next = fifo;
+        fifo = e;
+        e = next;
+    }
+    while (fifo) {
+        /* Read the link first: once run, the actor may be rescheduled and
+         * its link reused by another worker. */
+        ck_stack_entry_t *next = fifo->next;
+        pl_actor_run(READY_ACTOR(fifo), PL_POOL_RUN_BUDGET);
+        fifo = next;
+    }
+    return true;
+}
+
+static void *worker_main(void *arg)
+{
+    pl_worker *w = arg;
+    in_worker = true;
+    for (;;) {
+        if (run_ready(w))
+            continue;
+        if (atomic_load(&w->pool->stopping))
+            break;
+        sem_wait(&w->wake);
+    }
+    in_worker = false;
+    return NULL;
+}
+
+int pl_pool_start(pl_pool *pool)
+{
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        if (pthread_create(&pool->workers[i].thread, NULL, worker_main,
+                           &pool->workers[i]) != 0)
+            return -1;
+        pool->workers[i].started = true;
+    }
+    return 0;
+}
+
+void pl_pool_stop(pl_pool *pool)
+{
+    atomic_store(&pool->stopping, true);
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        sem_post(&pool->workers[i].wake);
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        if (pool->workers[i].started)
+            pthread_join(pool->workers[i].thread, NULL);
+        pool->workers[i].started = false;
+    }
+    /* An actor rescheduled onto a worker that had already left is run here,
+     * so that no message is left behind. */
+    bool again = true;
+    while (again) {
+        again = false;
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            again |= run_ready(&pool->workers[i]);
+    }
+}
+
+void pl_pool_free(pl_pool *pool)
+{
+    if (!pool)
+        return;
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        sem_destroy(&pool->workers[i].wake);
+    free(pool->workers);
+    free(pool);
+}

@@ -1,0 +1,637 @@
+/*
+ * The parley.v1 wire codec (../shared/protocol.md).
+ *
+ * Encoding is done by hand into a pl_buf: it runs for every request and a
+ * json-c tree would cost an allocation per field. Decoding uses json-c, since
+ * what the server sends must be parsed in full generality (escapes, unknown
+ * fields, any key order), then checked field by field against section 4.
+ *
+ * Decoding treats its input as hostile: every field is type- and
+ * range-checked, strings handed out are valid UTF-8, and nothing json-c
+ * silently alters (out-of-range integers, unpaired surrogate escapes) is
+ * accepted as if it were what the server sent.
+ */
+#include "protocol.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json.h>
+
+#include "utf8.h"
+
+/* Our messages nest 2 levels; 32 (json-c's default) leaves room for unknown
+ * extension fields while bounding the tokener's stack. */
+#define PL_DECODER_MAX_DEPTH 32
+
+/* Append a string literal (its length is known at compile time). */
+#define PUT_LIT(b, lit) pl_buf_append((b), (lit), sizeof(lit) - 1)
+
+/* ======================================================================== */
+/* Encoding                                                                  */
+/* ======================================================================== */
+
+/* Undo a partial append so that a failed encode leaves `out` as it was. */
+static void buf_truncate(pl_buf *b, size_t len)
+{
+    b->len = len;
+    if (b->data)
+        b->data[len] = '\0';
+}
+
+static int put_json_cstr(pl_buf *b, const char *s)
+{
+    return pl_buf_append_json_str(b, s, strlen(s));
+}
+
+/* ,"history":[{"role":"user","content":"..."},...] */
+static int encode_history(pl_buf *b, const pl_history_turn *h, size_t n)
+{
+    if (PUT_LIT(b, ",\"history\":["))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if ((i > 0 && PUT_LIT(b, ","))
+            || (h[i].assistant ? PUT_LIT(b, "{\"role\":\"assistant\",\"content\":")
+                               : PUT_LIT(b, "{\"role\":\"user\",\"content\":"))
+            || pl_buf_append_json_str(b, h[i].content, h[i].content_len)
+            || PUT_LIT(b, "}"))
+            return -1;
+    }
+    return PUT_LIT(b, "]");
+}
+
+static int encode_message_fields(pl_buf *b, const pl_message_req *r)
+{
+    /* Ids travel as decimal strings: JSON numbers above 2^53 lose precision
+     * in common parsers (protocol section 3). */
+    if (PUT_LIT(b, "{\"type\":\"message\",\"id\":\"")
+        || pl_buf_append_u64(b, r->id)
+        || PUT_LIT(b, "\",\"session\":") || put_json_cstr(b, r->session)
+        || PUT_LIT(b, ",\"timestamp\":") || pl_buf_append_i64(b, r->timestamp_ms)
+        || PUT_LIT(b, ",\"content\":")
+        || pl_buf_append_json_str(b, r->content, r->content_len))
+        return -1;
+    if (r->nhistory > 0 && encode_history(b, r->history, r->nhistory))
+        return -1;
+    if (r->model && (PUT_LIT(b, ",\"model\":") || put_json_cstr(b, r->model)))
+        return -1;
+    if (r->max_tokens > 0
+        && (PUT_LIT(b, ",\"max_tokens\":") || pl_buf_append_u64(b, r->max_tokens)))
+        return -1;
+    return PUT_LIT(b, "}");
+}
+
+int pl_proto_encode_message(pl_buf *out, const pl_message_req *req)
+{
+    size_t mark = out->len;
+    if (encode_message_fields(out, req) == 0)
+        return 0;
+    buf_truncate(out, mark);
+    return -1;
+}
+
+int pl_proto_add_resume_from(pl_buf *out, const char *msg, size_t len,
+                             uint32_t resume_from)
+{
+    /* Splice before the final '}' of a non-empty object; anything else was
+     * not produced by pl_proto_encode_message. */
+    if (len < 3 || msg[0] != '{' || msg[len - 1] != '}')
+        return -1;
+    size_t mark = out->len;
+    if (pl_buf_append(out, msg, len - 1)
+        || PUT_LIT(out, ",\"resume_from\":")
+        || pl_buf_append_u64(out, resume_from)
+        || PUT_LIT(out, "}")) {
+        buf_truncate(out, mark);
+        return -1;
+    }
+    return 0;
+}
+
+int pl_proto_encode_cancel(pl_buf *out, uint64_t id)
+{
+    size_t mark = out->len;
+    if (PUT_LIT(out, "{\"type\":\"cancel\",\"id\":\"")
+        || pl_buf_append_u64(out, id)
+        || PUT_LIT(out, "\"}")) {
+        buf_truncate(out, mark);
+        return -1;
+    }
+    return 0;
+}
+
+/* ======================================================================== */
+/* Shared helpers                                                            */
+/* ======================================================================== */
+
+int pl_proto_parse_id(const char *s, size_t len, uint64_t *id)
+{
+    /* 2^63-1 has 19 digits, and 19 digits cannot overflow a uint64, so the
+     * range check can come after the accumulation. */
+    if (!s || len == 0 || len > 19 || s[0] < '1' || s[0] > '9')
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX)
+        return -1;
+    *id = v;
+    return 0;
+}
+
+static bool session_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+        || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':'
+        || c == '-';
+}
+
+bool pl_proto_session_valid(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > PL_PROTO_SESSION_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!session_char_ok(s[i]))
+            return false;
+    return true;
+}
+
+/* ======================================================================== */
+/* Decoding                                                                  */
+/* ======================================================================== */
+
+struct pl_decoder {
+    json_tokener *tok;
+    /* The last message parsed. Every string of the last pl_server_msg points
+     * into it, so it lives until the next decode or pl_decoder_free(). */
+    json_object *root;
+};
+
+pl_decoder *pl_decoder_new(void)
+{
+    pl_decoder *dec = calloc(1, sizeof(*dec));
+    if (!dec)
+        return NULL;
+    dec->tok = json_tokener_new_ex(PL_DECODER_MAX_DEPTH);
+    if (!dec->tok) {
+        free(dec);
+        return NULL;
+    }
+    /* Strict: RFC 8259 JSON only (no comments, single quotes, trailing
+     * commas, leading zeros, capitalised literals). Trailing data is let
+     * through here only so that parse_object() can name it precisely: it
+     * compares where the parse ended with the length. */
+    json_tokener_set_flags(dec->tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+    return dec;
+}
+
+void pl_decoder_free(pl_decoder *dec)
+{
+    if (!dec)
+        return;
+    json_object_put(dec->root);
+    json_tokener_free(dec->tok);
+    free(dec);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t size, const char *fmt, ...)
+{
+    if (!err || size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- Parsing the text into one object ---- */
+
+static bool is_json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool starts_with_object(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && is_json_ws(buf[i]))
+        i++;
+    return i < len && buf[i] == '{';
+}
+
+/* Say why json-c did not give exactly one object spanning the whole input. */
+static void describe_parse_failure(json_tokener *tok, const json_object *root,
+                                   const char *buf, size_t len,
+                                   char *err, size_t err_size)
+{
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+
+    /* A strict parse yields an object exactly when the text starts with '{'
+     * (after blanks), so this also covers arrays, strings and numbers. */
+    if (!starts_with_object(buf, len))
+        set_err(err, err_size, "message is not a JSON object");
+    else if (root)
+        set_err(err, err_size, "unexpected data after the JSON object at byte %zu", end);
+    else if (jerr == json_tokener_continue)
+        set_err(err, err_size, "message is truncated: the JSON object is incomplete");
+    else
+        set_err(err, err_size, "malformed JSON at byte %zu: %s", end,
+                json_tokener_error_desc(jerr));
+}
+
+static json_object *parse_object(pl_decoder *dec, const char *buf, size_t len,
+                                 char *err, size_t err_size)
+{
+    if (len == 0) {
+        set_err(err, err_size, "message is empty");
+        return NULL;
+    }
+    if (len > INT_MAX) { /* json-c takes an int length */
+        set_err(err, err_size, "message is too large to parse (%zu bytes)", len);
+        return NULL;
+    }
+    json_tokener_reset(dec->tok);
+    json_object *root = json_tokener_parse_ex(dec->tok, buf, (int)len);
+    /* json-c consumes whitespace after the object and stops before anything
+     * else (including a NUL byte): the object must span the whole input. */
+    if (root && json_tokener_get_error(dec->tok) == json_tokener_success
+        && json_tokener_get_parse_end(dec->tok) == len
+        && json_object_is_type(root, json_type_object))
+        return root;
+    describe_parse_failure(dec->tok, root, buf, len, err, err_size);
+    json_object_put(root);
+    return NULL;
+}
+
+/* The value of 4 hex digits at p. */
+static bool hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') d = (unsigned)(c - 'A' + 10);
+        else return false;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Read "\uXXXX" at p (at most end - p bytes). */
+static bool u_escape_at(const char *p, const char *end, unsigned *cu)
+{
+    return end - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, cu);
+}
+
+/*
+ * json-c replaces an unpaired UTF-16 surrogate escape ("\ud800") with U+FFFD
+ * without reporting it, so the decoded string cannot tell. Look for them in
+ * the raw text instead. The text already parsed as strict JSON, so every
+ * backslash is inside a string and starts a complete escape.
+ */
+static bool has_unpaired_surrogate(const char *buf, size_t len)
+{
+    const char *p = buf, *end = buf + len;
+    while (end - p >= 2 && (p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        unsigned cu, lo;
+        if (!u_escape_at(p, end, &cu)) {
+            if (end - p < 2)
+                break; /* cannot happen after a successful parse */
+            p += 2; /* a two-character escape such as \\ or \" */
+            continue;
+        }
+        p += 6;
+        if (cu >= 0xDC00 && cu <= 0xDFFF)
+            return true; /* low half with no high half before it */
+        if (cu >= 0xD800 && cu <= 0xDBFF) {
+            if (!u_escape_at(p, end, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                return true;
+            p += 6;
+        }
+    }
+    return false;
+}
+
+/* ---- Reading fields ---- */
+
+/* Where fields are read from, and how to name them in error sentences. */
+typedef struct reader {
+    json_object *obj;
+    const char *what;   /* "text message" */
+    const char *prefix; /* "" or "usage." for nested fields */
+    char *err;
+    size_t err_size;
+} reader;
+
+static int field_error(const reader *r, const char *name, const char *problem)
+{
+    set_err(r->err, r->err_size, "%s: field \"%s%s\" %s", r->what, r->prefix,
+            name, problem);
+    return -1;
+}
+
+/* The field's value; NULL when absent or null (the same on the wire). */
+static json_object *field(const reader *r, const char *name)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(r->obj, name, &v))
+        return NULL;
+    return v;
+}
+
+/* A string field; *s stays NULL when an optional one is absent. */
+static int read_str(const reader *r, const char *name, bool required,
+                    const char **s, size_t *len)
+{
+    json_object *v = field(r, name);
+    if (!v)
+        return required ? field_error(r, name, "is missing") : 0;
+    if (!json_object_is_type(v, json_type_string))
+        return field_error(r, name, "must be a string");
+    const char *p = json_object_get_string(v);
+    size_t n = (size_t)json_object_get_string_len(v);
+    if (!pl_utf8_valid(p, n))
+        return field_error(r, name, "is not valid UTF-8");
+    *s = p;
+    if (len)
+        *len = n;
+    return 0;
+}
+
+/*
+ * An integer field in [0, max], max <= INT64_MAX. json-c never fails on a
+ * too large integer: it clamps what does not fit in 64 bits to INT64_MIN or
+ * UINT64_MAX, and stores [2^63, 2^64-1] as a uint64. Every field of ours fits
+ * in [0, INT64_MAX], so rejecting negative values (by the int64 view) and
+ * values above max (by the uint64 view, exact for every non-negative value)
+ * rejects every clamped value too: nothing out of range gets through.
+ * Doubles (5.0, 1e3, NaN) are not integers and are rejected.
+ */
+static int read_uint(const reader *r, const char *name, bool required,
+                     uint64_t max, uint64_t *out, bool *present)
+{
+    json_object *v = field(r, name);
+    if (!v)
+        return required ? field_error(r, name, "is missing") : 0;
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+        return field_error(r, name, "must be a non-negative integer");
+    uint64_t u = json_object_get_uint64(v);
+    if (u > max) {
+        char problem[64];
+        snprintf(problem, sizeof(problem), "is out of range (at most %llu)",
+                 (unsigned long long)max);
+        return field_error(r, name, problem);
+    }
+    *out = u;
+    if (present)
+        *present = true;
+    return 0;
+}
+
+static int read_u32(const reader *r, const char *name, bool required,
+                    uint32_t *out, bool *present)
+{
+    uint64_t v = *out;
+    if (read_uint(r, name, required, UINT32_MAX, &v, present))
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* "id": sets has_id/id as soon as it is valid, so that a later failure
+ * still names the request (see pl_proto_decode in protocol.h). */
+static int read_id(const reader *r, bool required, pl_server_msg *m)
+{
+    const char *s = NULL;
+    size_t len = 0;
+    if (read_str(r, "id", required, &s, &len))
+        return -1;
+    if (!s)
+        return 0;
+    if (pl_proto_parse_id(s, len, &m->id))
+        return field_error(r, "id", "must be a decimal string (no sign, no "
+                           "leading zero) in [1, 9223372036854775807]");
+    m->has_id = true;
+    return 0;
+}
+
+static int read_session(const reader *r, pl_server_msg *m)
+{
+    size_t len = 0;
+    if (read_str(r, "session", false, &m->session, &len))
+        return -1;
+    if (m->session && !pl_proto_session_valid(m->session, len))
+        return field_error(r, "session", "must be 1-128 bytes of [A-Za-z0-9._:-]");
+    return 0;
+}
+
+/* ---- One decoder per message type (protocol section 4) ---- */
+
+static int decode_hello(const reader *r, pl_server_msg *m)
+{
+    if (read_str(r, "protocol", true, &m->protocol, NULL)
+        || read_uint(r, "max_message_bytes", false, INT64_MAX,
+                     &m->max_message_bytes, NULL)
+        || read_u32(r, "heartbeat_s", false, &m->heartbeat_s, NULL)
+        || read_u32(r, "idempotency_window_s", false,
+                    &m->idempotency_window_s, NULL)
+        || read_str(r, "server", false, &m->server, NULL))
+        return -1;
+    return 0;
+}
+
+static int decode_ack(const reader *r, pl_server_msg *m)
+{
+    return read_id(r, true, m);
+}
+
+static int decode_text(const reader *r, pl_server_msg *m)
+{
+    if (read_id(r, true, m)
+        || read_session(r, m)
+        || read_u32(r, "seq", true, &m->seq, NULL)
+        || read_str(r, "content", true, &m->content, &m->content_len))
+        return -1;
+    return 0;
+}
+
+static int decode_usage(const reader *r, pl_server_msg *m)
+{
+    json_object *usage = field(r, "usage");
+    if (!usage)
+        return 0;
+    if (!json_object_is_type(usage, json_type_object))
+        return field_error(r, "usage", "must be an object");
+    reader sub = *r;
+    sub.obj = usage;
+    sub.prefix = "usage.";
+    if (read_uint(&sub, "input_tokens", false, INT64_MAX, &m->input_tokens, NULL)
+        || read_uint(&sub, "output_tokens", false, INT64_MAX, &m->output_tokens,
+                     NULL))
+        return -1;
+    return 0;
+}
+
+static int decode_done(const reader *r, pl_server_msg *m)
+{
+    if (read_id(r, true, m)
+        || read_session(r, m)
+        || read_str(r, "stop_reason", true, &m->stop_reason, NULL)
+        || read_u32(r, "seq_end", true, &m->seq_end, &m->has_seq_end)
+        || decode_usage(r, m))
+        return -1;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    pl_server_err code;
+} error_codes[] = {
+    {"invalid_request", PL_SERR_INVALID_REQUEST},
+    {"unauthorized", PL_SERR_UNAUTHORIZED},
+    {"too_large", PL_SERR_TOO_LARGE},
+    {"rate_limited", PL_SERR_RATE_LIMITED},
+    {"overloaded", PL_SERR_OVERLOADED},
+    {"internal", PL_SERR_INTERNAL},
+    {"resume_failed", PL_SERR_RESUME_FAILED},
+};
+
+/* Compare by length too: a JSON string may hold NUL bytes ("ack\u0000x"). */
+static bool str_is(const char *s, size_t len, const char *lit)
+{
+    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
+
+static pl_server_err map_error_code(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof(error_codes) / sizeof(error_codes[0]); i++)
+        if (str_is(s, len, error_codes[i].name))
+            return error_codes[i].code;
+    return PL_SERR_OTHER;
+}
+
+static int decode_error(const reader *r, pl_server_msg *m)
+{
+    size_t code_len = 0;
+    uint64_t retry = 0;
+    bool has_retry = false;
+    if (read_id(r, false, m)
+        || read_str(r, "code", true, &m->code_str, &code_len)
+        || read_str(r, "content", false, &m->content, &m->content_len)
+        || read_uint(r, "retry_after_ms", false, INT64_MAX, &retry, &has_retry)
+        || read_u32(r, "seq_end", false, &m->seq_end, &m->has_seq_end))
+        return -1;
+    m->code = map_error_code(m->code_str, code_len);
+    if (has_retry)
+        m->retry_after_ms = (int64_t)retry;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    const char *what;
+    pl_server_msg_type type;
+    int (*decode)(const reader *r, pl_server_msg *m);
+} msg_types[] = {
+    {"hello", "hello message", PL_SMSG_HELLO, decode_hello},
+    {"ack", "ack message", PL_SMSG_ACK, decode_ack},
+    {"text", "text message", PL_SMSG_TEXT, decode_text},
+    {"done", "done message", PL_SMSG_DONE, decode_done},
+    {"error", "error message", PL_SMSG_ERROR, decode_error},
+};
+
+/* ---- The entry point ---- */
+
+static void msg_init(pl_server_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->retry_after_ms = -1;
+    m->max_message_bytes = PL_PROTO_DEFAULT_MAX_MESSAGE_BYTES;
+}
+
+/* After a failure keep only what protocol.h promises (type, has_id, id), so
+ * that no half-checked field can be used by mistake. */
+static void msg_keep_id_only(pl_server_msg *m)
+{
+    pl_server_msg_type type = m->type;
+    bool has_id = m->has_id;
+    uint64_t id = m->id;
+    msg_init(m);
+    m->type = type;
+    m->has_id = has_id;
+    m->id = id;
+}
+
+/* Find "type" and the decoder for it; -1 when missing or not a string. */
+static int lookup_type(json_object *root, size_t *index, char *err, size_t err_size)
+{
+    json_object *t = NULL;
+    if (!json_object_object_get_ex(root, "type", &t) || !t) {
+        set_err(err, err_size, "message has no \"type\" field");
+        return -1;
+    }
+    if (!json_object_is_type(t, json_type_string)) {
+        set_err(err, err_size, "message: field \"type\" must be a string");
+        return -1;
+    }
+    const char *s = json_object_get_string(t);
+    size_t len = (size_t)json_object_get_string_len(t);
+    *index = SIZE_MAX; /* unknown */
+    for (size_t i = 0; i < sizeof(msg_types) / sizeof(msg_types[0]); i++) {
+        if (str_is(s, len, msg_types[i].name)) {
+            *index = i;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int decode_fields(json_object *root, const char *buf, size_t len,
+                         pl_server_msg *msg, char *err, size_t err_size)
+{
+    size_t i;
+    if (lookup_type(root, &i, err, err_size))
+        return -1;
+    if (i == SIZE_MAX) { /* ignored by the client, counted by the caller */
+        msg->type = PL_SMSG_UNKNOWN;
+        return 0;
+    }
+    msg->type = msg_types[i].type;
+    reader r = {root, msg_types[i].what, "", err, err_size};
+    if (msg_types[i].decode(&r, msg))
+        return -1;
+    if (has_unpaired_surrogate(buf, len)) {
+        set_err(err, err_size, "%s: a string holds an unpaired UTF-16 "
+                "surrogate escape", msg_types[i].what);
+        return -1;
+    }
+    return 0;
+}
+
+int pl_proto_decode(pl_decoder *dec, const char *buf, size_t len,
+                    pl_server_msg *msg, char *err, size_t err_size)
+{
+    msg_init(msg);
+    set_err(err, err_size, "%s", "");
+    /* The previous message's strings die here, as protocol.h documents. */
+    json_object_put(dec->root);
+    dec->root = parse_object(dec, buf, len, err, err_size);
+    if (!dec->root)
+        return -1;
+    if (decode_fields(dec->root, buf, len, msg, err, err_size) == 0)
+        return 0;
+    msg_keep_id_only(msg);
+    return -1;
+}

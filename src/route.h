@@ -1,0 +1,45 @@
+/*
+ * The I/O thread's table of requests in flight, keyed by request id. Owned by
+ * the I/O thread alone, so it needs no lock.
+ */
+#ifndef PL_ROUTE_H
+#define PL_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "parley.h"
+
+struct pl_ws_conn;
+
+typedef struct pl_route {
+    uint64_t id;
+    parley_session_t *session; /* holds a session reference */
+    char *frame;               /* the encoded message, for repeats */
+    size_t frame_len;
+    struct pl_ws_conn *conn;   /* the connection it was last sent on */
+    uint32_t next_seq;         /* pieces delivered so far */
+    bool acked;
+    struct pl_route *next;     /* hash chain */
+} pl_route;
+
+typedef struct pl_route_table {
+    pl_route **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t count;
+} pl_route_table;
+
+void pl_route_table_init(pl_route_table *t);
+void pl_route_table_free(pl_route_table *t); /* frees the buckets only */
+/* Insert r (its id must not be present). */
+void pl_route_insert(pl_route_table *t, pl_route *r);
+pl_route *pl_route_find(const pl_route_table *t, uint64_t id);
+/* Unlink and return the route for id, or NULL. */
+pl_route *pl_route_remove(pl_route_table *t, uint64_t id);
+
+/* Calls fn on every route; fn may remove the route it is given. */
+void pl_route_foreach(pl_route_table *t, void (*fn)(pl_route *r, void *arg),
+                      void *arg);
+
+#endif

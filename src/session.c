@@ -1,0 +1,452 @@
+/* Session actors: the public session API and the conversation state machine. */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "client.h"
+#include "event.h"
+#include "io.h"
+#include "snowflake.h"
+#include "utf8.h"
+
+/* One user turn, from parley_send() to its terminal event. */
+typedef struct pl_request {
+    uint64_t id;
+    char *content;
+    size_t content_len;
+    pl_buf reply; /* the pieces so far, kept for the history */
+    struct pl_request *next;
+} pl_request;
+
+enum session_msg_kind { MSG_SEND = 1, MSG_CLOSE, MSG_TEXT, MSG_DONE, MSG_ERROR };
+
+typedef struct send_msg {
+    pl_actor_msg base;
+    pl_request *req;
+} send_msg;
+
+typedef struct text_msg {
+    pl_actor_msg base;
+    uint64_t id;
+    uint32_t seq;
+    size_t len;
+    char text[];
+} text_msg;
+
+typedef struct done_msg {
+    pl_actor_msg base;
+    uint64_t id;
+    uint64_t input_tokens, output_tokens;
+    char stop_reason[16];
+} done_msg;
+
+typedef struct error_msg {
+    pl_actor_msg base;
+    uint64_t id;
+    parley_err_t err;
+    char message[];
+} error_msg;
+
+#define SESSION_OF(a) ((parley_session_t *)(a))
+
+static void request_free(pl_request *req)
+{
+    pl_buf_free(&req->reply);
+    free(req->content);
+    free(req);
+}
+
+/* ---- delivering events ------------------------------------------------- */
+
+static void deliver(parley_session_t *s, parley_event_t *ev)
+{
+    ev->session = s;
+    ev->session_id = s->id;
+    parley_conf_t *conf = s->client->conf;
+    conf->event_cb(s->client, ev, conf->event_opaque);
+}
+
+/* The one terminal event of req: ERROR. Frees req. */
+static void fail_request(parley_session_t *s, pl_request *req, parley_err_t err,
+                         const char *message)
+{
+    parley_event_t ev = {.type = PARLEY_EVENT_ERROR,
+                         .request_id = req->id,
+                         .content = message,
+                         .content_len = strlen(message),
+                         .err = err};
+    deliver(s, &ev);
+    request_free(req);
+    PL_COUNT(s->client, requests_failed, 1);
+    pl_client_request_ended(s->client);
+}
+
+/* ---- history and sending ----------------------------------------------- */
+
+static void history_append(parley_session_t *s, bool assistant, char *content,
+                           size_t len)
+{
+    if (s->nhistory == s->history_cap) {
+        s->history_cap = s->history_cap ? s->history_cap * 2 : 8;
+        s->history = pl_xrealloc(s->history, s->history_cap * sizeof(*s->history));
+    }
+    s->history[s->nhistory++] =
+        (pl_history_turn){.assistant = assistant, .content = content, .content_len = len};
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Hand req to the I/O thread, unless the client is shutting down. The
+ * submitting counter lets destroy wait until no session is between the
+ * check and the hand-over. */
+static bool submit(parley_session_t *s, pl_request *req, char *frame, size_t len)
+{
+    parley_client_t *c = s->client;
+    atomic_fetch_add(&c->submitting, 1);
+    if (atomic_load(&c->shutting_down)) {
+        atomic_fetch_sub(&c->submitting, 1);
+        return false;
+    }
+    pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
+    io_req->id = req->id;
+    io_req->session = s;
+    io_req->frame = frame;
+    io_req->frame_len = len;
+    pl_session_ref(s);
+    pl_io_submit(c->io, io_req);
+    atomic_fetch_sub(&c->submitting, 1);
+    return true;
+}
+
+/* Send req as the turn in flight. Returns false when it ended at once. */
+static bool start_turn(parley_session_t *s, pl_request *req)
+{
+    parley_conf_t *conf = s->client->conf;
+    pl_message_req m = {.id = req->id,
+                        .session = s->id,
+                        .timestamp_ms = unix_ms(),
+                        .content = req->content,
+                        .content_len = req->content_len,
+                        .history = s->history,
+                        .nhistory = s->nhistory,
+                        .model = conf->model,
+                        .max_tokens = (uint32_t)conf->max_tokens};
+    pl_buf frame = PL_BUF_INIT;
+    if (pl_proto_encode_message(&frame, &m) != 0) {
+        pl_buf_free(&frame);
+        fail_request(s, req, PARLEY_ERR_NO_MEMORY, "out of memory encoding the request");
+        return false;
+    }
+    /* Room for the resume_from field the I/O thread may add on a repeat. */
+    if ((int64_t)frame.len + 32 > conf->max_message_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "the request with its history is %zu bytes, over max.message.bytes (%lld)",
+                 frame.len, (long long)conf->max_message_bytes);
+        pl_buf_free(&frame);
+        fail_request(s, req, PARLEY_ERR_TOO_LARGE, msg);
+        return false;
+    }
+    size_t len;
+    char *bytes = pl_buf_steal(&frame, &len);
+    if (!submit(s, req, bytes, len)) {
+        free(bytes);
+        fail_request(s, req, PARLEY_ERR_SHUTDOWN,
+                     "the client was destroyed before the request was sent");
+        return false;
+    }
+    s->inflight = req;
+    return true;
+}
+
+/* Start waiting turns until one is in flight or none is left. */
+static void start_next(parley_session_t *s)
+{
+    while (!s->inflight && s->waiting_head) {
+        pl_request *req = s->waiting_head;
+        s->waiting_head = req->next;
+        if (!s->waiting_head)
+            s->waiting_tail = NULL;
+        req->next = NULL;
+        start_turn(s, req);
+    }
+}
+
+/* ---- message handlers -------------------------------------------------- */
+
+static void on_send(parley_session_t *s, pl_request *req)
+{
+    if (s->inflight) {
+        if (s->waiting_tail)
+            s->waiting_tail->next = req;
+        else
+            s->waiting_head = req;
+        s->waiting_tail = req;
+        return;
+    }
+    start_turn(s, req);
+    start_next(s);
+}
+
+/* The I/O thread routes by id, so a result for another id means a bug or a
+ * stale message; it is counted and dropped rather than misdelivered. */
+static pl_request *current(parley_session_t *s, uint64_t id)
+{
+    if (s->inflight && s->inflight->id == id)
+        return s->inflight;
+    PL_COUNT(s->client, errors, 1);
+    return NULL;
+}
+
+static void on_text(parley_session_t *s, text_msg *m)
+{
+    pl_request *req = current(s, m->id);
+    if (!req)
+        return;
+    if (pl_buf_append(&req->reply, m->text, m->len) != 0) {
+        fprintf(stderr, "parley: out of memory keeping a reply\n");
+        abort();
+    }
+    parley_event_t ev = {.type = PARLEY_EVENT_TEXT,
+                         .request_id = m->id,
+                         .content = m->text,
+                         .content_len = m->len,
+                         .seq = m->seq};
+    deliver(s, &ev);
+}
+
+static void on_done(parley_session_t *s, done_msg *m)
+{
+    pl_request *req = current(s, m->id);
+    if (!req)
+        return;
+    s->inflight = NULL;
+    if (!req->reply.data)
+        pl_buf_append(&req->reply, "", 0);
+    parley_event_t ev = {.type = PARLEY_EVENT_DONE,
+                         .request_id = m->id,
+                         .content = req->reply.data,
+                         .content_len = req->reply.len,
+                         .stop_reason = m->stop_reason,
+                         .input_tokens = m->input_tokens,
+                         .output_tokens = m->output_tokens};
+    deliver(s, &ev);
+    /* The history takes over both strings of the completed turn. */
+    history_append(s, false, req->content, req->content_len);
+    size_t reply_len;
+    char *reply = pl_buf_steal(&req->reply, &reply_len);
+    history_append(s, true, reply, reply_len);
+    req->content = NULL;
+    request_free(req);
+    PL_COUNT(s->client, requests_done, 1);
+    pl_client_request_ended(s->client);
+    start_next(s);
+}
+
+static void on_error(parley_session_t *s, error_msg *m)
+{
+    pl_request *req = current(s, m->id);
+    if (!req)
+        return;
+    s->inflight = NULL;
+    fail_request(s, req, m->err, m->message);
+    start_next(s);
+}
+
+static void session_handle(pl_actor *actor, pl_actor_msg *msg)
+{
+    parley_session_t *s = SESSION_OF(actor);
+    switch (msg->kind) {
+    case MSG_SEND:
+        on_send(s, ((send_msg *)msg)->req);
+        break;
+    case MSG_CLOSE:
+        pl_session_unref(s); /* the handle's reference */
+        break;
+    case MSG_TEXT:
+        on_text(s, (text_msg *)msg);
+        break;
+    case MSG_DONE:
+        on_done(s, (done_msg *)msg);
+        break;
+    case MSG_ERROR:
+        on_error(s, (error_msg *)msg);
+        break;
+    }
+    free(msg);
+}
+
+/* The last reference is gone: no turn is in flight or waiting, since each
+ * holds a reference through its message or its I/O route. */
+static void session_finalize(pl_actor *actor)
+{
+    parley_session_t *s = SESSION_OF(actor);
+    pl_client_unregister(s->client, s);
+    for (size_t i = 0; i < s->nhistory; i++)
+        free((char *)s->history[i].content);
+    free(s->history);
+    free(s);
+}
+
+void pl_session_ref(parley_session_t *s)
+{
+    pl_actor_ref(&s->actor);
+}
+
+void pl_session_unref(parley_session_t *s)
+{
+    pl_actor_unref(&s->actor);
+}
+
+/* ---- posting from other threads ---------------------------------------- */
+
+void pl_session_post_text(parley_session_t *s, uint64_t id, uint32_t seq,
+                          const char *text, size_t len)
+{
+    text_msg *m = pl_xmalloc(sizeof(*m) + len + 1);
+    m->base.kind = MSG_TEXT;
+    m->id = id;
+    m->seq = seq;
+    m->len = len;
+    memcpy(m->text, text, len);
+    m->text[len] = '\0';
+    pl_actor_post(&s->actor, &m->base);
+}
+
+void pl_session_post_done(parley_session_t *s, uint64_t id,
+                          const char *stop_reason, uint64_t input_tokens,
+                          uint64_t output_tokens)
+{
+    done_msg *m = pl_xcalloc(1, sizeof(*m));
+    m->base.kind = MSG_DONE;
+    m->id = id;
+    m->input_tokens = input_tokens;
+    m->output_tokens = output_tokens;
+    snprintf(m->stop_reason, sizeof(m->stop_reason), "%s",
+             stop_reason ? stop_reason : "end_turn");
+    pl_actor_post(&s->actor, &m->base);
+}
+
+void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
+                           const char *message)
+{
+    size_t len = strlen(message);
+    error_msg *m = pl_xmalloc(sizeof(*m) + len + 1);
+    m->base.kind = MSG_ERROR;
+    m->id = id;
+    m->err = err;
+    memcpy(m->message, message, len + 1);
+    pl_actor_post(&s->actor, &m->base);
+}
+
+bool pl_session_close_once(parley_session_t *s)
+{
+    if (atomic_exchange(&s->closed, true))
+        return false;
+    pl_actor_msg *m = pl_xcalloc(1, sizeof(*m));
+    m->kind = MSG_CLOSE;
+    pl_actor_post(&s->actor, m);
+    return true;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+static void set_err(char *errstr, size_t size, const char *msg)
+{
+    if (errstr && size)
+        snprintf(errstr, size, "%s", msg);
+}
+
+parley_session_t *parley_session_open(parley_client_t *client,
+                                      const char *session_id, char *errstr,
+                                      size_t errstr_size)
+{
+    if (!client) {
+        set_err(errstr, errstr_size, "client is NULL");
+        return NULL;
+    }
+    if (atomic_load(&client->shutting_down)) {
+        set_err(errstr, errstr_size, "the client is being destroyed");
+        return NULL;
+    }
+    char generated[32];
+    if (!session_id) {
+        snprintf(generated, sizeof(generated), "s-%llu",
+                 (unsigned long long)pl_snowflake_next(client->worker_id));
+        session_id = generated;
+    }
+    if (!pl_proto_session_valid(session_id, strlen(session_id))) {
+        set_err(errstr, errstr_size,
+                "invalid session id: it must be 1-128 bytes of [A-Za-z0-9._:-]");
+        return NULL;
+    }
+    parley_session_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        set_err(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pl_actor_init(&s->actor, client->pool, session_handle, session_finalize);
+    s->client = client;
+    strcpy(s->id, session_id);
+    pl_client_register(client, s);
+    return s;
+}
+
+const char *parley_session_id(const parley_session_t *session)
+{
+    return session ? session->id : NULL;
+}
+
+parley_err_t parley_send(parley_session_t *s, const char *content,
+                         uint64_t *request_id)
+{
+    if (!s || !content)
+        return PARLEY_ERR_INVALID_ARG;
+    size_t len = strlen(content);
+    if (!pl_utf8_valid(content, len))
+        return PARLEY_ERR_INVALID_ARG;
+    if ((int64_t)len > s->client->conf->max_message_bytes)
+        return PARLEY_ERR_TOO_LARGE;
+    if (atomic_load(&s->closed))
+        return PARLEY_ERR_STATE;
+    if (atomic_load(&s->client->shutting_down))
+        return PARLEY_ERR_SHUTDOWN;
+
+    pl_request *req = calloc(1, sizeof(*req));
+    send_msg *m = calloc(1, sizeof(*m));
+    char *copy = malloc(len + 1);
+    if (!req || !m || !copy) {
+        free(req);
+        free(m);
+        free(copy);
+        return PARLEY_ERR_NO_MEMORY;
+    }
+    memcpy(copy, content, len + 1);
+    req->id = pl_snowflake_next(s->client->worker_id);
+    req->content = copy;
+    req->content_len = len;
+    m->base.kind = MSG_SEND;
+    m->req = req;
+    if (request_id)
+        *request_id = req->id;
+    atomic_fetch_add(&s->client->outstanding, 1);
+    PL_COUNT(s->client, requests_sent, 1);
+    pl_actor_post(&s->actor, &m->base);
+    return PARLEY_OK;
+}
+
+void parley_session_close(parley_session_t *session)
+{
+    if (session)
+        pl_session_close_once(session);
+}

@@ -1,0 +1,49 @@
+/*
+ * A session: one conversation, run as an actor. Its state (the history, the
+ * turn in flight, the turns waiting) is touched only by the worker running
+ * it. The I/O thread reports replies by posting to it.
+ */
+#ifndef PL_SESSION_H
+#define PL_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actor.h"
+#include "parley.h"
+#include "protocol.h"
+
+struct parley_session {
+    pl_actor actor;
+    parley_client_t *client;
+    char id[PL_PROTO_SESSION_MAX + 1];
+    _Atomic bool closed; /* set once, by parley_session_close or destroy */
+
+    /* Actor state. */
+    pl_history_turn *history;
+    size_t nhistory, history_cap;
+    struct pl_request *inflight;
+    struct pl_request *waiting_head, *waiting_tail;
+
+    /* Registry links, guarded by the client's registry_mu. */
+    parley_session_t *reg_prev, *reg_next;
+};
+
+/* Drop the handle's reference through the session's mailbox, once. Returns
+ * false when the session was already closed. */
+bool pl_session_close_once(parley_session_t *session);
+
+/* Results from the I/O thread; each message holds a session reference. */
+void pl_session_post_text(parley_session_t *s, uint64_t id, uint32_t seq,
+                          const char *text, size_t len);
+void pl_session_post_done(parley_session_t *s, uint64_t id,
+                          const char *stop_reason, uint64_t input_tokens,
+                          uint64_t output_tokens);
+void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
+                           const char *message);
+
+void pl_session_ref(parley_session_t *s);
+void pl_session_unref(parley_session_t *s);
+
+#endif

@@ -1,0 +1,276 @@
+#include "ws_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "parley.h"
+#include "protocol.h"
+
+#define REFUSAL_BODY_MAX 4096
+
+int64_t pl_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- frame queues ------------------------------------------------------- */
+
+static void queue_push(pl_frame_queue *q, unsigned flags, const char *data,
+                       size_t len)
+{
+    pl_out_frame *f = pl_xmalloc(sizeof(*f) + len);
+    f->next = NULL;
+    f->flags = flags;
+    f->len = len;
+    f->off = 0;
+    memcpy(f->data, data, len);
+    if (q->tail)
+        q->tail->next = f;
+    else
+        q->head = f;
+    q->tail = f;
+}
+
+static pl_out_frame *queue_pop(pl_frame_queue *q)
+{
+    pl_out_frame *f = q->head;
+    if (f) {
+        q->head = f->next;
+        if (!q->head)
+            q->tail = NULL;
+        f->next = NULL;
+    }
+    return f;
+}
+
+static void queue_clear(pl_frame_queue *q)
+{
+    pl_out_frame *f;
+    while ((f = queue_pop(q)))
+        free(f);
+}
+
+void pl_ws_conn_queue_data(pl_ws_conn *conn, const char *data, size_t len)
+{
+    queue_push(&conn->data, CURLWS_TEXT, data, len);
+}
+
+void pl_ws_conn_queue_control(pl_ws_conn *conn, unsigned flags,
+                              const char *data, size_t len)
+{
+    queue_push(&conn->control, flags, data, len);
+}
+
+/* ---- curl callbacks ----------------------------------------------------- */
+
+static int sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype purpose)
+{
+    pl_ws_conn *conn = userdata;
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        conn->sock = fd;
+    return CURL_SOCKOPT_OK;
+}
+
+static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
+{
+    pl_ws_conn *conn = userdata;
+    size_t len = size * n;
+    static const char name[] = "sec-websocket-protocol:";
+    if (len > sizeof(name) - 1 && strncasecmp(line, name, sizeof(name) - 1) == 0) {
+        const char *v = line + sizeof(name) - 1;
+        const char *end = line + len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+            end--;
+        snprintf(conn->subprotocol, sizeof(conn->subprotocol), "%.*s",
+                 (int)(end - v), v);
+    }
+    return len;
+}
+
+/* One piece of a data frame: reassemble into rx, dropping what exceeds the
+ * limit without keeping it, and hand over each complete message. */
+static void on_data_piece(pl_ws_conn *conn, const struct curl_ws_frame *meta,
+                          const char *ptr, size_t len)
+{
+    if (conn->rx.len == 0 && !conn->rx_discard)
+        conn->rx_binary = (meta->flags & CURLWS_BINARY) != 0;
+    if (!conn->rx_discard) {
+        if ((uint64_t)conn->rx.len + len + (uint64_t)meta->bytesleft >
+            conn->max_message_bytes) {
+            conn->rx_discard = true;
+            pl_buf_free(&conn->rx);
+        } else if (pl_buf_append(&conn->rx, ptr, len) != 0) {
+            fprintf(stderr, "parley: out of memory receiving a message\n");
+            abort();
+        }
+    }
+    if (meta->bytesleft != 0 || (meta->flags & CURLWS_CONT))
+        return;
+    if (conn->rx_discard) {
+        /* An oversized message: the reader hears of it as an empty one. */
+        pl_io_on_message(conn->io, conn, NULL, 0, conn->rx_binary);
+    } else if (conn->rx.len > 0) {
+        pl_io_on_message(conn->io, conn, conn->rx.data, conn->rx.len,
+                         conn->rx_binary);
+    }
+    pl_buf_reset(&conn->rx);
+    conn->rx_discard = false;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
+{
+    pl_ws_conn *conn = userdata;
+    size_t len = size * n;
+    const struct curl_ws_frame *meta = curl_ws_meta(conn->easy);
+    if (!meta) {
+        /* The body of an answer that refused the upgrade (401, 404...). */
+        size_t room = REFUSAL_BODY_MAX - conn->refusal_body.len;
+        if (conn->refusal_body.len < REFUSAL_BODY_MAX)
+            pl_buf_append(&conn->refusal_body, ptr, len < room ? len : room);
+        return len;
+    }
+    conn->upgraded = true;
+    conn->last_rx_ms = pl_monotonic_ms();
+    if (meta->flags & CURLWS_PING) {
+        /* Ping payloads are at most 125 bytes and arrive whole. */
+        if (meta->offset == 0)
+            pl_ws_conn_queue_control(conn, CURLWS_PONG, len ? ptr : "p", len ? len : 1);
+    } else if (meta->flags & CURLWS_CLOSE) {
+        conn->peer_closed = true;
+    } else if (meta->flags & (CURLWS_TEXT | CURLWS_BINARY | CURLWS_CONT)) {
+        on_data_piece(conn, meta, ptr, len);
+    }
+    return len;
+}
+
+/* ---- open, send, reset -------------------------------------------------- */
+
+int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
+                    long connect_timeout_ms, uint64_t max_message_bytes)
+{
+    conn->errbuf[0] = '\0';
+    conn->easy = curl_easy_init();
+    if (!conn->easy) {
+        snprintf(conn->errbuf, sizeof(conn->errbuf), "curl_easy_init failed");
+        return -1;
+    }
+    pl_buf auth = PL_BUF_INIT;
+    pl_buf_append_str(&auth, "Authorization: Bearer ");
+    pl_buf_append_str(&auth, api_key);
+    conn->headers = curl_slist_append(NULL, auth.data);
+    memset(auth.data, 0, auth.len); /* keep the key in as few places as possible */
+    pl_buf_free(&auth);
+    conn->headers = curl_slist_append(conn->headers,
+                                      "Sec-WebSocket-Protocol: " PL_PROTO_SUBPROTOCOL);
+
+    CURL *e = conn->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, conn->headers);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "parley/" PARLEY_VERSION_STR);
+    curl_easy_setopt(e, CURLOPT_WS_OPTIONS, (long)CURLWS_NOAUTOPONG);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, conn);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, conn);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, conn);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, conn->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, conn);
+
+    conn->sock = CURL_SOCKET_BAD;
+    conn->subprotocol[0] = '\0';
+    conn->upgraded = conn->peer_closed = conn->failed = false;
+    conn->want_write = false;
+    conn->max_message_bytes = max_message_bytes;
+    conn->heartbeat_s = 0;
+    conn->last_rx_ms = conn->last_ping_ms = pl_monotonic_ms();
+    if (curl_multi_add_handle(pl_io_multi(conn->io), e) != CURLM_OK) {
+        snprintf(conn->errbuf, sizeof(conn->errbuf), "curl_multi_add_handle failed");
+        pl_ws_conn_reset(conn);
+        return -1;
+    }
+    conn->state = PL_WS_CONNECTING;
+    return 0;
+}
+
+/* The next frame to send: the one partly sent, else control frames (once
+ * upgraded), else data frames (once hello arrived). */
+static pl_out_frame *next_frame(pl_ws_conn *conn)
+{
+    if (conn->sending)
+        return conn->sending;
+    if (conn->upgraded && conn->control.head)
+        conn->sending = queue_pop(&conn->control);
+    else if (conn->state == PL_WS_OPEN && conn->data.head)
+        conn->sending = queue_pop(&conn->data);
+    return conn->sending;
+}
+
+int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent)
+{
+    int completed = 0;
+    conn->want_write = false;
+    pl_out_frame *f;
+    while (conn->easy && (f = next_frame(conn))) {
+        size_t sent = 0;
+        CURLcode rc = curl_ws_send(conn->easy, f->data + f->off, f->len - f->off,
+                                   &sent, 0, f->flags);
+        if (rc == CURLE_AGAIN || (rc == CURLE_OK && sent == 0)) {
+            conn->want_write = true;
+            break;
+        }
+        if (rc != CURLE_OK) {
+            snprintf(conn->errbuf, sizeof(conn->errbuf), "sending failed: %s",
+                     curl_easy_strerror(rc));
+            conn->failed = true;
+            return -1;
+        }
+        f->off += sent;
+        if (f->off < f->len)
+            continue; /* curl took part of it: offer exactly the rest */
+        if (f->flags & CURLWS_TEXT) {
+            completed++;
+            *bytes_sent += f->len;
+        }
+        free(f);
+        conn->sending = NULL;
+    }
+    return completed;
+}
+
+bool pl_ws_conn_wants_write(const pl_ws_conn *conn)
+{
+    return conn->want_write && conn->sock != CURL_SOCKET_BAD;
+}
+
+void pl_ws_conn_reset(pl_ws_conn *conn)
+{
+    if (conn->easy) {
+        curl_multi_remove_handle(pl_io_multi(conn->io), conn->easy);
+        curl_easy_cleanup(conn->easy);
+        conn->easy = NULL;
+    }
+    curl_slist_free_all(conn->headers); /* holds the key: wiped by free only */
+    conn->headers = NULL;
+    free(conn->sending);
+    conn->sending = NULL;
+    queue_clear(&conn->control);
+    queue_clear(&conn->data);
+    pl_buf_free(&conn->rx);
+    pl_buf_free(&conn->refusal_body);
+    conn->rx_discard = false;
+    conn->state = PL_WS_IDLE;
+    conn->sock = CURL_SOCKET_BAD;
+    conn->want_write = false;
+    conn->inflight = 0;
+}

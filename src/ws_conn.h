@@ -1,0 +1,102 @@
+/*
+ * One WebSocket connection driven by the I/O thread's curl multi handle, in
+ * write-callback mode. Only the I/O thread touches it.
+ *
+ * libcurl 8.14 traps handled here (../shared/platform-notes.md): auto-pong is
+ * off and Pongs are sent by us at a frame boundary; curl_ws_send may send part
+ * of a frame, so frames leave strictly one at a time from a queue; empty frames
+ * are never sent; frames arrive in pieces and are reassembled in our buffer,
+ * with our own size limit.
+ */
+#ifndef PL_WS_CONN_H
+#define PL_WS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+
+struct pl_io;
+
+typedef enum pl_ws_state {
+    PL_WS_IDLE = 0,   /* no transfer */
+    PL_WS_CONNECTING, /* TCP, TLS and the upgrade, then waiting for hello */
+    PL_WS_OPEN        /* hello received: requests may be sent */
+} pl_ws_state;
+
+typedef struct pl_out_frame {
+    struct pl_out_frame *next;
+    unsigned flags; /* CURLWS_TEXT, CURLWS_PING, CURLWS_PONG, ... */
+    size_t len, off;
+    char data[];
+} pl_out_frame;
+
+typedef struct pl_frame_queue {
+    pl_out_frame *head, *tail;
+} pl_frame_queue;
+
+typedef struct pl_ws_conn {
+    struct pl_io *io;
+    unsigned index;
+    pl_ws_state state;
+    CURL *easy;
+    struct curl_slist *headers;
+    curl_socket_t sock;
+    char errbuf[CURL_ERROR_SIZE];
+
+    char subprotocol[64];   /* Sec-WebSocket-Protocol of the 101 answer */
+    pl_buf refusal_body;    /* body of a non-101 answer, bounded */
+    bool upgraded;          /* the 101 answer arrived */
+
+    pl_frame_queue control; /* Ping, Pong, Close: sent at a frame boundary */
+    pl_frame_queue data;    /* requests, sent once open */
+    pl_out_frame *sending;  /* the frame partly sent */
+    bool want_write;        /* curl_ws_send said CURLE_AGAIN */
+
+    pl_buf rx;              /* the message being reassembled */
+    bool rx_discard;        /* it exceeds the limit: drop the rest */
+    bool rx_binary;
+    bool peer_closed;       /* a Close frame arrived */
+    bool failed;            /* a local error ended the connection */
+
+    unsigned inflight;      /* requests routed to this connection */
+    uint64_t max_message_bytes;
+    unsigned heartbeat_s;   /* from hello; 0 when absent */
+    int64_t last_rx_ms, last_ping_ms;
+} pl_ws_conn;
+
+/* Start connecting. Returns 0, or -1 with errbuf set. */
+int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
+                    long connect_timeout_ms, uint64_t max_message_bytes);
+
+/* Queue a frame (copied). Data frames wait for hello; control frames only
+ * for the upgrade. */
+void pl_ws_conn_queue_data(pl_ws_conn *conn, const char *data, size_t len);
+void pl_ws_conn_queue_control(pl_ws_conn *conn, unsigned flags,
+                              const char *data, size_t len);
+
+/*
+ * Send what can be sent now without blocking. Returns the number of data
+ * frames completed, or -1 when the connection failed (errbuf says why).
+ */
+int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent);
+
+/* Whether a partial frame waits for the socket to become writable. */
+bool pl_ws_conn_wants_write(const pl_ws_conn *conn);
+
+/* Remove the transfer from the multi handle and return to IDLE. */
+void pl_ws_conn_reset(pl_ws_conn *conn);
+
+/* Monotonic milliseconds, the clock of every timer of the I/O thread. */
+int64_t pl_monotonic_ms(void);
+
+/* Implemented by the I/O thread: a complete message arrived. */
+void pl_io_on_message(struct pl_io *io, pl_ws_conn *conn, const char *data,
+                      size_t len, bool binary);
+/* Implemented by the I/O thread: the multi handle, to add or remove easies. */
+CURLM *pl_io_multi(struct pl_io *io);
+
+#endif

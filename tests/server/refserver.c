@@ -1,0 +1,1319 @@
+/*
+ * parley-refserver: the reference server of the parley.v1 protocol
+ * (../shared/protocol.md), on libwebsockets and json-c.
+ *
+ * Threading: every lws call and all request/connection state live on the
+ * server's own thread. Other threads touch only the atomic counters, the
+ * mutex-protected list of received messages, and lws_cancel_service() (the
+ * one lws call documented as safe from another thread) to stop the loop.
+ *
+ * Output discipline: nothing is written from outside the writeable callback.
+ * Each connection owns a FIFO of serialized messages; producers (receive
+ * callback, generation timers) append to it and ask lws for a writeable
+ * callback, which drains it.
+ */
+#include "refserver.h"
+
+#include <libwebsockets.h>
+#include <json-c/json.h>
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define PL_SERVER_NAME "parley-refserver/0.1.0"
+#define PL_PROTOCOL "parley.v1"
+#define PL_PATH "/v1/stream"
+#define PL_MODEL "parley-echo-1"
+#define PL_RECEIVED_MAX 100000
+#define PL_RX_BUFFER 65536        /* lws hands us frames in pieces this big */
+#define PL_WRITES_PER_CALLBACK 64 /* let other connections get a turn */
+#define PL_MAX_AUTH_HEADER 4096
+#define PL_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+#define container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- data ------------------------------------------------------------ */
+
+/* One serialized message waiting for the socket. */
+struct outmsg {
+    struct outmsg *next;
+    uint64_t req_id;      /* request whose stream it belongs to; 0: none */
+    size_t len;
+    unsigned char buf[];  /* LWS_PRE bytes of headroom, then the JSON */
+};
+
+/* Per-WebSocket state, allocated and zeroed by lws (per_session_data). */
+struct conn {
+    struct lws *wsi;               /* NULL until established */
+    pl_refserver *srv;
+    struct outmsg *out_head, **out_tail;
+    struct request *attached;      /* requests whose messages go here */
+    /* The message being reassembled from frames. */
+    char *rx;
+    size_t rx_len, rx_cap;
+    int rx_too_large;
+};
+
+/*
+ * One acked request, kept while it generates and for idempotency_window_s
+ * after its terminal message, so that a repeat can replay it.
+ */
+struct request {
+    struct request *hash_next;
+    struct request *expiry_next;           /* finished ones, oldest first */
+    struct request *conn_prev, *conn_next; /* on conn->attached */
+    struct conn *conn;       /* where its messages go; NULL: nowhere */
+    uint64_t resume_from;    /* the attached requester has seq < this */
+    pl_refserver *srv;
+    lws_sorted_usec_list_t sul; /* next-piece timer */
+    uint64_t id;
+    char id_str[24];
+    char *session;
+    char *reply;             /* "[turn N] C" */
+    size_t *piece_end;       /* piece k ends at reply[piece_end[k]] */
+    size_t npieces;          /* pieces to send, after the max_tokens cap */
+    int truncated;           /* max_tokens cut the reply */
+    size_t generated;        /* pieces produced so far */
+    const char *stop_reason; /* NULL while generating */
+    uint64_t input_tokens;
+    int64_t expires_ms;
+};
+
+/* Chained hash table id -> request, 2^bits buckets. */
+struct req_table {
+    struct request **buckets;
+    unsigned bits;
+    size_t count;
+};
+
+struct pl_stats_atomic {
+    _Atomic uint64_t connections_accepted, connections_open,
+        upgrades_refused, messages_received, requests_started,
+        requests_replayed, cancels_received, errors_sent, pings_received;
+};
+
+struct pl_refserver {
+    pl_refserver_opts opts;   /* strings point at the copies below */
+    char *bind_addr, *api_key;
+    pthread_t thread;
+    /* Start handshake, and the stop/destroy ordering (see service_main). */
+    pthread_mutex_t lock;
+    pthread_cond_t started_cond;
+    int start_state;          /* 0 starting, 1 listening, -1 failed */
+    char start_err[256];
+    atomic_int stopping;
+    struct lws_context *ctx;
+    int port;
+    /* Server thread only. */
+    struct req_table reqs;
+    struct request *expiry_head, *expiry_tail;
+    /* Any thread. */
+    struct pl_stats_atomic stats;
+    pthread_mutex_t rec_lock;
+    char **received;
+    size_t nreceived, rec_cap;
+};
+
+#define COUNT(srv, field) \
+    atomic_fetch_add_explicit(&(srv)->stats.field, 1, memory_order_relaxed)
+
+/* ---- small helpers ----------------------------------------------------- */
+
+/* The server is a test fixture: running out of memory is not worth
+ * recovering from, and aborting keeps every call site simple. */
+static void *check_alloc(void *p)
+{
+    if (!p) {
+        fputs("parley-refserver: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static void *xmalloc(size_t n)
+{
+    return check_alloc(malloc(n ? n : 1));
+}
+
+static void *xcalloc(size_t count, size_t size)
+{
+    return check_alloc(calloc(count, size));
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    return check_alloc(realloc(p, n ? n : 1));
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void srv_log(const pl_refserver *srv, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    if (srv->opts.quiet)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* One fprintf per line keeps lines whole when threads interleave. */
+    fprintf(stderr, "parley-refserver: %s\n", line);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- received-message log ------------------------------------------------ */
+
+static void record_received(pl_refserver *srv, const char *text, size_t len)
+{
+    pthread_mutex_lock(&srv->rec_lock);
+    if (srv->nreceived < PL_RECEIVED_MAX) {
+        if (srv->nreceived == srv->rec_cap) {
+            srv->rec_cap = srv->rec_cap ? srv->rec_cap * 2 : 256;
+            srv->received = xrealloc(srv->received,
+                                     srv->rec_cap * sizeof *srv->received);
+        }
+        srv->received[srv->nreceived++] = xstrndup(text, len);
+    }
+    pthread_mutex_unlock(&srv->rec_lock);
+}
+
+/* ---- outgoing queue -------------------------------------------------- */
+
+/* Serialize msg (consumed) onto c's queue and ask for a writeable callback. */
+static void conn_send(struct conn *c, uint64_t req_id, struct json_object *msg)
+{
+    size_t len;
+    const char *text = json_object_to_json_string_length(msg, PL_JSON_FLAGS,
+                                                         &len);
+    struct outmsg *m = xmalloc(sizeof *m + LWS_PRE + len);
+
+    m->next = NULL;
+    m->req_id = req_id;
+    m->len = len;
+    memcpy(m->buf + LWS_PRE, text, len);
+    json_object_put(msg);
+    *c->out_tail = m;
+    c->out_tail = &m->next;
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Drop the queued stream messages of one request (a newer repeat took over). */
+static void conn_purge(struct conn *c, uint64_t req_id)
+{
+    struct outmsg **pp = &c->out_head;
+
+    while (*pp) {
+        struct outmsg *m = *pp;
+        if (m->req_id == req_id) {
+            *pp = m->next;
+            free(m);
+        } else {
+            pp = &m->next;
+        }
+    }
+    c->out_tail = pp;
+}
+
+/* LWS_CALLBACK_SERVER_WRITEABLE: send as much as the socket takes now. */
+static int conn_drain(struct conn *c)
+{
+    int budget = PL_WRITES_PER_CALLBACK;
+
+    while (c->out_head && budget--) {
+        struct outmsg *m = c->out_head;
+        int n;
+
+        c->out_head = m->next;
+        if (!c->out_head)
+            c->out_tail = &c->out_head;
+        n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        free(m);
+        if (n < 0)
+            return -1;
+        /* lws keeps what the kernel refused; wait until that is flushed. */
+        if (lws_send_pipe_choked(c->wsi))
+            break;
+    }
+    if (c->out_head)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* ---- message builders -------------------------------------------------- */
+
+static struct json_object *msg_new(const char *type)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string(type));
+    return o;
+}
+
+static void put_str(struct json_object *o, const char *k, const char *v)
+{
+    json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static void put_u64(struct json_object *o, const char *k, uint64_t v)
+{
+    json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static void send_hello(struct conn *c)
+{
+    const pl_refserver_opts *o = &c->srv->opts;
+    struct json_object *m = msg_new("hello");
+
+    put_str(m, "protocol", PL_PROTOCOL);
+    put_u64(m, "max_message_bytes", o->max_message_bytes);
+    put_u64(m, "heartbeat_s", o->heartbeat_s);
+    put_u64(m, "idempotency_window_s", o->idempotency_window_s);
+    put_str(m, "server", PL_SERVER_NAME);
+    conn_send(c, 0, m);
+}
+
+/* id: the client's "id" string to echo, or NULL. */
+static void send_error(struct conn *c, struct json_object *id,
+                       const char *code, const char *content)
+{
+    struct json_object *m = msg_new("error");
+
+    if (id)
+        json_object_object_add(m, "id", json_object_get(id));
+    put_str(m, "code", code);
+    put_str(m, "content", content);
+    COUNT(c->srv, errors_sent);
+    srv_log(c->srv, "error %s: %s", code, content);
+    conn_send(c, 0, m);
+}
+
+/* The stream messages of a request go to its attached connection only. */
+static void emit_ack(struct request *r)
+{
+    struct json_object *m;
+
+    if (!r->conn)
+        return;
+    m = msg_new("ack");
+    put_str(m, "id", r->id_str);
+    conn_send(r->conn, r->id, m);
+}
+
+static void emit_piece(struct request *r, size_t k)
+{
+    size_t start = k ? r->piece_end[k - 1] : 0;
+    struct json_object *m;
+
+    if (!r->conn || k < r->resume_from)
+        return;
+    m = msg_new("text");
+    put_str(m, "id", r->id_str);
+    put_str(m, "session", r->session);
+    put_u64(m, "seq", k);
+    json_object_object_add(m, "content",
+        json_object_new_string_len(r->reply + start,
+                                   (int)(r->piece_end[k] - start)));
+    conn_send(r->conn, r->id, m);
+}
+
+static void emit_done(struct request *r)
+{
+    struct json_object *m, *usage;
+
+    if (!r->conn)
+        return;
+    m = msg_new("done");
+    put_str(m, "id", r->id_str);
+    put_str(m, "session", r->session);
+    put_str(m, "stop_reason", r->stop_reason);
+    put_u64(m, "seq_end", r->generated);
+    usage = json_object_new_object();
+    put_u64(usage, "input_tokens", r->input_tokens);
+    put_u64(usage, "output_tokens", r->generated);
+    json_object_object_add(m, "usage", usage);
+    conn_send(r->conn, r->id, m);
+}
+
+/* ---- request table and expiry ------------------------------------------ */
+
+static size_t bucket_of(const struct req_table *t, uint64_t id)
+{
+    /* Fibonacci hashing: snowflake ids differ mostly in low bits. */
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> (64 - t->bits));
+}
+
+static void table_init(struct req_table *t)
+{
+    t->bits = 10;
+    t->count = 0;
+    t->buckets = xcalloc((size_t)1 << t->bits, sizeof *t->buckets);
+}
+
+static void table_grow(struct req_table *t)
+{
+    struct req_table bigger = { NULL, t->bits + 1, t->count };
+    size_t i, n = (size_t)1 << t->bits;
+
+    bigger.buckets = calloc((size_t)1 << bigger.bits, sizeof *bigger.buckets);
+    if (!bigger.buckets)
+        return; /* stay at the current size: slower, still correct */
+    for (i = 0; i < n; i++) {
+        while (t->buckets[i]) {
+            struct request *r = t->buckets[i];
+            size_t b = bucket_of(&bigger, r->id);
+            t->buckets[i] = r->hash_next;
+            r->hash_next = bigger.buckets[b];
+            bigger.buckets[b] = r;
+        }
+    }
+    free(t->buckets);
+    *t = bigger;
+}
+
+static struct request *table_find(const struct req_table *t, uint64_t id)
+{
+    struct request *r = t->buckets[bucket_of(t, id)];
+
+    while (r && r->id != id)
+        r = r->hash_next;
+    return r;
+}
+
+static void table_insert(struct req_table *t, struct request *r)
+{
+    size_t b;
+
+    if (t->count >= ((size_t)1 << t->bits))
+        table_grow(t);
+    b = bucket_of(t, r->id);
+    r->hash_next = t->buckets[b];
+    t->buckets[b] = r;
+    t->count++;
+}
+
+static void table_remove(struct req_table *t, struct request *r)
+{
+    struct request **pp = &t->buckets[bucket_of(t, r->id)];
+
+    while (*pp != r)
+        pp = &(*pp)->hash_next;
+    *pp = r->hash_next;
+    t->count--;
+}
+
+/* Route a request's messages to c (or nowhere when c is NULL). */
+static void req_attach(struct request *r, struct conn *c, uint64_t resume_from)
+{
+    if (r->conn) {
+        /* The latest requester wins: the earlier one gets nothing more. */
+        conn_purge(r->conn, r->id);
+        if (r->conn_prev)
+            r->conn_prev->conn_next = r->conn_next;
+        else
+            r->conn->attached = r->conn_next;
+        if (r->conn_next)
+            r->conn_next->conn_prev = r->conn_prev;
+    }
+    r->conn = c;
+    r->conn_prev = NULL;
+    r->conn_next = NULL;
+    r->resume_from = resume_from;
+    if (c) {
+        r->conn_next = c->attached;
+        if (c->attached)
+            c->attached->conn_prev = r;
+        c->attached = r;
+    }
+}
+
+static void req_free(struct request *r)
+{
+    req_attach(r, NULL, 0);
+    free(r->session);
+    free(r->reply);
+    free(r->piece_end);
+    free(r);
+}
+
+/*
+ * Finished requests enter the expiry queue in terminal order; the window is
+ * the same for all, so the queue is sorted by expiry and popping its head
+ * forgets them lazily, in O(1) per request.
+ */
+static void expire_requests(pl_refserver *srv)
+{
+    int64_t now = now_ms();
+
+    while (srv->expiry_head && srv->expiry_head->expires_ms <= now) {
+        struct request *r = srv->expiry_head;
+        srv->expiry_head = r->expiry_next;
+        if (!srv->expiry_head)
+            srv->expiry_tail = NULL;
+        table_remove(&srv->reqs, r);
+        req_free(r);
+    }
+}
+
+/* ---- the parley-echo-1 model and generation -------------------------- */
+
+/* Offset after the code point at pos (the text is valid UTF-8). */
+static size_t next_code_point(const char *s, size_t pos, size_t len)
+{
+    unsigned char b = (unsigned char)s[pos];
+    size_t n = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+
+    return pos + n < len ? pos + n : len;
+}
+
+/* Cut r->reply greedily into pieces of whole code points. */
+static void cut_reply(struct request *r, size_t len, size_t chunk,
+                      uint64_t max_tokens)
+{
+    size_t pos = 0, n = 0;
+
+    r->piece_end = xmalloc(len * sizeof *r->piece_end); /* >= 1 byte each */
+    while (pos < len) {
+        size_t end = next_code_point(r->reply, pos, len);
+        /* Take more code points while they fit; a big one stays alone. */
+        while (end < len) {
+            size_t next = next_code_point(r->reply, end, len);
+            if (next - pos > chunk)
+                break;
+            end = next;
+        }
+        r->piece_end[n++] = end;
+        pos = end;
+    }
+    r->piece_end = xrealloc(r->piece_end, n * sizeof *r->piece_end);
+    r->npieces = n < max_tokens ? n : (size_t)max_tokens;
+    r->truncated = r->npieces < n;
+}
+
+static void req_finish(struct request *r, const char *stop_reason)
+{
+    pl_refserver *srv = r->srv;
+
+    r->stop_reason = stop_reason;
+    r->expires_ms = now_ms() + (int64_t)srv->opts.idempotency_window_s * 1000;
+    r->expiry_next = NULL;
+    if (srv->expiry_tail)
+        srv->expiry_tail->expiry_next = r;
+    else
+        srv->expiry_head = r;
+    srv->expiry_tail = r;
+    emit_done(r);
+}
+
+static void gen_step(struct request *r);
+
+static void gen_timer(lws_sorted_usec_list_t *sul)
+{
+    gen_step(container_of(sul, struct request, sul));
+}
+
+static void gen_schedule(struct request *r, unsigned ms)
+{
+    lws_sul_schedule(r->srv->ctx, 0, &r->sul, gen_timer,
+                     (lws_usec_t)ms * 1000);
+}
+
+/* Produce the next piece (all remaining ones when token_ms is 0). */
+static void gen_step(struct request *r)
+{
+    unsigned token_ms = r->srv->opts.token_ms;
+
+    do
+        emit_piece(r, r->generated++);
+    while (!token_ms && r->generated < r->npieces);
+
+    if (r->generated < r->npieces)
+        gen_schedule(r, token_ms);
+    else
+        req_finish(r, r->truncated ? "max_tokens" : "end_turn");
+}
+
+static void gen_start(struct request *r)
+{
+    if (r->srv->opts.latency_ms)
+        gen_schedule(r, r->srv->opts.latency_ms);
+    else
+        gen_step(r);
+}
+
+/* ---- client message validation ----------------------------------------- */
+
+/* A validated `message`. Strings point into the parsed JSON. */
+struct turn {
+    uint64_t id;
+    const char *id_str;
+    const char *session;
+    const char *content;
+    size_t content_len;
+    unsigned user_turns;     /* history items with role user */
+    uint64_t history_bytes;  /* bytes of all history contents */
+    uint64_t max_tokens;     /* UINT64_MAX when absent */
+    uint64_t resume_from;
+};
+
+/* A field, treating JSON null as absent (protocol section 3). */
+static struct json_object *field(struct json_object *o, const char *key)
+{
+    return json_object_object_get(o, key);
+}
+
+static const char *string_field(struct json_object *o, const char *key,
+                                size_t *len)
+{
+    struct json_object *v = field(o, key);
+
+    if (!json_object_is_type(v, json_type_string))
+        return NULL;
+    if (len)
+        *len = (size_t)json_object_get_string_len(v);
+    return json_object_get_string(v);
+}
+
+/* Canonical decimal in [1, 2^63-1]: no sign, no leading zero. */
+static int parse_id(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (len == 0 || len > 19 || s[0] == '0')
+        return -1;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0'); /* 19 digits fit in uint64 */
+    }
+    if (v > INT64_MAX)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int valid_session(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len < 1 || len > 128)
+        return 0;
+    for (i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || strchr("._:-", ch)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Optional integer field >= min; absent leaves *out untouched. */
+static int count_field(struct json_object *o, const char *key, int64_t min,
+                       uint64_t *out)
+{
+    struct json_object *v = field(o, key);
+
+    if (!v)
+        return 0;
+    if (!json_object_is_type(v, json_type_int) ||
+        json_object_get_int64(v) < min)
+        return -1;
+    *out = json_object_get_uint64(v); /* above INT64_MAX json-c keeps uint64 */
+    return 0;
+}
+
+static int hex4(const char *s, size_t avail)
+{
+    int v = 0;
+    size_t i;
+
+    if (avail < 4)
+        return -1;
+    for (i = 0; i < 4; i++) {
+        char ch = s[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0'
+              : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/*
+ * json-c 0.16 silently turns a \uD800-\uDFFF escape that is not part of a
+ * proper high+low pair into U+FFFD, so the raw text is checked instead.
+ * Outside strings valid JSON has no backslash, so no string tracking is
+ * needed; skipping the escaped character handles "\\u...".
+ */
+static int has_lone_surrogate(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < len; i++) {
+        int u, lo;
+
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] != 'u') {
+            i++;
+            continue;
+        }
+        u = hex4(s + i + 2, len - i - 2);
+        if (u >= 0xDC00 && u <= 0xDFFF)
+            return 1;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            lo = i + 7 < len && s[i + 6] == '\\' && s[i + 7] == 'u'
+                     ? hex4(s + i + 8, len - i - 8) : -1;
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                return 1;
+            i += 6;
+        }
+        i += 5;
+    }
+    return 0;
+}
+
+static const char *check_history(struct json_object *h, struct turn *t)
+{
+    size_t i, n;
+
+    if (!h)
+        return NULL;
+    if (!json_object_is_type(h, json_type_array))
+        return "field \"history\" must be an array";
+    n = json_object_array_length(h);
+    for (i = 0; i < n; i++) {
+        struct json_object *item = json_object_array_get_idx(h, i);
+        const char *role;
+        size_t len;
+
+        if (!json_object_is_type(item, json_type_object))
+            return "history items must be objects";
+        role = string_field(item, "role", NULL);
+        if (!role || (strcmp(role, "user") && strcmp(role, "assistant")))
+            return "history item role must be \"user\" or \"assistant\"";
+        if (!string_field(item, "content", &len))
+            return "history item content must be a string";
+        t->user_turns += !strcmp(role, "user");
+        t->history_bytes += len;
+    }
+    return NULL;
+}
+
+/* Fills t from a `message`; returns NULL or why it is invalid. */
+static const char *check_turn(struct json_object *root, const char *raw,
+                              size_t raw_len, struct turn *t)
+{
+    const char *model, *err;
+    size_t len;
+    struct json_object *ts = field(root, "timestamp");
+
+    memset(t, 0, sizeof *t);
+    t->max_tokens = UINT64_MAX;
+    t->id_str = string_field(root, "id", &len);
+    if (!t->id_str || parse_id(t->id_str, len, &t->id))
+        return "field \"id\" must be a decimal string in [1, 2^63-1]";
+    t->session = string_field(root, "session", &len);
+    if (!t->session || !valid_session(t->session, len))
+        return "field \"session\" must be 1-128 bytes of [A-Za-z0-9._:-]";
+    t->content = string_field(root, "content", &t->content_len);
+    if (!t->content)
+        return "missing or ill-typed field \"content\"";
+    if (!json_object_is_type(ts, json_type_int))
+        return "missing or ill-typed field \"timestamp\"";
+    model = string_field(root, "model", NULL);
+    if (field(root, "model") && (!model || strcmp(model, PL_MODEL)))
+        return "unknown model";
+    if (count_field(root, "max_tokens", 1, &t->max_tokens))
+        return "field \"max_tokens\" must be an integer >= 1";
+    if (count_field(root, "resume_from", 0, &t->resume_from))
+        return "field \"resume_from\" must be an integer >= 0";
+    if ((err = check_history(field(root, "history"), t)))
+        return err;
+    if (has_lone_surrogate(raw, raw_len))
+        return "string with an unpaired UTF-16 surrogate escape";
+    return NULL;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static struct request *req_new(pl_refserver *srv, const struct turn *t)
+{
+    struct request *r = xcalloc(1, sizeof *r);
+    char prefix[32];
+    int plen = snprintf(prefix, sizeof prefix, "[turn %u] ", t->user_turns + 1);
+    size_t len = (size_t)plen + t->content_len;
+
+    r->srv = srv;
+    r->id = t->id;
+    snprintf(r->id_str, sizeof r->id_str, "%s", t->id_str);
+    r->session = xstrndup(t->session, strlen(t->session));
+    r->reply = xmalloc(len);
+    memcpy(r->reply, prefix, (size_t)plen);
+    memcpy(r->reply + plen, t->content, t->content_len);
+    cut_reply(r, len, srv->opts.chunk_bytes, t->max_tokens);
+    r->input_tokens = (t->content_len + t->history_bytes + 3) / 4;
+    return r;
+}
+
+/* A repeat of a known id: replay what exists, then follow it live. */
+static void req_replay(struct request *r, struct conn *c, uint64_t resume_from)
+{
+    size_t k;
+
+    COUNT(c->srv, requests_replayed);
+    req_attach(r, c, resume_from);
+    emit_ack(r);
+    for (k = resume_from; k < r->generated; k++)
+        emit_piece(r, k);
+    if (r->stop_reason)
+        emit_done(r);
+}
+
+static void handle_message(struct conn *c, struct json_object *root,
+                           const char *raw, size_t raw_len)
+{
+    pl_refserver *srv = c->srv;
+    struct json_object *id = field(root, "id");
+    struct request *r;
+    struct turn t;
+    const char *err = check_turn(root, raw, raw_len, &t);
+
+    if (err) {
+        send_error(c, json_object_is_type(id, json_type_string) ? id : NULL,
+                   "invalid_request", err);
+        return;
+    }
+    r = table_find(&srv->reqs, t.id);
+    if (r) {
+        req_replay(r, c, t.resume_from);
+    } else if (t.resume_from > 0) {
+        send_error(c, id, "resume_failed", "unknown or expired request id");
+    } else {
+        r = req_new(srv, &t);
+        table_insert(&srv->reqs, r);
+        req_attach(r, c, 0);
+        COUNT(srv, requests_started);
+        emit_ack(r);
+        gen_start(r);
+    }
+}
+
+static void handle_cancel(struct conn *c, struct json_object *root)
+{
+    struct json_object *id = field(root, "id");
+    uint64_t v;
+    struct request *r;
+
+    COUNT(c->srv, cancels_received);
+    if (!json_object_is_type(id, json_type_string) ||
+        parse_id(json_object_get_string(id),
+                 (size_t)json_object_get_string_len(id), &v)) {
+        send_error(c, json_object_is_type(id, json_type_string) ? id : NULL,
+                   "invalid_request",
+                   "field \"id\" must be a decimal string in [1, 2^63-1]");
+        return;
+    }
+    r = table_find(&c->srv->reqs, v);
+    if (!r || r->stop_reason)
+        return; /* unknown or finished: ignored by contract */
+    lws_sul_cancel(&r->sul);
+    req_finish(r, "cancelled");
+}
+
+static struct json_object *parse_object(const char *text, size_t len)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o;
+
+    if (!tok)
+        return NULL;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    /* Strict mode rejects trailing data; an incomplete text yields NULL. */
+    if (o && (json_tokener_get_error(tok) != json_tokener_success ||
+              !json_object_is_type(o, json_type_object))) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+/* One complete text message from the client. */
+static void handle_text(struct conn *c, const char *text, size_t len)
+{
+    struct json_object *root = parse_object(text, len);
+    struct json_object *id;
+    const char *type;
+
+    record_received(c->srv, text, len);
+    expire_requests(c->srv);
+    if (!root) {
+        send_error(c, NULL, "invalid_request", "not a JSON object");
+        return;
+    }
+    id = field(root, "id");
+    if (!json_object_is_type(id, json_type_string))
+        id = NULL;
+    type = string_field(root, "type", NULL);
+    if (!type)
+        send_error(c, id, "invalid_request", "missing or ill-typed field \"type\"");
+    else if (!strcmp(type, "message"))
+        handle_message(c, root, text, len);
+    else if (!strcmp(type, "cancel"))
+        handle_cancel(c, root);
+    else
+        send_error(c, id, "invalid_request", "unknown message type");
+    json_object_put(root);
+}
+
+/* ---- receiving frames ------------------------------------------------------ */
+
+/* LWS_CALLBACK_RECEIVE: collect a message's pieces, act on the last one. */
+static void conn_receive(struct conn *c, const char *in, size_t len)
+{
+    uint64_t limit = c->srv->opts.max_message_bytes;
+
+    if (!c->rx_too_large && c->rx_len + len > limit) {
+        /* Over the limit: stop holding it, discard the rest as it comes. */
+        c->rx_too_large = 1;
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = c->rx_cap = 0;
+    }
+    if (!c->rx_too_large && len) {
+        if (c->rx_len + len + 1 > c->rx_cap) {
+            size_t cap = c->rx_cap ? c->rx_cap : 1024;
+            while (cap < c->rx_len + len + 1)
+                cap *= 2;
+            c->rx = xrealloc(c->rx, cap);
+            c->rx_cap = cap;
+        }
+        memcpy(c->rx + c->rx_len, in, len);
+        c->rx_len += len;
+    }
+    if (!lws_is_final_fragment(c->wsi))
+        return;
+
+    COUNT(c->srv, messages_received);
+    if (lws_frame_is_binary(c->wsi))
+        send_error(c, NULL, "invalid_request",
+                   "binary frames are not accepted on parley.v1");
+    else if (c->rx_too_large)
+        send_error(c, NULL, "too_large", "message over max_message_bytes");
+    else
+        handle_text(c, c->rx ? c->rx : "", c->rx_len);
+    c->rx_len = 0;
+    c->rx_too_large = 0;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void conn_open(struct conn *c, struct lws *wsi, pl_refserver *srv)
+{
+    c->wsi = wsi;
+    c->srv = srv;
+    c->out_tail = &c->out_head;
+    COUNT(srv, connections_accepted);
+    COUNT(srv, connections_open);
+    srv_log(srv, "connection opened");
+    send_hello(c);
+}
+
+/* Its generations go on, sent nowhere until a repeat attaches them. */
+static void conn_close(struct conn *c)
+{
+    if (!c->wsi)
+        return; /* never established */
+    while (c->attached)
+        req_attach(c->attached, NULL, 0);
+    while (c->out_head) {
+        struct outmsg *m = c->out_head;
+        c->out_head = m->next;
+        free(m);
+    }
+    free(c->rx);
+    c->rx = NULL;
+    c->wsi = NULL;
+    atomic_fetch_sub_explicit(&c->srv->stats.connections_open, 1,
+                              memory_order_relaxed);
+    srv_log(c->srv, "connection closed");
+}
+
+/*
+ * Answer an HTTP request with a status and a JSON body, then close. lws
+ * cannot refuse an upgrade with a body after the filter stage, so the filter
+ * writes the whole response itself and then fails the connection; plain
+ * HTTP requests take the same path. The response is formatted here rather
+ * than with lws's header helpers, which answer "HTTP/1.0" at that stage.
+ */
+static int http_refuse(pl_refserver *srv, struct lws *wsi, unsigned status,
+                       const char *code, const char *content)
+{
+    unsigned char buf[LWS_PRE + 512];
+    char body[256];
+    const char *reason = status == 401 ? "Unauthorized"
+                       : status == 404 ? "Not Found" : "Upgrade Required";
+    int blen = snprintf(body, sizeof body,
+                        "{\"type\":\"error\",\"code\":\"%s\",\"content\":\"%s\"}",
+                        code, content);
+    int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 %u %s\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %d\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     status, reason, blen, body);
+
+    COUNT(srv, upgrades_refused);
+    srv_log(srv, "refused with HTTP %u: %s", status, content);
+    lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return -1;
+}
+
+static int path_is_stream(struct lws *wsi)
+{
+    char uri[64];
+
+    return lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
+           !strcmp(uri, PL_PATH);
+}
+
+/* Constant time in the key's content, so timing does not reveal it. */
+static int key_matches(const char *given, const char *key)
+{
+    size_t i, n = strlen(key);
+    unsigned char diff = 0;
+
+    if (strlen(given) != n)
+        return 0;
+    for (i = 0; i < n; i++)
+        diff |= (unsigned char)(given[i] ^ key[i]);
+    return diff == 0;
+}
+
+static int authorized(pl_refserver *srv, struct lws *wsi)
+{
+    char *hdr;
+    int n, ok;
+
+    if (!srv->api_key)
+        return 1;
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 0 || n > PL_MAX_AUTH_HEADER)
+        return 0;
+    hdr = xmalloc((size_t)n + 1);
+    ok = lws_hdr_copy(wsi, hdr, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) == n &&
+         !strncasecmp(hdr, "Bearer ", 7) && key_matches(hdr + 7, srv->api_key);
+    free(hdr);
+    return ok;
+}
+
+/* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: nonzero refuses the upgrade. */
+static int filter_upgrade(pl_refserver *srv, struct lws *wsi)
+{
+    if (!path_is_stream(wsi))
+        return http_refuse(srv, wsi, 404, "invalid_request",
+                           "no WebSocket service at this path");
+    if (!authorized(srv, wsi))
+        return http_refuse(srv, wsi, 401, "unauthorized",
+                           "missing or wrong API key");
+    return 0;
+}
+
+/* LWS_CALLBACK_HTTP: only WebSocket is served. */
+static int answer_http(pl_refserver *srv, struct lws *wsi)
+{
+    if (path_is_stream(wsi))
+        return http_refuse(srv, wsi, 426, "invalid_request",
+                           "this path serves WebSocket only");
+    return http_refuse(srv, wsi, 404, "invalid_request", "no such path");
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len)
+{
+    pl_refserver *srv = lws_context_user(lws_get_context(wsi));
+    struct conn *c = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return filter_upgrade(srv, wsi);
+    case LWS_CALLBACK_HTTP:
+        return answer_http(srv, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        conn_open(c, wsi, srv);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        conn_receive(c, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return conn_drain(c);
+    case LWS_CALLBACK_CLOSED:
+        conn_close(c);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {
+        .name = PL_PROTOCOL,
+        .callback = callback,
+        .per_session_data_size = sizeof(struct conn),
+        .rx_buffer_size = PL_RX_BUFFER,
+    },
+    { .name = NULL },
+};
+
+/* ---- the service thread ---------------------------------------------- */
+
+static void set_lws_logging(void)
+{
+    lws_set_log_level(LLL_ERR, NULL);
+}
+
+/* lws logging is process-wide: set it once, before any context exists. */
+static pthread_once_t lws_log_once = PTHREAD_ONCE_INIT;
+
+static int create_context(pl_refserver *srv)
+{
+    struct lws_context_creation_info info;
+    struct lws_vhost *vh;
+
+    memset(&info, 0, sizeof info);
+    /* Explicit vhost: lws_create_vhost reports a failed bind as NULL. */
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.user = srv;
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx) {
+        snprintf(srv->start_err, sizeof srv->start_err,
+                 "cannot create the lws context");
+        return -1;
+    }
+    info.port = srv->opts.port;
+    info.iface = srv->bind_addr;
+    info.protocols = protocols;
+    info.vhost_name = "parley";
+    vh = lws_create_vhost(srv->ctx, &info);
+    if (!vh) {
+        snprintf(srv->start_err, sizeof srv->start_err,
+                 "cannot listen on %s:%d", srv->bind_addr, srv->opts.port);
+        lws_context_destroy(srv->ctx);
+        srv->ctx = NULL;
+        return -1;
+    }
+    srv->port = lws_get_vhost_listen_port(vh);
+    return 0;
+}
+
+static void signal_started(pl_refserver *srv, int state)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->start_state = state;
+    pthread_cond_signal(&srv->started_cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void free_requests(pl_refserver *srv)
+{
+    size_t i, n = (size_t)1 << srv->reqs.bits;
+
+    for (i = 0; i < n; i++) {
+        while (srv->reqs.buckets[i]) {
+            struct request *r = srv->reqs.buckets[i];
+            srv->reqs.buckets[i] = r->hash_next;
+            req_free(r);
+        }
+    }
+    srv->reqs.count = 0;
+}
+
+/* Timers live inside requests: take them off lws's lists before the
+ * context (and its scheduler) goes away. */
+static void cancel_timers(pl_refserver *srv)
+{
+    size_t i, n = (size_t)1 << srv->reqs.bits;
+
+    for (i = 0; i < n; i++) {
+        struct request *r;
+        for (r = srv->reqs.buckets[i]; r; r = r->hash_next)
+            lws_sul_cancel(&r->sul);
+    }
+}
+
+static void *service_main(void *arg)
+{
+    pl_refserver *srv = arg;
+
+    pthread_once(&lws_log_once, set_lws_logging);
+    if (create_context(srv)) {
+        signal_started(srv, -1);
+        return NULL;
+    }
+    signal_started(srv, 1);
+    srv_log(srv, "listening on %s:%d", srv->bind_addr, srv->port);
+
+    while (!atomic_load(&srv->stopping))
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+
+    /* pl_refserver_stop calls lws_cancel_service under srv->lock: taking
+     * the lock here makes sure that call returned before the context goes. */
+    pthread_mutex_lock(&srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+    cancel_timers(srv);
+    lws_context_destroy(srv->ctx); /* closes connections: conn_close */
+    srv->ctx = NULL;
+    free_requests(srv);
+    return NULL;
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+void pl_refserver_opts_init(pl_refserver_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->bind_addr = "127.0.0.1";
+    opts->chunk_bytes = 16;
+    opts->heartbeat_s = 30;
+    opts->max_message_bytes = 1048576;
+    opts->idempotency_window_s = 600;
+}
+
+/* Copy opts, applying the documented defaults for zero values. */
+static void copy_opts(pl_refserver *srv, const pl_refserver_opts *opts)
+{
+    pl_refserver_opts *o = &srv->opts;
+
+    *o = *opts;
+    if (!opts->bind_addr)
+        o->bind_addr = "127.0.0.1";
+    srv->bind_addr = xstrndup(o->bind_addr, strlen(o->bind_addr));
+    srv->api_key = opts->api_key
+        ? xstrndup(opts->api_key, strlen(opts->api_key)) : NULL;
+    o->bind_addr = srv->bind_addr;
+    o->api_key = srv->api_key;
+    if (!o->chunk_bytes)
+        o->chunk_bytes = 16;
+    if (!o->heartbeat_s)
+        o->heartbeat_s = 30;
+    if (!o->max_message_bytes)
+        o->max_message_bytes = 1048576;
+    if (!o->idempotency_window_s)
+        o->idempotency_window_s = 600;
+}
+
+static void srv_free(pl_refserver *srv)
+{
+    size_t i;
+
+    for (i = 0; i < srv->nreceived; i++)
+        free(srv->received[i]);
+    free(srv->received);
+    free(srv->reqs.buckets);
+    free(srv->bind_addr);
+    free(srv->api_key);
+    pthread_mutex_destroy(&srv->rec_lock);
+    pthread_cond_destroy(&srv->started_cond);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv);
+}
+
+pl_refserver *pl_refserver_start(const pl_refserver_opts *opts, char *err,
+                                 size_t err_size)
+{
+    pl_refserver *srv = xcalloc(1, sizeof *srv);
+    int state;
+
+    copy_opts(srv, opts);
+    table_init(&srv->reqs);
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->started_cond, NULL);
+    pthread_mutex_init(&srv->rec_lock, NULL);
+    if (pthread_create(&srv->thread, NULL, service_main, srv)) {
+        snprintf(err, err_size, "cannot create the server thread");
+        srv_free(srv);
+        return NULL;
+    }
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->start_state)
+        pthread_cond_wait(&srv->started_cond, &srv->lock);
+    state = srv->start_state;
+    pthread_mutex_unlock(&srv->lock);
+    if (state < 0) {
+        pthread_join(srv->thread, NULL);
+        snprintf(err, err_size, "%s", srv->start_err);
+        srv_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+int pl_refserver_port(const pl_refserver *srv)
+{
+    return srv->port;
+}
+
+void pl_refserver_stop(pl_refserver *srv)
+{
+    if (!srv)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    atomic_store(&srv->stopping, 1);
+    lws_cancel_service(srv->ctx);
+    pthread_mutex_unlock(&srv->lock);
+    pthread_join(srv->thread, NULL);
+    srv_free(srv);
+}
+
+void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *st)
+{
+    struct pl_stats_atomic *a = &srv->stats;
+
+    st->connections_accepted = atomic_load(&a->connections_accepted);
+    st->connections_open = atomic_load(&a->connections_open);
+    st->upgrades_refused = atomic_load(&a->upgrades_refused);
+    st->messages_received = atomic_load(&a->messages_received);
+    st->requests_started = atomic_load(&a->requests_started);
+    st->requests_replayed = atomic_load(&a->requests_replayed);
+    st->cancels_received = atomic_load(&a->cancels_received);
+    st->errors_sent = atomic_load(&a->errors_sent);
+    st->pings_received = atomic_load(&a->pings_received);
+}
+
+char *pl_refserver_received(pl_refserver *srv, size_t n)
+{
+    char *copy = NULL;
+
+    pthread_mutex_lock(&srv->rec_lock);
+    if (n < srv->nreceived)
+        copy = strdup(srv->received[n]);
+    pthread_mutex_unlock(&srv->rec_lock);
+    return copy;
+}

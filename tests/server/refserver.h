@@ -1,0 +1,66 @@
+/*
+ * parley-refserver as a library: a libwebsockets server of the parley.v1
+ * protocol (../shared/protocol.md) running on its own thread, so tests can
+ * start it in-process, inspect what it received and stop it. The
+ * parley-refserver program is a thin main over this API.
+ */
+#ifndef PL_REFSERVER_H
+#define PL_REFSERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pl_refserver pl_refserver;
+
+typedef struct pl_refserver_opts {
+    const char *bind_addr;   /* default "127.0.0.1" */
+    int port;                /* 0 picks a free port */
+    const char *api_key;     /* NULL: no key required */
+    unsigned latency_ms;     /* delay before the first piece (default 0) */
+    unsigned token_ms;       /* delay between pieces (default 0) */
+    unsigned chunk_bytes;    /* bytes per piece (0 means the default 16) */
+    unsigned heartbeat_s;    /* announced in hello (0 means 30) */
+    uint64_t max_message_bytes; /* announced and enforced (0 means 1 MiB) */
+    unsigned idempotency_window_s; /* announced and kept (0 means 600) */
+    int quiet;               /* no log lines on stderr */
+} pl_refserver_opts;
+
+/* Fills opts with the defaults above. */
+void pl_refserver_opts_init(pl_refserver_opts *opts);
+
+/*
+ * Start serving on a background thread. Returns NULL (and writes a reason
+ * into err) when the port cannot be bound.
+ */
+pl_refserver *pl_refserver_start(const pl_refserver_opts *opts, char *err,
+                                 size_t err_size);
+
+/* The port actually bound. */
+int pl_refserver_port(const pl_refserver *srv);
+
+/* Stop the thread, close every connection and free everything. */
+void pl_refserver_stop(pl_refserver *srv);
+
+/* Counters, safe to read from any thread while the server runs. */
+typedef struct pl_refserver_stats {
+    uint64_t connections_accepted; /* WebSocket upgrades completed */
+    uint64_t connections_open;     /* currently open */
+    uint64_t upgrades_refused;     /* 401 (bad key) and 404 answers */
+    uint64_t messages_received;    /* client messages (any type) */
+    uint64_t requests_started;     /* message requests that began a generation */
+    uint64_t requests_replayed;    /* repeats served from idempotency state */
+    uint64_t cancels_received;
+    uint64_t errors_sent;
+    uint64_t pings_received;
+} pl_refserver_stats;
+
+void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *stats);
+
+/*
+ * Copy of the raw JSON text of the n-th client message received (0-based,
+ * in arrival order over all connections), or NULL when fewer arrived. The
+ * caller frees it. The server keeps at most the first 100000 messages.
+ */
+char *pl_refserver_received(pl_refserver *srv, size_t n);
+
+#endif
