@@ -17,6 +17,7 @@
 #include "protocol.h"
 #include "route.h"
 #include "session.h"
+#include "utf8.h"
 #include "ws_conn.h"
 
 #define IO_POLL_MAX_MS 1000
@@ -141,6 +142,25 @@ static void conn_fail(pl_io *io, pl_ws_conn *conn, parley_err_t err,
     PL_COUNT(io->client, errors, 1);
 }
 
+/* Called inside curl callbacks: the failure is carried out by the loop. */
+static void conn_doom(pl_ws_conn *conn, parley_err_t err, const char *msg,
+                      unsigned close_code)
+{
+    if (conn->doomed)
+        return;
+    conn->doomed = true;
+    conn->doom_err = err;
+    conn->doom_close_code = close_code;
+    snprintf(conn->doom_msg, sizeof(conn->doom_msg), "%s", msg);
+}
+
+static void carry_out_doom(pl_io *io, pl_ws_conn *conn)
+{
+    if (conn->doom_close_code)
+        pl_ws_conn_close_now(conn, conn->doom_close_code);
+    conn_fail(io, conn, (parley_err_t)conn->doom_err, conn->doom_msg);
+}
+
 /* Explain why a transfer ended, from the HTTP answer and curl's result. */
 static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
                                 char *msg, size_t size)
@@ -179,6 +199,10 @@ static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
 
 static void conn_ended(pl_io *io, pl_ws_conn *conn, CURLcode rc)
 {
+    if (conn->doomed) {
+        carry_out_doom(io, conn);
+        return;
+    }
     char msg[CURL_ERROR_SIZE + 256];
     parley_err_t err = explain_end(io, conn, rc, msg, sizeof(msg));
     conn_fail(io, conn, err, msg);
@@ -213,6 +237,15 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
     if (conn->state == PL_WS_OPEN)
         return;
+    /* No Sec-WebSocket-Protocol in the 101 answer means parley.v1 too. */
+    if (conn->subprotocol[0] && strcmp(conn->subprotocol, PL_PROTO_SUBPROTOCOL) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "the server selected subprotocol \"%.64s\", which this client did not offer",
+                 conn->subprotocol);
+        conn_doom(conn, PARLEY_ERR_PROTOCOL, msg, 1002);
+        return;
+    }
     conn->state = PL_WS_OPEN;
     conn->heartbeat_s = m->heartbeat_s;
     if (m->max_message_bytes && m->max_message_bytes < conn->max_message_bytes)
@@ -234,11 +267,25 @@ static void on_text(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     r->next_seq++;
 }
 
+static bool stop_reason_valid(const char *reason)
+{
+    return reason && (!strcmp(reason, "end_turn") || !strcmp(reason, "max_tokens") ||
+                      !strcmp(reason, "cancelled"));
+}
+
 static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
     pl_route *r = route_for(io, conn, m);
     if (!r)
         return;
+    if (!stop_reason_valid(m->stop_reason)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "invalid message from the server: unknown stop_reason \"%.40s\"",
+                 m->stop_reason ? m->stop_reason : "");
+        PL_COUNT(io->client, errors, 1);
+        route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
+        return;
+    }
     if (m->has_seq_end && m->seq_end > r->next_seq) {
         route_send(r); /* pieces are missing: have them sent again */
         return;
@@ -272,6 +319,14 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
     if (!data || binary) {
         /* Over the size limit, or binary on parley.v1: not for us. */
         PL_COUNT(io->client, errors, 1);
+        return;
+    }
+    if (!pl_utf8_valid(data, len)) {
+        /* RFC 6455 and the protocol: invalid UTF-8 in a text frame ends the
+         * connection with 1007. */
+        conn_doom(conn, PARLEY_ERR_PROTOCOL,
+                  "the server sent invalid UTF-8 in a text frame; connection closed (1007)",
+                  1007);
         return;
     }
     pl_server_msg m;
@@ -446,6 +501,9 @@ static void run_once(pl_io *io)
     int running;
     curl_multi_perform(io->multi, &running);
     handle_finished_transfers(io);
+    for (unsigned i = 0; i < io->nconns; i++)
+        if (io->conns[i].state != PL_WS_IDLE && io->conns[i].doomed)
+            carry_out_doom(io, &io->conns[i]);
 }
 
 static void fail_route_shutdown(pl_route *r, void *arg)

@@ -139,6 +139,8 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
     }
     conn->upgraded = true;
     conn->last_rx_ms = pl_monotonic_ms();
+    if (conn->doomed)
+        return len; /* nothing more is read from a connection being dropped */
     if (meta->flags & CURLWS_PING) {
         /* Ping payloads are at most 125 bytes and arrive whole. */
         if (meta->offset == 0)
@@ -189,7 +191,7 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
 
     conn->sock = CURL_SOCKET_BAD;
     conn->subprotocol[0] = '\0';
-    conn->upgraded = conn->peer_closed = conn->failed = false;
+    conn->upgraded = conn->peer_closed = conn->failed = conn->doomed = false;
     conn->want_write = false;
     conn->max_message_bytes = max_message_bytes;
     conn->heartbeat_s = 0;
@@ -251,6 +253,15 @@ int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent)
 bool pl_ws_conn_wants_write(const pl_ws_conn *conn)
 {
     return conn->want_write && conn->sock != CURL_SOCKET_BAD;
+}
+
+void pl_ws_conn_close_now(pl_ws_conn *conn, unsigned code)
+{
+    if (!conn->easy || !conn->upgraded || conn->sending)
+        return;
+    unsigned char payload[2] = {(unsigned char)(code >> 8), (unsigned char)code};
+    size_t sent;
+    curl_ws_send(conn->easy, payload, sizeof(payload), &sent, 0, CURLWS_CLOSE);
 }
 
 void pl_ws_conn_reset(pl_ws_conn *conn)

@@ -61,6 +61,12 @@ typedef struct pl_ws_conn {
     bool rx_binary;
     bool peer_closed;       /* a Close frame arrived */
     bool failed;            /* a local error ended the connection */
+    /* A failure found inside a curl callback, where the transfer cannot be
+     * removed: the I/O loop acts on it after curl_multi_perform returns. */
+    bool doomed;
+    int doom_err;           /* a parley_err_t */
+    unsigned doom_close_code; /* Close frame to send first, 0 for none */
+    char doom_msg[256];
 
     unsigned inflight;      /* requests routed to this connection */
     uint64_t max_message_bytes;
@@ -86,6 +92,10 @@ int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent);
 
 /* Whether a partial frame waits for the socket to become writable. */
 bool pl_ws_conn_wants_write(const pl_ws_conn *conn);
+
+/* Send a Close frame with `code` now when no frame is half sent (best
+ * effort: the connection is being abandoned). */
+void pl_ws_conn_close_now(pl_ws_conn *conn, unsigned code);
 
 /* Remove the transfer from the multi handle and return to IDLE. */
 void pl_ws_conn_reset(pl_ws_conn *conn);
