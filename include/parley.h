@@ -52,9 +52,10 @@ typedef enum parley_err {
     PARLEY_ERR_NO_MEMORY,       /* an allocation failed */
     PARLEY_ERR_STATE,           /* not allowed now (see the function) */
     PARLEY_ERR_NO_KEY,          /* no API key in the environment or file */
-    PARLEY_ERR_TIMED_OUT,       /* parley_flush() timed out */
+    PARLEY_ERR_TIMED_OUT,       /* a wait, or a request, ran out of time */
     PARLEY_ERR_TOO_LARGE,       /* a message exceeds max_message_bytes */
     PARLEY_ERR_SHUTDOWN,        /* the client is being destroyed */
+    PARLEY_ERR_QUEUE_FULL,      /* a queue limit is reached: try again later */
     /* Request outcomes, carried by PARLEY_EVENT_ERROR. */
     PARLEY_ERR_CONNECT,         /* could not connect to the endpoint */
     PARLEY_ERR_UNAUTHORIZED,    /* the server refused the API key */
@@ -205,6 +206,27 @@ PARLEY_EXPORT parley_err_t parley_send(parley_session_t *session,
                                        uint64_t *request_id);
 
 /*
+ * Like parley_send(), but when a queue limit (session.queue.max,
+ * max.inflight.requests, max.queued.bytes) is reached it waits up to
+ * timeout_ms (negative: no limit) for room instead of failing with
+ * PARLEY_ERR_QUEUE_FULL; PARLEY_ERR_TIMED_OUT when none came. From a
+ * callback it does not wait (it would wait for itself).
+ */
+PARLEY_EXPORT parley_err_t parley_send_wait(parley_session_t *session,
+                                            const char *content,
+                                            uint64_t *request_id,
+                                            int timeout_ms);
+
+/*
+ * Cancel request_id of this session. A turn still waiting ends at once; the
+ * turn in flight is cancelled at the server. Either way its terminal event is
+ * DONE with stop reason "cancelled" (the reply so far as content), unless it
+ * ended otherwise first. An unknown or finished id is ignored. Returns at once.
+ */
+PARLEY_EXPORT parley_err_t parley_cancel(parley_session_t *session,
+                                         uint64_t request_id);
+
+/*
  * Close the session: later sends fail, turns already accepted still complete
  * with their events, then the session is freed. The handle must not be used
  * after this call.
@@ -249,6 +271,11 @@ typedef struct parley_stats {
     uint64_t connections_opened; /* connections that completed the handshake */
     uint64_t errors;             /* protocol or connection errors seen */
     uint64_t unknown_messages;   /* server messages of unknown type, ignored */
+    uint64_t retries;            /* requests sent again after a failure */
+    uint64_t resumes;            /* of which resumed after delivered pieces */
+    uint64_t stalls;             /* requests the stall watchdog caught */
+    uint64_t reconnects;         /* connections opened after a failure */
+    uint64_t queue_full;         /* sends refused by a queue limit */
 } parley_stats_t;
 
 /* A snapshot of the client's counters. */

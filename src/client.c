@@ -58,6 +58,8 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     pthread_mutex_init(&c->idle_mu, NULL);
     pthread_cond_init(&c->idle_cv, NULL);
     pthread_mutex_init(&c->registry_mu, NULL);
+    pthread_mutex_init(&c->space_mu, NULL);
+    pthread_cond_init(&c->space_cv, NULL);
     c->pool = pl_pool_new(conf->workers > 0 ? (unsigned)conf->workers : default_workers());
     if (c->pool)
         c->io = pl_io_new(c, errstr, errstr_size);
@@ -89,13 +91,50 @@ parley_err_t parley_start(parley_client_t *c)
     return err;
 }
 
-void pl_client_request_ended(parley_client_t *c)
+parley_err_t pl_client_admit(parley_client_t *c, parley_session_t *s, size_t bytes)
 {
-    if (atomic_fetch_sub(&c->outstanding, 1) == 1) {
-        /* Taking the mutex orders this wake-up after a waiter's check. */
-        pthread_mutex_lock(&c->idle_mu);
-        pthread_cond_broadcast(&c->idle_cv);
-        pthread_mutex_unlock(&c->idle_mu);
+    const parley_conf_t *conf = c->conf;
+    /* Add first, then check: concurrent senders can never overshoot. */
+    if (atomic_fetch_add(&s->unfinished, 1) >= conf->session_queue_max) {
+        atomic_fetch_sub(&s->unfinished, 1);
+        return PARLEY_ERR_QUEUE_FULL;
+    }
+    int64_t before = atomic_fetch_add(&c->queued_bytes, (int64_t)bytes);
+    if (atomic_fetch_add(&c->outstanding, 1) >= conf->max_inflight_requests ||
+        before + (int64_t)bytes > conf->max_queued_bytes) {
+        pl_client_release(c, s, bytes);
+        return PARLEY_ERR_QUEUE_FULL;
+    }
+    return PARLEY_OK;
+}
+
+/* Wake the waiters of cv; taking the mutex orders the wake-up after a
+ * waiter's check of its condition. */
+static void wake(pthread_mutex_t *mu, pthread_cond_t *cv)
+{
+    pthread_mutex_lock(mu);
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(mu);
+}
+
+void pl_client_release(parley_client_t *c, parley_session_t *s, size_t bytes)
+{
+    atomic_fetch_sub(&s->unfinished, 1);
+    atomic_fetch_sub(&c->queued_bytes, (int64_t)bytes);
+    if (atomic_fetch_sub(&c->outstanding, 1) == 1)
+        wake(&c->idle_mu, &c->idle_cv);
+    if (atomic_load(&c->space_waiters) > 0)
+        wake(&c->space_mu, &c->space_cv);
+}
+
+void pl_deadline_after(struct timespec *deadline, int timeout_ms)
+{
+    clock_gettime(CLOCK_REALTIME, deadline);
+    deadline->tv_sec += timeout_ms / 1000;
+    deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline->tv_nsec >= 1000000000L) {
+        deadline->tv_sec++;
+        deadline->tv_nsec -= 1000000000L;
     }
 }
 
@@ -126,13 +165,7 @@ parley_err_t parley_flush(parley_client_t *c, int timeout_ms)
     if (timeout_ms < 0)
         return wait_idle(c, NULL) ? PARLEY_OK : PARLEY_ERR_TIMED_OUT;
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    pl_deadline_after(&deadline, timeout_ms);
     return wait_idle(c, &deadline) ? PARLEY_OK : PARLEY_ERR_TIMED_OUT;
 }
 
@@ -180,6 +213,7 @@ void parley_client_destroy(parley_client_t *c)
     }
     pthread_mutex_lock(&c->lifecycle_mu);
     atomic_store(&c->shutting_down, true);
+    wake(&c->space_mu, &c->space_cv); /* parley_send_wait() gives up */
     /* From here no session hands new requests to the I/O thread. */
     while (atomic_load(&c->submitting) != 0)
         sched_yield();
@@ -205,6 +239,8 @@ void parley_client_destroy(parley_client_t *c)
     pthread_mutex_destroy(&c->idle_mu);
     pthread_cond_destroy(&c->idle_cv);
     pthread_mutex_destroy(&c->registry_mu);
+    pthread_mutex_destroy(&c->space_mu);
+    pthread_cond_destroy(&c->space_cv);
     free(c);
 }
 
@@ -223,5 +259,10 @@ void parley_stats_get(parley_client_t *c, parley_stats_t *st)
     READ(connections_opened);
     READ(errors);
     READ(unknown_messages);
+    READ(retries);
+    READ(resumes);
+    READ(stalls);
+    READ(reconnects);
+    READ(queue_full);
 #undef READ
 }

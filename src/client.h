@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "conf.h"
 #include "parley.h"
@@ -19,6 +20,7 @@ typedef struct pl_counters {
     _Atomic uint64_t frames_sent, frames_received;
     _Atomic uint64_t bytes_sent, bytes_received;
     _Atomic uint64_t connections_opened, errors, unknown_messages;
+    _Atomic uint64_t retries, resumes, stalls, reconnects, queue_full;
 } pl_counters;
 
 #define PL_COUNT(client, field, n) \
@@ -38,10 +40,16 @@ struct parley_client {
      * I/O thread; destroy waits for it to reach 0 after setting the flag. */
     _Atomic int submitting;
 
-    /* Requests accepted and not yet ended by a delivered terminal event. */
+    /* Requests accepted and not yet ended by a delivered terminal event,
+     * and their content bytes (max.inflight.requests, max.queued.bytes). */
     _Atomic int64_t outstanding;
+    _Atomic int64_t queued_bytes;
     pthread_mutex_t idle_mu;
     pthread_cond_t idle_cv;
+    /* parley_send_wait() callers waiting for room. */
+    _Atomic int space_waiters;
+    pthread_mutex_t space_mu;
+    pthread_cond_t space_cv;
 
     /* Every live session, for destroy; guarded by registry_mu. */
     pthread_mutex_t registry_mu;
@@ -50,8 +58,19 @@ struct parley_client {
     pl_counters counters;
 };
 
-/* A terminal event was delivered: one fewer outstanding request. */
-void pl_client_request_ended(parley_client_t *client);
+/*
+ * Reserve room for a request of `bytes` content bytes in the session's and
+ * the client's limits: PARLEY_OK, or PARLEY_ERR_QUEUE_FULL with nothing
+ * reserved.
+ */
+parley_err_t pl_client_admit(parley_client_t *client, parley_session_t *s,
+                             size_t bytes);
+/* Release what pl_client_admit() reserved: the request ended (its terminal
+ * event was delivered) or was never accepted. */
+void pl_client_release(parley_client_t *client, parley_session_t *s, size_t bytes);
+
+/* The CLOCK_REALTIME time timeout_ms (>= 0) from now, for timed waits. */
+void pl_deadline_after(struct timespec *deadline, int timeout_ms);
 
 /* Registry of live sessions. */
 void pl_client_register(parley_client_t *client, parley_session_t *session);

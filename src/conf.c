@@ -84,6 +84,42 @@ static const pl_prop pl_props[] = {
     {"max.message.bytes", PL_PROP_INT64, PL_OFF(max_message_bytes), 1024,
      INT64_C(1) << 30, "1048576",
      "Largest message sent or accepted, in bytes", NULL},
+    {"retry.max.attempts", PL_PROP_INT, PL_OFF(retry_max_attempts), 1, 100,
+     "3",
+     "Sends of a request without progress before it fails (the first "
+     "included)",
+     NULL},
+    {"retry.backoff.ms", PL_PROP_INT, PL_OFF(retry_backoff_ms), 1, 600000,
+     "200", "First retry delay; doubles per attempt, minus up to 25 % jitter",
+     NULL},
+    {"retry.backoff.max.ms", PL_PROP_INT, PL_OFF(retry_backoff_max_ms), 1,
+     3600000, "8000", "Cap of the retry delay", NULL},
+    {"reconnect.backoff.ms", PL_PROP_INT, PL_OFF(reconnect_backoff_ms), 1,
+     600000, "100",
+     "First delay before reconnecting after a failure; doubles per failure, "
+     "minus up to 25 % jitter",
+     NULL},
+    {"reconnect.backoff.max.ms", PL_PROP_INT, PL_OFF(reconnect_backoff_max_ms),
+     1, 3600000, "10000", "Cap of the reconnect delay", NULL},
+    {"request.timeout.ms", PL_PROP_INT, PL_OFF(request_timeout_ms), 0,
+     86400000, "300000",
+     "Deadline of a request from parley_send() to its terminal event, "
+     "retries included; 0: none",
+     NULL},
+    {"stall.timeout.ms", PL_PROP_INT, PL_OFF(stall_timeout_ms), 0, 3600000,
+     "30000",
+     "A request with no ack, text or done for this long is resumed on "
+     "another connection; 0: off",
+     NULL},
+    {"session.queue.max", PL_PROP_INT, PL_OFF(session_queue_max), 1, 1000000,
+     "1024", "Turns one session may hold unfinished (in flight and waiting)",
+     NULL},
+    {"max.inflight.requests", PL_PROP_INT, PL_OFF(max_inflight_requests), 1,
+     10000000, "100000",
+     "Requests the client holds unfinished over all sessions", NULL},
+    {"max.queued.bytes", PL_PROP_INT64, PL_OFF(max_queued_bytes), 1024,
+     INT64_C(1) << 40, "268435456",
+     "Content bytes of the unfinished requests over all sessions", NULL},
 };
 
 #define PL_NPROPS (sizeof(pl_props) / sizeof(pl_props[0]))
@@ -708,6 +744,31 @@ static parley_err_t key_from_env(const char *var, char **key, char *errstr,
     return PARLEY_OK;
 }
 
+/* Properties that only make sense together. */
+static parley_err_t check_cross(const parley_conf_t *conf, char *errstr,
+                                size_t errstr_size)
+{
+    if (conf->retry_backoff_max_ms < conf->retry_backoff_ms)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                          "\"retry.backoff.max.ms\" (%d) is below "
+                          "\"retry.backoff.ms\" (%d)",
+                          conf->retry_backoff_max_ms, conf->retry_backoff_ms);
+    if (conf->reconnect_backoff_max_ms < conf->reconnect_backoff_ms)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                          "\"reconnect.backoff.max.ms\" (%d) is below "
+                          "\"reconnect.backoff.ms\" (%d)",
+                          conf->reconnect_backoff_max_ms,
+                          conf->reconnect_backoff_ms);
+    if (conf->max_queued_bytes < conf->max_message_bytes)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                          "\"max.queued.bytes\" (%lld) is below "
+                          "\"max.message.bytes\" (%lld): no message could be "
+                          "sent",
+                          (long long)conf->max_queued_bytes,
+                          (long long)conf->max_message_bytes);
+    return PARLEY_OK;
+}
+
 /*
  * Everything is resolved into locals and committed only when all of it
  * succeeded: on failure the caller keeps conf exactly as it was set, so a
@@ -731,6 +792,8 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     err = resolve_endpoint(conf, &endpoint, errstr, errstr_size);
     if (err == PARLEY_OK)
         err = resolve_worker_id(conf, &worker_id, errstr, errstr_size);
+    if (err == PARLEY_OK)
+        err = check_cross(conf, errstr, errstr_size);
     /* The key is read last, so nothing can fail while we hold it. */
     if (err == PARLEY_OK && conf->api_key_file)
         err = key_from_file(conf->api_key_file, api_key, errstr, errstr_size);

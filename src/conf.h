@@ -28,6 +28,17 @@ struct parley_conf {
     int max_tokens;            /* "max_tokens", 0..1000000, 0 = omitted */
     int connect_timeout_ms;    /* "connect.timeout.ms", 1..600000, default 10000 */
     int64_t max_message_bytes; /* "max.message.bytes", 1024..(1<<30), default 1 MiB */
+    /* Reliability (see docs/reliability.md). */
+    int retry_max_attempts;    /* "retry.max.attempts", 1..100, default 3 */
+    int retry_backoff_ms;      /* "retry.backoff.ms", 1..600000, default 200 */
+    int retry_backoff_max_ms;  /* "retry.backoff.max.ms", 1..3600000, default 8000 */
+    int reconnect_backoff_ms;  /* "reconnect.backoff.ms", 1..600000, default 100 */
+    int reconnect_backoff_max_ms; /* "reconnect.backoff.max.ms", 1..3600000, default 10000 */
+    int request_timeout_ms;    /* "request.timeout.ms", 0..86400000, default 300000 */
+    int stall_timeout_ms;      /* "stall.timeout.ms", 0..3600000, default 30000 */
+    int session_queue_max;     /* "session.queue.max", 1..1000000, default 1024 */
+    int max_inflight_requests; /* "max.inflight.requests", 1..10000000, default 100000 */
+    int64_t max_queued_bytes;  /* "max.queued.bytes", 1024..(1<<40), default 256 MiB */
     parley_event_cb *event_cb;
     void *event_opaque;
 };

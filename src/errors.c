@@ -15,6 +15,7 @@ static const struct {
     [PARLEY_ERR_TIMED_OUT] = {"TIMED_OUT", "timed out"},
     [PARLEY_ERR_TOO_LARGE] = {"TOO_LARGE", "message larger than max.message.bytes"},
     [PARLEY_ERR_SHUTDOWN] = {"SHUTDOWN", "the client is shutting down"},
+    [PARLEY_ERR_QUEUE_FULL] = {"QUEUE_FULL", "a queue limit is reached; try again later"},
     [PARLEY_ERR_CONNECT] = {"CONNECT", "could not connect to the endpoint"},
     [PARLEY_ERR_UNAUTHORIZED] = {"UNAUTHORIZED", "the server refused the API key"},
     [PARLEY_ERR_CONNECTION_LOST] = {"CONNECTION_LOST", "the connection was lost"},

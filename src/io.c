@@ -1,7 +1,13 @@
 /*
- * The I/O thread: one curl multi handle, the connections, the routing table.
- * Everything here runs on that thread except pl_io_submit() and the start and
- * stop calls.
+ * The I/O thread: one curl multi handle, the connections, the routing table
+ * and the per-request timers. Everything here runs on that thread except
+ * pl_io_submit() and the start and stop calls.
+ *
+ * Reliability lives here (docs/reliability.md): a request whose connection
+ * fails, or that the server turns away with a retryable error, or that makes
+ * no progress for stall.timeout.ms, is sent again with the same id and
+ * resume_from = pieces delivered, after a backoff, until retry.max.attempts
+ * sends in a row made no progress or request.timeout.ms passed.
  */
 #include "io.h"
 
@@ -11,19 +17,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
+#include "backoff.h"
 #include "client.h"
 #include "protocol.h"
 #include "route.h"
 #include "session.h"
+#include "timer_heap.h"
 #include "utf8.h"
 #include "ws_conn.h"
 
 #define IO_POLL_MAX_MS 1000
+/* Penalties that steer new requests away from a connection (pick_conn). */
+#define AVOID_PENALTY (1u << 20)
+#define BACKOFF_PENALTY (1u << 24)
 
 struct pl_io {
     parley_client_t *client;
+    const parley_conf_t *conf;
     CURLM *multi;
     pthread_t thread;
     bool thread_started;
@@ -33,8 +47,10 @@ struct pl_io {
     pl_ws_conn *conns;
     unsigned nconns;
     pl_route_table routes;
+    pl_timer_heap timers;
     pl_decoder *decoder;
     int64_t heartbeat_ms;
+    uint64_t rng;
 };
 
 CURLM *pl_io_multi(pl_io *io)
@@ -46,6 +62,7 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
 {
     pl_io *io = pl_xcalloc(1, sizeof(*io));
     io->client = client;
+    io->conf = client->conf;
     io->multi = curl_multi_init();
     io->decoder = pl_decoder_new();
     if (!io->multi || !io->decoder) {
@@ -67,6 +84,12 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
     }
     pl_route_table_init(&io->routes);
     io->heartbeat_ms = (int64_t)client->conf->heartbeat_interval_s * 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    io->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() ^
+              (uint64_t)(uintptr_t)io;
+    if (!io->rng)
+        io->rng = 0x9E3779B97F4A7C15ull;
     return io;
 }
 
@@ -79,13 +102,28 @@ static void route_free(pl_route *r)
     free(r);
 }
 
+static void route_detach(pl_route *r)
+{
+    if (r->conn && r->conn->inflight)
+        r->conn->inflight--;
+    r->conn = NULL;
+}
+
 /* End a request with an error event and forget it. */
 static void route_fail(pl_io *io, pl_route *r, parley_err_t err, const char *msg)
 {
     pl_route_remove(&io->routes, r->id);
-    if (r->conn && r->conn->inflight)
-        r->conn->inflight--;
+    route_detach(r);
     pl_session_post_error(r->session, r->id, err, msg);
+    route_free(r);
+}
+
+/* End a request as cancelled without the server (it holds it no more). */
+static void route_end_cancelled(pl_io *io, pl_route *r)
+{
+    pl_route_remove(&io->routes, r->id);
+    route_detach(r);
+    pl_session_post_done(r->session, r->id, "cancelled", 0, r->next_seq);
     route_free(r);
 }
 
@@ -106,50 +144,193 @@ static void route_send(pl_route *r)
     pl_buf_free(&b);
 }
 
+static void send_cancel(pl_ws_conn *conn, uint64_t id)
+{
+    pl_buf b = PL_BUF_INIT;
+    if (pl_proto_encode_cancel(&b, id) != 0) {
+        fprintf(stderr, "parley: out of memory encoding a cancel\n");
+        abort();
+    }
+    pl_ws_conn_queue_data(conn, b.data, b.len);
+    pl_buf_free(&b);
+}
+
+/* The earliest moment something must be checked for this route. */
+static int64_t route_due(const pl_io *io, const pl_route *r)
+{
+    int64_t due = INT64_MAX;
+    if (r->waiting)
+        due = r->retry_at_ms;
+    else if (io->conf->stall_timeout_ms > 0)
+        due = r->progress_ms + io->conf->stall_timeout_ms;
+    if (r->deadline_ms && r->deadline_ms < due)
+        due = r->deadline_ms;
+    return due;
+}
+
+/* Make sure a timer fires no later than the route's due time. A later timer
+ * entry is left to fire and re-arm (progress only moves stall times later). */
+static void route_arm(pl_io *io, pl_route *r)
+{
+    int64_t due = route_due(io, r);
+    if (due == INT64_MAX || (r->armed_ms && r->armed_ms <= due))
+        return;
+    r->armed_ms = due;
+    pl_timer_push(&io->timers, (pl_timer){due, r->id, ++r->timer_gen});
+}
+
+/* Wait before sending the route again: retry_after_ms when the server gave
+ * one, else the backoff for its attempts so far. */
+static void route_wait(pl_io *io, pl_route *r, int64_t now, int64_t delay_ms)
+{
+    route_detach(r);
+    r->waiting = true;
+    r->acked = false;
+    r->retry_at_ms = now + delay_ms;
+    route_arm(io, r);
+}
+
+static int64_t retry_delay(pl_io *io, const pl_route *r)
+{
+    return pl_backoff_ms(r->attempts, io->conf->retry_backoff_ms,
+                         io->conf->retry_backoff_max_ms, &io->rng);
+}
+
+/* Whether the route may be sent again; when not, it is failed with the
+ * reason, which says how many sends were made. */
+static bool route_may_retry(pl_io *io, pl_route *r, parley_err_t err, const char *msg)
+{
+    if (r->attempts < io->conf->retry_max_attempts)
+        return true;
+    char full[700];
+    snprintf(full, sizeof(full), "%s (after %d attempt%s)", msg, r->attempts,
+             r->attempts == 1 ? "" : "s");
+    route_fail(io, r, err, full);
+    return false;
+}
+
 /* ---- connections -------------------------------------------------------- */
 
-static pl_ws_conn *least_loaded(pl_io *io)
+static bool conn_in_backoff(const pl_ws_conn *conn, int64_t now)
 {
-    pl_ws_conn *best = &io->conns[0];
-    for (unsigned i = 1; i < io->nconns; i++)
-        if (io->conns[i].inflight < best->inflight)
-            best = &io->conns[i];
+    return conn->state == PL_WS_IDLE && conn->reconnect_at_ms > now;
+}
+
+/* The connection with the fewest requests, steering away from `avoid` and
+ * from connections waiting to reconnect. */
+static pl_ws_conn *pick_conn(pl_io *io, const pl_ws_conn *avoid, int64_t now)
+{
+    pl_ws_conn *best = NULL;
+    uint64_t best_load = UINT64_MAX;
+    for (unsigned i = 0; i < io->nconns; i++) {
+        pl_ws_conn *c = &io->conns[i];
+        uint64_t load = c->inflight;
+        if (c == avoid)
+            load += AVOID_PENALTY;
+        if (conn_in_backoff(c, now))
+            load += BACKOFF_PENALTY;
+        if (load < best_load) {
+            best = c;
+            best_load = load;
+        }
+    }
     return best;
 }
 
-typedef struct conn_failure {
+static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
+                      const char *msg, bool retryable);
+
+static void open_conn(pl_io *io, pl_ws_conn *conn)
+{
+    if (pl_ws_conn_open(conn, io->conf->endpoint, io->client->api_key,
+                        io->conf->connect_timeout_ms,
+                        (uint64_t)io->conf->max_message_bytes) != 0) {
+        char msg[CURL_ERROR_SIZE + 64];
+        snprintf(msg, sizeof(msg), "could not start a connection: %s", conn->errbuf);
+        conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
+        return;
+    }
+    if (conn->failures > 0)
+        PL_COUNT(io->client, reconnects, 1);
+}
+
+/* Send (or send again) a route on the best connection. */
+static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t now)
+{
+    r->waiting = false;
+    r->acked = false;
+    if (r->attempts++ > 0 || r->next_seq > 0) {
+        PL_COUNT(io->client, retries, 1);
+        if (r->next_seq > 0)
+            PL_COUNT(io->client, resumes, 1);
+    }
+    r->progress_ms = now;
+    pl_ws_conn *conn = pick_conn(io, avoid, now);
+    r->conn = conn;
+    conn->inflight++;
+    route_send(r);
+    route_arm(io, r);
+    if (conn->state == PL_WS_IDLE && !conn_in_backoff(conn, now))
+        open_conn(io, conn); /* on failure the route waits or has failed */
+}
+
+typedef struct conn_loss {
     pl_io *io;
     pl_ws_conn *conn;
     parley_err_t err;
     const char *msg;
-} conn_failure;
+    bool retryable;
+    bool was_open;
+    int64_t now;
+} conn_loss;
 
-static void fail_if_on_conn(pl_route *r, void *arg)
+static void requeue_if_on_conn(pl_route *r, void *arg)
 {
-    conn_failure *f = arg;
-    if (r->conn == f->conn)
-        route_fail(f->io, r, f->err, f->msg);
+    conn_loss *l = arg;
+    if (r->conn != l->conn)
+        return;
+    if (r->cancelling) {
+        route_end_cancelled(l->io, r);
+        return;
+    }
+    if (!l->retryable) {
+        route_fail(l->io, r, l->err, l->msg);
+        return;
+    }
+    if (!route_may_retry(l->io, r, l->err, l->msg))
+        return;
+    /* A working connection that broke: resume at once elsewhere or on its
+     * replacement. A connection that never worked: back off first. */
+    route_wait(l->io, r, l->now, l->was_open ? 0 : retry_delay(l->io, r));
 }
 
-/* The connection ended: every request on it fails with err, and the
- * connection is free to reconnect when the next request comes. */
-static void conn_fail(pl_io *io, pl_ws_conn *conn, parley_err_t err,
-                      const char *msg)
+/* The connection ended: its requests are sent again (or fail when they may
+ * not be), and it reconnects after a backoff when requests need it. */
+static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
+                      const char *msg, bool retryable)
 {
-    conn_failure f = {io, conn, err, msg};
-    pl_route_foreach(&io->routes, fail_if_on_conn, &f);
+    int64_t now = pl_monotonic_ms();
+    conn_loss l = {io, conn, err, msg, retryable, conn->state == PL_WS_OPEN, now};
     pl_ws_conn_reset(conn);
+    conn->failures++;
+    /* The first reconnect after a working connection is immediate. */
+    conn->reconnect_at_ms =
+        l.was_open ? now
+                   : now + pl_backoff_ms(conn->failures, io->conf->reconnect_backoff_ms,
+                                         io->conf->reconnect_backoff_max_ms, &io->rng);
     PL_COUNT(io->client, errors, 1);
+    pl_route_foreach(&io->routes, requeue_if_on_conn, &l);
 }
 
 /* Called inside curl callbacks: the failure is carried out by the loop. */
 static void conn_doom(pl_ws_conn *conn, parley_err_t err, const char *msg,
-                      unsigned close_code)
+                      unsigned close_code, bool retryable)
 {
     if (conn->doomed)
         return;
     conn->doomed = true;
     conn->doom_err = err;
+    conn->doom_retryable = retryable;
     conn->doom_close_code = close_code;
     snprintf(conn->doom_msg, sizeof(conn->doom_msg), "%s", msg);
 }
@@ -158,17 +339,21 @@ static void carry_out_doom(pl_io *io, pl_ws_conn *conn)
 {
     if (conn->doom_close_code)
         pl_ws_conn_close_now(conn, conn->doom_close_code);
-    conn_fail(io, conn, (parley_err_t)conn->doom_err, conn->doom_msg);
+    char msg[sizeof(conn->doom_msg)];
+    memcpy(msg, conn->doom_msg, sizeof(msg)); /* the reset clears the connection */
+    conn_lost(io, conn, (parley_err_t)conn->doom_err, msg, conn->doom_retryable);
 }
 
-/* Explain why a transfer ended, from the HTTP answer and curl's result. */
+/* Explain why a transfer ended, from the HTTP answer and curl's result.
+ * *retryable says whether another connection might fare better. */
 static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
-                                char *msg, size_t size)
+                                char *msg, size_t size, bool *retryable)
 {
-    const char *url = io->client->conf->endpoint;
+    const char *url = io->conf->endpoint;
     long status = 0;
     curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *detail = conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(rc);
+    *retryable = true;
     if (status == 401) {
         pl_server_msg m;
         char err[64];
@@ -179,11 +364,13 @@ static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
             m.type == PL_SMSG_ERROR && m.content)
             why = m.content;
         snprintf(msg, size, "unauthorized: %s (HTTP 401 from %s)", why, url);
+        *retryable = false;
         return PARLEY_ERR_UNAUTHORIZED;
     }
     if (status != 0 && status != 101) {
         snprintf(msg, size, "the server answered HTTP %ld to the WebSocket upgrade of %s",
                  status, url);
+        *retryable = status == 408 || status == 429 || status >= 500;
         return PARLEY_ERR_CONNECT;
     }
     if (!conn->upgraded) {
@@ -204,8 +391,9 @@ static void conn_ended(pl_io *io, pl_ws_conn *conn, CURLcode rc)
         return;
     }
     char msg[CURL_ERROR_SIZE + 256];
-    parley_err_t err = explain_end(io, conn, rc, msg, sizeof(msg));
-    conn_fail(io, conn, err, msg);
+    bool retryable;
+    parley_err_t err = explain_end(io, conn, rc, msg, sizeof(msg), &retryable);
+    conn_lost(io, conn, err, msg, retryable);
 }
 
 /* ---- messages from the server ------------------------------------------ */
@@ -227,10 +415,16 @@ static parley_err_t map_server_error(pl_server_err code)
 
 /* A route the message may speak for: known, and last sent on this
  * connection (an earlier connection's late messages are stale). */
-static pl_route *route_for(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
+static pl_route *route_for(pl_io *io, pl_ws_conn *conn, bool has_id, uint64_t id)
 {
-    pl_route *r = m->has_id ? pl_route_find(&io->routes, m->id) : NULL;
+    pl_route *r = has_id ? pl_route_find(&io->routes, id) : NULL;
     return r && r->conn == conn ? r : NULL;
+}
+
+static void progress(pl_route *r)
+{
+    r->progress_ms = pl_monotonic_ms();
+    r->attempts = 1; /* this send is working: retries count afresh */
 }
 
 static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
@@ -243,19 +437,29 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         snprintf(msg, sizeof(msg),
                  "the server selected subprotocol \"%.64s\", which this client did not offer",
                  conn->subprotocol);
-        conn_doom(conn, PARLEY_ERR_PROTOCOL, msg, 1002);
+        conn_doom(conn, PARLEY_ERR_PROTOCOL, msg, 1002, false);
         return;
     }
     conn->state = PL_WS_OPEN;
+    conn->failures = 0;
     conn->heartbeat_s = m->heartbeat_s;
     if (m->max_message_bytes && m->max_message_bytes < conn->max_message_bytes)
         conn->max_message_bytes = m->max_message_bytes;
     PL_COUNT(io->client, connections_opened, 1);
 }
 
+static void on_ack(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
+{
+    pl_route *r = route_for(io, conn, m->has_id, m->id);
+    if (r) {
+        r->acked = true;
+        progress(r);
+    }
+}
+
 static void on_text(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
-    pl_route *r = route_for(io, conn, m);
+    pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r || m->seq < r->next_seq)
         return; /* stale, or a piece already delivered */
     if (m->seq > r->next_seq) {
@@ -265,6 +469,7 @@ static void on_text(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
     pl_session_post_text(r->session, r->id, m->seq, m->content, m->content_len);
     r->next_seq++;
+    progress(r);
 }
 
 static bool stop_reason_valid(const char *reason)
@@ -275,7 +480,7 @@ static bool stop_reason_valid(const char *reason)
 
 static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
-    pl_route *r = route_for(io, conn, m);
+    pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r)
         return;
     if (!stop_reason_valid(m->stop_reason)) {
@@ -291,11 +496,16 @@ static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         return;
     }
     pl_route_remove(&io->routes, r->id);
-    if (conn->inflight)
-        conn->inflight--;
+    route_detach(r);
     pl_session_post_done(r->session, r->id, m->stop_reason, m->input_tokens,
                          m->output_tokens);
     route_free(r);
+}
+
+static bool retryable_before_ack(pl_server_err code)
+{
+    return code == PL_SERR_RATE_LIMITED || code == PL_SERR_OVERLOADED ||
+           code == PL_SERR_INTERNAL;
 }
 
 static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
@@ -303,12 +513,36 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     char msg[512];
     snprintf(msg, sizeof(msg), "server error %s: %.*s", m->code_str ? m->code_str : "?",
              (int)(m->content ? m->content_len : 0), m->content ? m->content : "");
-    pl_route *r = route_for(io, conn, m);
+    pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r) {
         PL_COUNT(io->client, errors, 1); /* about the connection, or stale */
         return;
     }
-    route_fail(io, r, map_server_error(m->code), msg);
+    parley_err_t err = map_server_error(m->code);
+    if (r->cancelling || r->acked || !retryable_before_ack(m->code)) {
+        route_fail(io, r, err, msg);
+        return;
+    }
+    if (!route_may_retry(io, r, err, msg))
+        return;
+    int64_t delay = m->retry_after_ms >= 0 ? m->retry_after_ms : retry_delay(io, r);
+    route_wait(io, r, pl_monotonic_ms(), delay);
+}
+
+void pl_io_on_oversized(pl_io *io, pl_ws_conn *conn, const char *start, size_t len)
+{
+    PL_COUNT(io->client, errors, 1);
+    uint64_t id;
+    if (pl_proto_peek_id(start, len, &id) != 0)
+        return; /* nobody to tell; a request it starved is caught as stalled */
+    pl_route *r = route_for(io, conn, true, id);
+    if (!r)
+        return;
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "the server sent a message over max.message.bytes (%llu); it was discarded",
+             (unsigned long long)conn->max_message_bytes);
+    route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
 }
 
 void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
@@ -316,9 +550,8 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
 {
     PL_COUNT(io->client, frames_received, 1);
     PL_COUNT(io->client, bytes_received, len);
-    if (!data || binary) {
-        /* Over the size limit, or binary on parley.v1: not for us. */
-        PL_COUNT(io->client, errors, 1);
+    if (binary) {
+        PL_COUNT(io->client, errors, 1); /* no binary frames on parley.v1 */
         return;
     }
     if (!pl_utf8_valid(data, len)) {
@@ -326,14 +559,14 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
          * connection with 1007. */
         conn_doom(conn, PARLEY_ERR_PROTOCOL,
                   "the server sent invalid UTF-8 in a text frame; connection closed (1007)",
-                  1007);
+                  1007, true);
         return;
     }
     pl_server_msg m;
     char err[256];
     if (pl_proto_decode(io->decoder, data, len, &m, err, sizeof(err)) != 0) {
         PL_COUNT(io->client, errors, 1);
-        pl_route *r = route_for(io, conn, &m);
+        pl_route *r = route_for(io, conn, m.has_id, m.id);
         if (r) {
             char msg[300];
             snprintf(msg, sizeof(msg), "invalid message from the server: %s", err);
@@ -343,12 +576,7 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
     }
     switch (m.type) {
     case PL_SMSG_HELLO: on_hello(io, conn, &m); break;
-    case PL_SMSG_ACK: {
-        pl_route *r = route_for(io, conn, &m);
-        if (r)
-            r->acked = true;
-        break;
-    }
+    case PL_SMSG_ACK: on_ack(io, conn, &m); break;
     case PL_SMSG_TEXT: on_text(io, conn, &m); break;
     case PL_SMSG_DONE: on_done(io, conn, &m); break;
     case PL_SMSG_ERROR: on_error(io, conn, &m); break;
@@ -356,36 +584,33 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
     }
 }
 
-/* ---- the loop ----------------------------------------------------------- */
+/* ---- orders from the sessions ------------------------------------------- */
 
-static void open_conn(pl_io *io, pl_ws_conn *conn)
-{
-    parley_conf_t *conf = io->client->conf;
-    if (pl_ws_conn_open(conn, conf->endpoint, io->client->api_key,
-                        conf->connect_timeout_ms,
-                        (uint64_t)conf->max_message_bytes) != 0) {
-        char msg[CURL_ERROR_SIZE + 64];
-        snprintf(msg, sizeof(msg), "could not start a connection: %s", conn->errbuf);
-        conn_fail(io, conn, PARLEY_ERR_CONNECT, msg);
-    }
-}
-
-static void accept_request(pl_io *io, pl_io_request *req)
+static void accept_send(pl_io *io, pl_io_request *req, int64_t now)
 {
     pl_route *r = pl_xcalloc(1, sizeof(*r));
     r->id = req->id;
     r->session = req->session; /* the request's reference moves to the route */
     r->frame = req->frame;
     r->frame_len = req->frame_len;
-    free(req);
-    r->conn = least_loaded(io);
-    r->conn->inflight++;
+    if (io->conf->request_timeout_ms > 0)
+        r->deadline_ms = now + io->conf->request_timeout_ms;
     pl_route_insert(&io->routes, r);
-    pl_ws_conn *conn = r->conn;
-    if (conn->state == PL_WS_IDLE)
-        open_conn(io, conn); /* on failure the route has been failed and freed */
-    if (conn->state != PL_WS_IDLE)
-        route_send(r);
+    route_place(io, r, NULL, now);
+}
+
+static void accept_cancel(pl_io *io, uint64_t id)
+{
+    pl_route *r = pl_route_find(&io->routes, id);
+    if (!r || r->cancelling)
+        return; /* finished already, or asked twice */
+    r->cancelling = true;
+    if (r->waiting || !r->conn || r->conn->state == PL_WS_IDLE) {
+        route_end_cancelled(io, r);
+        return;
+    }
+    /* The server answers with done, stop_reason cancelled. */
+    send_cancel(r->conn, r->id);
 }
 
 /* Oldest first: the stack gives newest first. */
@@ -406,12 +631,75 @@ static pl_io_request *take_submissions(pl_io *io)
 static void drain_submissions(pl_io *io)
 {
     pl_io_request *req = take_submissions(io);
+    int64_t now = pl_monotonic_ms();
     while (req) {
         pl_io_request *next = (pl_io_request *)req->entry.next;
-        accept_request(io, req);
+        if (req->op == PL_IO_SEND) {
+            accept_send(io, req, now);
+        } else {
+            accept_cancel(io, req->id);
+        }
+        free(req);
         req = next;
     }
 }
+
+/* ---- timers ------------------------------------------------------------- */
+
+/* A route's timer fired: deadline, retry or stall, whichever is due. */
+static void route_check(pl_io *io, pl_route *r, int64_t now)
+{
+    r->armed_ms = 0;
+    if (r->deadline_ms && now >= r->deadline_ms) {
+        if (r->conn && r->conn->state == PL_WS_OPEN && !r->cancelling)
+            send_cancel(r->conn, r->id); /* stop the server's work too */
+        char msg[128];
+        snprintf(msg, sizeof(msg), "no reply within request.timeout.ms (%d ms)",
+                 io->conf->request_timeout_ms);
+        route_fail(io, r, PARLEY_ERR_TIMED_OUT, msg);
+        return;
+    }
+    if (r->waiting && now >= r->retry_at_ms) {
+        route_place(io, r, NULL, now);
+        return;
+    }
+    int64_t stall = io->conf->stall_timeout_ms;
+    if (!r->waiting && stall > 0 && now - r->progress_ms >= stall && r->conn &&
+        r->conn->state == PL_WS_OPEN) {
+        PL_COUNT(io->client, stalls, 1);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
+                 (long long)(now - r->progress_ms));
+        if (r->cancelling) {
+            route_end_cancelled(io, r);
+            return;
+        }
+        if (!route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
+            return;
+        pl_ws_conn *stalled_on = r->conn;
+        route_detach(r);
+        route_place(io, r, stalled_on, now); /* a repeat: the newest wins */
+        return;
+    }
+    route_arm(io, r);
+}
+
+/* Run due timers; returns the milliseconds until the next one. */
+static int64_t run_timers(pl_io *io, int64_t now)
+{
+    const pl_timer *top;
+    while ((top = pl_timer_peek(&io->timers)) && top->due_ms <= now) {
+        pl_timer t;
+        pl_timer_pop(&io->timers, &t);
+        pl_route *r = pl_route_find(&io->routes, t.id);
+        if (r && r->timer_gen == t.gen)
+            route_check(io, r, now);
+    }
+    top = pl_timer_peek(&io->timers);
+    return top ? top->due_ms - now : IO_POLL_MAX_MS;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
 
 static void flush_conn(pl_io *io, pl_ws_conn *conn)
 {
@@ -442,8 +730,8 @@ static int64_t heartbeat(pl_io *io, pl_ws_conn *conn, int64_t now)
         char msg[160];
         snprintf(msg, sizeof(msg),
                  "connection to %s lost: nothing received for %lld ms",
-                 io->client->conf->endpoint, (long long)(now - conn->last_rx_ms));
-        conn_fail(io, conn, PARLEY_ERR_CONNECTION_LOST, msg);
+                 io->conf->endpoint, (long long)(now - conn->last_rx_ms));
+        conn_lost(io, conn, PARLEY_ERR_CONNECTION_LOST, msg, true);
         return IO_POLL_MAX_MS;
     }
     if (now - conn->last_ping_ms >= interval) {
@@ -451,6 +739,35 @@ static int64_t heartbeat(pl_io *io, pl_ws_conn *conn, int64_t now)
         conn->last_ping_ms = now;
     }
     return conn->last_ping_ms + interval - now;
+}
+
+/* Housekeeping of one connection; returns ms until it next needs a look. */
+static int64_t tend_conn(pl_io *io, pl_ws_conn *conn, int64_t now,
+                         struct curl_waitfd *extra, unsigned *nextra)
+{
+    if (conn->state == PL_WS_IDLE) {
+        if (!conn->inflight)
+            return IO_POLL_MAX_MS;
+        if (conn->reconnect_at_ms > now)
+            return conn->reconnect_at_ms - now;
+        open_conn(io, conn); /* requests wait on it for its return */
+        return 0;
+    }
+    if (conn->peer_closed) {
+        conn_ended(io, conn, CURLE_OK);
+        return 0;
+    }
+    int64_t due = heartbeat(io, conn, now);
+    if (conn->state == PL_WS_IDLE)
+        return 0;
+    flush_conn(io, conn);
+    if (conn->failed) {
+        conn_ended(io, conn, CURLE_SEND_ERROR);
+        return 0;
+    }
+    if (pl_ws_conn_wants_write(conn))
+        extra[(*nextra)++] = (struct curl_waitfd){conn->sock, CURL_WAIT_POLLOUT, 0};
+    return due;
 }
 
 static void handle_finished_transfers(pl_io *io)
@@ -471,30 +788,16 @@ static void run_once(pl_io *io)
 {
     drain_submissions(io);
     int64_t now = pl_monotonic_ms();
-    int64_t timeout = IO_POLL_MAX_MS;
+    int64_t timeout = run_timers(io, now);
     struct curl_waitfd extra[io->nconns];
     unsigned nextra = 0;
     for (unsigned i = 0; i < io->nconns; i++) {
-        pl_ws_conn *conn = &io->conns[i];
-        if (conn->state == PL_WS_IDLE)
-            continue;
-        if (conn->peer_closed) {
-            conn_ended(io, conn, CURLE_OK);
-            continue;
-        }
-        int64_t due = heartbeat(io, conn, now);
+        int64_t due = tend_conn(io, &io->conns[i], now, extra, &nextra);
         if (due < timeout)
             timeout = due;
-        if (conn->state == PL_WS_IDLE)
-            continue;
-        flush_conn(io, conn);
-        if (conn->failed) {
-            conn_ended(io, conn, CURLE_SEND_ERROR);
-            continue;
-        }
-        if (pl_ws_conn_wants_write(conn))
-            extra[nextra++] = (struct curl_waitfd){conn->sock, CURL_WAIT_POLLOUT, 0};
     }
+    if (timeout > IO_POLL_MAX_MS)
+        timeout = IO_POLL_MAX_MS;
     if (timeout < 0)
         timeout = 0;
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
@@ -517,8 +820,10 @@ static void shut_down(pl_io *io)
 {
     drain_submissions(io);
     pl_route_foreach(&io->routes, fail_route_shutdown, io);
-    for (unsigned i = 0; i < io->nconns; i++)
+    for (unsigned i = 0; i < io->nconns; i++) {
+        pl_ws_conn_close_now(&io->conns[i], 1000); /* a normal closure */
         pl_ws_conn_reset(&io->conns[i]);
+    }
 }
 
 static void *io_main(void *arg)
@@ -562,6 +867,7 @@ void pl_io_free(pl_io *io)
     for (unsigned i = 0; i < io->nconns; i++)
         pl_ws_conn_reset(&io->conns[i]);
     pl_route_table_free(&io->routes);
+    pl_timer_heap_free(&io->timers);
     free(io->conns);
     pl_decoder_free(io->decoder);
     curl_multi_cleanup(io->multi);

@@ -15,12 +15,18 @@
 
 typedef struct pl_io pl_io;
 
-/* A request for the I/O thread; it takes ownership. */
+typedef enum pl_io_op {
+    PL_IO_SEND = 1, /* a new turn */
+    PL_IO_CANCEL    /* cancel request `id` */
+} pl_io_op;
+
+/* An order for the I/O thread; it takes ownership. */
 typedef struct pl_io_request {
     ck_stack_entry_t entry;
+    pl_io_op op;
     uint64_t id;
-    parley_session_t *session; /* holds a session reference */
-    char *frame;               /* the encoded message, without resume_from */
+    parley_session_t *session; /* SEND: holds a session reference */
+    char *frame;               /* SEND: the encoded message, without resume_from */
     size_t frame_len;
 } pl_io_request;
 

@@ -635,3 +635,27 @@ int pl_proto_decode(pl_decoder *dec, const char *buf, size_t len,
     msg_keep_id_only(msg);
     return -1;
 }
+
+int pl_proto_peek_id(const char *start, size_t len, uint64_t *id)
+{
+    static const char key[] = "\"id\"";
+    const char *end = start + len;
+    for (const char *p = start; p && p + sizeof(key) - 1 < end;
+         p = memchr(p + 1, '"', (size_t)(end - p - 1))) {
+        if (memcmp(p, key, sizeof(key) - 1) != 0)
+            continue;
+        const char *v = p + sizeof(key) - 1;
+        while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+            v++;
+        if (v >= end || *v++ != ':')
+            continue;
+        while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+            v++;
+        if (v >= end || *v++ != '"')
+            continue;
+        const char *q = memchr(v, '"', (size_t)(end - v));
+        if (q && pl_proto_parse_id(v, (size_t)(q - v), id) == 0)
+            return 0;
+    }
+    return -1;
+}

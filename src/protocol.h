@@ -126,6 +126,12 @@ int pl_proto_decode(pl_decoder *dec, const char *buf, size_t len,
 
 /* Parse a canonical decimal snowflake id in [1, 2^63-1]. Returns 0 or -1. */
 int pl_proto_parse_id(const char *s, size_t len, uint64_t *id);
+/*
+ * Find a top-level-looking `"id":"<decimal>"` in the first bytes of a message
+ * too large to decode, to tell which request it belonged to. A best effort:
+ * returns 0 and the id, or -1.
+ */
+int pl_proto_peek_id(const char *start, size_t len, uint64_t *id);
 /* Is s a valid session id: 1-128 bytes of [A-Za-z0-9._:-]? */
 bool pl_proto_session_valid(const char *s, size_t len);
 

@@ -20,7 +20,15 @@ typedef struct pl_route {
     size_t frame_len;
     struct pl_ws_conn *conn;   /* the connection it was last sent on */
     uint32_t next_seq;         /* pieces delivered so far */
-    bool acked;
+    bool acked;                /* by the server, on the current send */
+    bool waiting;              /* on no connection until retry_at_ms */
+    bool cancelling;           /* the caller cancelled it */
+    int attempts;              /* sends since the last progress, this one included */
+    int64_t retry_at_ms;
+    int64_t deadline_ms;       /* 0: none */
+    int64_t progress_ms;       /* the last ack or piece, or the last send */
+    int64_t armed_ms;          /* due time of its live timer entry; 0: none */
+    uint64_t timer_gen;        /* generation of that entry */
     struct pl_route *next;     /* hash chain */
 } pl_route;
 

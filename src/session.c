@@ -1,6 +1,8 @@
 /* Session actors: the public session API and the conversation state machine. */
 #include "session.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +25,24 @@ typedef struct pl_request {
     struct pl_request *next;
 } pl_request;
 
-enum session_msg_kind { MSG_SEND = 1, MSG_CLOSE, MSG_TEXT, MSG_DONE, MSG_ERROR };
+enum session_msg_kind {
+    MSG_SEND = 1,
+    MSG_CANCEL,
+    MSG_CLOSE,
+    MSG_TEXT,
+    MSG_DONE,
+    MSG_ERROR
+};
 
 typedef struct send_msg {
     pl_actor_msg base;
     pl_request *req;
 } send_msg;
+
+typedef struct cancel_msg {
+    pl_actor_msg base;
+    uint64_t id;
+} cancel_msg;
 
 typedef struct text_msg {
     pl_actor_msg base;
@@ -81,9 +95,9 @@ static void fail_request(parley_session_t *s, pl_request *req, parley_err_t err,
                          .content_len = strlen(message),
                          .err = err};
     deliver(s, &ev);
-    request_free(req);
     PL_COUNT(s->client, requests_failed, 1);
-    pl_client_request_ended(s->client);
+    pl_client_release(s->client, s, req->content_len);
+    request_free(req);
 }
 
 /* ---- history and sending ----------------------------------------------- */
@@ -118,6 +132,7 @@ static bool submit(parley_session_t *s, pl_request *req, char *frame, size_t len
         return false;
     }
     pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
+    io_req->op = PL_IO_SEND;
     io_req->id = req->id;
     io_req->session = s;
     io_req->frame = frame;
@@ -247,9 +262,9 @@ static void on_done(parley_session_t *s, done_msg *m)
     char *reply = pl_buf_steal(&req->reply, &reply_len);
     history_append(s, true, reply, reply_len);
     req->content = NULL;
-    request_free(req);
     PL_COUNT(s->client, requests_done, 1);
-    pl_client_request_ended(s->client);
+    pl_client_release(s->client, s, req->content_len);
+    request_free(req);
     start_next(s);
 }
 
@@ -263,12 +278,52 @@ static void on_error(parley_session_t *s, error_msg *m)
     start_next(s);
 }
 
+/* A waiting turn ends here at once; the turn in flight is cancelled at the
+ * server, through the I/O thread, which answers with done (cancelled). */
+static void on_cancel(parley_session_t *s, uint64_t id)
+{
+    if (s->inflight && s->inflight->id == id) {
+        pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
+        io_req->op = PL_IO_CANCEL;
+        io_req->id = id;
+        parley_client_t *c = s->client;
+        atomic_fetch_add(&c->submitting, 1);
+        if (atomic_load(&c->shutting_down))
+            free(io_req); /* the shutdown ends the request anyway */
+        else
+            pl_io_submit(c->io, io_req);
+        atomic_fetch_sub(&c->submitting, 1);
+        return;
+    }
+    pl_request **link = &s->waiting_head, *prev = NULL;
+    for (; *link; prev = *link, link = &(*link)->next) {
+        pl_request *req = *link;
+        if (req->id != id)
+            continue;
+        *link = req->next;
+        if (s->waiting_tail == req)
+            s->waiting_tail = prev;
+        parley_event_t ev = {.type = PARLEY_EVENT_DONE,
+                             .request_id = id,
+                             .content = "",
+                             .stop_reason = "cancelled"};
+        deliver(s, &ev);
+        PL_COUNT(s->client, requests_done, 1);
+        pl_client_release(s->client, s, req->content_len);
+        request_free(req);
+        return;
+    }
+}
+
 static void session_handle(pl_actor *actor, pl_actor_msg *msg)
 {
     parley_session_t *s = SESSION_OF(actor);
     switch (msg->kind) {
     case MSG_SEND:
         on_send(s, ((send_msg *)msg)->req);
+        break;
+    case MSG_CANCEL:
+        on_cancel(s, ((cancel_msg *)msg)->id);
         break;
     case MSG_CLOSE:
         pl_session_unref(s); /* the handle's reference */
@@ -407,21 +462,27 @@ const char *parley_session_id(const parley_session_t *session)
     return session ? session->id : NULL;
 }
 
-parley_err_t parley_send(parley_session_t *s, const char *content,
-                         uint64_t *request_id)
+/* Checks that need no room: NULL, invalid UTF-8, size, state. */
+static parley_err_t send_precheck(parley_session_t *s, const char *content, size_t *len)
 {
     if (!s || !content)
         return PARLEY_ERR_INVALID_ARG;
-    size_t len = strlen(content);
-    if (!pl_utf8_valid(content, len))
+    *len = strlen(content);
+    if (!pl_utf8_valid(content, *len))
         return PARLEY_ERR_INVALID_ARG;
-    if ((int64_t)len > s->client->conf->max_message_bytes)
+    if ((int64_t)*len > s->client->conf->max_message_bytes)
         return PARLEY_ERR_TOO_LARGE;
     if (atomic_load(&s->closed))
         return PARLEY_ERR_STATE;
     if (atomic_load(&s->client->shutting_down))
         return PARLEY_ERR_SHUTDOWN;
+    return PARLEY_OK;
+}
 
+/* Post an admitted turn to the session. */
+static parley_err_t send_admitted(parley_session_t *s, const char *content, size_t len,
+                                  uint64_t *request_id)
+{
     pl_request *req = calloc(1, sizeof(*req));
     send_msg *m = calloc(1, sizeof(*m));
     char *copy = malloc(len + 1);
@@ -429,6 +490,7 @@ parley_err_t parley_send(parley_session_t *s, const char *content,
         free(req);
         free(m);
         free(copy);
+        pl_client_release(s->client, s, len);
         return PARLEY_ERR_NO_MEMORY;
     }
     memcpy(copy, content, len + 1);
@@ -439,8 +501,74 @@ parley_err_t parley_send(parley_session_t *s, const char *content,
     m->req = req;
     if (request_id)
         *request_id = req->id;
-    atomic_fetch_add(&s->client->outstanding, 1);
     PL_COUNT(s->client, requests_sent, 1);
+    pl_actor_post(&s->actor, &m->base);
+    return PARLEY_OK;
+}
+
+parley_err_t parley_send(parley_session_t *s, const char *content,
+                         uint64_t *request_id)
+{
+    size_t len;
+    parley_err_t err = send_precheck(s, content, &len);
+    if (err == PARLEY_OK)
+        err = pl_client_admit(s->client, s, len);
+    if (err == PARLEY_ERR_QUEUE_FULL)
+        PL_COUNT(s->client, queue_full, 1);
+    if (err != PARLEY_OK)
+        return err;
+    return send_admitted(s, content, len, request_id);
+}
+
+parley_err_t parley_send_wait(parley_session_t *s, const char *content,
+                              uint64_t *request_id, int timeout_ms)
+{
+    size_t len;
+    parley_err_t err = send_precheck(s, content, &len);
+    if (err != PARLEY_OK)
+        return err;
+    err = pl_client_admit(s->client, s, len);
+    if (err == PARLEY_ERR_QUEUE_FULL && timeout_ms != 0 && !pl_pool_in_worker()) {
+        parley_client_t *c = s->client;
+        struct timespec deadline;
+        if (timeout_ms > 0)
+            pl_deadline_after(&deadline, timeout_ms);
+        /* Announce the wait before re-checking, so that a release either sees
+         * the waiter or frees room the re-check sees. */
+        atomic_fetch_add(&c->space_waiters, 1);
+        pthread_mutex_lock(&c->space_mu);
+        while ((err = pl_client_admit(c, s, len)) == PARLEY_ERR_QUEUE_FULL &&
+               !atomic_load(&c->shutting_down)) {
+            int rc = timeout_ms > 0
+                         ? pthread_cond_timedwait(&c->space_cv, &c->space_mu, &deadline)
+                         : pthread_cond_wait(&c->space_cv, &c->space_mu);
+            if (rc == ETIMEDOUT) {
+                err = pl_client_admit(c, s, len);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&c->space_mu);
+        atomic_fetch_sub(&c->space_waiters, 1);
+        if (err == PARLEY_ERR_QUEUE_FULL)
+            err = atomic_load(&c->shutting_down) ? PARLEY_ERR_SHUTDOWN
+                                                  : PARLEY_ERR_TIMED_OUT;
+    }
+    if (err == PARLEY_ERR_QUEUE_FULL)
+        PL_COUNT(s->client, queue_full, 1);
+    if (err != PARLEY_OK)
+        return err;
+    return send_admitted(s, content, len, request_id);
+}
+
+parley_err_t parley_cancel(parley_session_t *s, uint64_t request_id)
+{
+    if (!s)
+        return PARLEY_ERR_INVALID_ARG;
+    cancel_msg *m = calloc(1, sizeof(*m));
+    if (!m)
+        return PARLEY_ERR_NO_MEMORY;
+    m->base.kind = MSG_CANCEL;
+    m->id = request_id;
     pl_actor_post(&s->actor, &m->base);
     return PARLEY_OK;
 }

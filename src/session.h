@@ -19,6 +19,7 @@ struct parley_session {
     parley_client_t *client;
     char id[PL_PROTO_SESSION_MAX + 1];
     _Atomic bool closed; /* set once, by parley_session_close or destroy */
+    _Atomic int unfinished; /* turns accepted and not ended (session.queue.max) */
 
     /* Actor state. */
     pl_history_turn *history;

@@ -95,32 +95,38 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
     return len;
 }
 
-/* One piece of a data frame: reassemble into rx, dropping what exceeds the
- * limit without keeping it, and hand over each complete message. */
+/* Bytes of a discarded message kept to find out whose it was. */
+#define OVERSIZED_KEEP 256
+
+/* One piece of a data frame: reassemble into rx and hand over each complete
+ * message. A message over the limit is not held: only its first bytes are
+ * kept, so that the request it belonged to can be told. */
 static void on_data_piece(pl_ws_conn *conn, const struct curl_ws_frame *meta,
                           const char *ptr, size_t len)
 {
     if (conn->rx.len == 0 && !conn->rx_discard)
         conn->rx_binary = (meta->flags & CURLWS_BINARY) != 0;
-    if (!conn->rx_discard) {
-        if ((uint64_t)conn->rx.len + len + (uint64_t)meta->bytesleft >
+    if (!conn->rx_discard &&
+        (uint64_t)conn->rx.len + len + (uint64_t)meta->bytesleft >
             conn->max_message_bytes) {
-            conn->rx_discard = true;
-            pl_buf_free(&conn->rx);
-        } else if (pl_buf_append(&conn->rx, ptr, len) != 0) {
-            fprintf(stderr, "parley: out of memory receiving a message\n");
-            abort();
-        }
+        conn->rx_discard = true;
+        if (conn->rx.len > OVERSIZED_KEEP)
+            conn->rx.len = OVERSIZED_KEEP;
+    }
+    size_t room = conn->rx_discard
+                      ? (conn->rx.len < OVERSIZED_KEEP ? OVERSIZED_KEEP - conn->rx.len : 0)
+                      : len;
+    if (room && pl_buf_append(&conn->rx, ptr, len < room ? len : room) != 0) {
+        fprintf(stderr, "parley: out of memory receiving a message\n");
+        abort();
     }
     if (meta->bytesleft != 0 || (meta->flags & CURLWS_CONT))
         return;
-    if (conn->rx_discard) {
-        /* An oversized message: the reader hears of it as an empty one. */
-        pl_io_on_message(conn->io, conn, NULL, 0, conn->rx_binary);
-    } else if (conn->rx.len > 0) {
+    if (conn->rx_discard)
+        pl_io_on_oversized(conn->io, conn, conn->rx.data, conn->rx.len);
+    else if (conn->rx.len > 0)
         pl_io_on_message(conn->io, conn, conn->rx.data, conn->rx.len,
                          conn->rx_binary);
-    }
     pl_buf_reset(&conn->rx);
     conn->rx_discard = false;
 }

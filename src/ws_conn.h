@@ -57,18 +57,21 @@ typedef struct pl_ws_conn {
     bool want_write;        /* curl_ws_send said CURLE_AGAIN */
 
     pl_buf rx;              /* the message being reassembled */
-    bool rx_discard;        /* it exceeds the limit: drop the rest */
+    bool rx_discard;        /* it exceeds the limit: keep only its start */
     bool rx_binary;
     bool peer_closed;       /* a Close frame arrived */
     bool failed;            /* a local error ended the connection */
     /* A failure found inside a curl callback, where the transfer cannot be
      * removed: the I/O loop acts on it after curl_multi_perform returns. */
     bool doomed;
+    bool doom_retryable;    /* whether its requests may be sent again */
     int doom_err;           /* a parley_err_t */
     unsigned doom_close_code; /* Close frame to send first, 0 for none */
     char doom_msg[256];
 
     unsigned inflight;      /* requests routed to this connection */
+    int failures;           /* consecutive failures; reset by hello */
+    int64_t reconnect_at_ms; /* no new connection before this */
     uint64_t max_message_bytes;
     unsigned heartbeat_s;   /* from hello; 0 when absent */
     int64_t last_rx_ms, last_ping_ms;
@@ -97,7 +100,8 @@ bool pl_ws_conn_wants_write(const pl_ws_conn *conn);
  * effort: the connection is being abandoned). */
 void pl_ws_conn_close_now(pl_ws_conn *conn, unsigned code);
 
-/* Remove the transfer from the multi handle and return to IDLE. */
+/* Remove the transfer from the multi handle and return to IDLE; the frame
+ * queues are emptied, the failure count and reconnect time kept. */
 void pl_ws_conn_reset(pl_ws_conn *conn);
 
 /* Monotonic milliseconds, the clock of every timer of the I/O thread. */
@@ -106,6 +110,10 @@ int64_t pl_monotonic_ms(void);
 /* Implemented by the I/O thread: a complete message arrived. */
 void pl_io_on_message(struct pl_io *io, pl_ws_conn *conn, const char *data,
                       size_t len, bool binary);
+/* Implemented by the I/O thread: a message over the limit was discarded;
+ * `start` holds its first bytes, to tell whose it was. */
+void pl_io_on_oversized(struct pl_io *io, pl_ws_conn *conn, const char *start,
+                        size_t len);
 /* Implemented by the I/O thread: the multi handle, to add or remove easies. */
 CURLM *pl_io_multi(struct pl_io *io);
 

@@ -37,7 +37,12 @@ static const char *const all_props[] = {
     "sizing.inflight.per.connection",
     "worker.id",      "model",
     "max_tokens",     "connect.timeout.ms",
-    "max.message.bytes"};
+    "max.message.bytes", "retry.max.attempts",
+    "retry.backoff.ms", "retry.backoff.max.ms",
+    "reconnect.backoff.ms", "reconnect.backoff.max.ms",
+    "request.timeout.ms", "stall.timeout.ms",
+    "session.queue.max", "max.inflight.requests",
+    "max.queued.bytes"};
 
 #define NPROPS (sizeof(all_props) / sizeof(all_props[0]))
 
@@ -855,6 +860,37 @@ static void test_key_never_in_errstr(void **state)
 #undef EXPECT_FAILURE_WITHOUT_SECRET
 }
 
+/* Properties checked against each other when the client is created. */
+static void test_finalize_cross_checks(void **state)
+{
+    parley_conf_t *conf = *state;
+    char errstr[ERRSTR_SIZE];
+    char *key = NULL;
+
+    make_ready(conf);
+    set_ok(conf, "endpoint", "ws://h");
+    setenv("PARLEY_API_KEY", "k", 1);
+    set_ok(conf, "retry.backoff.ms", "500");
+    set_ok(conf, "retry.backoff.max.ms", "100");
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_VALUE);
+    assert_string_equal(errstr, "\"retry.backoff.max.ms\" (100) is below "
+                                "\"retry.backoff.ms\" (500)");
+    assert_null(key);
+    set_ok(conf, "retry.backoff.max.ms", "500");
+    set_ok(conf, "reconnect.backoff.ms", "2000");
+    set_ok(conf, "reconnect.backoff.max.ms", "1000");
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_VALUE);
+    assert_non_null(strstr(errstr, "\"reconnect.backoff.max.ms\" (1000)"));
+    set_ok(conf, "reconnect.backoff.max.ms", "2000");
+    set_ok(conf, "max.queued.bytes", "2048");
+    set_ok(conf, "max.message.bytes", "4096");
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_VALUE);
+    assert_non_null(strstr(errstr, "\"max.queued.bytes\" (2048) is below"));
+    set_ok(conf, "max.queued.bytes", "4096");
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_OK);
+    free(key);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -891,6 +927,7 @@ int main(void)
         T(test_finalize_worker_id),
         T(test_finalize_worker_id_property_wins),
         T(test_key_never_in_errstr),
+        T(test_finalize_cross_checks),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
