@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 top=$(pwd)
 
 ./scripts/install-deps.sh
+# The independent interop server's one dependency, pinned by its lock file.
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
   autoreconf -fi
 fi

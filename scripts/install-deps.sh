@@ -15,6 +15,10 @@ fi
 PACKAGES=(build-essential autoconf automake libtool pkg-config
           libck-dev libjson-c-dev libzstd-dev libwebsockets-dev libcmocka-dev
           clang openssl)
+# Node.js runs the independent interop server (tests/interop); the machine
+# image may bring its own, else Debian's.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+  PACKAGES+=(nodejs npm)
 
 curl_has_ws() {
   command -v curl-config >/dev/null 2>&1 &&

@@ -451,8 +451,13 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 static void on_ack(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
     pl_route *r = route_for(io, conn, m->has_id, m->id);
-    if (r) {
-        r->acked = true;
+    if (!r)
+        return;
+    r->acked = true;
+    /* Only the first ack is progress: a server that acks every repeat but
+     * never streams must still run out of attempts. */
+    if (!r->ever_acked) {
+        r->ever_acked = true;
         progress(r);
     }
 }

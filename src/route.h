@@ -21,6 +21,7 @@ typedef struct pl_route {
     struct pl_ws_conn *conn;   /* the connection it was last sent on */
     uint32_t next_seq;         /* pieces delivered so far */
     bool acked;                /* by the server, on the current send */
+    bool ever_acked;           /* on any send */
     bool waiting;              /* on no connection until retry_at_ms */
     bool cancelling;           /* the caller cancelled it */
     int attempts;              /* sends since the last progress, this one included */

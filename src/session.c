@@ -528,7 +528,8 @@ parley_err_t parley_send_wait(parley_session_t *s, const char *content,
     if (err != PARLEY_OK)
         return err;
     err = pl_client_admit(s->client, s, len);
-    if (err == PARLEY_ERR_QUEUE_FULL && timeout_ms != 0 && !pl_pool_in_worker()) {
+    bool was_full = err == PARLEY_ERR_QUEUE_FULL;
+    if (was_full && timeout_ms != 0 && !pl_pool_in_worker()) {
         parley_client_t *c = s->client;
         struct timespec deadline;
         if (timeout_ms > 0)
@@ -553,7 +554,7 @@ parley_err_t parley_send_wait(parley_session_t *s, const char *content,
             err = atomic_load(&c->shutting_down) ? PARLEY_ERR_SHUTDOWN
                                                   : PARLEY_ERR_TIMED_OUT;
     }
-    if (err == PARLEY_ERR_QUEUE_FULL)
+    if (was_full && err != PARLEY_OK)
         PL_COUNT(s->client, queue_full, 1);
     if (err != PARLEY_OK)
         return err;
