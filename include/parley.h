@@ -94,6 +94,25 @@ typedef enum parley_event_type {
 typedef void parley_event_cb(parley_client_t *client, const parley_event_t *ev,
                              void *opaque);
 
+/* Log levels, as syslog's. */
+typedef enum parley_log_level {
+    PARLEY_LOG_ERROR = 3,
+    PARLEY_LOG_WARNING = 4,
+    PARLEY_LOG_NOTICE = 5,
+    PARLEY_LOG_INFO = 6,
+    PARLEY_LOG_DEBUG = 7 /* includes libcurl's trace of the handshake */
+} parley_log_level_t;
+
+/*
+ * The log callback. Runs on any library thread (the I/O thread, a worker, or
+ * the thread in parley_client_new/destroy), never under a library lock; it
+ * must not block for long, nor call back into the client. `message` holds no
+ * secret: the API key and Authorization headers are redacted.
+ */
+typedef void parley_log_cb(const parley_client_t *client, int level,
+                           const char *facility, const char *message,
+                           void *opaque);
+
 /* ---- Configuration ---------------------------------------------------- */
 
 /*
@@ -126,6 +145,14 @@ PARLEY_EXPORT parley_err_t parley_conf_get(const parley_conf_t *conf,
 /* The callback that receives every event of every session. Required. */
 PARLEY_EXPORT void parley_conf_set_event_cb(parley_conf_t *conf,
                                             parley_event_cb *cb, void *opaque);
+
+/*
+ * Where log lines go (default: stderr, as "parley LEVEL FACILITY: message").
+ * Which lines: the `log.level` property, overridden by the environment
+ * variable PARLEY_LOG (error, warning, notice, info, debug, or 0-7).
+ */
+PARLEY_EXPORT void parley_conf_set_log_cb(parley_conf_t *conf,
+                                          parley_log_cb *cb, void *opaque);
 
 /*
  * Write a table of every property (name, type, range, default, description)

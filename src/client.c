@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "io.h"
+#include "log.h"
 #include "session.h"
 
 static void set_err(char *errstr, size_t size, const char *msg)
@@ -63,6 +64,12 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     c->pool = pl_pool_new(conf->workers > 0 ? (unsigned)conf->workers : default_workers());
     if (c->pool)
         c->io = pl_io_new(c, errstr, errstr_size);
+    if (c->pool && c->io)
+        pl_log(c, PARLEY_LOG_INFO, "client",
+               "parley %s: endpoint %s, %u connection%s, %u worker%s, worker id %u",
+               PARLEY_VERSION_STR, conf->endpoint, pl_conf_connections(conf),
+               pl_conf_connections(conf) == 1 ? "" : "s", pl_pool_size(c->pool),
+               pl_pool_size(c->pool) == 1 ? "" : "s", c->worker_id);
     if (!c->pool || !c->io) {
         if (!c->pool)
             set_err(errstr, errstr_size, "out of memory");
@@ -208,7 +215,8 @@ void parley_client_destroy(parley_client_t *c)
     if (!c)
         return;
     if (pl_pool_in_worker()) {
-        fprintf(stderr, "parley: parley_client_destroy() called from a callback; ignored\n");
+        pl_log(c, PARLEY_LOG_ERROR, "client",
+               "parley_client_destroy() called from a callback; ignored");
         return;
     }
     pthread_mutex_lock(&c->lifecycle_mu);

@@ -84,6 +84,10 @@ static const pl_prop pl_props[] = {
     {"max.message.bytes", PL_PROP_INT64, PL_OFF(max_message_bytes), 1024,
      INT64_C(1) << 30, "1048576",
      "Largest message sent or accepted, in bytes", NULL},
+    {"log.level", PL_PROP_INT, PL_OFF(log_level), 0, 7, "4",
+     "Most verbose level logged: 3 error, 4 warning, 5 notice, 6 info, 7 "
+     "debug; $PARLEY_LOG overrides it",
+     NULL},
     {"retry.max.attempts", PL_PROP_INT, PL_OFF(retry_max_attempts), 1, 100,
      "3",
      "Sends of a request without progress before it fails (the first "
@@ -476,6 +480,15 @@ void parley_conf_set_event_cb(parley_conf_t *conf, parley_event_cb *cb,
     conf->event_opaque = opaque;
 }
 
+void parley_conf_set_log_cb(parley_conf_t *conf, parley_log_cb *cb,
+                            void *opaque)
+{
+    if (!conf)
+        return;
+    conf->log_cb = cb;
+    conf->log_opaque = opaque;
+}
+
 /* ---- the documentation table ----------------------------------------- */
 
 /* snprintf() into a buffer that may run out: counts what did not fit too. */
@@ -744,6 +757,33 @@ static parley_err_t key_from_env(const char *var, char **key, char *errstr,
     return PARLEY_OK;
 }
 
+/* PARLEY_LOG, when set, overrides log.level: a name or a number 0-7. */
+static parley_err_t resolve_log_level(const parley_conf_t *conf, int *out,
+                                      char *errstr, size_t errstr_size)
+{
+    static const char *const names[] = {"error", "warning", "notice", "info",
+                                        "debug"};
+    const char *env = getenv("PARLEY_LOG");
+    int64_t level;
+
+    *out = conf->log_level;
+    if (!env || !*env)
+        return PARLEY_OK;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(env, names[i]) == 0) {
+            *out = PARLEY_LOG_ERROR + (int)i;
+            return PARLEY_OK;
+        }
+    if (parse_int("environment variable PARLEY_LOG", env, 0, 7, &level,
+                  errstr, errstr_size) != PARLEY_OK)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
+                          "environment variable PARLEY_LOG: \"%.32s\" is not "
+                          "error, warning, notice, info, debug or 0-7",
+                          env);
+    *out = (int)level;
+    return PARLEY_OK;
+}
+
 /* Properties that only make sense together. */
 static parley_err_t check_cross(const parley_conf_t *conf, char *errstr,
                                 size_t errstr_size)
@@ -780,6 +820,7 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     char *endpoint = NULL;
     parley_err_t err;
     int worker_id = -1;
+    int log_level = 0;
 
     if (!conf || !api_key)
         return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
@@ -792,6 +833,8 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     err = resolve_endpoint(conf, &endpoint, errstr, errstr_size);
     if (err == PARLEY_OK)
         err = resolve_worker_id(conf, &worker_id, errstr, errstr_size);
+    if (err == PARLEY_OK)
+        err = resolve_log_level(conf, &log_level, errstr, errstr_size);
     if (err == PARLEY_OK)
         err = check_cross(conf, errstr, errstr_size);
     /* The key is read last, so nothing can fail while we hold it. */
@@ -808,5 +851,6 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     if (endpoint)
         conf->endpoint = endpoint;
     conf->worker_id = worker_id;
+    conf->log_level = log_level;
     return PARLEY_OK;
 }

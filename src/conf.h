@@ -39,8 +39,11 @@ struct parley_conf {
     int session_queue_max;     /* "session.queue.max", 1..1000000, default 1024 */
     int max_inflight_requests; /* "max.inflight.requests", 1..10000000, default 100000 */
     int64_t max_queued_bytes;  /* "max.queued.bytes", 1024..(1<<40), default 256 MiB */
+    int log_level;             /* "log.level", 0..7, default 4; $PARLEY_LOG wins */
     parley_event_cb *event_cb;
     void *event_opaque;
+    parley_log_cb *log_cb;     /* NULL: stderr */
+    void *log_opaque;
 };
 
 /*

@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "backoff.h"
 #include "client.h"
+#include "log.h"
 #include "protocol.h"
 #include "route.h"
 #include "session.h"
@@ -56,6 +57,11 @@ struct pl_io {
 CURLM *pl_io_multi(pl_io *io)
 {
     return io->multi;
+}
+
+void pl_io_trace(pl_io *io, const char *data, size_t len)
+{
+    pl_log_curl_trace(io->client, data, len);
 }
 
 pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
@@ -112,6 +118,8 @@ static void route_detach(pl_route *r)
 /* End a request with an error event and forget it. */
 static void route_fail(pl_io *io, pl_route *r, parley_err_t err, const char *msg)
 {
+    pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu failed: %s (%s)",
+           (unsigned long long)r->id, msg, parley_err2name(err));
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
     pl_session_post_error(r->session, r->id, err, msg);
@@ -242,9 +250,12 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
 
 static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
+    pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
+           conn->index, io->conf->endpoint, conn->failures ? " again" : "");
     if (pl_ws_conn_open(conn, io->conf->endpoint, io->client->api_key,
                         io->conf->connect_timeout_ms,
-                        (uint64_t)io->conf->max_message_bytes) != 0) {
+                        (uint64_t)io->conf->max_message_bytes,
+                        PL_LOG_ON(io->client, PARLEY_LOG_DEBUG)) != 0) {
         char msg[CURL_ERROR_SIZE + 64];
         snprintf(msg, sizeof(msg), "could not start a connection: %s", conn->errbuf);
         conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
@@ -260,6 +271,8 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
     r->waiting = false;
     r->acked = false;
     if (r->attempts++ > 0 || r->next_seq > 0) {
+        pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
+               (unsigned long long)r->id, r->attempts, r->next_seq);
         PL_COUNT(io->client, retries, 1);
         if (r->next_seq > 0)
             PL_COUNT(io->client, resumes, 1);
@@ -311,6 +324,9 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
 {
     int64_t now = pl_monotonic_ms();
     conn_loss l = {io, conn, err, msg, retryable, conn->state == PL_WS_OPEN, now};
+    pl_log(io->client, PARLEY_LOG_WARNING, "conn", "connection %u: %s; %u request%s %s",
+           conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s",
+           retryable ? "will be sent again" : "fail");
     pl_ws_conn_reset(conn);
     conn->failures++;
     /* The first reconnect after a working connection is immediate. */
@@ -442,6 +458,8 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
     conn->state = PL_WS_OPEN;
     conn->failures = 0;
+    pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s, heartbeat %u s",
+           conn->index, m->server ? m->server : "server", m->protocol, m->heartbeat_s);
     conn->heartbeat_s = m->heartbeat_s;
     if (m->max_message_bytes && m->max_message_bytes < conn->max_message_bytes)
         conn->max_message_bytes = m->max_message_bytes;
@@ -521,6 +539,7 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r) {
         PL_COUNT(io->client, errors, 1); /* about the connection, or stale */
+        pl_log(io->client, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, msg);
         return;
     }
     parley_err_t err = map_server_error(m->code);
@@ -571,6 +590,8 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
     char err[256];
     if (pl_proto_decode(io->decoder, data, len, &m, err, sizeof(err)) != 0) {
         PL_COUNT(io->client, errors, 1);
+        pl_log(io->client, PARLEY_LOG_WARNING, "proto",
+               "connection %u: invalid message from the server: %s", conn->index, err);
         pl_route *r = route_for(io, conn, m.has_id, m.id);
         if (r) {
             char msg[300];
@@ -585,7 +606,11 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
     case PL_SMSG_TEXT: on_text(io, conn, &m); break;
     case PL_SMSG_DONE: on_done(io, conn, &m); break;
     case PL_SMSG_ERROR: on_error(io, conn, &m); break;
-    case PL_SMSG_UNKNOWN: PL_COUNT(io->client, unknown_messages, 1); break;
+    case PL_SMSG_UNKNOWN:
+        PL_COUNT(io->client, unknown_messages, 1);
+        pl_log(io->client, PARLEY_LOG_DEBUG, "proto", "connection %u: ignored a message of unknown type",
+               conn->index);
+        break;
     }
 }
 
@@ -675,6 +700,8 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
         char msg[160];
         snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
                  (long long)(now - r->progress_ms));
+        pl_log(io->client, PARLEY_LOG_NOTICE, "request", "%llu on connection %u: %s",
+               (unsigned long long)r->id, r->conn->index, msg);
         if (r->cancelling) {
             route_end_cancelled(io, r);
             return;

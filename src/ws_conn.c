@@ -159,10 +159,23 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
     return len;
 }
 
+/* libcurl's trace: text and headers only, never frame payloads. */
+static int trace_cb(CURL *easy, curl_infotype type, char *data, size_t size,
+                    void *userdata)
+{
+    (void)easy;
+    pl_ws_conn *conn = userdata;
+    if (type == CURLINFO_TEXT || type == CURLINFO_HEADER_IN ||
+        type == CURLINFO_HEADER_OUT)
+        pl_io_trace(conn->io, data, size);
+    return 0;
+}
+
 /* ---- open, send, reset -------------------------------------------------- */
 
 int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
-                    long connect_timeout_ms, uint64_t max_message_bytes)
+                    long connect_timeout_ms, uint64_t max_message_bytes,
+                    bool trace)
 {
     conn->errbuf[0] = '\0';
     conn->easy = curl_easy_init();
@@ -194,6 +207,11 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, conn->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, conn);
+    if (trace) {
+        curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, trace_cb);
+        curl_easy_setopt(e, CURLOPT_DEBUGDATA, conn);
+        curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    }
 
     conn->sock = CURL_SOCKET_BAD;
     conn->subprotocol[0] = '\0';

@@ -77,9 +77,11 @@ typedef struct pl_ws_conn {
     int64_t last_rx_ms, last_ping_ms;
 } pl_ws_conn;
 
-/* Start connecting. Returns 0, or -1 with errbuf set. */
+/* Start connecting. With `trace`, libcurl's trace of the handshake goes to
+ * pl_io_trace(). Returns 0, or -1 with errbuf set. */
 int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
-                    long connect_timeout_ms, uint64_t max_message_bytes);
+                    long connect_timeout_ms, uint64_t max_message_bytes,
+                    bool trace);
 
 /* Queue a frame (copied). Data frames wait for hello; control frames only
  * for the upgrade. */
@@ -114,6 +116,8 @@ void pl_io_on_message(struct pl_io *io, pl_ws_conn *conn, const char *data,
  * `start` holds its first bytes, to tell whose it was. */
 void pl_io_on_oversized(struct pl_io *io, pl_ws_conn *conn, const char *start,
                         size_t len);
+/* Implemented by the I/O thread: one piece of libcurl's trace. */
+void pl_io_trace(struct pl_io *io, const char *data, size_t len);
 /* Implemented by the I/O thread: the multi handle, to add or remove easies. */
 CURLM *pl_io_multi(struct pl_io *io);
 

@@ -37,7 +37,7 @@ static const char *const all_props[] = {
     "sizing.inflight.per.connection",
     "worker.id",      "model",
     "max_tokens",     "connect.timeout.ms",
-    "max.message.bytes", "retry.max.attempts",
+    "max.message.bytes", "log.level", "retry.max.attempts",
     "retry.backoff.ms", "retry.backoff.max.ms",
     "reconnect.backoff.ms", "reconnect.backoff.max.ms",
     "request.timeout.ms", "stall.timeout.ms",
