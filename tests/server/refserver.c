@@ -11,12 +11,17 @@
  * Each connection owns a FIFO of serialized messages; producers (receive
  * callback, generation timers) append to it and ask lws for a writeable
  * callback, which drains it.
+ *
+ * lws 4.1 answers Pings itself and tells the protocol callback nothing about
+ * them, so the pings_received counter stays 0.
  */
 #include "refserver.h"
 
 #include <libwebsockets.h>
 #include <json-c/json.h>
 
+#include <arpa/inet.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -422,34 +427,41 @@ static void table_remove(struct req_table *t, struct request *r)
     t->count--;
 }
 
-/* Route a request's messages to c (or nowhere when c is NULL). */
+/* Stop sending a request's messages anywhere; queued ones still go out. */
+static void req_unlink(struct request *r)
+{
+    if (!r->conn)
+        return;
+    if (r->conn_prev)
+        r->conn_prev->conn_next = r->conn_next;
+    else
+        r->conn->attached = r->conn_next;
+    if (r->conn_next)
+        r->conn_next->conn_prev = r->conn_prev;
+    r->conn = NULL;
+    r->conn_prev = NULL;
+    r->conn_next = NULL;
+}
+
+/* Route a request's messages to c, from seq resume_from on. */
 static void req_attach(struct request *r, struct conn *c, uint64_t resume_from)
 {
     if (r->conn) {
         /* The latest requester wins: the earlier one gets nothing more. */
         conn_purge(r->conn, r->id);
-        if (r->conn_prev)
-            r->conn_prev->conn_next = r->conn_next;
-        else
-            r->conn->attached = r->conn_next;
-        if (r->conn_next)
-            r->conn_next->conn_prev = r->conn_prev;
+        req_unlink(r);
     }
     r->conn = c;
-    r->conn_prev = NULL;
-    r->conn_next = NULL;
     r->resume_from = resume_from;
-    if (c) {
-        r->conn_next = c->attached;
-        if (c->attached)
-            c->attached->conn_prev = r;
-        c->attached = r;
-    }
+    r->conn_next = c->attached;
+    if (c->attached)
+        c->attached->conn_prev = r;
+    c->attached = r;
 }
 
 static void req_free(struct request *r)
 {
-    req_attach(r, NULL, 0);
+    req_unlink(r);
     free(r->session);
     free(r->reply);
     free(r->piece_end);
@@ -873,7 +885,8 @@ static void handle_text(struct conn *c, const char *text, size_t len)
     record_received(c->srv, text, len);
     expire_requests(c->srv);
     if (!root) {
-        send_error(c, NULL, "invalid_request", "not a JSON object");
+        send_error(c, NULL, "invalid_request",
+                   "malformed JSON, or not a JSON object");
         return;
     }
     id = field(root, "id");
@@ -893,34 +906,42 @@ static void handle_text(struct conn *c, const char *text, size_t len)
 
 /* ---- receiving frames ------------------------------------------------------ */
 
-/* LWS_CALLBACK_RECEIVE: collect a message's pieces, act on the last one. */
+static void rx_append(struct conn *c, const char *in, size_t len)
+{
+    if (c->rx_len + len + 1 > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 1024;
+        while (cap < c->rx_len + len + 1)
+            cap *= 2;
+        c->rx = xrealloc(c->rx, cap);
+        c->rx_cap = cap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+}
+
+/*
+ * LWS_CALLBACK_RECEIVE: collect a message's pieces, act on the last one.
+ * lws delivers a frame in pieces of at most PL_RX_BUFFER bytes, and a
+ * fragmented message frame by frame; lws_is_final_fragment marks the end.
+ */
 static void conn_receive(struct conn *c, const char *in, size_t len)
 {
-    uint64_t limit = c->srv->opts.max_message_bytes;
+    int binary = lws_frame_is_binary(c->wsi);
 
-    if (!c->rx_too_large && c->rx_len + len > limit) {
+    if (!c->rx_too_large && c->rx_len + len > c->srv->opts.max_message_bytes) {
         /* Over the limit: stop holding it, discard the rest as it comes. */
         c->rx_too_large = 1;
         free(c->rx);
         c->rx = NULL;
         c->rx_len = c->rx_cap = 0;
     }
-    if (!c->rx_too_large && len) {
-        if (c->rx_len + len + 1 > c->rx_cap) {
-            size_t cap = c->rx_cap ? c->rx_cap : 1024;
-            while (cap < c->rx_len + len + 1)
-                cap *= 2;
-            c->rx = xrealloc(c->rx, cap);
-            c->rx_cap = cap;
-        }
-        memcpy(c->rx + c->rx_len, in, len);
-        c->rx_len += len;
-    }
+    if (!c->rx_too_large && !binary) /* a binary one is refused unread */
+        rx_append(c, in, len);
     if (!lws_is_final_fragment(c->wsi))
         return;
 
     COUNT(c->srv, messages_received);
-    if (lws_frame_is_binary(c->wsi))
+    if (binary)
         send_error(c, NULL, "invalid_request",
                    "binary frames are not accepted on parley.v1");
     else if (c->rx_too_large)
@@ -949,13 +970,13 @@ static void conn_close(struct conn *c)
 {
     if (!c->wsi)
         return; /* never established */
-    while (c->attached)
-        req_attach(c->attached, NULL, 0);
     while (c->out_head) {
         struct outmsg *m = c->out_head;
         c->out_head = m->next;
         free(m);
     }
+    while (c->attached)
+        req_unlink(c->attached);
     free(c->rx);
     c->rx = NULL;
     c->wsi = NULL;
@@ -965,24 +986,23 @@ static void conn_close(struct conn *c)
 }
 
 /*
- * Answer an HTTP request with a status and a JSON body, then close. lws
- * cannot refuse an upgrade with a body after the filter stage, so the filter
- * writes the whole response itself and then fails the connection; plain
- * HTTP requests take the same path. The response is formatted here rather
- * than with lws's header helpers, which answer "HTTP/1.0" at that stage.
+ * Answer an HTTP request with a status and a JSON body. Formatted here
+ * rather than with lws's header helpers, which write "HTTP/1.0" for a
+ * request that is still an upgrade candidate.
  */
-static int http_refuse(pl_refserver *srv, struct lws *wsi, unsigned status,
-                       const char *code, const char *content)
+static void http_refuse(pl_refserver *srv, struct lws *wsi, unsigned status,
+                        const char *code, const char *content)
 {
     unsigned char buf[LWS_PRE + 512];
     char body[256];
-    const char *reason = status == 401 ? "Unauthorized"
-                       : status == 404 ? "Not Found" : "Upgrade Required";
+    const char *reason = status == 401 ? "Unauthorized\r\n"
+                       : status == 404 ? "Not Found\r\n"
+                       : "Upgrade Required\r\nUpgrade: websocket\r\n";
     int blen = snprintf(body, sizeof body,
                         "{\"type\":\"error\",\"code\":\"%s\",\"content\":\"%s\"}",
                         code, content);
     int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-                     "HTTP/1.1 %u %s\r\n"
+                     "HTTP/1.1 %u %s"
                      "Content-Type: application/json\r\n"
                      "Content-Length: %d\r\n"
                      "Connection: close\r\n\r\n%s",
@@ -991,7 +1011,6 @@ static int http_refuse(pl_refserver *srv, struct lws *wsi, unsigned status,
     COUNT(srv, upgrades_refused);
     srv_log(srv, "refused with HTTP %u: %s", status, content);
     lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
-    return -1;
 }
 
 static int path_is_stream(struct lws *wsi)
@@ -1032,40 +1051,54 @@ static int authorized(pl_refserver *srv, struct lws *wsi)
     return ok;
 }
 
-/* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: nonzero refuses the upgrade. */
-static int filter_upgrade(pl_refserver *srv, struct lws *wsi)
+/*
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, lws's hook for refusing an upgrade with
+ * a response of our own (we return 1: "answered"). It runs before lws
+ * matches Sec-WebSocket-Protocol, so a wrong key gets its 401 whatever the
+ * client offers.
+ */
+static int confirm_upgrade(pl_refserver *srv, struct lws *wsi)
 {
-    if (!path_is_stream(wsi))
-        return http_refuse(srv, wsi, 404, "invalid_request",
-                           "no WebSocket service at this path");
-    if (!authorized(srv, wsi))
-        return http_refuse(srv, wsi, 401, "unauthorized",
-                           "missing or wrong API key");
+    if (!path_is_stream(wsi)) {
+        http_refuse(srv, wsi, 404, "invalid_request",
+                    "no WebSocket service at this path");
+        return 1;
+    }
+    if (!authorized(srv, wsi)) {
+        http_refuse(srv, wsi, 401, "unauthorized", "missing or wrong API key");
+        return 1;
+    }
     return 0;
 }
 
-/* LWS_CALLBACK_HTTP: only WebSocket is served. */
+/* LWS_CALLBACK_HTTP: only WebSocket is served; answer, then close. */
 static int answer_http(pl_refserver *srv, struct lws *wsi)
 {
     if (path_is_stream(wsi))
-        return http_refuse(srv, wsi, 426, "invalid_request",
-                           "this path serves WebSocket only");
-    return http_refuse(srv, wsi, 404, "invalid_request", "no such path");
+        http_refuse(srv, wsi, 426, "invalid_request",
+                    "this path serves WebSocket only");
+    else
+        http_refuse(srv, wsi, 404, "invalid_request", "no such path");
+    return -1;
+}
+
+static pl_refserver *srv_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len)
 {
-    pl_refserver *srv = lws_context_user(lws_get_context(wsi));
     struct conn *c = user;
 
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return filter_upgrade(srv, wsi);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(srv_of(wsi), wsi);
     case LWS_CALLBACK_HTTP:
-        return answer_http(srv, wsi);
+        return answer_http(srv_of(wsi), wsi);
     case LWS_CALLBACK_ESTABLISHED:
-        conn_open(c, wsi, srv);
+        conn_open(c, wsi, srv_of(wsi));
         return 0;
     case LWS_CALLBACK_RECEIVE:
         conn_receive(c, in, len);
@@ -1079,6 +1112,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
         return 0;
     }
 }
+
+/*
+ * lws's own keepalive ("validity") counts only Pongs: with its default policy
+ * it pings after 300 s and hangs up at 310 s unless a Pong came back, even
+ * on a busy connection. The contract leaves idle closing optional, and a
+ * client's Pings are invisible to lws 4.1 callbacks, so it is turned off.
+ */
+static const lws_retry_bo_t no_validity_checks = { .secs_since_valid_ping = 0 };
 
 static const struct lws_protocols protocols[] = {
     {
@@ -1104,11 +1145,16 @@ static int create_context(pl_refserver *srv)
 {
     struct lws_context_creation_info info;
     struct lws_vhost *vh;
+    struct in_addr v4;
 
     memset(&info, 0, sizeof info);
     /* Explicit vhost: lws_create_vhost reports a failed bind as NULL. */
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                    LWS_SERVER_OPTION_VALIDATE_UTF8;
+    /* On an IPv6 socket lws 4.1 binds an IPv4 address as the wildcard,
+     * listening on every interface: keep IPv4 addresses on IPv4. */
+    if (inet_pton(AF_INET, srv->bind_addr, &v4) == 1)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.user = srv;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
@@ -1120,15 +1166,19 @@ static int create_context(pl_refserver *srv)
     info.iface = srv->bind_addr;
     info.protocols = protocols;
     info.vhost_name = "parley";
+    info.retry_and_idle_policy = &no_validity_checks;
     vh = lws_create_vhost(srv->ctx, &info);
-    if (!vh) {
+    /* An address of no local interface leaves the vhost waiting for one
+     * to appear, with no port: that is a failure here too. */
+    srv->port = vh ? lws_get_vhost_listen_port(vh) : 0;
+    if (srv->port <= 0) {
         snprintf(srv->start_err, sizeof srv->start_err,
-                 "cannot listen on %s:%d", srv->bind_addr, srv->opts.port);
+                 "cannot listen on %s port %d", srv->bind_addr,
+                 srv->opts.port);
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
         return -1;
     }
-    srv->port = lws_get_vhost_listen_port(vh);
     return 0;
 }
 
@@ -1170,6 +1220,7 @@ static void cancel_timers(pl_refserver *srv)
 static void *service_main(void *arg)
 {
     pl_refserver *srv = arg;
+    struct lws_context *ctx;
 
     pthread_once(&lws_log_once, set_lws_logging);
     if (create_context(srv)) {
@@ -1179,17 +1230,22 @@ static void *service_main(void *arg)
     signal_started(srv, 1);
     srv_log(srv, "listening on %s:%d", srv->bind_addr, srv->port);
 
-    while (!atomic_load(&srv->stopping))
-        if (lws_service(srv->ctx, 0) < 0)
+    while (!atomic_load(&srv->stopping)) {
+        if (lws_service(srv->ctx, 0) < 0) {
+            srv_log(srv, "service loop failed, no longer serving");
             break;
+        }
+    }
 
-    /* pl_refserver_stop calls lws_cancel_service under srv->lock: taking
-     * the lock here makes sure that call returned before the context goes. */
+    /* pl_refserver_stop calls lws_cancel_service under srv->lock on a
+     * non-NULL srv->ctx: clearing it under the lock means that call has
+     * returned, or will not happen, before the context is destroyed. */
     pthread_mutex_lock(&srv->lock);
+    ctx = srv->ctx;
+    srv->ctx = NULL;
     pthread_mutex_unlock(&srv->lock);
     cancel_timers(srv);
-    lws_context_destroy(srv->ctx); /* closes connections: conn_close */
-    srv->ctx = NULL;
+    lws_context_destroy(ctx); /* closes connections: conn_close */
     free_requests(srv);
     return NULL;
 }
@@ -1225,6 +1281,8 @@ static void copy_opts(pl_refserver *srv, const pl_refserver_opts *opts)
         o->heartbeat_s = 30;
     if (!o->max_message_bytes)
         o->max_message_bytes = 1048576;
+    if (o->max_message_bytes > INT_MAX) /* json-c takes int lengths */
+        o->max_message_bytes = INT_MAX;
     if (!o->idempotency_window_s)
         o->idempotency_window_s = 600;
 }
@@ -1286,7 +1344,8 @@ void pl_refserver_stop(pl_refserver *srv)
         return;
     pthread_mutex_lock(&srv->lock);
     atomic_store(&srv->stopping, 1);
-    lws_cancel_service(srv->ctx);
+    if (srv->ctx)
+        lws_cancel_service(srv->ctx);
     pthread_mutex_unlock(&srv->lock);
     pthread_join(srv->thread, NULL);
     srv_free(srv);

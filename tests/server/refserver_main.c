@@ -165,7 +165,10 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         return 1;
     }
-    printf("listening on %s:%d\n", opts.bind_addr, pl_refserver_port(srv));
+    /* An IPv6 address goes in brackets, so the port stays after the last ':'. */
+    printf(strchr(opts.bind_addr, ':') ? "listening on [%s]:%d\n"
+                                       : "listening on %s:%d\n",
+           opts.bind_addr, pl_refserver_port(srv));
     fflush(stdout);
 
     sigwait(&stop_signals, &sig);
