@@ -66,7 +66,10 @@ typedef enum parley_err {
     PARLEY_ERR_OVERLOADED,      /* server: overloaded */
     PARLEY_ERR_SERVER_INTERNAL, /* server: internal */
     PARLEY_ERR_RESUME_FAILED,   /* server: resume_failed */
-    PARLEY_ERR_SERVER_TOO_LARGE,/* server: too_large */
+    PARLEY_ERR_SERVER_TOO_LARGE,/* server: too_large (HTTP 413) */
+    PARLEY_ERR_FORBIDDEN,       /* HTTP 403: the key may not do this */
+    PARLEY_ERR_NOT_FOUND,       /* HTTP 404: no such path or model */
+    PARLEY_ERR_TLS,             /* TLS: the certificate or key was refused */
     PARLEY_ERR__COUNT           /* number of codes; not an error */
 } parley_err_t;
 
@@ -217,6 +220,16 @@ PARLEY_EXPORT parley_session_t *parley_session_open(parley_client_t *client,
                                                     char *errstr,
                                                     size_t errstr_size);
 
+/*
+ * Set a per-session option, for the turns sent after this call: "model",
+ * "system" (the system prompt; HTTP dialects) or "max_tokens" (an integer,
+ * 0 for the client's). An empty value returns to the client's setting.
+ * Returns PARLEY_ERR_UNKNOWN_OPTION or PARLEY_ERR_INVALID_VALUE with errstr.
+ */
+PARLEY_EXPORT parley_err_t parley_session_set(parley_session_t *session,
+                                              const char *name, const char *value,
+                                              char *errstr, size_t errstr_size);
+
 /* The session's id; valid as long as the handle. */
 PARLEY_EXPORT const char *parley_session_id(const parley_session_t *session);
 
@@ -285,6 +298,95 @@ PARLEY_EXPORT void parley_event_usage(const parley_event_t *ev,
 /* ERROR: the error code; PARLEY_OK for other types. */
 PARLEY_EXPORT parley_err_t parley_event_error(const parley_event_t *ev);
 
+/* ---- User actors ------------------------------------------------------ */
+
+/*
+ * The actor runtime that runs sessions, for your own shared state, without
+ * any client or network. An actor is a state plus a lock-free mailbox; a
+ * system's worker threads run actors by handing each message to its
+ * handler. The guarantees are the sessions':
+ *   - A handler runs for one message at a time per actor, never on two
+ *     workers at once, so the state needs no lock.
+ *   - Messages sent by one thread are handled in the order it sent them.
+ *   - Every message a send accepted (PARLEY_OK) is handled exactly once,
+ *     also when the actor is stopped or the system destroyed; a refused
+ *     message stays the caller's.
+ *   - No library lock is held while a handler or state_free runs.
+ *
+ * Handles are reference-counted so that a send racing a stop is safe: a
+ * thread may use a handle while it holds a reference (from
+ * parley_actor_spawn() or parley_actor_ref()), and a handler may use the
+ * `actor` it was given until it returns.
+ */
+typedef struct parley_actor_system parley_actor_system_t;
+typedef struct parley_actor parley_actor_t;
+
+/*
+ * Handles one message: `state` is the pointer given to parley_actor_spawn(),
+ * `msg` the pointer given to parley_actor_send() (ownership passes to the
+ * handler). Runs on a worker thread, or on the thread destroying the system.
+ * It may call parley_actor_send(), parley_actor_spawn(), parley_actor_stop(),
+ * parley_actor_ref() and parley_actor_unref(), but not
+ * parley_actor_system_destroy().
+ */
+typedef void parley_actor_handler(parley_actor_t *actor, void *state,
+                                  void *msg);
+
+/*
+ * A system of `workers` threads (0: one per CPU), started. Returns NULL with
+ * a sentence in errstr (may be NULL) when memory or threads ran out.
+ */
+PARLEY_EXPORT parley_actor_system_t *parley_actor_system_new(
+    unsigned workers, char *errstr, size_t errstr_size);
+
+/*
+ * Destroy the system: sends from then on are refused (PARLEY_ERR_SHUTDOWN),
+ * every message already sent is handled, the workers stop, then state_free
+ * runs for every actor not yet stopped and every handle is freed, whatever
+ * its references. Handlers and state_free may run on the calling thread. No
+ * handler runs after it returns. Must not be called from a handler (it then
+ * does nothing but log) nor while other threads still use the system.
+ */
+PARLEY_EXPORT void parley_actor_system_destroy(parley_actor_system_t *sys);
+
+/*
+ * A new actor owning `state`, run by `handler`. state_free (may be NULL) is
+ * called once with state after the last message, when the actor stops.
+ * Returns a handle holding one reference, or NULL (NULL sys or handler, out
+ * of memory, system being destroyed).
+ */
+PARLEY_EXPORT parley_actor_t *parley_actor_spawn(
+    parley_actor_system_t *sys, parley_actor_handler *handler, void *state,
+    void (*state_free)(void *state));
+
+/*
+ * Queue msg (any pointer, NULL included) for the actor's handler. Any thread,
+ * a handler included; lock-free apart from allocating a small envelope;
+ * never waits for the handler. Errors: PARLEY_ERR_INVALID_ARG (NULL actor),
+ * PARLEY_ERR_STATE (the actor was stopped), PARLEY_ERR_SHUTDOWN (the system
+ * is being destroyed), PARLEY_ERR_NO_MEMORY. On error msg stays the caller's.
+ */
+PARLEY_EXPORT parley_err_t parley_actor_send(parley_actor_t *actor,
+                                             void *msg);
+
+/*
+ * Stop the actor: later sends fail with PARLEY_ERR_STATE, messages already
+ * accepted are still handled, then state_free runs on a worker. Returns at
+ * once; PARLEY_ERR_STATE when already stopped. The handle stays valid: the
+ * references still decide when it is freed.
+ */
+PARLEY_EXPORT parley_err_t parley_actor_stop(parley_actor_t *actor);
+
+/* Take one more reference to the handle (e.g. for another thread). */
+PARLEY_EXPORT parley_actor_t *parley_actor_ref(parley_actor_t *actor);
+
+/*
+ * Drop a reference. Dropping the last one stops the actor if it is still
+ * running (as parley_actor_stop()); the handle is freed once the actor has
+ * stopped and no reference is left. The caller must not use it afterwards.
+ */
+PARLEY_EXPORT void parley_actor_unref(parley_actor_t *actor);
+
 /* ---- Statistics ------------------------------------------------------- */
 
 typedef struct parley_stats {
@@ -303,6 +405,7 @@ typedef struct parley_stats {
     uint64_t stalls;             /* requests the stall watchdog caught */
     uint64_t reconnects;         /* connections opened after a failure */
     uint64_t queue_full;         /* sends refused by a queue limit */
+    uint64_t insecure_connections; /* made with tls.insecure: unverified */
 } parley_stats_t;
 
 /* A snapshot of the client's counters. */

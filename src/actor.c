@@ -82,9 +82,12 @@ void pl_actor_run(pl_actor *actor, unsigned budget)
     }
     atomic_store(&actor->scheduled, 0);
     /* A producer that pushed before seeing the flag clear did not schedule;
-     * the full fence orders our store before re-reading the mailbox. */
+     * the full fence orders our store before re-reading the mailbox. The
+     * read is the same instruction as ck_pr_load_ptr(), but ThreadSanitizer
+     * sees it as atomic: a suppression of ck's plain load fails whenever TSan
+     * has lost this read's stack by the time a producer's push races it. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (ck_pr_load_ptr(&actor->mailbox.head) != NULL &&
+    if (__atomic_load_n(&actor->mailbox.head, __ATOMIC_RELAXED) != NULL &&
         atomic_exchange(&actor->scheduled, 1) == 0) {
         pl_pool_schedule(actor->pool, actor); /* keeps the run's reference */
         return;

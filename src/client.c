@@ -272,5 +272,6 @@ void parley_stats_get(parley_client_t *c, parley_stats_t *st)
     READ(stalls);
     READ(reconnects);
     READ(queue_full);
+    READ(insecure_connections);
 #undef READ
 }

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ typedef struct pl_prop {
 } pl_prop;
 
 static const char *endpoint_problem(const char *url);
+static const char *dialect_problem(const char *name);
 
 #define PL_OFF(field) offsetof(struct parley_conf, field)
 
@@ -46,8 +48,17 @@ static const pl_prop pl_props[] = {
      "Server URL (ws://host[:port][/path] or wss://...); unset: "
      "$PARLEY_ENDPOINT",
      endpoint_problem},
+    {"dialect", PL_PROP_STRING, PL_OFF(dialect_name), 0, 0, NULL,
+     "API behind the endpoint: native (parley.v1 over ws/wss), anthropic or "
+     "openai (over http/https); unset: native for ws/wss, openai for "
+     "http/https",
+     dialect_problem},
     {"api_key.env", PL_PROP_STRING, PL_OFF(api_key_env), 0, 0,
-     "PARLEY_API_KEY", "Environment variable that holds the API key", NULL},
+     "PARLEY_API_KEY",
+     "Environment variable that holds the API key; left at its default, "
+     "the anthropic and openai dialects first try ANTHROPIC_API_KEY or "
+     "OPENAI_API_KEY",
+     NULL},
     {"api_key.file", PL_PROP_STRING, PL_OFF(api_key_file), 0, 0, NULL,
      "File that holds the API key instead (mode 0600 or stricter; one "
      "trailing newline is ignored)",
@@ -74,6 +85,13 @@ static const pl_prop pl_props[] = {
      "Worker id in request ids, unique per client of a server; -1: "
      "$PARLEY_WORKER_ID or 0",
      NULL},
+    {"system", PL_PROP_STRING, PL_OFF(system_prompt), 0, 0, NULL,
+     "System prompt sent with every turn (anthropic and openai dialects); "
+     "sessions may set their own",
+     NULL},
+    {"anthropic.version", PL_PROP_STRING, PL_OFF(anthropic_version), 0, 0,
+     "2023-06-01", "The anthropic-version header of the anthropic dialect",
+     NULL},
     {"model", PL_PROP_STRING, PL_OFF(model), 0, 0, NULL,
      "Model to ask for; unset: the server's default", NULL},
     {"max_tokens", PL_PROP_INT, PL_OFF(max_tokens), 0, 1000000, "0",
@@ -84,6 +102,24 @@ static const pl_prop pl_props[] = {
     {"max.message.bytes", PL_PROP_INT64, PL_OFF(max_message_bytes), 1024,
      INT64_C(1) << 30, "1048576",
      "Largest message sent or accepted, in bytes", NULL},
+    {"tls.ca.file", PL_PROP_STRING, PL_OFF(tls_ca_file), 0, 0, NULL,
+     "CA bundle (PEM) to verify servers with; unset: the system's", NULL},
+    {"tls.ca.path", PL_PROP_STRING, PL_OFF(tls_ca_path), 0, 0, NULL,
+     "Directory of CA certificates (hashed names) to verify servers with",
+     NULL},
+    {"tls.pinned.pubkey", PL_PROP_STRING, PL_OFF(tls_pinned_pubkey), 0, 0,
+     NULL,
+     "Accept only these public keys: sha256//BASE64[;sha256//...] or a PEM "
+     "or DER file",
+     NULL},
+    {"tls.cert.file", PL_PROP_STRING, PL_OFF(tls_cert_file), 0, 0, NULL,
+     "Client certificate (PEM) for mutual TLS", NULL},
+    {"tls.key.file", PL_PROP_STRING, PL_OFF(tls_key_file), 0, 0, NULL,
+     "Private key (PEM) of the client certificate", NULL},
+    {"tls.insecure", PL_PROP_INT, PL_OFF(tls_insecure), 0, 1, "0",
+     "1: do not verify the server's certificate or host name (a warning is "
+     "logged on every connection); never in production",
+     NULL},
     {"log.level", PL_PROP_INT, PL_OFF(log_level), 0, 7, "4",
      "Most verbose level logged: 3 error, 4 warning, 5 notice, 6 info, 7 "
      "debug; $PARLEY_LOG overrides it",
@@ -258,15 +294,26 @@ static void format_double(double v, char *buf, size_t size)
  * Why `url` cannot be a parley endpoint, or NULL when it can. The host is
  * what follows the scheme and any "user@", up to ":port", "/", "?" or "#".
  */
+/* The length of url's scheme and "://" when parley speaks it, else 0. */
+static size_t scheme_length(const char *url)
+{
+    static const char *const schemes[] = {"ws://", "wss://", "http://", "https://"};
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+        if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
+            return strlen(schemes[i]);
+    return 0;
+}
+
+static bool scheme_is_http(const char *url)
+{
+    return strncasecmp(url, "http", 4) == 0;
+}
+
 static const char *endpoint_problem(const char *url)
 {
-    size_t scheme;
-    if (strncasecmp(url, "ws://", 5) == 0)
-        scheme = 5;
-    else if (strncasecmp(url, "wss://", 6) == 0)
-        scheme = 6;
-    else
-        return "must start with ws:// or wss://";
+    size_t scheme = scheme_length(url);
+    if (!scheme)
+        return "must start with ws://, wss://, http:// or https://";
 
     /* A stray newline (from a file or a shell) would reach the request. */
     for (const unsigned char *c = (const unsigned char *)url; *c; c++)
@@ -757,6 +804,52 @@ static parley_err_t key_from_env(const char *var, char **key, char *errstr,
     return PARLEY_OK;
 }
 
+static const char *dialect_problem(const char *name)
+{
+    if (!strcmp(name, "native") || !strcmp(name, "anthropic") || !strcmp(name, "openai"))
+        return NULL;
+    return "is not native, anthropic or openai";
+}
+
+/* The dialect from "dialect" and the endpoint's scheme, which must agree. */
+static parley_err_t resolve_dialect(const parley_conf_t *conf, const char *endpoint,
+                                    pl_dialect *out, char *errstr, size_t errstr_size)
+{
+    bool http = scheme_is_http(endpoint);
+    const char *name = conf->dialect_name;
+    if (!name) {
+        *out = http ? PL_DIALECT_OPENAI : PL_DIALECT_NATIVE;
+        return PARLEY_OK;
+    }
+    *out = !strcmp(name, "anthropic") ? PL_DIALECT_ANTHROPIC
+           : !strcmp(name, "openai")  ? PL_DIALECT_OPENAI
+                                      : PL_DIALECT_NATIVE;
+    if (http == (*out != PL_DIALECT_NATIVE))
+        return PARLEY_OK;
+    return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                      "dialect \"%s\" needs an endpoint starting with %s", name,
+                      http ? "ws:// or wss://" : "http:// or https://");
+}
+
+/* The variable holding the key: the vendor's own name first when the
+ * dialect is a vendor's and api_key.env was left at its default. */
+static parley_err_t resolve_key_from_env(const parley_conf_t *conf, pl_dialect dialect,
+                                         char **key, char *errstr, size_t errstr_size)
+{
+    const char *var = conf->api_key_env ? conf->api_key_env : "PARLEY_API_KEY";
+    const char *vendor = dialect == PL_DIALECT_ANTHROPIC ? "ANTHROPIC_API_KEY"
+                         : dialect == PL_DIALECT_OPENAI  ? "OPENAI_API_KEY"
+                                                         : NULL;
+    if (vendor && !strcmp(var, "PARLEY_API_KEY")) {
+        const char *v = getenv(vendor);
+        if (v && *v)
+            return key_from_env(vendor, key, errstr, errstr_size);
+        if (!getenv(var) || !*getenv(var))
+            return key_from_env(vendor, key, errstr, errstr_size); /* names the vendor's */
+    }
+    return key_from_env(var, key, errstr, errstr_size);
+}
+
 /* PARLEY_LOG, when set, overrides log.level: a name or a number 0-7. */
 static parley_err_t resolve_log_level(const parley_conf_t *conf, int *out,
                                       char *errstr, size_t errstr_size)
@@ -821,6 +914,7 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     parley_err_t err;
     int worker_id = -1;
     int log_level = 0;
+    pl_dialect dialect = PL_DIALECT_NATIVE;
 
     if (!conf || !api_key)
         return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
@@ -834,6 +928,9 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     if (err == PARLEY_OK)
         err = resolve_worker_id(conf, &worker_id, errstr, errstr_size);
     if (err == PARLEY_OK)
+        err = resolve_dialect(conf, endpoint ? endpoint : conf->endpoint, &dialect,
+                              errstr, errstr_size);
+    if (err == PARLEY_OK)
         err = resolve_log_level(conf, &log_level, errstr, errstr_size);
     if (err == PARLEY_OK)
         err = check_cross(conf, errstr, errstr_size);
@@ -841,9 +938,7 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     if (err == PARLEY_OK && conf->api_key_file)
         err = key_from_file(conf->api_key_file, api_key, errstr, errstr_size);
     else if (err == PARLEY_OK)
-        err = key_from_env(conf->api_key_env ? conf->api_key_env
-                                             : "PARLEY_API_KEY",
-                           api_key, errstr, errstr_size);
+        err = resolve_key_from_env(conf, dialect, api_key, errstr, errstr_size);
     if (err != PARLEY_OK) {
         free(endpoint);
         return err;
@@ -852,5 +947,6 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
         conf->endpoint = endpoint;
     conf->worker_id = worker_id;
     conf->log_level = log_level;
+    conf->dialect = dialect;
     return PARLEY_OK;
 }

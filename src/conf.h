@@ -12,8 +12,19 @@
 
 #include "parley.h"
 
+/* The API behind the endpoint; resolved by pl_conf_finalize(). */
+typedef enum pl_dialect {
+    PL_DIALECT_NATIVE = 0, /* parley.v1 over WebSocket */
+    PL_DIALECT_ANTHROPIC,  /* Anthropic Messages over HTTP + SSE */
+    PL_DIALECT_OPENAI      /* OpenAI Chat Completions over HTTP + SSE */
+} pl_dialect;
+
 struct parley_conf {
     char *endpoint;            /* "endpoint"; NULL: from $PARLEY_ENDPOINT */
+    char *dialect_name;        /* "dialect": native, anthropic, openai; NULL: by scheme */
+    char *system_prompt;       /* "system"; NULL: none */
+    char *anthropic_version;   /* "anthropic.version", default "2023-06-01" */
+    pl_dialect dialect;        /* resolved from dialect_name and the scheme */
     char *api_key_env;         /* "api_key.env", default "PARLEY_API_KEY" */
     char *api_key_file;        /* "api_key.file", default NULL */
     int heartbeat_interval_s;  /* "heartbeat.interval.s", 1..3600, default 30 */
@@ -39,6 +50,13 @@ struct parley_conf {
     int session_queue_max;     /* "session.queue.max", 1..1000000, default 1024 */
     int max_inflight_requests; /* "max.inflight.requests", 1..10000000, default 100000 */
     int64_t max_queued_bytes;  /* "max.queued.bytes", 1024..(1<<40), default 256 MiB */
+ /* TLS (wss:// and https://); verification is on unless tls_insecure. */
+    char *tls_ca_file;         /* "tls.ca.file" */
+    char *tls_ca_path;         /* "tls.ca.path" */
+    char *tls_pinned_pubkey;   /* "tls.pinned.pubkey" */
+    char *tls_cert_file;       /* "tls.cert.file" */
+    char *tls_key_file;        /* "tls.key.file" */
+    int tls_insecure;          /* "tls.insecure", 0..1, default 0 */
     int log_level;             /* "log.level", 0..7, default 4; $PARLEY_LOG wins */
     parley_event_cb *event_cb;
     void *event_opaque;
@@ -49,6 +67,9 @@ struct parley_conf {
 /*
  * Resolve what comes from the environment and check options against each
  * other, once, when a client is created: fills endpoint from PARLEY_ENDPOINT,
+ * the dialect from "dialect" or the endpoint's scheme (ws/wss: native,
+ * http/https: openai unless set), the key variable's default by dialect
+ * (ANTHROPIC_API_KEY, OPENAI_API_KEY, then PARLEY_API_KEY),
  * worker_id from PARLEY_WORKER_ID, and reads the API key (from the variable
  * named by api_key.env or the file api_key.file, which must not be readable
  * by group or others) into a new string *api_key (caller frees).

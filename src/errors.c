@@ -26,6 +26,9 @@ static const struct {
     [PARLEY_ERR_SERVER_INTERNAL] = {"SERVER_INTERNAL", "the server failed internally"},
     [PARLEY_ERR_RESUME_FAILED] = {"RESUME_FAILED", "the server could not resume the reply"},
     [PARLEY_ERR_SERVER_TOO_LARGE] = {"SERVER_TOO_LARGE", "the server received a message over its size limit"},
+    [PARLEY_ERR_FORBIDDEN] = {"FORBIDDEN", "the API key is not allowed to do this"},
+    [PARLEY_ERR_NOT_FOUND] = {"NOT_FOUND", "the server has no such path or model"},
+    [PARLEY_ERR_TLS] = {"TLS", "the TLS handshake failed: certificate, host name or key"},
 };
 
 const char *parley_err2str(parley_err_t err)

@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "backoff.h"
 #include "client.h"
+#include "http_stream.h"
 #include "log.h"
 #include "protocol.h"
 #include "route.h"
@@ -32,6 +33,9 @@
 #include "ws_conn.h"
 
 #define IO_POLL_MAX_MS 1000
+/* After a send fails, what the peer sent before it went away is still read
+ * for this long, so that no delivered piece is thrown away with the socket. */
+#define SEND_FAILURE_GRACE_MS 250
 /* Penalties that steer new requests away from a connection (pick_conn). */
 #define AVOID_PENALTY (1u << 20)
 #define BACKOFF_PENALTY (1u << 24)
@@ -52,6 +56,8 @@ struct pl_io {
     pl_decoder *decoder;
     int64_t heartbeat_ms;
     uint64_t rng;
+    pl_easy_opts easy;       /* shared by every easy handle */
+    pl_http_config http;     /* the HTTP dialects' requests */
 };
 
 CURLM *pl_io_multi(pl_io *io)
@@ -59,9 +65,29 @@ CURLM *pl_io_multi(pl_io *io)
     return io->multi;
 }
 
-void pl_io_trace(pl_io *io, const char *data, size_t len)
+/* libcurl's trace, at debug level: text and headers only, never payloads. */
+static int trace_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
 {
-    pl_log_curl_trace(io->client, data, len);
+    (void)easy;
+    pl_io *io = userdata;
+    if (type == CURLINFO_TEXT || type == CURLINFO_HEADER_IN || type == CURLINFO_HEADER_OUT)
+        pl_log_curl_trace(io->client, data, size);
+    return 0;
+}
+
+static void easy_opts_init(pl_io *io, const parley_conf_t *conf)
+{
+    io->easy = (pl_easy_opts){
+        .connect_timeout_ms = conf->connect_timeout_ms,
+        .ca_file = conf->tls_ca_file,
+        .ca_path = conf->tls_ca_path,
+        .pinned_pubkey = conf->tls_pinned_pubkey,
+        .cert_file = conf->tls_cert_file,
+        .key_file = conf->tls_key_file,
+        .insecure = conf->tls_insecure != 0,
+        .trace = PL_LOG_ON(io->client, PARLEY_LOG_DEBUG) ? trace_cb : NULL,
+        .trace_data = io,
+    };
 }
 
 pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
@@ -90,6 +116,17 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
     }
     pl_route_table_init(&io->routes);
     io->heartbeat_ms = (int64_t)client->conf->heartbeat_interval_s * 1000;
+    easy_opts_init(io, client->conf);
+    if (client->conf->dialect != PL_DIALECT_NATIVE) {
+        if (pl_http_config_init(&io->http, client->conf->endpoint, client->conf->dialect) != 0) {
+            fprintf(stderr, "parley: out of memory\n");
+            abort();
+        }
+        io->http.api_key = client->api_key;
+        io->http.anthropic_version = client->conf->anthropic_version;
+        io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
+        io->http.easy = io->easy;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     io->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() ^
@@ -113,6 +150,15 @@ static void route_detach(pl_route *r)
     if (r->conn && r->conn->inflight)
         r->conn->inflight--;
     r->conn = NULL;
+    if (r->http)
+        pl_http_release(r->http);
+    r->http = NULL;
+}
+
+/* Whether the route's request is out on the wire now. */
+static bool route_sent(const pl_route *r)
+{
+    return r->http || (r->conn && r->conn->state == PL_WS_OPEN);
 }
 
 /* End a request with an error event and forget it. */
@@ -252,10 +298,13 @@ static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
     pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
            conn->index, io->conf->endpoint, conn->failures ? " again" : "");
-    if (pl_ws_conn_open(conn, io->conf->endpoint, io->client->api_key,
-                        io->conf->connect_timeout_ms,
-                        (uint64_t)io->conf->max_message_bytes,
-                        PL_LOG_ON(io->client, PARLEY_LOG_DEBUG)) != 0) {
+    if (io->easy.insecure) {
+        PL_COUNT(io->client, insecure_connections, 1);
+        pl_log(io->client, PARLEY_LOG_WARNING, "tls",
+               "connection %u: certificate verification is off (tls.insecure)", conn->index);
+    }
+    if (pl_ws_conn_open(conn, io->conf->endpoint, io->client->api_key, &io->easy,
+                        (uint64_t)io->conf->max_message_bytes) != 0) {
         char msg[CURL_ERROR_SIZE + 64];
         snprintf(msg, sizeof(msg), "could not start a connection: %s", conn->errbuf);
         conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
@@ -263,6 +312,18 @@ static void open_conn(pl_io *io, pl_ws_conn *conn)
     }
     if (conn->failures > 0)
         PL_COUNT(io->client, reconnects, 1);
+}
+
+/* Start the route's HTTP request; libcurl picks or shares the connection. */
+static void http_place(pl_io *io, pl_route *r)
+{
+    char err[128];
+    r->http = pl_http_start(io, io->multi, &io->http, r, err, sizeof(err));
+    if (!r->http) {
+        route_fail(io, r, PARLEY_ERR_NO_MEMORY, err);
+        return;
+    }
+    route_arm(io, r);
 }
 
 /* Send (or send again) a route on the best connection. */
@@ -278,6 +339,10 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
             PL_COUNT(io->client, resumes, 1);
     }
     r->progress_ms = now;
+    if (io->conf->dialect != PL_DIALECT_NATIVE) {
+        http_place(io, r);
+        return;
+    }
     pl_ws_conn *conn = pick_conn(io, avoid, now);
     r->conn = conn;
     conn->inflight++;
@@ -293,7 +358,7 @@ typedef struct conn_loss {
     parley_err_t err;
     const char *msg;
     bool retryable;
-    bool was_open;
+    bool was_useful; /* it delivered messages before it broke */
     int64_t now;
 } conn_loss;
 
@@ -310,11 +375,18 @@ static void requeue_if_on_conn(pl_route *r, void *arg)
         route_fail(l->io, r, l->err, l->msg);
         return;
     }
-    if (!route_may_retry(l->io, r, l->err, l->msg))
+    /* A connection that worked and broke is the network's failure, not the
+     * request's: the send is not held against it (request.timeout.ms still
+     * bounds it). Otherwise the request may have been what broke it. */
+    if (l->was_useful) {
+        if (r->attempts > 0)
+            r->attempts--;
+    } else if (!route_may_retry(l->io, r, l->err, l->msg)) {
         return;
+    }
     /* A working connection that broke: resume at once elsewhere or on its
      * replacement. A connection that never worked: back off first. */
-    route_wait(l->io, r, l->now, l->was_open ? 0 : retry_delay(l->io, r));
+    route_wait(l->io, r, l->now, l->was_useful ? 0 : retry_delay(l->io, r));
 }
 
 /* The connection ended: its requests are sent again (or fail when they may
@@ -323,7 +395,8 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
                       const char *msg, bool retryable)
 {
     int64_t now = pl_monotonic_ms();
-    conn_loss l = {io, conn, err, msg, retryable, conn->state == PL_WS_OPEN, now};
+    bool was_open = conn->state == PL_WS_OPEN;
+    conn_loss l = {io, conn, err, msg, retryable, was_open && conn->delivered > 0, now};
     pl_log(io->client, PARLEY_LOG_WARNING, "conn", "connection %u: %s; %u request%s %s",
            conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s",
            retryable ? "will be sent again" : "fail");
@@ -331,7 +404,7 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
     conn->failures++;
     /* The first reconnect after a working connection is immediate. */
     conn->reconnect_at_ms =
-        l.was_open ? now
+        l.was_useful ? now
                    : now + pl_backoff_ms(conn->failures, io->conf->reconnect_backoff_ms,
                                          io->conf->reconnect_backoff_max_ms, &io->rng);
     PL_COUNT(io->client, errors, 1);
@@ -389,10 +462,8 @@ static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
         *retryable = status == 408 || status == 429 || status >= 500;
         return PARLEY_ERR_CONNECT;
     }
-    if (!conn->upgraded) {
-        snprintf(msg, size, "could not connect to %s: %s", url, detail);
-        return PARLEY_ERR_CONNECT;
-    }
+    if (!conn->upgraded)
+        return pl_easy_explain(rc, conn->errbuf, url, msg, size, retryable);
     if (conn->failed || rc != CURLE_OK)
         snprintf(msg, size, "connection to %s lost: %s", url, detail);
     else
@@ -457,7 +528,6 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         return;
     }
     conn->state = PL_WS_OPEN;
-    conn->failures = 0;
     pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s, heartbeat %u s",
            conn->index, m->server ? m->server : "server", m->protocol, m->heartbeat_s);
     conn->heartbeat_s = m->heartbeat_s;
@@ -592,7 +662,10 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
         PL_COUNT(io->client, errors, 1);
         pl_log(io->client, PARLEY_LOG_WARNING, "proto",
                "connection %u: invalid message from the server: %s", conn->index, err);
-        pl_route *r = route_for(io, conn, m.has_id, m.id);
+        /* A message too broken to parse may still name its request early on. */
+        uint64_t id = m.id;
+        bool has_id = m.has_id || pl_proto_peek_id(data, len < 256 ? len : 256, &id) == 0;
+        pl_route *r = route_for(io, conn, has_id, id);
         if (r) {
             char msg[300];
             snprintf(msg, sizeof(msg), "invalid message from the server: %s", err);
@@ -600,6 +673,10 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
         }
         return;
     }
+    /* A connection is counted as working once it delivers more than hello:
+     * one that says hello and breaks still backs off. */
+    if (m.type != PL_SMSG_HELLO && conn->delivered++ == 0)
+        conn->failures = 0;
     switch (m.type) {
     case PL_SMSG_HELLO: on_hello(io, conn, &m); break;
     case PL_SMSG_ACK: on_ack(io, conn, &m); break;
@@ -612,6 +689,46 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
                conn->index);
         break;
     }
+}
+
+/* ---- the HTTP dialects' streams ---------------------------------------- */
+
+void pl_io_http_text(pl_io *io, pl_route *r, const char *text, size_t len)
+{
+    (void)io;
+    pl_session_post_text(r->session, r->id, r->next_seq, text, len);
+    r->next_seq++;
+    progress(r);
+}
+
+void pl_io_http_done(pl_io *io, pl_route *r, const pl_stream_result *res)
+{
+    r->http = NULL; /* the stream finishes on its own */
+    pl_route_remove(&io->routes, r->id);
+    pl_session_post_done(r->session, r->id, res->stop_reason, res->input_tokens,
+                         res->output_tokens);
+    route_free(r);
+}
+
+void pl_io_http_failed(pl_io *io, pl_route *r, parley_err_t err, const char *msg,
+                       bool retryable, int64_t retry_after_ms, long status,
+                       const char *request_id)
+{
+    (void)status;
+    (void)request_id; /* both are in msg */
+    r->http = NULL; /* the stream finishes on its own */
+    if (r->cancelling) {
+        route_end_cancelled(io, r);
+        return;
+    }
+    if (!retryable) {
+        route_fail(io, r, err, msg);
+        return;
+    }
+    if (!route_may_retry(io, r, err, msg))
+        return;
+    route_wait(io, r, pl_monotonic_ms(),
+               retry_after_ms >= 0 ? retry_after_ms : retry_delay(io, r));
 }
 
 /* ---- orders from the sessions ------------------------------------------- */
@@ -635,7 +752,8 @@ static void accept_cancel(pl_io *io, uint64_t id)
     if (!r || r->cancelling)
         return; /* finished already, or asked twice */
     r->cancelling = true;
-    if (r->waiting || !r->conn || r->conn->state == PL_WS_IDLE) {
+    if (r->waiting || r->http || !r->conn || r->conn->state == PL_WS_IDLE) {
+        /* An HTTP stream cannot be told to stop: leaving it is the cancel. */
         route_end_cancelled(io, r);
         return;
     }
@@ -694,16 +812,23 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
         return;
     }
     int64_t stall = io->conf->stall_timeout_ms;
-    if (!r->waiting && stall > 0 && now - r->progress_ms >= stall && r->conn &&
-        r->conn->state == PL_WS_OPEN) {
+    if (!r->waiting && stall > 0 && now - r->progress_ms >= stall && route_sent(r)) {
         PL_COUNT(io->client, stalls, 1);
         char msg[160];
         snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
                  (long long)(now - r->progress_ms));
-        pl_log(io->client, PARLEY_LOG_NOTICE, "request", "%llu on connection %u: %s",
-               (unsigned long long)r->id, r->conn->index, msg);
+        pl_log(io->client, PARLEY_LOG_NOTICE, "request", "%llu: %s",
+               (unsigned long long)r->id, msg);
         if (r->cancelling) {
             route_end_cancelled(io, r);
+            return;
+        }
+        if (r->http && r->next_seq > 0) {
+            /* The vendors' APIs cannot resume a reply part-way. */
+            char full[256];
+            snprintf(full, sizeof(full), "%s after %u pieces; HTTP streaming APIs cannot "
+                     "resume a reply", msg, r->next_seq);
+            route_fail(io, r, PARLEY_ERR_TIMED_OUT, full);
             return;
         }
         if (!route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
@@ -794,6 +919,9 @@ static int64_t tend_conn(pl_io *io, pl_ws_conn *conn, int64_t now,
         return 0;
     flush_conn(io, conn);
     if (conn->failed) {
+        int64_t left = conn->failed_at_ms + SEND_FAILURE_GRACE_MS - now;
+        if (left > 0)
+            return left; /* libcurl ends the transfer when it reads the end */
         conn_ended(io, conn, CURLE_SEND_ERROR);
         return 0;
     }
@@ -809,10 +937,24 @@ static void handle_finished_transfers(pl_io *io)
     while ((msg = curl_multi_info_read(io->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        pl_ws_conn *conn = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&conn);
-        if (conn)
-            conn_ended(io, conn, msg->data.result);
+        pl_easy_kind *kind = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&kind);
+        if (!kind)
+            continue;
+        if (*kind == PL_EASY_WS) {
+            conn_ended(io, (pl_ws_conn *)kind, msg->data.result);
+            continue;
+        }
+        long connects = pl_http_finish((pl_http_stream *)kind, msg->data.result);
+        if (connects > 0) {
+            PL_COUNT(io->client, connections_opened, (uint64_t)connects);
+            if (io->easy.insecure) {
+                PL_COUNT(io->client, insecure_connections, (uint64_t)connects);
+                pl_log(io->client, PARLEY_LOG_WARNING, "tls",
+                       "an HTTP connection was made without certificate verification "
+                       "(tls.insecure)");
+            }
+        }
     }
 }
 
@@ -900,6 +1042,7 @@ void pl_io_free(pl_io *io)
         pl_ws_conn_reset(&io->conns[i]);
     pl_route_table_free(&io->routes);
     pl_timer_heap_free(&io->timers);
+    pl_http_config_free(&io->http);
     free(io->conns);
     pl_decoder_free(io->decoder);
     curl_multi_cleanup(io->multi);

@@ -173,22 +173,29 @@ struct pl_decoder {
     json_object *root;
 };
 
+static json_tokener *new_tokener(void)
+{
+    json_tokener *tok = json_tokener_new_ex(PL_DECODER_MAX_DEPTH);
+    /* Strict: RFC 8259 JSON only (no comments, single quotes, trailing
+     * commas, leading zeros, capitalised literals). Trailing data is let
+     * through here only so that parse_object() can name it precisely: it
+     * compares where the parse ended with the length. */
+    if (tok)
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT
+                                    | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+    return tok;
+}
+
 pl_decoder *pl_decoder_new(void)
 {
     pl_decoder *dec = calloc(1, sizeof(*dec));
     if (!dec)
         return NULL;
-    dec->tok = json_tokener_new_ex(PL_DECODER_MAX_DEPTH);
+    dec->tok = new_tokener();
     if (!dec->tok) {
         free(dec);
         return NULL;
     }
-    /* Strict: RFC 8259 JSON only (no comments, single quotes, trailing
-     * commas, leading zeros, capitalised literals). Trailing data is let
-     * through here only so that parse_object() can name it precisely: it
-     * compares where the parse ended with the length. */
-    json_tokener_set_flags(dec->tok,
-                           JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
     return dec;
 }
 
@@ -197,7 +204,8 @@ void pl_decoder_free(pl_decoder *dec)
     if (!dec)
         return;
     json_object_put(dec->root);
-    json_tokener_free(dec->tok);
+    if (dec->tok) /* json-c 0.16's json_tokener_free(NULL) crashes */
+        json_tokener_free(dec->tok);
     free(dec);
 }
 
@@ -259,6 +267,10 @@ static json_object *parse_object(pl_decoder *dec, const char *buf, size_t len,
         set_err(err, err_size, "message is too large to parse (%zu bytes)", len);
         return NULL;
     }
+    if (!dec->tok && !(dec->tok = new_tokener())) {
+        set_err(err, err_size, "out of memory parsing a message");
+        return NULL;
+    }
     json_tokener_reset(dec->tok);
     json_object *root = json_tokener_parse_ex(dec->tok, buf, (int)len);
     /* json-c consumes whitespace after the object and stops before anything
@@ -269,6 +281,14 @@ static json_object *parse_object(pl_decoder *dec, const char *buf, size_t len,
         return root;
     describe_parse_failure(dec->tok, root, buf, len, err, err_size);
     json_object_put(root);
+    /* json_tokener_reset() does not clear everything a failed parse leaves:
+     * after input that ended inside a surrogate pair ("\ud83d\ude"), json-c
+     * 0.16 keeps the high half pending, and the next message's first \u
+     * escape gains a U+FFFD that no check could tell from the server's own
+     * text. So a tokener that failed is replaced, not reused (a NULL one is
+     * made again by the next decode). */
+    json_tokener_free(dec->tok);
+    dec->tok = new_tokener();
     return NULL;
 }
 

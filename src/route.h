@@ -12,13 +12,15 @@
 #include "parley.h"
 
 struct pl_ws_conn;
+struct pl_http_stream;
 
 typedef struct pl_route {
     uint64_t id;
     parley_session_t *session; /* holds a session reference */
     char *frame;               /* the encoded message, for repeats */
     size_t frame_len;
-    struct pl_ws_conn *conn;   /* the connection it was last sent on */
+    struct pl_ws_conn *conn;   /* native: the connection it was last sent on */
+    struct pl_http_stream *http; /* HTTP dialects: the request under way */
     uint32_t next_seq;         /* pieces delivered so far */
     bool acked;                /* by the server, on the current send */
     bool ever_acked;           /* on any send */

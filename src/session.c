@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "client.h"
+#include "dialect.h"
 #include "event.h"
 #include "io.h"
 #include "snowflake.h"
@@ -27,6 +28,7 @@ typedef struct pl_request {
 
 enum session_msg_kind {
     MSG_SEND = 1,
+    MSG_SET,
     MSG_CANCEL,
     MSG_CLOSE,
     MSG_TEXT,
@@ -38,6 +40,14 @@ typedef struct send_msg {
     pl_actor_msg base;
     pl_request *req;
 } send_msg;
+
+/* A per-session option; value NULL returns to the client's. */
+typedef struct set_msg {
+    pl_actor_msg base;
+    enum { SET_MODEL, SET_SYSTEM, SET_MAX_TOKENS } what;
+    uint32_t number;
+    char *value;
+} set_msg;
 
 typedef struct cancel_msg {
     pl_actor_msg base;
@@ -154,10 +164,15 @@ static bool start_turn(parley_session_t *s, pl_request *req)
                         .content_len = req->content_len,
                         .history = s->history,
                         .nhistory = s->nhistory,
-                        .model = conf->model,
-                        .max_tokens = (uint32_t)conf->max_tokens};
+                        .model = s->model ? s->model : conf->model,
+                        .max_tokens = s->max_tokens ? s->max_tokens
+                                                    : (uint32_t)conf->max_tokens};
+    const char *system = s->system_prompt ? s->system_prompt : conf->system_prompt;
     pl_buf frame = PL_BUF_INIT;
-    if (pl_proto_encode_message(&frame, &m) != 0) {
+    int rc = conf->dialect == PL_DIALECT_NATIVE
+                 ? pl_proto_encode_message(&frame, &m)
+                 : pl_dialect_encode(&frame, conf->dialect, &m, system);
+    if (rc != 0) {
         pl_buf_free(&frame);
         fail_request(s, req, PARLEY_ERR_NO_MEMORY, "out of memory encoding the request");
         return false;
@@ -315,12 +330,32 @@ static void on_cancel(parley_session_t *s, uint64_t id)
     }
 }
 
+static void on_set(parley_session_t *s, set_msg *m)
+{
+    switch (m->what) {
+    case SET_MODEL:
+        free(s->model);
+        s->model = m->value;
+        break;
+    case SET_SYSTEM:
+        free(s->system_prompt);
+        s->system_prompt = m->value;
+        break;
+    case SET_MAX_TOKENS:
+        s->max_tokens = m->number;
+        break;
+    }
+}
+
 static void session_handle(pl_actor *actor, pl_actor_msg *msg)
 {
     parley_session_t *s = SESSION_OF(actor);
     switch (msg->kind) {
     case MSG_SEND:
         on_send(s, ((send_msg *)msg)->req);
+        break;
+    case MSG_SET:
+        on_set(s, (set_msg *)msg);
         break;
     case MSG_CANCEL:
         on_cancel(s, ((cancel_msg *)msg)->id);
@@ -350,6 +385,8 @@ static void session_finalize(pl_actor *actor)
     for (size_t i = 0; i < s->nhistory; i++)
         free((char *)s->history[i].content);
     free(s->history);
+    free(s->model);
+    free(s->system_prompt);
     free(s);
 }
 
@@ -455,6 +492,49 @@ parley_session_t *parley_session_open(parley_client_t *client,
     strcpy(s->id, session_id);
     pl_client_register(client, s);
     return s;
+}
+
+parley_err_t parley_session_set(parley_session_t *s, const char *name, const char *value,
+                                char *errstr, size_t errstr_size)
+{
+    if (!s || !name || !value) {
+        set_err(errstr, errstr_size, "session, name and value must not be NULL");
+        return PARLEY_ERR_INVALID_ARG;
+    }
+    set_msg m = {.base.kind = MSG_SET};
+    if (!strcmp(name, "model") || !strcmp(name, "system")) {
+        m.what = name[0] == 'm' ? SET_MODEL : SET_SYSTEM;
+        if (!pl_utf8_valid(value, strlen(value))) {
+            set_err(errstr, errstr_size, "the value is not valid UTF-8");
+            return PARLEY_ERR_INVALID_VALUE;
+        }
+    } else if (!strcmp(name, "max_tokens")) {
+        char *end;
+        unsigned long n = *value ? strtoul(value, &end, 10) : 0;
+        if (*value && (*end || value[0] == '-' || n > 1000000)) {
+            set_err(errstr, errstr_size, "\"max_tokens\" must be an integer 0..1000000");
+            return PARLEY_ERR_INVALID_VALUE;
+        }
+        m.what = SET_MAX_TOKENS;
+        m.number = (uint32_t)n;
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "no such session option \"%.64s\": model, system or "
+                 "max_tokens", name);
+        set_err(errstr, errstr_size, msg);
+        return PARLEY_ERR_UNKNOWN_OPTION;
+    }
+    set_msg *post = malloc(sizeof(*post));
+    char *copy = m.what != SET_MAX_TOKENS && *value ? strdup(value) : NULL;
+    if (!post || (m.what != SET_MAX_TOKENS && *value && !copy)) {
+        free(post);
+        free(copy);
+        return PARLEY_ERR_NO_MEMORY;
+    }
+    *post = m;
+    post->value = copy;
+    pl_actor_post(&s->actor, &post->base);
+    return PARLEY_OK;
 }
 
 const char *parley_session_id(const parley_session_t *session)

@@ -26,6 +26,9 @@ struct parley_session {
     size_t nhistory, history_cap;
     struct pl_request *inflight;
     struct pl_request *waiting_head, *waiting_tail;
+    char *model;          /* NULL: the client's */
+    char *system_prompt;  /* NULL: the client's */
+    uint32_t max_tokens;  /* 0: the client's */
 
     /* Registry links, guarded by the client's registry_mu. */
     parley_session_t *reg_prev, *reg_next;

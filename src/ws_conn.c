@@ -159,24 +159,12 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
     return len;
 }
 
-/* libcurl's trace: text and headers only, never frame payloads. */
-static int trace_cb(CURL *easy, curl_infotype type, char *data, size_t size,
-                    void *userdata)
-{
-    (void)easy;
-    pl_ws_conn *conn = userdata;
-    if (type == CURLINFO_TEXT || type == CURLINFO_HEADER_IN ||
-        type == CURLINFO_HEADER_OUT)
-        pl_io_trace(conn->io, data, size);
-    return 0;
-}
-
 /* ---- open, send, reset -------------------------------------------------- */
 
 int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
-                    long connect_timeout_ms, uint64_t max_message_bytes,
-                    bool trace)
+                    const pl_easy_opts *opts, uint64_t max_message_bytes)
 {
+    conn->kind = PL_EASY_WS;
     conn->errbuf[0] = '\0';
     conn->easy = curl_easy_init();
     if (!conn->easy) {
@@ -193,9 +181,9 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
                                       "Sec-WebSocket-Protocol: " PL_PROTO_SUBPROTOCOL);
 
     CURL *e = conn->easy;
+    pl_easy_setup(e, opts, conn->errbuf);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, conn->headers);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "parley/" PARLEY_VERSION_STR);
     curl_easy_setopt(e, CURLOPT_WS_OPTIONS, (long)CURLWS_NOAUTOPONG);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, conn);
@@ -203,15 +191,7 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     curl_easy_setopt(e, CURLOPT_HEADERDATA, conn);
     curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
     curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, conn);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, conn->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, conn);
-    if (trace) {
-        curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, trace_cb);
-        curl_easy_setopt(e, CURLOPT_DEBUGDATA, conn);
-        curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
-    }
 
     conn->sock = CURL_SOCKET_BAD;
     conn->subprotocol[0] = '\0';
@@ -219,6 +199,7 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     conn->want_write = false;
     conn->max_message_bytes = max_message_bytes;
     conn->heartbeat_s = 0;
+    conn->delivered = 0;
     conn->last_rx_ms = conn->last_ping_ms = pl_monotonic_ms();
     if (curl_multi_add_handle(pl_io_multi(conn->io), e) != CURLM_OK) {
         snprintf(conn->errbuf, sizeof(conn->errbuf), "curl_multi_add_handle failed");
@@ -245,6 +226,8 @@ static pl_out_frame *next_frame(pl_ws_conn *conn)
 int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent)
 {
     int completed = 0;
+    if (conn->failed)
+        return -1;
     conn->want_write = false;
     pl_out_frame *f;
     while (conn->easy && (f = next_frame(conn))) {
@@ -259,6 +242,7 @@ int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent)
             snprintf(conn->errbuf, sizeof(conn->errbuf), "sending failed: %s",
                      curl_easy_strerror(rc));
             conn->failed = true;
+            conn->failed_at_ms = pl_monotonic_ms();
             return -1;
         }
         f->off += sent;

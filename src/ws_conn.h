@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "buf.h"
+#include "easy.h"
 
 struct pl_io;
 
@@ -39,6 +40,7 @@ typedef struct pl_frame_queue {
 } pl_frame_queue;
 
 typedef struct pl_ws_conn {
+    pl_easy_kind kind;      /* PL_EASY_WS: first, for CURLOPT_PRIVATE */
     struct pl_io *io;
     unsigned index;
     pl_ws_state state;
@@ -60,7 +62,8 @@ typedef struct pl_ws_conn {
     bool rx_discard;        /* it exceeds the limit: keep only its start */
     bool rx_binary;
     bool peer_closed;       /* a Close frame arrived */
-    bool failed;            /* a local error ended the connection */
+    bool failed;            /* sending failed: the connection is ending */
+    int64_t failed_at_ms;
     /* A failure found inside a curl callback, where the transfer cannot be
      * removed: the I/O loop acts on it after curl_multi_perform returns. */
     bool doomed;
@@ -71,17 +74,16 @@ typedef struct pl_ws_conn {
 
     unsigned inflight;      /* requests routed to this connection */
     int failures;           /* consecutive failures; reset by hello */
+    uint64_t delivered;     /* messages after hello: the connection was useful */
     int64_t reconnect_at_ms; /* no new connection before this */
     uint64_t max_message_bytes;
     unsigned heartbeat_s;   /* from hello; 0 when absent */
     int64_t last_rx_ms, last_ping_ms;
 } pl_ws_conn;
 
-/* Start connecting. With `trace`, libcurl's trace of the handshake goes to
- * pl_io_trace(). Returns 0, or -1 with errbuf set. */
+/* Start connecting. Returns 0, or -1 with errbuf set. */
 int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
-                    long connect_timeout_ms, uint64_t max_message_bytes,
-                    bool trace);
+                    const pl_easy_opts *opts, uint64_t max_message_bytes);
 
 /* Queue a frame (copied). Data frames wait for hello; control frames only
  * for the upgrade. */
@@ -116,8 +118,6 @@ void pl_io_on_message(struct pl_io *io, pl_ws_conn *conn, const char *data,
  * `start` holds its first bytes, to tell whose it was. */
 void pl_io_on_oversized(struct pl_io *io, pl_ws_conn *conn, const char *start,
                         size_t len);
-/* Implemented by the I/O thread: one piece of libcurl's trace. */
-void pl_io_trace(struct pl_io *io, const char *data, size_t len);
 /* Implemented by the I/O thread: the multi handle, to add or remove easies. */
 CURLM *pl_io_multi(struct pl_io *io);
 

@@ -3,6 +3,8 @@
  *   parley chat [--endpoint URL] [--session ID] [MESSAGE...]
  * sends each MESSAGE (or each line of stdin) as the next turn of one session
  * and streams each reply to stdout, one reply per line.
+ *   parley race-demo [--threads N] [--increments K] [--sleep-ms M]
+ * runs examples/race_demo.c (docs/race-condition.md).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "parley.h"
+#include "race_demo.h"
 
 /* The main thread waits for each turn's terminal event. */
 typedef struct chat_state {
@@ -54,11 +57,14 @@ static int usage(FILE *out, int status)
 {
     fprintf(out,
             "usage: parley chat [--endpoint URL] [--session ID] [MESSAGE...]\n"
+            "       parley race-demo [--threads N] [--increments K] [--sleep-ms M]\n"
             "       parley --version\n"
             "\n"
             "chat   sends each MESSAGE as the next turn of one conversation and\n"
             "       prints each reply on its own line; with no MESSAGE, each line\n"
             "       of standard input is a turn.\n"
+            "race-demo  shows lost updates on a shared counter and three fixes\n"
+            "           (atomic, mutex, actor); see docs/race-condition.md.\n"
             "\n"
             "The API key comes from PARLEY_API_KEY; the endpoint from --endpoint or\n"
             "PARLEY_ENDPOINT (ws://host:port/v1/stream or wss://...).\n");
@@ -171,6 +177,8 @@ int main(int argc, char **argv)
         return usage(stdout, 0);
     if (!strcmp(argv[1], "chat"))
         return cmd_chat(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "race-demo"))
+        return race_demo_main(argc - 1, argv + 1);
     fprintf(stderr, "parley: unknown command \"%s\"\n", argv[1]);
     return usage(stderr, 2);
 }

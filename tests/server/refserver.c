@@ -4,8 +4,9 @@
  *
  * Threading: every lws call and all request/connection state live on the
  * server's own thread. Other threads touch only the atomic counters, the
- * mutex-protected list of received messages, and lws_cancel_service() (the
- * one lws call documented as safe from another thread) to stop the loop.
+ * mutex-protected list of received messages, arrival times and fault knobs,
+ * and lws_cancel_service() (the one lws call documented as safe from another
+ * thread) to stop the loop or to have it perform a restart.
  *
  * Output discipline: nothing is written from outside the writeable callback.
  * Each connection owns a FIFO of serialized messages; producers (receive
@@ -14,6 +15,10 @@
  *
  * lws 4.1 answers Pings itself and tells the protocol callback nothing about
  * them, so the pings_received counter stays 0.
+ *
+ * Fault knobs (pl_refserver_set_faults) are copied under faults_lock; the
+ * server thread keeps its own copy, refreshed when faults_gen moves, with the
+ * "every Nth" counters, which restart from 0 whenever the knobs are set.
  */
 #include "refserver.h"
 
@@ -30,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define PL_SERVER_NAME "parley-refserver/0.1.0"
@@ -40,6 +46,10 @@
 #define PL_RX_BUFFER 65536        /* lws hands us frames in pieces this big */
 #define PL_WRITES_PER_CALLBACK 64 /* let other connections get a turn */
 #define PL_MAX_AUTH_HEADER 4096
+#define PL_ARRIVALS_MAX 1000000   /* arrival times kept, over all ids */
+#define PL_OVERSIZED_DEFAULT (2u << 20)
+#define PL_REJECT_CODE_MAX 32
+#define PL_FAULT_SEED 0x5DEECE66Dull /* reject_fraction is deterministic */
 #define PL_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 #define container_of(ptr, type, member) \
@@ -51,6 +61,7 @@
 struct outmsg {
     struct outmsg *next;
     uint64_t req_id;      /* request whose stream it belongs to; 0: none */
+    int is_text;          /* a `text` piece (or its faulty stand-in) */
     size_t len;
     unsigned char buf[];  /* LWS_PRE bytes of headroom, then the JSON */
 };
@@ -65,6 +76,12 @@ struct conn {
     char *rx;
     size_t rx_len, rx_cap;
     int rx_too_large;
+    struct conn *prev_open, *next_open; /* on srv->open_conns */
+    /* drop_after_texts: texts written since the knobs of faults_gen. */
+    uint64_t texts_written;
+    unsigned faults_gen;
+    int drop_pending;  /* drop once the socket has taken the last text */
+    int dropped;       /* hard-dropped: no more input or output, closing */
 };
 
 /*
@@ -90,6 +107,7 @@ struct request {
     const char *stop_reason; /* NULL while generating */
     uint64_t input_tokens;
     int64_t expires_ms;
+    int stalled;             /* stall_every: acked, generation waits for a repeat */
 };
 
 /* Chained hash table id -> request, 2^bits buckets. */
@@ -102,7 +120,37 @@ struct req_table {
 struct pl_stats_atomic {
     _Atomic uint64_t connections_accepted, connections_open,
         upgrades_refused, messages_received, requests_started,
-        requests_replayed, cancels_received, errors_sent, pings_received;
+        requests_replayed, cancels_received, errors_sent, pings_received,
+        rejected, dropped, restarts;
+};
+
+/* Fault knobs with their own copy of the reject code. */
+struct fault_knobs {
+    pl_refserver_faults f;    /* f.reject_code points at code */
+    char code[PL_REJECT_CODE_MAX];
+};
+
+/* The server thread's view of the knobs and its "every Nth" counters. */
+struct fault_state {
+    struct fault_knobs k;
+    unsigned gen;             /* faults_gen this copy was taken at */
+    uint64_t new_requests;    /* new requests since the knobs were set */
+    uint64_t texts;           /* text messages emitted since then */
+    uint64_t rng;             /* xorshift64* state for reject_fraction */
+};
+
+/* Arrival times of `message`s, per id (pl_refserver_arrivals). */
+struct arrival {
+    struct arrival *next;
+    uint64_t id;
+    size_t n, cap;
+    int64_t *times_ms;
+};
+
+struct arrival_log {
+    struct arrival **buckets;
+    unsigned bits;
+    size_t ids, total;
 };
 
 struct pl_refserver {
@@ -117,14 +165,27 @@ struct pl_refserver {
     atomic_int stopping;
     struct lws_context *ctx;
     int port;
+    /* Restart handshake: asked by any thread, done (under lock) by the
+     * server thread, which broadcasts restart_cond. */
+    _Atomic uint64_t restarts_asked;
+    uint64_t restarts_done;
+    pthread_cond_t restart_cond;
     /* Server thread only. */
     struct req_table reqs;
     struct request *expiry_head, *expiry_tail;
+    struct conn *open_conns;
+    struct fault_state faults;
     /* Any thread. */
     struct pl_stats_atomic stats;
     pthread_mutex_t rec_lock;
     char **received;
     size_t nreceived, rec_cap;
+    pthread_mutex_t faults_lock;
+    struct fault_knobs faults_set; /* under faults_lock */
+    atomic_uint faults_gen;        /* bumped under faults_lock */
+    _Atomic int64_t refuse_until_ms; /* upgrades get 503 before this */
+    pthread_mutex_t arr_lock;
+    struct arrival_log arrivals;   /* under arr_lock */
 };
 
 #define COUNT(srv, field) \
@@ -188,6 +249,13 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Fibonacci hashing into 2^bits buckets: snowflake ids differ mostly in
+ * low bits. */
+static size_t hash_id(uint64_t id, unsigned bits)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+}
+
 /* ---- received-message log ------------------------------------------------ */
 
 static void record_received(pl_refserver *srv, const char *text, size_t len)
@@ -204,24 +272,213 @@ static void record_received(pl_refserver *srv, const char *text, size_t len)
     pthread_mutex_unlock(&srv->rec_lock);
 }
 
+/* ---- arrival times (any thread, under arr_lock) ----------------------------- */
+
+static struct arrival *arrival_find(const struct arrival_log *log, uint64_t id)
+{
+    struct arrival *a = log->buckets[hash_id(id, log->bits)];
+
+    while (a && a->id != id)
+        a = a->next;
+    return a;
+}
+
+/* Double the buckets once there are as many ids as buckets. */
+static void arrival_grow(struct arrival_log *log)
+{
+    size_t i, n = (size_t)1 << log->bits;
+    struct arrival **bigger = calloc(n * 2, sizeof *bigger);
+
+    if (!bigger)
+        return; /* longer chains: slower, still correct */
+    for (i = 0; i < n; i++) {
+        while (log->buckets[i]) {
+            struct arrival *a = log->buckets[i];
+            size_t b = hash_id(a->id, log->bits + 1);
+            log->buckets[i] = a->next;
+            a->next = bigger[b];
+            bigger[b] = a;
+        }
+    }
+    free(log->buckets);
+    log->buckets = bigger;
+    log->bits++;
+}
+
+static struct arrival *arrival_get(struct arrival_log *log, uint64_t id)
+{
+    struct arrival *a = arrival_find(log, id);
+    size_t b;
+
+    if (a)
+        return a;
+    if (log->ids >= ((size_t)1 << log->bits))
+        arrival_grow(log);
+    a = xcalloc(1, sizeof *a);
+    a->id = id;
+    b = hash_id(id, log->bits);
+    a->next = log->buckets[b];
+    log->buckets[b] = a;
+    log->ids++;
+    return a;
+}
+
+/* A `message` with this valid id arrived now; the first PL_ARRIVALS_MAX
+ * times (over all ids) are kept. */
+static void record_arrival(pl_refserver *srv, uint64_t id)
+{
+    struct arrival_log *log = &srv->arrivals;
+    int64_t t = now_ms();
+    struct arrival *a;
+
+    pthread_mutex_lock(&srv->arr_lock);
+    if (log->total < PL_ARRIVALS_MAX) {
+        a = arrival_get(log, id);
+        if (a->n == a->cap) {
+            a->cap = a->cap ? a->cap * 2 : 4;
+            a->times_ms = xrealloc(a->times_ms, a->cap * sizeof *a->times_ms);
+        }
+        a->times_ms[a->n++] = t;
+        log->total++;
+    }
+    pthread_mutex_unlock(&srv->arr_lock);
+}
+
+static void arrivals_free(struct arrival_log *log)
+{
+    size_t i, n = (size_t)1 << log->bits;
+
+    for (i = 0; log->buckets && i < n; i++) {
+        while (log->buckets[i]) {
+            struct arrival *a = log->buckets[i];
+            log->buckets[i] = a->next;
+            free(a->times_ms);
+            free(a);
+        }
+    }
+    free(log->buckets);
+}
+
+/* ---- fault knobs ------------------------------------------------------------ */
+
+/* The knobs as the server thread applies them. When they were set since its
+ * last look, take a fresh copy and restart the "every Nth" counters. */
+static struct fault_state *faults(pl_refserver *srv)
+{
+    struct fault_state *fs = &srv->faults;
+
+    if (atomic_load_explicit(&srv->faults_gen, memory_order_acquire) == fs->gen)
+        return fs;
+    pthread_mutex_lock(&srv->faults_lock);
+    fs->k = srv->faults_set;
+    fs->k.f.reject_code = fs->k.code;
+    fs->gen = atomic_load_explicit(&srv->faults_gen, memory_order_relaxed);
+    pthread_mutex_unlock(&srv->faults_lock);
+    fs->new_requests = 0;
+    fs->texts = 0;
+    fs->rng = PL_FAULT_SEED;
+    return fs;
+}
+
+/* True for every k-th n (n counts from 1); k == 0 is off. */
+static int every(unsigned k, uint64_t n)
+{
+    return k && n % k == 0;
+}
+
+/* xorshift64*, as a double in [0, 1). */
+static double fault_random(struct fault_state *fs)
+{
+    fs->rng ^= fs->rng >> 12;
+    fs->rng ^= fs->rng << 25;
+    fs->rng ^= fs->rng >> 27;
+    return (double)((fs->rng * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53;
+}
+
+enum request_fault { REQUEST_SERVE, REQUEST_REJECT, REQUEST_STALL };
+
+/* Counts one new request and says what the knobs make of it. */
+static enum request_fault next_request_fault(pl_refserver *srv)
+{
+    struct fault_state *fs = faults(srv);
+    const pl_refserver_faults *f = &fs->k.f;
+    uint64_t n = ++fs->new_requests;
+
+    if (every(f->reject_every, n) ||
+        (f->reject_fraction > 0 && fault_random(fs) < f->reject_fraction))
+        return REQUEST_REJECT;
+    return every(f->stall_every, n) ? REQUEST_STALL : REQUEST_SERVE;
+}
+
+enum text_fault { TEXT_PLAIN, TEXT_MALFORMED, TEXT_OVERSIZED };
+
+/* Counts one text message going out and says what the knobs make of it;
+ * *unknown_first tells to send an unknown-type message before it. */
+static enum text_fault next_text_fault(pl_refserver *srv, int *unknown_first)
+{
+    struct fault_state *fs = faults(srv);
+    const pl_refserver_faults *f = &fs->k.f;
+    uint64_t n = ++fs->texts;
+
+    *unknown_first = every(f->unknown_every, n);
+    if (every(f->malformed_every, n))
+        return TEXT_MALFORMED;
+    if (every(f->oversized_every, n))
+        return TEXT_OVERSIZED;
+    return TEXT_PLAIN;
+}
+
 /* ---- outgoing queue -------------------------------------------------- */
 
-/* Serialize msg (consumed) onto c's queue and ask for a writeable callback. */
-static void conn_send(struct conn *c, uint64_t req_id, struct json_object *msg)
+/* A message of len bytes for the caller to fill at m->buf + LWS_PRE. */
+static struct outmsg *outmsg_new(uint64_t req_id, int is_text, size_t len)
 {
-    size_t len;
-    const char *text = json_object_to_json_string_length(msg, PL_JSON_FLAGS,
-                                                         &len);
     struct outmsg *m = xmalloc(sizeof *m + LWS_PRE + len);
 
     m->next = NULL;
     m->req_id = req_id;
+    m->is_text = is_text;
     m->len = len;
-    memcpy(m->buf + LWS_PRE, text, len);
-    json_object_put(msg);
+    return m;
+}
+
+/* Queue m on c and ask for a writeable callback; a dropped c discards it. */
+static void conn_push(struct conn *c, struct outmsg *m)
+{
+    if (c->dropped) {
+        free(m);
+        return;
+    }
     *c->out_tail = m;
     c->out_tail = &m->next;
     lws_callback_on_writable(c->wsi);
+}
+
+/* Queue text as it is (the faulty messages are not JSON objects). */
+static void conn_send_raw(struct conn *c, uint64_t req_id, int is_text,
+                          const char *text, size_t len)
+{
+    struct outmsg *m = outmsg_new(req_id, is_text, len);
+
+    memcpy(m->buf + LWS_PRE, text, len);
+    conn_push(c, m);
+}
+
+/* Serialize msg (consumed) onto c's queue. */
+static void conn_send_kind(struct conn *c, uint64_t req_id, int is_text,
+                           struct json_object *msg)
+{
+    size_t len;
+    const char *text = json_object_to_json_string_length(msg, PL_JSON_FLAGS,
+                                                         &len);
+
+    conn_send_raw(c, req_id, is_text, text, len);
+    json_object_put(msg);
+}
+
+static void conn_send(struct conn *c, uint64_t req_id, struct json_object *msg)
+{
+    conn_send_kind(c, req_id, 0, msg);
 }
 
 /* Drop the queued stream messages of one request (a newer repeat took over). */
@@ -241,12 +498,40 @@ static void conn_purge(struct conn *c, uint64_t req_id)
     c->out_tail = pp;
 }
 
+static void conn_free_queue(struct conn *c)
+{
+    while (c->out_head) {
+        struct outmsg *m = c->out_head;
+        c->out_head = m->next;
+        free(m);
+    }
+    c->out_tail = &c->out_head;
+}
+
+/* drop_after_texts: a text went out on c; is it the one to drop after? */
+static void count_text_written(struct conn *c)
+{
+    struct fault_state *fs = faults(c->srv);
+    unsigned k = fs->k.f.drop_after_texts;
+
+    if (c->faults_gen != fs->gen) {
+        c->faults_gen = fs->gen;
+        c->texts_written = 0;
+    }
+    if (++c->texts_written >= k && k)
+        c->drop_pending = 1;
+}
+
+static int conn_drop(struct conn *c);
+
 /* LWS_CALLBACK_SERVER_WRITEABLE: send as much as the socket takes now. */
 static int conn_drain(struct conn *c)
 {
     int budget = PL_WRITES_PER_CALLBACK;
 
-    while (c->out_head && budget--) {
+    if (c->dropped)
+        return -1; /* restart: have lws close it */
+    while (c->out_head && !c->drop_pending && budget--) {
         struct outmsg *m = c->out_head;
         int n;
 
@@ -254,6 +539,8 @@ static int conn_drain(struct conn *c)
         if (!c->out_head)
             c->out_tail = &c->out_head;
         n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        if (n >= 0 && m->is_text)
+            count_text_written(c);
         free(m);
         if (n < 0)
             return -1;
@@ -261,7 +548,10 @@ static int conn_drain(struct conn *c)
         if (lws_send_pipe_choked(c->wsi))
             break;
     }
-    if (c->out_head)
+    /* The drop waits until the last text has left lws for the kernel. */
+    if (c->drop_pending && !lws_send_pipe_choked(c->wsi))
+        return conn_drop(c);
+    if (c->out_head || c->drop_pending)
         lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -299,8 +589,8 @@ static void send_hello(struct conn *c)
 }
 
 /* id: the client's "id" string to echo, or NULL. */
-static void send_error(struct conn *c, struct json_object *id,
-                       const char *code, const char *content)
+static struct json_object *error_new(pl_refserver *srv, struct json_object *id,
+                                     const char *code, const char *content)
 {
     struct json_object *m = msg_new("error");
 
@@ -308,8 +598,27 @@ static void send_error(struct conn *c, struct json_object *id,
         json_object_object_add(m, "id", json_object_get(id));
     put_str(m, "code", code);
     put_str(m, "content", content);
-    COUNT(c->srv, errors_sent);
-    srv_log(c->srv, "error %s: %s", code, content);
+    COUNT(srv, errors_sent);
+    srv_log(srv, "error %s: %s", code, content);
+    return m;
+}
+
+static void send_error(struct conn *c, struct json_object *id,
+                       const char *code, const char *content)
+{
+    conn_send(c, 0, error_new(c->srv, id, code, content));
+}
+
+/* reject_every / reject_fraction: an error instead of the ack. */
+static void send_rejection(struct conn *c, struct json_object *id)
+{
+    const pl_refserver_faults *f = &faults(c->srv)->k.f;
+    struct json_object *m = error_new(c->srv, id, f->reject_code,
+                                      "request rejected (injected fault)");
+
+    if (f->retry_after_ms >= 0)
+        put_u64(m, "retry_after_ms", (uint64_t)f->retry_after_ms);
+    COUNT(c->srv, rejected);
     conn_send(c, 0, m);
 }
 
@@ -325,21 +634,96 @@ static void emit_ack(struct request *r)
     conn_send(r->conn, r->id, m);
 }
 
-static void emit_piece(struct request *r, size_t k)
+static void send_text(struct request *r, size_t k)
 {
     size_t start = k ? r->piece_end[k - 1] : 0;
-    struct json_object *m;
+    struct json_object *m = msg_new("text");
 
-    if (!r->conn || k < r->resume_from)
-        return;
-    m = msg_new("text");
     put_str(m, "id", r->id_str);
     put_str(m, "session", r->session);
     put_u64(m, "seq", k);
     json_object_object_add(m, "content",
         json_object_new_string_len(r->reply + start,
                                    (int)(r->piece_end[k] - start)));
-    conn_send(r->conn, r->id, m);
+    conn_send_kind(r->conn, r->id, 1, m);
+}
+
+/* unknown_every: a message type from the future, which clients ignore. */
+static void send_unknown(struct request *r)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text,
+                     "{\"type\":\"bogus_future_type\",\"id\":\"%s\",\"x\":1}",
+                     r->id_str);
+
+    conn_send_raw(r->conn, r->id, 0, text, (size_t)n);
+}
+
+/* malformed_every: cut-off JSON that still names the request early. The
+ * id is digits only, so it needs no escaping. */
+static void send_malformed(struct request *r)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text,
+                     "{\"type\":\"text\",\"id\":\"%s\",\"seq\":", r->id_str);
+
+    conn_send_raw(r->conn, r->id, 1, text, (size_t)n);
+}
+
+/* oversized_every: a valid text message padded with 'x' in its content to
+ * oversized_bytes (at least its own envelope). The session is
+ * [A-Za-z0-9._:-] only, so nothing needs escaping. */
+static void send_oversized(struct request *r, size_t k)
+{
+    uint64_t want = faults(r->srv)->k.f.oversized_bytes;
+    char head[256];
+    int hlen = snprintf(head, sizeof head,
+                        "{\"type\":\"text\",\"id\":\"%s\",\"session\":\"%s\","
+                        "\"seq\":%zu,\"content\":\"", r->id_str, r->session, k);
+    size_t len = (size_t)(want ? want : PL_OVERSIZED_DEFAULT);
+    struct outmsg *m;
+    char *p;
+
+    if (len < (size_t)hlen + 2)
+        len = (size_t)hlen + 2;
+    m = outmsg_new(r->id, 1, len);
+    p = (char *)m->buf + LWS_PRE;
+    memcpy(p, head, (size_t)hlen);
+    memset(p + hlen, 'x', len - (size_t)hlen - 2);
+    memcpy(p + len - 2, "\"}", 2);
+    conn_push(r->conn, m);
+}
+
+static void req_unlink(struct request *r);
+
+/*
+ * The stream messages of a request go to its attached connection only;
+ * pieces before the requester's resume_from are not sent. A malformed or
+ * oversized piece ends the request on this connection: the client fails
+ * it, so nothing more is sent there (the generation goes on, detached, and
+ * a repeat could still resume it).
+ */
+static void emit_piece(struct request *r, size_t k)
+{
+    enum text_fault fault;
+    int unknown_first;
+
+    if (!r->conn || k < r->resume_from)
+        return;
+    fault = next_text_fault(r->srv, &unknown_first);
+    if (unknown_first)
+        send_unknown(r);
+    if (fault == TEXT_PLAIN) {
+        send_text(r, k);
+        return;
+    }
+    if (fault == TEXT_MALFORMED)
+        send_malformed(r);
+    else
+        send_oversized(r, k);
+    srv_log(r->srv, "request %s: sent a %s piece, no more on this connection",
+            r->id_str, fault == TEXT_MALFORMED ? "malformed" : "oversized");
+    req_unlink(r);
 }
 
 static void emit_done(struct request *r)
@@ -364,8 +748,7 @@ static void emit_done(struct request *r)
 
 static size_t bucket_of(const struct req_table *t, uint64_t id)
 {
-    /* Fibonacci hashing: snowflake ids differ mostly in low bits. */
-    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> (64 - t->bits));
+    return hash_id(id, t->bits);
 }
 
 static void table_init(struct req_table *t)
@@ -527,6 +910,7 @@ static void req_finish(struct request *r, const char *stop_reason)
     pl_refserver *srv = r->srv;
 
     r->stop_reason = stop_reason;
+    r->stalled = 0; /* a cancelled stall must not start generating later */
     r->expires_ms = now_ms() + (int64_t)srv->opts.idempotency_window_s * 1000;
     r->expiry_next = NULL;
     if (srv->expiry_tail)
@@ -791,7 +1175,10 @@ static struct request *req_new(pl_refserver *srv, const struct turn *t)
     return r;
 }
 
-/* A repeat of a known id: replay what exists, then follow it live. */
+/*
+ * A repeat of a known id: replay what exists, then follow it live. A
+ * stalled request starts generating now, as if it had just arrived.
+ */
 static void req_replay(struct request *r, struct conn *c, uint64_t resume_from)
 {
     size_t k;
@@ -799,10 +1186,52 @@ static void req_replay(struct request *r, struct conn *c, uint64_t resume_from)
     COUNT(c->srv, requests_replayed);
     req_attach(r, c, resume_from);
     emit_ack(r);
+    if (r->stalled) {
+        r->stalled = 0;
+        gen_start(r);
+        return;
+    }
     for (k = resume_from; k < r->generated; k++)
         emit_piece(r, k);
     if (r->stop_reason)
         emit_done(r);
+}
+
+/* A new id with resume_from 0: rejected (recording nothing), or acked and
+ * generated, or acked and stalled, as the fault knobs say. */
+static void req_begin(struct conn *c, struct json_object *id,
+                      const struct turn *t)
+{
+    enum request_fault fault = next_request_fault(c->srv);
+    struct request *r;
+
+    if (fault == REQUEST_REJECT) {
+        send_rejection(c, id);
+        return;
+    }
+    r = req_new(c->srv, t);
+    table_insert(&c->srv->reqs, r);
+    req_attach(r, c, 0);
+    COUNT(c->srv, requests_started);
+    emit_ack(r);
+    if (fault == REQUEST_STALL) {
+        r->stalled = 1;
+        srv_log(c->srv, "request %s: stalled until repeated", r->id_str);
+    } else {
+        gen_start(r);
+    }
+}
+
+/* pl_refserver_arrivals: every `message` whose id is valid counts, whatever
+ * else is wrong with it. */
+static void note_arrival(pl_refserver *srv, struct json_object *id)
+{
+    uint64_t v;
+
+    if (json_object_is_type(id, json_type_string) &&
+        !parse_id(json_object_get_string(id),
+                  (size_t)json_object_get_string_len(id), &v))
+        record_arrival(srv, v);
 }
 
 static void handle_message(struct conn *c, struct json_object *root,
@@ -812,26 +1241,22 @@ static void handle_message(struct conn *c, struct json_object *root,
     struct json_object *id = field(root, "id");
     struct request *r;
     struct turn t;
-    const char *err = check_turn(root, raw, raw_len, &t);
+    const char *err;
 
+    note_arrival(srv, id);
+    err = check_turn(root, raw, raw_len, &t);
     if (err) {
         send_error(c, json_object_is_type(id, json_type_string) ? id : NULL,
                    "invalid_request", err);
         return;
     }
     r = table_find(&srv->reqs, t.id);
-    if (r) {
+    if (r)
         req_replay(r, c, t.resume_from);
-    } else if (t.resume_from > 0) {
+    else if (t.resume_from > 0)
         send_error(c, id, "resume_failed", "unknown or expired request id");
-    } else {
-        r = req_new(srv, &t);
-        table_insert(&srv->reqs, r);
-        req_attach(r, c, 0);
-        COUNT(srv, requests_started);
-        emit_ack(r);
-        gen_start(r);
-    }
+    else
+        req_begin(c, id, &t);
 }
 
 static void handle_cancel(struct conn *c, struct json_object *root)
@@ -928,6 +1353,8 @@ static void conn_receive(struct conn *c, const char *in, size_t len)
 {
     int binary = lws_frame_is_binary(c->wsi);
 
+    if (c->dropped)
+        return; /* as if the bytes had never arrived */
     if (!c->rx_too_large && c->rx_len + len > c->srv->opts.max_message_bytes) {
         /* Over the limit: stop holding it, discard the rest as it comes. */
         c->rx_too_large = 1;
@@ -959,30 +1386,79 @@ static void conn_open(struct conn *c, struct lws *wsi, pl_refserver *srv)
     c->wsi = wsi;
     c->srv = srv;
     c->out_tail = &c->out_head;
+    c->faults_gen = faults(srv)->gen;
+    c->next_open = srv->open_conns;
+    if (srv->open_conns)
+        srv->open_conns->prev_open = c;
+    srv->open_conns = c;
     COUNT(srv, connections_accepted);
     COUNT(srv, connections_open);
     srv_log(srv, "connection opened");
     send_hello(c);
 }
 
-/* Its generations go on, sent nowhere until a repeat attaches them. */
-static void conn_close(struct conn *c)
+/* Nothing more goes out on c. Its generations go on, sent nowhere until a
+ * repeat attaches them. */
+static void conn_forget(struct conn *c)
 {
-    if (!c->wsi)
-        return; /* never established */
-    while (c->out_head) {
-        struct outmsg *m = c->out_head;
-        c->out_head = m->next;
-        free(m);
-    }
+    conn_free_queue(c);
     while (c->attached)
         req_unlink(c->attached);
+}
+
+static void conn_close(struct conn *c)
+{
+    pl_refserver *srv = c->srv;
+
+    if (!c->wsi)
+        return; /* never established */
+    conn_forget(c);
+    if (c->prev_open)
+        c->prev_open->next_open = c->next_open;
+    else
+        srv->open_conns = c->next_open;
+    if (c->next_open)
+        c->next_open->prev_open = c->prev_open;
     free(c->rx);
     c->rx = NULL;
     c->wsi = NULL;
-    atomic_fetch_sub_explicit(&c->srv->stats.connections_open, 1,
+    atomic_fetch_sub_explicit(&srv->stats.connections_open, 1,
                               memory_order_relaxed);
-    srv_log(c->srv, "connection closed");
+    srv_log(srv, "connection closed");
+}
+
+/*
+ * End c the way a crashed server does: what was written still arrives,
+ * then the TCP connection ends (FIN) with no WebSocket Close frame, so the
+ * peer sees a broken connection. The unread input is discarded first, since
+ * closing a socket with unread input sends a TCP reset, which would also
+ * discard written data not yet transmitted. lws closes the wsi when the
+ * writeable callback returns -1 (it sends no Close frame for that); until
+ * then c takes no input and sends nothing.
+ */
+static void conn_hard_drop(struct conn *c)
+{
+    int fd = lws_get_socket_fd(c->wsi);
+    char sink[4096];
+    int rounds = 256; /* bounded: a peer may keep sending */
+
+    if (fd >= 0) {
+        shutdown(fd, SHUT_WR);
+        while (rounds-- && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+            ;
+    }
+    conn_forget(c);
+    c->dropped = 1;
+}
+
+/* drop_after_texts, from the writeable callback: -1 has lws close it. */
+static int conn_drop(struct conn *c)
+{
+    conn_hard_drop(c);
+    COUNT(c->srv, dropped);
+    srv_log(c->srv, "connection dropped after %llu texts (injected fault)",
+            (unsigned long long)c->texts_written);
+    return -1;
 }
 
 /*
@@ -997,6 +1473,7 @@ static void http_refuse(pl_refserver *srv, struct lws *wsi, unsigned status,
     char body[256];
     const char *reason = status == 401 ? "Unauthorized\r\n"
                        : status == 404 ? "Not Found\r\n"
+                       : status == 503 ? "Service Unavailable\r\n"
                        : "Upgrade Required\r\nUpgrade: websocket\r\n";
     int blen = snprintf(body, sizeof body,
                         "{\"type\":\"error\",\"code\":\"%s\",\"content\":\"%s\"}",
@@ -1062,6 +1539,13 @@ static int confirm_upgrade(pl_refserver *srv, struct lws *wsi)
     if (!path_is_stream(wsi)) {
         http_refuse(srv, wsi, 404, "invalid_request",
                     "no WebSocket service at this path");
+        return 1;
+    }
+    /* pl_refserver_refuse_for: refused before the key is even looked at,
+     * as an overloaded front end would. */
+    if (now_ms() < atomic_load(&srv->refuse_until_ms)) {
+        http_refuse(srv, wsi, 503, "overloaded",
+                    "not accepting connections now (injected fault)");
         return 1;
     }
     if (!authorized(srv, wsi)) {
@@ -1217,6 +1701,43 @@ static void cancel_timers(pl_refserver *srv)
     }
 }
 
+/*
+ * pl_refserver_restart, on the server thread: drop every connection hard
+ * and forget every request. The listener, the received-message log, the
+ * arrival times and the fault knobs stay.
+ */
+static void restart_now(pl_refserver *srv)
+{
+    struct conn *c;
+
+    for (c = srv->open_conns; c; c = c->next_open) {
+        if (!c->dropped) {
+            conn_hard_drop(c);
+            lws_callback_on_writable(c->wsi); /* conn_drain returns -1 */
+        }
+    }
+    cancel_timers(srv);
+    free_requests(srv);
+    srv->expiry_head = srv->expiry_tail = NULL;
+    srv_log(srv, "restarted: connections dropped, requests forgotten");
+}
+
+/* Between two lws_service calls: perform the restarts asked since the last
+ * look (one does for several), then release their callers. */
+static void serve_restarts(pl_refserver *srv)
+{
+    uint64_t asked = atomic_load(&srv->restarts_asked);
+
+    if (asked == srv->restarts_done) /* only this thread writes it */
+        return;
+    restart_now(srv);
+    atomic_fetch_add(&srv->stats.restarts, asked - srv->restarts_done);
+    pthread_mutex_lock(&srv->lock);
+    srv->restarts_done = asked;
+    pthread_cond_broadcast(&srv->restart_cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
 static void *service_main(void *arg)
 {
     pl_refserver *srv = arg;
@@ -1235,14 +1756,17 @@ static void *service_main(void *arg)
             srv_log(srv, "service loop failed, no longer serving");
             break;
         }
+        serve_restarts(srv);
     }
 
-    /* pl_refserver_stop calls lws_cancel_service under srv->lock on a
-     * non-NULL srv->ctx: clearing it under the lock means that call has
-     * returned, or will not happen, before the context is destroyed. */
+    /* pl_refserver_stop and pl_refserver_restart call lws_cancel_service
+     * under srv->lock on a non-NULL srv->ctx: clearing it under the lock
+     * means that call has returned, or will not happen, before the context
+     * is destroyed. A restart still waiting gives up. */
     pthread_mutex_lock(&srv->lock);
     ctx = srv->ctx;
     srv->ctx = NULL;
+    pthread_cond_broadcast(&srv->restart_cond);
     pthread_mutex_unlock(&srv->lock);
     cancel_timers(srv);
     lws_context_destroy(ctx); /* closes connections: conn_close */
@@ -1251,6 +1775,8 @@ static void *service_main(void *arg)
 }
 
 /* ---- public API ----------------------------------------------------------- */
+
+static const pl_refserver_faults no_faults = { .retry_after_ms = -1 };
 
 void pl_refserver_opts_init(pl_refserver_opts *opts)
 {
@@ -1295,9 +1821,13 @@ static void srv_free(pl_refserver *srv)
         free(srv->received[i]);
     free(srv->received);
     free(srv->reqs.buckets);
+    arrivals_free(&srv->arrivals);
     free(srv->bind_addr);
     free(srv->api_key);
+    pthread_mutex_destroy(&srv->arr_lock);
+    pthread_mutex_destroy(&srv->faults_lock);
     pthread_mutex_destroy(&srv->rec_lock);
+    pthread_cond_destroy(&srv->restart_cond);
     pthread_cond_destroy(&srv->started_cond);
     pthread_mutex_destroy(&srv->lock);
     free(srv);
@@ -1311,9 +1841,16 @@ pl_refserver *pl_refserver_start(const pl_refserver_opts *opts, char *err,
 
     copy_opts(srv, opts);
     table_init(&srv->reqs);
+    srv->arrivals.bits = 10;
+    srv->arrivals.buckets = xcalloc((size_t)1 << srv->arrivals.bits,
+                                    sizeof *srv->arrivals.buckets);
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->started_cond, NULL);
+    pthread_cond_init(&srv->restart_cond, NULL);
     pthread_mutex_init(&srv->rec_lock, NULL);
+    pthread_mutex_init(&srv->faults_lock, NULL);
+    pthread_mutex_init(&srv->arr_lock, NULL);
+    pl_refserver_set_faults(srv, &no_faults);
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
         snprintf(err, err_size, "cannot create the server thread");
         srv_free(srv);
@@ -1364,6 +1901,9 @@ void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *st)
     st->cancels_received = atomic_load(&a->cancels_received);
     st->errors_sent = atomic_load(&a->errors_sent);
     st->pings_received = atomic_load(&a->pings_received);
+    st->rejected = atomic_load(&a->rejected);
+    st->dropped = atomic_load(&a->dropped);
+    st->restarts = atomic_load(&a->restarts);
 }
 
 char *pl_refserver_received(pl_refserver *srv, size_t n)
@@ -1375,4 +1915,54 @@ char *pl_refserver_received(pl_refserver *srv, size_t n)
         copy = strdup(srv->received[n]);
     pthread_mutex_unlock(&srv->rec_lock);
     return copy;
+}
+
+void pl_refserver_set_faults(pl_refserver *srv, const pl_refserver_faults *f)
+{
+    struct fault_knobs *k = &srv->faults_set;
+
+    pthread_mutex_lock(&srv->faults_lock);
+    k->f = *f;
+    snprintf(k->code, sizeof k->code, "%s",
+             f->reject_code ? f->reject_code : "rate_limited");
+    k->f.reject_code = k->code;
+    atomic_fetch_add_explicit(&srv->faults_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&srv->faults_lock);
+}
+
+/* Asks the server thread (woken by lws_cancel_service) and waits until it
+ * has dropped the connections and forgotten the requests. */
+void pl_refserver_restart(pl_refserver *srv)
+{
+    uint64_t ticket;
+
+    pthread_mutex_lock(&srv->lock);
+    ticket = atomic_fetch_add(&srv->restarts_asked, 1) + 1;
+    if (srv->ctx)
+        lws_cancel_service(srv->ctx);
+    while (srv->restarts_done < ticket && srv->ctx)
+        pthread_cond_wait(&srv->restart_cond, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void pl_refserver_refuse_for(pl_refserver *srv, unsigned ms)
+{
+    atomic_store(&srv->refuse_until_ms, now_ms() + (int64_t)ms);
+}
+
+size_t pl_refserver_arrivals(pl_refserver *srv, uint64_t id, int64_t *times_ms,
+                             size_t max)
+{
+    struct arrival *a;
+    size_t n = 0;
+
+    pthread_mutex_lock(&srv->arr_lock);
+    a = arrival_find(&srv->arrivals, id);
+    if (a) {
+        n = a->n;
+        if (max)
+            memcpy(times_ms, a->times_ms, (n < max ? n : max) * sizeof *times_ms);
+    }
+    pthread_mutex_unlock(&srv->arr_lock);
+    return n;
 }

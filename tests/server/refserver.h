@@ -52,6 +52,9 @@ typedef struct pl_refserver_stats {
     uint64_t cancels_received;
     uint64_t errors_sent;
     uint64_t pings_received;
+    uint64_t rejected;             /* rejections by the fault knobs */
+    uint64_t dropped;              /* connections dropped by the fault knobs */
+    uint64_t restarts;             /* pl_refserver_restart() calls */
 } pl_refserver_stats;
 
 void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *stats);
@@ -62,5 +65,49 @@ void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *stats);
  * caller frees it. The server keeps at most the first 100000 messages.
  */
 char *pl_refserver_received(pl_refserver *srv, size_t n);
+
+/* ---- Faults, for reliability tests ------------------------------------- */
+
+/*
+ * Fault knobs. "New request" counts distinct ids (a repeat is not new), in
+ * arrival order over all connections, from 1. Every knob is off at 0.
+ */
+typedef struct pl_refserver_faults {
+    unsigned reject_every;       /* reject every Nth new request instead of ack */
+    double reject_fraction;      /* or each new request with this probability */
+    const char *reject_code;     /* "rate_limited" (default), "overloaded", "internal" */
+    int retry_after_ms;          /* sent with rejections; -1 omits the field */
+    unsigned drop_after_texts;   /* drop a connection (TCP, no Close) after
+                                    every K text messages sent on it */
+    unsigned stall_every;        /* every Nth new request gets its ack, then
+                                    nothing until it is repeated */
+    unsigned malformed_every;    /* every Nth text message goes out as invalid
+                                    JSON that still names the request id */
+    unsigned unknown_every;      /* an unknown-type message before every Nth text */
+    unsigned oversized_every;    /* every Nth text is padded beyond
+                                    oversized_bytes (and names its id first) */
+    uint64_t oversized_bytes;    /* size of those messages (0: 2 MiB) */
+} pl_refserver_faults;
+
+/* Replace the fault knobs (any thread; applies to what happens next). The
+ * strings are copied. */
+void pl_refserver_set_faults(pl_refserver *srv, const pl_refserver_faults *f);
+
+/*
+ * Behave as a restarted server: close every connection abruptly and forget
+ * every request (idempotency state), but keep listening on the same port.
+ */
+void pl_refserver_restart(pl_refserver *srv);
+
+/* Answer upgrade requests with HTTP 503 for the next `ms` milliseconds. */
+void pl_refserver_refuse_for(pl_refserver *srv, unsigned ms);
+
+/*
+ * The CLOCK_MONOTONIC times (ms) at which `message` messages carrying `id`
+ * arrived (the first send and each repeat), oldest first. Returns how many
+ * there were; at most `max` are copied into times_ms.
+ */
+size_t pl_refserver_arrivals(pl_refserver *srv, uint64_t id, int64_t *times_ms,
+                             size_t max);
 
 #endif

@@ -37,6 +37,29 @@ static void usage(FILE *out)
         "  --quiet            no log lines on stderr\n"
         "  --help             show this help\n"
         "\n"
+        "Injected faults, for reliability tests (all off by default; N = 0 is\n"
+        "off; \"new requests\" are distinct ids, counted over all connections):\n"
+        "  --reject-every N       answer every Nth new request with an error\n"
+        "                         instead of ack (nothing is recorded: a retry\n"
+        "                         of the same id is a new request again)\n"
+        "  --reject-fraction F    or reject each new request with probability\n"
+        "                         F, 0 <= F <= 1 (fixed seed: reproducible)\n"
+        "  --reject-code CODE     rate_limited (default), overloaded or internal\n"
+        "  --retry-after-ms N     retry_after_ms sent with rejections; -1 (the\n"
+        "                         default) leaves the field out\n"
+        "  --drop-after-texts K   drop a connection (the TCP connection ends,\n"
+        "                         no Close frame) once K text messages were\n"
+        "                         written on it\n"
+        "  --stall-every N        ack every Nth new request, then send nothing\n"
+        "                         for it until the client repeats it\n"
+        "  --malformed-every N    send every Nth text message as truncated JSON\n"
+        "                         (naming its id); that request ends there\n"
+        "  --unknown-every N      send an unknown-type message before every Nth\n"
+        "                         text message\n"
+        "  --oversized-every N    pad every Nth text message to --oversized-bytes;\n"
+        "                         that request ends there\n"
+        "  --oversized-bytes N    size of those messages (default 2097152)\n"
+        "\n"
         "Prints 'listening on ADDR:PORT' on stdout once ready and runs until\n"
         "SIGINT or SIGTERM. Exit status: 0 after a signal, 1 when it cannot\n"
         "listen, 2 on bad usage.\n");
@@ -60,8 +83,57 @@ static int parse_number(const char *flag, const char *text, unsigned long min,
     return 0;
 }
 
+/* The reject codes the protocol lets a client retry. */
+static int parse_reject_code(const char *text)
+{
+    if (!strcmp(text, "rate_limited") || !strcmp(text, "overloaded") ||
+        !strcmp(text, "internal"))
+        return 0;
+    fprintf(stderr, PROG ": --reject-code needs rate_limited, overloaded or "
+            "internal, got '%s'\n", text);
+    return -1;
+}
+
+static int parse_fraction(const char *text, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(text, &end);
+    /* The comparisons are false for NaN. */
+    if (end == text || *end || errno || !(v >= 0.0 && v <= 1.0)) {
+        fprintf(stderr, PROG ": --reject-fraction needs a number from 0 to 1, "
+                "got '%s'\n", text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* -1, or a count of milliseconds that fits an int. */
+static int parse_retry_after(const char *text, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if ((text[0] != '-' && (text[0] < '0' || text[0] > '9')) || *end ||
+        errno || v < -1 || v > INT_MAX) {
+        fprintf(stderr, PROG ": --retry-after-ms needs -1 or an integer from "
+                "0 to %d, got '%s'\n", INT_MAX, text);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 enum { OPT_BIND = 1, OPT_PORT, OPT_KEY, OPT_LATENCY, OPT_TOKEN, OPT_CHUNK,
-       OPT_HEARTBEAT, OPT_QUIET, OPT_HELP };
+       OPT_HEARTBEAT, OPT_QUIET, OPT_HELP, OPT_REJECT_EVERY,
+       OPT_REJECT_FRACTION, OPT_REJECT_CODE, OPT_RETRY_AFTER, OPT_DROP_AFTER,
+       OPT_STALL_EVERY, OPT_MALFORMED_EVERY, OPT_UNKNOWN_EVERY,
+       OPT_OVERSIZED_EVERY, OPT_OVERSIZED_BYTES };
 
 static const struct option long_options[] = {
     { "bind", required_argument, NULL, OPT_BIND },
@@ -73,52 +145,112 @@ static const struct option long_options[] = {
     { "heartbeat-s", required_argument, NULL, OPT_HEARTBEAT },
     { "quiet", no_argument, NULL, OPT_QUIET },
     { "help", no_argument, NULL, OPT_HELP },
+    { "reject-every", required_argument, NULL, OPT_REJECT_EVERY },
+    { "reject-fraction", required_argument, NULL, OPT_REJECT_FRACTION },
+    { "reject-code", required_argument, NULL, OPT_REJECT_CODE },
+    { "retry-after-ms", required_argument, NULL, OPT_RETRY_AFTER },
+    { "drop-after-texts", required_argument, NULL, OPT_DROP_AFTER },
+    { "stall-every", required_argument, NULL, OPT_STALL_EVERY },
+    { "malformed-every", required_argument, NULL, OPT_MALFORMED_EVERY },
+    { "unknown-every", required_argument, NULL, OPT_UNKNOWN_EVERY },
+    { "oversized-every", required_argument, NULL, OPT_OVERSIZED_EVERY },
+    { "oversized-bytes", required_argument, NULL, OPT_OVERSIZED_BYTES },
     { NULL, 0, NULL, 0 },
 };
 
-/* Applies one numeric option; returns -1 on a bad value. */
-static int set_number(pl_refserver_opts *o, int opt, const char *arg)
-{
-    const char *flag = NULL;
-    unsigned long v;
+/* Everything the command line sets. */
+struct settings {
+    pl_refserver_opts opts;
+    pl_refserver_faults faults;
+};
 
+/* Where a numeric option goes: an unsigned field of opts or faults. */
+static unsigned *number_target(struct settings *s, int opt)
+{
     switch (opt) {
-    case OPT_PORT: flag = "--port"; break;
-    case OPT_LATENCY: flag = "--latency-ms"; break;
-    case OPT_TOKEN: flag = "--token-ms"; break;
-    case OPT_CHUNK: flag = "--chunk-bytes"; break;
-    case OPT_HEARTBEAT: flag = "--heartbeat-s"; break;
+    case OPT_LATENCY: return &s->opts.latency_ms;
+    case OPT_TOKEN: return &s->opts.token_ms;
+    case OPT_CHUNK: return &s->opts.chunk_bytes;
+    case OPT_HEARTBEAT: return &s->opts.heartbeat_s;
+    case OPT_REJECT_EVERY: return &s->faults.reject_every;
+    case OPT_DROP_AFTER: return &s->faults.drop_after_texts;
+    case OPT_STALL_EVERY: return &s->faults.stall_every;
+    case OPT_MALFORMED_EVERY: return &s->faults.malformed_every;
+    case OPT_UNKNOWN_EVERY: return &s->faults.unknown_every;
+    case OPT_OVERSIZED_EVERY: return &s->faults.oversized_every;
+    default: return NULL;
     }
-    if (parse_number(flag, arg,
-                     opt == OPT_CHUNK || opt == OPT_HEARTBEAT ? 1 : 0,
-                     opt == OPT_PORT ? 65535 : UINT_MAX, &v))
+}
+
+/* "--name" of an option, for messages. */
+static const char *flag_name(int opt, char *buf, size_t size)
+{
+    const struct option *lo;
+
+    for (lo = long_options; lo->name; lo++)
+        if (lo->val == opt)
+            break;
+    snprintf(buf, size, "--%s", lo->name ? lo->name : "?");
+    return buf;
+}
+
+/* Applies one numeric option; returns -1 on a bad value. */
+static int set_number(struct settings *s, int opt, const char *arg)
+{
+    char flag[32];
+    unsigned long v, min = 0, max = UINT_MAX;
+    unsigned *target = number_target(s, opt);
+
+    if (opt == OPT_CHUNK || opt == OPT_HEARTBEAT || opt == OPT_OVERSIZED_BYTES)
+        min = 1;
+    if (opt == OPT_PORT)
+        max = 65535;
+    if (opt == OPT_OVERSIZED_BYTES)
+        max = 1ul << 30; /* built in memory: keep it sane */
+    if (parse_number(flag_name(opt, flag, sizeof flag), arg, min, max, &v))
         return -1;
-    switch (opt) {
-    case OPT_PORT: o->port = (int)v; break;
-    case OPT_LATENCY: o->latency_ms = (unsigned)v; break;
-    case OPT_TOKEN: o->token_ms = (unsigned)v; break;
-    case OPT_CHUNK: o->chunk_bytes = (unsigned)v; break;
-    case OPT_HEARTBEAT: o->heartbeat_s = (unsigned)v; break;
-    }
+    if (opt == OPT_PORT)
+        s->opts.port = (int)v;
+    else if (opt == OPT_OVERSIZED_BYTES)
+        s->faults.oversized_bytes = v;
+    else
+        *target = (unsigned)v;
     return 0;
 }
 
-/* Returns 0, or the exit status to leave with (help is a success). */
-static int parse_args(int argc, char **argv, pl_refserver_opts *o, int *help)
+/* Applies one option that takes text; returns -1 on a bad value. */
+static int set_option(struct settings *s, int opt, char *arg)
 {
+    switch (opt) {
+    case OPT_BIND: s->opts.bind_addr = arg; return 0;
+    case OPT_KEY: s->opts.api_key = arg; return 0;
+    case OPT_REJECT_FRACTION:
+        return parse_fraction(arg, &s->faults.reject_fraction);
+    case OPT_REJECT_CODE:
+        s->faults.reject_code = arg;
+        return parse_reject_code(arg);
+    case OPT_RETRY_AFTER:
+        return parse_retry_after(arg, &s->faults.retry_after_ms);
+    default:
+        return set_number(s, opt, arg);
+    }
+}
+
+/* Returns 0, or the exit status to leave with (help is a success). */
+static int parse_args(int argc, char **argv, struct settings *s, int *help)
+{
+    pl_refserver_opts *o = &s->opts;
     int opt;
 
     while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         switch (opt) {
-        case OPT_BIND: o->bind_addr = optarg; break;
-        case OPT_KEY: o->api_key = optarg; break;
         case OPT_QUIET: o->quiet = 1; break;
         case OPT_HELP: *help = 1; return 0;
         case '?':
             fprintf(stderr, "Try '" PROG " --help'.\n");
             return EXIT_USAGE;
         default:
-            if (set_number(o, opt, optarg))
+            if (set_option(s, opt, optarg))
                 return EXIT_USAGE;
         }
     }
@@ -139,14 +271,15 @@ static int parse_args(int argc, char **argv, pl_refserver_opts *o, int *help)
 
 int main(int argc, char **argv)
 {
-    pl_refserver_opts opts;
+    struct settings s = { .faults = { .retry_after_ms = -1 } };
+    const pl_refserver_opts *opts = &s.opts;
     pl_refserver *srv;
     sigset_t stop_signals;
     char err[256];
     int help = 0, status, sig;
 
-    pl_refserver_opts_init(&opts);
-    status = parse_args(argc, argv, &opts, &help);
+    pl_refserver_opts_init(&s.opts);
+    status = parse_args(argc, argv, &s, &help);
     if (status || help) {
         if (help)
             usage(stdout);
@@ -160,19 +293,20 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
-    srv = pl_refserver_start(&opts, err, sizeof err);
+    srv = pl_refserver_start(opts, err, sizeof err);
     if (!srv) {
         fprintf(stderr, PROG ": %s\n", err);
         return 1;
     }
+    pl_refserver_set_faults(srv, &s.faults);
     /* An IPv6 address goes in brackets, so the port stays after the last ':'. */
-    printf(strchr(opts.bind_addr, ':') ? "listening on [%s]:%d\n"
-                                       : "listening on %s:%d\n",
-           opts.bind_addr, pl_refserver_port(srv));
+    printf(strchr(opts->bind_addr, ':') ? "listening on [%s]:%d\n"
+                                        : "listening on %s:%d\n",
+           opts->bind_addr, pl_refserver_port(srv));
     fflush(stdout);
 
     sigwait(&stop_signals, &sig);
-    if (!opts.quiet)
+    if (!opts->quiet)
         fprintf(stderr, PROG ": %s, stopping\n", strsignal(sig));
     pl_refserver_stop(srv);
     return 0;

@@ -26,7 +26,9 @@
 
 /* The environment variables finalize reads; cleared around every test. */
 static const char *const env_vars[] = {"PARLEY_ENDPOINT", "PARLEY_API_KEY",
-                                       "PARLEY_WORKER_ID", "MY_KEY"};
+                                       "PARLEY_WORKER_ID", "MY_KEY",
+                                       "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
+                                       "PARLEY_LOG"};
 
 /* Every property, so that tests notice one missing from the table. */
 static const char *const all_props[] = {
@@ -37,7 +39,9 @@ static const char *const all_props[] = {
     "sizing.inflight.per.connection",
     "worker.id",      "model",
     "max_tokens",     "connect.timeout.ms",
-    "max.message.bytes", "log.level", "retry.max.attempts",
+    "max.message.bytes", "log.level", "retry.max.attempts", "dialect",
+    "system", "anthropic.version", "tls.ca.file", "tls.ca.path",
+    "tls.pinned.pubkey", "tls.cert.file", "tls.key.file", "tls.insecure",
     "retry.backoff.ms", "retry.backoff.max.ms",
     "reconnect.backoff.ms", "reconnect.backoff.max.ms",
     "request.timeout.ms", "stall.timeout.ms",
@@ -364,11 +368,15 @@ static void test_endpoint_validation(void **state)
         set_ok(conf, "endpoint", good[i]);
     set_ok(conf, "endpoint", "ws://kept");
 
-    set_fails(conf, "endpoint", "http://x", PARLEY_ERR_INVALID_VALUE,
-              "\"endpoint\": \"http://x\" must start with ws:// or wss://");
+    set_ok(conf, "endpoint", "http://x");
+    set_ok(conf, "endpoint", "HTTPS://api.example.com");
+    set_ok(conf, "endpoint", "ws://kept");
+    set_fails(conf, "endpoint", "ftp://x", PARLEY_ERR_INVALID_VALUE,
+              "\"endpoint\": \"ftp://x\" must start with ws://, wss://, "
+              "http:// or https://");
     set_fails(conf, "endpoint", "localhost:80", PARLEY_ERR_INVALID_VALUE,
-              "\"endpoint\": \"localhost:80\" must start with ws:// or "
-              "wss://");
+              "\"endpoint\": \"localhost:80\" must start with ws://, "
+              "wss://, http:// or https://");
     set_fails(conf, "endpoint", "ws://", PARLEY_ERR_INVALID_VALUE,
               "\"endpoint\": \"ws://\" has no host");
     set_fails(conf, "endpoint", "wss:///v1", PARLEY_ERR_INVALID_VALUE,
@@ -663,10 +671,11 @@ static void test_finalize_bad_env_endpoint(void **state)
 
     make_ready(conf);
     setenv("PARLEY_API_KEY", "k", 1);
-    setenv("PARLEY_ENDPOINT", "http://x", 1);
+    setenv("PARLEY_ENDPOINT", "gopher://x", 1);
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_ARG);
     assert_string_equal(errstr, "environment variable PARLEY_ENDPOINT: "
-                                "\"http://x\" must start with ws:// or wss://");
+                                "\"gopher://x\" must start with ws://, wss://, "
+                                "http:// or https://");
     setenv("PARLEY_ENDPOINT", "ws://host\n", 1);
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_ARG);
     assert_non_null(strstr(errstr, "PARLEY_ENDPOINT"));
@@ -844,7 +853,7 @@ static void test_key_never_in_errstr(void **state)
     setenv("PARLEY_WORKER_ID", "bad", 1);
     EXPECT_FAILURE_WITHOUT_SECRET();
     unsetenv("PARLEY_WORKER_ID");
-    setenv("PARLEY_ENDPOINT", "http://h", 1);
+    setenv("PARLEY_ENDPOINT", "gopher://h", 1);
     EXPECT_FAILURE_WITHOUT_SECRET();
     unsetenv("PARLEY_ENDPOINT");
     EXPECT_FAILURE_WITHOUT_SECRET(); /* no endpoint */
@@ -891,6 +900,49 @@ static void test_finalize_cross_checks(void **state)
     free(key);
 }
 
+/* The dialect follows the scheme unless set, and must agree with it; the
+ * vendors' key variables come first for their dialects. */
+static void test_finalize_dialect(void **state)
+{
+    parley_conf_t *conf = *state;
+    char errstr[ERRSTR_SIZE];
+    char *key = NULL;
+
+    make_ready(conf);
+    setenv("PARLEY_API_KEY", "parley-key", 1);
+    set_ok(conf, "endpoint", "ws://h");
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_OK);
+    assert_int_equal(conf->dialect, PL_DIALECT_NATIVE);
+    free(key);
+
+    set_ok(conf, "endpoint", "http://h");
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_OK);
+    assert_int_equal(conf->dialect, PL_DIALECT_OPENAI);
+    assert_string_equal(key, "parley-key"); /* no OPENAI_API_KEY: the fallback */
+    free(key);
+
+    set_ok(conf, "dialect", "anthropic");
+    setenv("ANTHROPIC_API_KEY", "anthropic-key", 1);
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_OK);
+    assert_int_equal(conf->dialect, PL_DIALECT_ANTHROPIC);
+    assert_string_equal(key, "anthropic-key");
+    free(key);
+    unsetenv("ANTHROPIC_API_KEY");
+
+    set_ok(conf, "dialect", "native");
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_VALUE);
+    assert_string_equal(errstr, "dialect \"native\" needs an endpoint starting "
+                                "with ws:// or wss://");
+    set_fails(conf, "dialect", "soap", PARLEY_ERR_INVALID_VALUE,
+              "\"dialect\": \"soap\" is not native, anthropic or openai");
+
+    set_ok(conf, "dialect", "openai");
+    unsetenv("PARLEY_API_KEY");
+    assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_NO_KEY);
+    assert_non_null(strstr(errstr, "OPENAI_API_KEY"));
+    assert_null(key);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -928,6 +980,7 @@ int main(void)
         T(test_finalize_worker_id_property_wins),
         T(test_key_never_in_errstr),
         T(test_finalize_cross_checks),
+        T(test_finalize_dialect),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

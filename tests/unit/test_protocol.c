@@ -735,6 +735,37 @@ static void test_decoders_are_independent(void **state)
     pl_decoder_free(NULL);
 }
 
+/* Found by tests/fuzz/fuzz_protocol: a message cut inside a surrogate pair
+ * escape left json-c's tokener holding the high half, and the next message's
+ * first \u escape came out with a U+FFFD in front (so a key "id\u0000" no
+ * longer matched "id", and content gained a character the server never
+ * sent). */
+static void test_decode_after_cut_surrogate_pair(void **state)
+{
+    static const char *const cuts[] = {
+        "{\"type\":\"ack\",\"id\":\"\\ud83d",
+        "{\"type\":\"ack\",\"id\":\"\\ud83d\\ude",
+        "{\"type\":\"ack\",\"id\":\"\\ud83d\\ude\xb9" "080001\"}", /* the fuzzer's */
+    };
+    pl_server_msg m;
+    char err[256];
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        assert_int_equal(decode_exact(*state, cuts[i], strlen(cuts[i]), &m, err,
+                                      sizeof(err)), -1);
+        assert_int_equal(DECODE(*state,
+            "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\\u00e9\"}",
+            &m, err), 0);
+        assert_int_equal(m.content_len, 2);
+        assert_memory_equal(m.content, "\xc3\xa9", 2);
+    }
+    assert_int_equal(decode_exact(*state, cuts[2], strlen(cuts[2]), &m, err,
+                                  sizeof(err)), -1);
+    assert_int_equal(DECODE(*state,
+        "{\"type\":\"text\",\"id\\u0000\":\"12\",\"seq\":3,\"content\":\"x\"}",
+        &m, err), 0);
+    assert_true(m.id == 12);
+}
+
 /* ======================================================================== */
 /* Decoding malformed messages                                               */
 /* ======================================================================== */
@@ -1260,6 +1291,7 @@ int main(void)
         DEC_TEST(test_decode_ignores_unknown_fields),
         DEC_TEST(test_decode_resets_previous_message),
         cmocka_unit_test(test_decoders_are_independent),
+        DEC_TEST(test_decode_after_cut_surrogate_pair),
         DEC_TEST(test_decode_malformed_json),
         DEC_TEST(test_decode_missing_or_bad_type),
         DEC_TEST(test_decode_bad_ids),

@@ -1,0 +1,91 @@
+/*
+ * The vendors' HTTP streaming APIs (Anthropic Messages, OpenAI Chat
+ * Completions): request bodies, the meaning of their stream events and of
+ * their error bodies. No I/O: the HTTP transport (http_stream.c) feeds this
+ * module, and unit tests feed it recorded streams.
+ */
+#ifndef PL_DIALECT_H
+#define PL_DIALECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "parley.h"
+#include "protocol.h"
+#include "sse.h"
+
+/* What one stream event means for the request. */
+typedef enum pl_stream_kind {
+    PL_STREAM_NONE = 0, /* nothing for the caller (ping, start, usage...) */
+    PL_STREAM_TEXT,     /* a piece of the reply */
+    PL_STREAM_DONE,     /* the reply is complete */
+    PL_STREAM_ERROR     /* the server reports an error inside the stream */
+} pl_stream_kind;
+
+/* Per-request decoding state; strings in a result stay valid until the next
+ * pl_dialect_event() on the same state or pl_stream_state_free(). */
+typedef struct pl_stream_state {
+    pl_dialect dialect;
+    struct json_tokener *tok;
+    struct json_object *last; /* the event whose strings a result points into */
+    uint64_t input_tokens, output_tokens;
+    const char *stop_reason;  /* a static string: end_turn or max_tokens */
+} pl_stream_state;
+
+typedef struct pl_stream_result {
+    pl_stream_kind kind;
+    const char *text;         /* TEXT: the piece */
+    size_t text_len;
+    const char *stop_reason;  /* DONE: "end_turn" or "max_tokens" */
+    uint64_t input_tokens, output_tokens; /* DONE */
+    const char *error_type;   /* ERROR: the vendor's error type */
+    const char *error_message;
+} pl_stream_result;
+
+/* Append the JSON request body of a streamed turn. `system` may be NULL;
+ * max_tokens 0 means the dialect's default (anthropic requires one). */
+int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req,
+                      const char *system);
+
+/* The path appended to an endpoint that names only a host. */
+const char *pl_dialect_path(pl_dialect d);
+
+void pl_stream_state_init(pl_stream_state *st, pl_dialect d);
+void pl_stream_state_free(pl_stream_state *st);
+
+/*
+ * Decode one SSE event. Returns 0 with *res filled, or -1 with a sentence in
+ * err when the event is malformed.
+ */
+int pl_dialect_event(pl_stream_state *st, const pl_sse_event *ev,
+                     pl_stream_result *res, char *err, size_t err_size);
+
+/*
+ * Read a vendor error body (either vendor's shape) into type and message;
+ * missing parts become "". Returns 0, or -1 when it is not such a body.
+ */
+int pl_dialect_error_body(const char *body, size_t len, char *type,
+                          size_t type_size, char *message, size_t message_size);
+
+/* The parley error for an HTTP status, or for a vendor error type when the
+ * status is 200 (an error inside the stream). */
+parley_err_t pl_dialect_map_status(long status);
+parley_err_t pl_dialect_map_error_type(const char *type);
+
+/* Whether a failed HTTP request may be sent again: connection errors,
+ * 408, 409, 429 and >= 500 (529 included). */
+bool pl_dialect_status_retryable(long status);
+
+/* Shared by the two vendors' modules. */
+int pl_anthropic_encode(pl_buf *out, const pl_message_req *req, const char *system);
+int pl_anthropic_event(pl_stream_state *st, struct json_object *obj,
+                       const pl_sse_event *ev, pl_stream_result *res, char *err,
+                       size_t err_size);
+int pl_openai_encode(pl_buf *out, const pl_message_req *req, const char *system);
+int pl_openai_event(pl_stream_state *st, struct json_object *obj,
+                    pl_stream_result *res, char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,115 @@
+/* Anthropic Messages: POST /v1/messages, streamed as named SSE events. */
+#include <stdio.h>
+#include <string.h>
+
+#include <json.h>
+
+#include "dialect.h"
+
+/* The API requires max_tokens; this is what a turn asks for by default. */
+#define ANTHROPIC_DEFAULT_MAX_TOKENS 1024
+
+static int append_message(pl_buf *out, bool assistant, const char *content, size_t len,
+                          bool first)
+{
+    if ((!first && pl_buf_append(out, ",", 1) != 0) ||
+        pl_buf_append_str(out, assistant ? "{\"role\":\"assistant\",\"content\":"
+                                         : "{\"role\":\"user\",\"content\":") != 0 ||
+        pl_buf_append_json_str(out, content, len) != 0)
+        return -1;
+    return pl_buf_append(out, "}", 1);
+}
+
+int pl_anthropic_encode(pl_buf *out, const pl_message_req *req, const char *system)
+{
+    const char *model = req->model ? req->model : "parley-echo-1";
+    uint32_t max_tokens = req->max_tokens ? req->max_tokens : ANTHROPIC_DEFAULT_MAX_TOKENS;
+    if (pl_buf_append_str(out, "{\"model\":") != 0 ||
+        pl_buf_append_json_str(out, model, strlen(model)) != 0 ||
+        pl_buf_append_str(out, ",\"max_tokens\":") != 0 ||
+        pl_buf_append_u64(out, max_tokens) != 0 ||
+        pl_buf_append_str(out, ",\"stream\":true") != 0)
+        return -1;
+    if (system && (pl_buf_append_str(out, ",\"system\":") != 0 ||
+                   pl_buf_append_json_str(out, system, strlen(system)) != 0))
+        return -1;
+    if (pl_buf_append_str(out, ",\"messages\":[") != 0)
+        return -1;
+    for (size_t i = 0; i < req->nhistory; i++)
+        if (append_message(out, req->history[i].assistant, req->history[i].content,
+                           req->history[i].content_len, i == 0) != 0)
+            return -1;
+    if (append_message(out, false, req->content, req->content_len, req->nhistory == 0) != 0)
+        return -1;
+    return pl_buf_append_str(out, "]}");
+}
+
+static struct json_object *member(struct json_object *obj, const char *key)
+{
+    struct json_object *v = NULL;
+    return json_object_object_get_ex(obj, key, &v) ? v : NULL;
+}
+
+static const char *string_member(struct json_object *obj, const char *key)
+{
+    struct json_object *v = obj ? member(obj, key) : NULL;
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static void read_tokens(struct json_object *usage, const char *key, uint64_t *out)
+{
+    struct json_object *v = usage ? member(usage, key) : NULL;
+    if (v && json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0)
+        *out = (uint64_t)json_object_get_int64(v);
+}
+
+/* The stop reasons parley promises: a reply cut by the token limit, or not. */
+static const char *map_stop_reason(const char *reason)
+{
+    return reason && !strcmp(reason, "max_tokens") ? "max_tokens" : "end_turn";
+}
+
+int pl_anthropic_event(pl_stream_state *st, struct json_object *obj,
+                       const pl_sse_event *ev, pl_stream_result *res, char *err,
+                       size_t err_size)
+{
+    /* The data's "type" names the event as well as the event line does. */
+    const char *type = string_member(obj, "type");
+    if (!type) {
+        snprintf(err, err_size, "event \"%.*s\" has no \"type\"", (int)ev->type_len,
+                 ev->type);
+        return -1;
+    }
+    if (!strcmp(type, "message_start")) {
+        struct json_object *msg = member(obj, "message");
+        read_tokens(msg ? member(msg, "usage") : NULL, "input_tokens", &st->input_tokens);
+    } else if (!strcmp(type, "content_block_delta")) {
+        struct json_object *delta = member(obj, "delta");
+        const char *dtype = string_member(delta, "type");
+        if (dtype && !strcmp(dtype, "text_delta")) {
+            struct json_object *text = member(delta, "text");
+            if (!text || !json_object_is_type(text, json_type_string)) {
+                snprintf(err, err_size, "a text_delta without text");
+                return -1;
+            }
+            res->kind = PL_STREAM_TEXT;
+            res->text = json_object_get_string(text);
+            res->text_len = (size_t)json_object_get_string_len(text);
+        }
+    } else if (!strcmp(type, "message_delta")) {
+        st->stop_reason = map_stop_reason(string_member(member(obj, "delta"), "stop_reason"));
+        read_tokens(member(obj, "usage"), "output_tokens", &st->output_tokens);
+    } else if (!strcmp(type, "message_stop")) {
+        res->kind = PL_STREAM_DONE;
+        res->stop_reason = st->stop_reason;
+        res->input_tokens = st->input_tokens;
+        res->output_tokens = st->output_tokens;
+    } else if (!strcmp(type, "error")) {
+        struct json_object *e = member(obj, "error");
+        res->kind = PL_STREAM_ERROR;
+        res->error_type = string_member(e, "type");
+        res->error_message = string_member(e, "message");
+    }
+    /* ping, content_block_start/stop and event types yet to come: nothing. */
+    return 0;
+}

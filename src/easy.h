@@ -1,0 +1,41 @@
+/*
+ * What every easy handle of the I/O thread shares, WebSocket or HTTP:
+ * timeouts, TLS settings, libcurl's trace, and the sentence that explains a
+ * failed transfer to the caller.
+ */
+#ifndef PL_EASY_H
+#define PL_EASY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+#include "parley.h"
+
+/* The first member of what CURLOPT_PRIVATE points to, to tell them apart. */
+typedef enum pl_easy_kind { PL_EASY_WS = 1, PL_EASY_HTTP } pl_easy_kind;
+
+typedef struct pl_easy_opts {
+    long connect_timeout_ms;
+    const char *ca_file, *ca_path;   /* NULL: the system's CA bundle */
+    const char *pinned_pubkey;       /* "sha256//..." pins, or NULL */
+    const char *cert_file, *key_file; /* client certificate (mutual TLS) */
+    bool insecure;                   /* no peer or host name verification */
+    curl_debug_callback trace;       /* NULL: no trace */
+    void *trace_data;
+} pl_easy_opts;
+
+/* Apply the shared options to e. */
+void pl_easy_setup(CURL *e, const pl_easy_opts *o, char *errbuf);
+
+/*
+ * A sentence for a transfer that failed with rc before any HTTP answer
+ * (connect, TLS), naming the URL and keeping libcurl's detail; sets
+ * *retryable (TLS verification failures are not: another try gives the same
+ * certificate). Returns the parley error.
+ */
+parley_err_t pl_easy_explain(CURLcode rc, const char *errbuf, const char *url,
+                             char *msg, size_t size, bool *retryable);
+
+#endif

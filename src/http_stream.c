@@ -1,0 +1,333 @@
+#include "http_stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+#include "route.h"
+
+#define ERROR_BODY_MAX 16384
+/* The vendors' SDKs cap a server's retry-after at a minute; so do we. */
+#define RETRY_AFTER_CAP_MS 60000
+
+int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->dialect = d;
+    /* An endpoint that names a host only gets the dialect's path. */
+    const char *authority = strstr(endpoint, "://");
+    const char *path = authority ? strchr(authority + 3, '/') : NULL;
+    bool bare = !path || !strcmp(path, "/");
+    pl_buf url = PL_BUF_INIT;
+    if (pl_buf_append(&url, endpoint, path ? (size_t)(path - endpoint) : strlen(endpoint)) != 0 ||
+        pl_buf_append_str(&url, bare ? pl_dialect_path(d) : path) != 0) {
+        pl_buf_free(&url);
+        return -1;
+    }
+    cfg->url = pl_buf_steal(&url, NULL);
+    return 0;
+}
+
+void pl_http_config_free(pl_http_config *cfg)
+{
+    free(cfg->url);
+    cfg->url = NULL;
+}
+
+/* ---- answer headers ------------------------------------------------------ */
+
+/* The value of header `name` in line, trimmed, or NULL. */
+static const char *header_value(const char *line, size_t len, const char *name,
+                                size_t *value_len)
+{
+    size_t n = strlen(name);
+    if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return NULL;
+    const char *v = line + n + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    *value_len = (size_t)(end - v);
+    return v;
+}
+
+static int64_t parse_ms(const char *v, size_t len, int64_t scale)
+{
+    char tmp[32];
+    if (len == 0 || len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, v, len);
+    tmp[len] = '\0';
+    char *end;
+    double x = strtod(tmp, &end);
+    if (*end || !(x >= 0))
+        return -1; /* an HTTP date is possible in retry-after: not honoured */
+    double ms = x * (double)scale;
+    return ms > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : (int64_t)ms;
+}
+
+static void on_header_line(pl_http_stream *s, const char *line, size_t len)
+{
+    size_t vlen;
+    const char *v;
+    if (len > 5 && !strncmp(line, "HTTP/", 5)) {
+        /* A new answer (after 100 Continue, say): forget the last one's. */
+        const char *sp = memchr(line, ' ', len);
+        s->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        s->event_stream = false;
+        s->retry_after_ms = -1;
+        s->should_retry = -1;
+        s->request_id[0] = '\0';
+    } else if ((v = header_value(line, len, "content-type", &vlen))) {
+        s->event_stream = vlen >= 17 && !strncasecmp(v, "text/event-stream", 17);
+    } else if ((v = header_value(line, len, "retry-after-ms", &vlen))) {
+        s->retry_after_ms = parse_ms(v, vlen, 1);
+    } else if ((v = header_value(line, len, "retry-after", &vlen))) {
+        if (s->retry_after_ms < 0) /* retry-after-ms wins */
+            s->retry_after_ms = parse_ms(v, vlen, 1000);
+    } else if ((v = header_value(line, len, "x-should-retry", &vlen))) {
+        s->should_retry = vlen == 4 && !strncasecmp(v, "true", 4) ? 1 : 0;
+    } else if ((v = header_value(line, len, "request-id", &vlen)) ||
+               (v = header_value(line, len, "x-request-id", &vlen))) {
+        snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)vlen, v);
+    }
+}
+
+static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
+{
+    on_header_line(userdata, line, size * n);
+    return size * n;
+}
+
+/* ---- the body ------------------------------------------------------------ */
+
+static void fail_in_stream(pl_http_stream *s, parley_err_t err, const char *msg,
+                           bool retryable)
+{
+    struct pl_route *r = s->route;
+    s->route = NULL;
+    s->state = PL_HTTP_ABANDONED;
+    pl_io_http_failed(s->io, r, err, msg, retryable, -1, s->status, s->request_id);
+}
+
+static int on_event(void *userdata, const pl_sse_event *ev)
+{
+    pl_http_stream *s = userdata;
+    if (!s->route)
+        return 0; /* finished: the rest is read and dropped */
+    pl_stream_result res;
+    char err[160];
+    if (pl_dialect_event(&s->decoder, ev, &res, err, sizeof(err)) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "invalid event from the server: %s", err);
+        fail_in_stream(s, PARLEY_ERR_PROTOCOL, msg, false);
+        return 1;
+    }
+    switch (res.kind) {
+    case PL_STREAM_NONE:
+        break;
+    case PL_STREAM_TEXT:
+        pl_io_http_text(s->io, s->route, res.text, res.text_len);
+        break;
+    case PL_STREAM_DONE: {
+        struct pl_route *r = s->route;
+        s->route = NULL;
+        s->state = PL_HTTP_FINISHED;
+        pl_io_http_done(s->io, r, &res);
+        break;
+    }
+    case PL_STREAM_ERROR: {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "server error %s: %s%s%s%s",
+                 res.error_type ? res.error_type : "?",
+                 res.error_message ? res.error_message : "",
+                 s->request_id[0] ? " (request-id " : "", s->request_id,
+                 s->request_id[0] ? ")" : "");
+        parley_err_t code = pl_dialect_map_error_type(res.error_type);
+        /* Before the first piece a transient error may be retried. */
+        bool retryable = s->route->next_seq == 0 &&
+                         (code == PARLEY_ERR_OVERLOADED || code == PARLEY_ERR_RATE_LIMITED ||
+                          code == PARLEY_ERR_SERVER_INTERNAL);
+        fail_in_stream(s, code, msg, retryable);
+        return 1;
+    }
+    }
+    return 0;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
+{
+    pl_http_stream *s = userdata;
+    size_t len = size * n;
+    if (s->state == PL_HTTP_ABANDONED)
+        return 0; /* ends the transfer */
+    if (s->status != 200 || !s->event_stream) {
+        /* An error answer (or not a stream): keep its body to explain it. */
+        size_t room = ERROR_BODY_MAX - s->error_body.len;
+        if (s->error_body.len < ERROR_BODY_MAX &&
+            pl_buf_append(&s->error_body, data, len < room ? len : room) != 0)
+            return 0;
+        return len;
+    }
+    s->in_callback = true;
+    int rc = pl_sse_feed(&s->sse, data, len, on_event, s);
+    s->in_callback = false;
+    if (rc == -1 && s->route)
+        fail_in_stream(s, PARLEY_ERR_PROTOCOL,
+                       "invalid event stream from the server: an event over the size limit",
+                       false);
+    return s->state == PL_HTTP_ABANDONED ? 0 : len;
+}
+
+/* ---- start, finish, release --------------------------------------------- */
+
+static struct curl_slist *request_headers(const pl_http_config *cfg, uint64_t id)
+{
+    char line[256];
+    struct curl_slist *h = NULL;
+    pl_buf auth = PL_BUF_INIT;
+    if (cfg->dialect == PL_DIALECT_ANTHROPIC) {
+        pl_buf_append_str(&auth, "x-api-key: ");
+        pl_buf_append_str(&auth, cfg->api_key);
+        snprintf(line, sizeof(line), "anthropic-version: %s", cfg->anthropic_version);
+        h = curl_slist_append(h, line);
+    } else {
+        pl_buf_append_str(&auth, "Authorization: Bearer ");
+        pl_buf_append_str(&auth, cfg->api_key);
+    }
+    h = curl_slist_append(h, auth.data);
+    memset(auth.data, 0, auth.len); /* the key in as few places as possible */
+    pl_buf_free(&auth);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Accept: text/event-stream");
+    /* The same key on every retry lets the server drop a duplicate. */
+    snprintf(line, sizeof(line), "Idempotency-Key: %llu", (unsigned long long)id);
+    return curl_slist_append(h, line);
+}
+
+pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi, const pl_http_config *cfg,
+                              struct pl_route *r, char *err, size_t err_size)
+{
+    pl_http_stream *s = pl_xcalloc(1, sizeof(*s));
+    s->kind = PL_EASY_HTTP;
+    s->io = io;
+    s->multi = multi;
+    s->route = r;
+    s->retry_after_ms = -1;
+    s->should_retry = -1;
+    pl_sse_init(&s->sse, cfg->max_event_bytes);
+    pl_stream_state_init(&s->decoder, cfg->dialect);
+    s->easy = curl_easy_init();
+    s->headers = s->easy ? request_headers(cfg, r->id) : NULL;
+    if (!s->easy || !s->headers) {
+        snprintf(err, err_size, "could not create an HTTP request");
+        s->route = NULL;
+        pl_http_release(s);
+        return NULL;
+    }
+    CURL *e = s->easy;
+    pl_easy_setup(e, &cfg->easy, s->errbuf);
+    curl_easy_setopt(e, CURLOPT_URL, cfg->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->frame);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->frame_len);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* whatever libcurl decodes */
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, s);
+    if (curl_multi_add_handle(multi, e) != CURLM_OK) {
+        snprintf(err, err_size, "could not start an HTTP request");
+        s->route = NULL;
+        curl_easy_cleanup(e);
+        s->easy = NULL;
+        pl_http_release(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void stream_free(pl_http_stream *s)
+{
+    if (s->easy) {
+        curl_multi_remove_handle(s->multi, s->easy);
+        curl_easy_cleanup(s->easy);
+    }
+    curl_slist_free_all(s->headers);
+    pl_sse_free(&s->sse);
+    pl_stream_state_free(&s->decoder);
+    pl_buf_free(&s->error_body);
+    free(s);
+}
+
+void pl_http_release(pl_http_stream *s)
+{
+    s->route = NULL;
+    if (s->in_callback) {
+        s->state = PL_HTTP_ABANDONED;
+        return;
+    }
+    stream_free(s);
+}
+
+/* Why an answer with an error status failed, in the vendor's words. */
+static void report_error_status(pl_http_stream *s, struct pl_route *r)
+{
+    char type[64] = "", vendor_msg[300] = "", msg[600];
+    if (pl_dialect_error_body(s->error_body.data ? s->error_body.data : "",
+                              s->error_body.len, type, sizeof(type), vendor_msg,
+                              sizeof(vendor_msg)) != 0)
+        snprintf(vendor_msg, sizeof(vendor_msg), "%s",
+                 s->status == 200 ? "the answer is not an event stream" : "no error body");
+    snprintf(msg, sizeof(msg), "HTTP %ld%s%s: %s%s%s%s", s->status, type[0] ? " " : "", type,
+             vendor_msg, s->request_id[0] ? " (request-id " : "", s->request_id,
+             s->request_id[0] ? ")" : "");
+    parley_err_t err = s->status == 200 ? PARLEY_ERR_PROTOCOL
+                       : type[0] && pl_dialect_map_status(s->status) == PARLEY_ERR_PROTOCOL
+                           ? pl_dialect_map_error_type(type)
+                           : pl_dialect_map_status(s->status);
+    bool retryable = s->should_retry >= 0 ? s->should_retry == 1
+                                          : pl_dialect_status_retryable(s->status);
+    pl_io_http_failed(s->io, r, err, msg, retryable, s->retry_after_ms, s->status,
+                      s->request_id);
+}
+
+long pl_http_finish(pl_http_stream *s, CURLcode rc)
+{
+    long connects = 0;
+    if (s->easy)
+        curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects);
+    struct pl_route *r = s->route;
+    s->route = NULL;
+    if (r) {
+        if (s->status != 0 && (s->status != 200 || !s->event_stream)) {
+            report_error_status(s, r);
+        } else if (rc != CURLE_OK && s->status == 0) {
+            char msg[CURL_ERROR_SIZE + 200];
+            bool retryable;
+            char url[256] = "";
+            char *eff = NULL;
+            curl_easy_getinfo(s->easy, CURLINFO_EFFECTIVE_URL, &eff);
+            snprintf(url, sizeof(url), "%s", eff ? eff : "the endpoint");
+            parley_err_t err = pl_easy_explain(rc, s->errbuf, url, msg, sizeof(msg), &retryable);
+            pl_io_http_failed(s->io, r, err, msg, retryable, -1, 0, "");
+        } else {
+            /* The stream ended, or broke, before the reply did. */
+            char msg[CURL_ERROR_SIZE + 200];
+            snprintf(msg, sizeof(msg), "the stream ended after %u piece%s, before the reply "
+                     "completed (%s)%s", r->next_seq, r->next_seq == 1 ? "" : "s",
+                     s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc),
+                     r->next_seq ? "; HTTP streaming APIs cannot resume a reply" : "");
+            pl_io_http_failed(s->io, r, PARLEY_ERR_CONNECTION_LOST, msg, r->next_seq == 0, -1,
+                              s->status, s->request_id);
+        }
+    }
+    stream_free(s);
+    return connects;
+}

@@ -1,0 +1,93 @@
+/*
+ * One request to a vendor's HTTP streaming API, as one easy handle on the I/O
+ * thread's multi handle: HTTP/2 multiplexed over TLS where the server offers
+ * it (CURLOPT_PIPEWAIT lets streams share a connection), HTTP/1.1 keep-alive
+ * otherwise. The response is read as server-sent events and mapped by the
+ * dialect to pieces, done and errors, which go back to the I/O thread's
+ * routes through the pl_io_http_* calls below.
+ */
+#ifndef PL_HTTP_STREAM_H
+#define PL_HTTP_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "dialect.h"
+#include "easy.h"
+#include "sse.h"
+
+struct pl_io;
+struct pl_route;
+
+typedef struct pl_http_config {
+    char *url;                  /* the endpoint, with the dialect's path */
+    pl_dialect dialect;
+    const char *api_key;
+    const char *anthropic_version;
+    size_t max_event_bytes;
+    pl_easy_opts easy;
+} pl_http_config;
+
+typedef enum pl_http_state {
+    PL_HTTP_ATTACHED = 0, /* reports to its route */
+    PL_HTTP_FINISHED,     /* the reply ended: read the rest, keep the connection */
+    PL_HTTP_ABANDONED     /* the route left it: stop at the next callback */
+} pl_http_state;
+
+typedef struct pl_http_stream {
+    pl_easy_kind kind;          /* PL_EASY_HTTP: first, for CURLOPT_PRIVATE */
+    struct pl_io *io;
+    CURLM *multi;
+    struct pl_route *route;     /* NULL once detached */
+    pl_http_state state;
+    bool in_callback;
+    CURL *easy;
+    struct curl_slist *headers;
+    char errbuf[CURL_ERROR_SIZE];
+    long status;                /* of the last status line */
+    bool event_stream;          /* the answer is text/event-stream */
+    int64_t retry_after_ms;     /* retry-after-ms, else retry-after; -1 */
+    int should_retry;           /* x-should-retry: -1 absent, 0, 1 */
+    char request_id[96];        /* request-id or x-request-id */
+    pl_sse_parser sse;
+    pl_stream_state decoder;
+    pl_buf error_body;          /* a non-200 answer's body, bounded */
+} pl_http_stream;
+
+/* Build the configuration; url gets the dialect's path when the endpoint
+ * names none. Returns 0 or -1. */
+int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d);
+void pl_http_config_free(pl_http_config *cfg);
+
+/*
+ * Start the request of route r (its frame is the JSON body). Returns the
+ * stream, or NULL with a sentence in err when the handle could not be made.
+ */
+pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi,
+                              const pl_http_config *cfg, struct pl_route *r,
+                              char *err, size_t err_size);
+
+/* The transfer ended (CURLMSG_DONE): report to the route if still attached,
+ * then free. Returns the connections this transfer opened. */
+long pl_http_finish(pl_http_stream *s, CURLcode rc);
+
+/* The route leaves the stream (stall, deadline, cancel, shutdown, a retry
+ * decided inside a callback). Outside callbacks the transfer is removed and
+ * freed at once; inside, it stops at the next callback. */
+void pl_http_release(pl_http_stream *s);
+
+/* Implemented by the I/O thread; done and failed detach the route. */
+void pl_io_http_text(struct pl_io *io, struct pl_route *r, const char *text,
+                     size_t len);
+void pl_io_http_done(struct pl_io *io, struct pl_route *r,
+                     const pl_stream_result *res);
+/* retryable: the request may be sent again (after retry_after_ms when >= 0).
+ * status and request_id (may be "") describe the HTTP answer, 0 when none. */
+void pl_io_http_failed(struct pl_io *io, struct pl_route *r, parley_err_t err,
+                       const char *msg, bool retryable, int64_t retry_after_ms,
+                       long status, const char *request_id);
+
+#endif

@@ -1,0 +1,1542 @@
+/*
+ * The vendor HTTP dialects of the reference server (refserver_http.h):
+ * Anthropic Messages and OpenAI Chat Completions over lws 4.1, answered by
+ * parley-echo-1.
+ *
+ * One request is one lws "stream": an HTTP/1.1 transaction or an HTTP/2
+ * stream, with its state in the per-session data that lws allocates when the
+ * mount binds the request to this protocol and frees when it unbinds it
+ * (end of an HTTP/1.1 transaction, close of an HTTP/2 stream or of the
+ * connection). Everything is cleaned up in that unbind callback.
+ *
+ * Output discipline, as in refserver.c: producers (the body-complete
+ * callback, the pacing timers) only append bytes to the stream's buffer and
+ * ask for a writeable callback; lws_write happens only in
+ * LWS_CALLBACK_HTTP_WRITEABLE, once per callback (lws's rule for HTTP/2),
+ * and the headers go in a callback of their own.
+ *
+ * Framing: lws 4.1 frames nothing itself. An HTTP/1.1 answer of known size
+ * gets content-length; an event stream gets "transfer-encoding: chunked" and
+ * this file writes the chunk framing, ending with the zero chunk, so the
+ * connection stays reusable (lws adds chunking only for its own
+ * compression, and without a length it would send "connection: close"). On
+ * HTTP/2 the data goes raw and LWS_WRITE_HTTP_FINAL sets END_STREAM.
+ */
+#include "refserver_http.h"
+#include "echo_model.h"
+
+#include <json-c/json.h>
+
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define PATH_MESSAGES "/v1/messages"
+#define PATH_CHAT "/v1/chat/completions"
+#define DEFAULT_MAX_BODY (1024 * 1024)
+#define WRITE_MAX 8192        /* body bytes per write: under h2's 16 KiB frame */
+#define HEADER_VALUE_MAX 4096 /* longer credentials are simply wrong */
+#define RECEIVED_MAX 10000
+#define KEEPALIVE_S 60
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+#define container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- data ------------------------------------------------------------- */
+
+struct stats_atomic {
+    _Atomic uint64_t requests_messages, requests_chat, answered_ok,
+        streams_started, streams_completed, errors_sent, rejected, dropped,
+        stalled, stream_errors, connections, connections_h2, h2_unverified,
+        in_flight, max_in_flight;
+};
+
+struct pl_refserver_http {
+    pl_refserver_http_opts opts; /* api_key points at the copy below */
+    char *api_key;
+    /* The per-vhost option naming this object: "parley-http" { server }. */
+    struct lws_protocol_vhost_options pvo, pvo_server;
+    /* Fault knobs and their "every Nth" counters, any thread. */
+    pthread_mutex_t lock;
+    pl_refserver_http_faults faults;
+    uint64_t valid_seen, served_seen;
+    struct stats_atomic stats;
+    _Atomic uint64_t next_request; /* numbers msg_<n>, req_<n>, chatcmpl-<n> */
+    pthread_mutex_t rec_lock;
+    char **received;
+    size_t nreceived, rec_cap;
+};
+
+enum dialect { ANTHROPIC, OPENAI };
+enum fault { FAULT_NONE, FAULT_DROP, FAULT_STALL, FAULT_ERROR };
+
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+/* Per request; zeroed by lws when the request binds to this protocol. */
+struct stream {
+    struct lws *wsi;
+    pl_refserver_http *srv;
+    int active;            /* bound: owns memory */
+    int in_flight;         /* counted in stats.in_flight */
+    int h2;                /* an HTTP/2 stream: no chunk framing */
+    enum dialect dialect;
+    uint64_t n;            /* request number */
+    int64_t created;       /* Unix seconds, for OpenAI's "created" */
+    /* The request. Headers are copied at LWS_CALLBACK_HTTP: lws drops them
+     * after a keep-alive transaction and when a stream is marked SSE. */
+    char *key;             /* x-api-key / bearer token; NULL: absent */
+    int headers_unreadable;/* Anthropic over h2 (see the header file) */
+    int has_version;       /* anthropic-version present */
+    unsigned early_status; /* an answer decided before the body, or 0 */
+    const char *early_message;
+    char early_buf[160];   /* room for an early_message with the path */
+    struct buf body;
+    int body_too_large;
+    /* Generation. */
+    pl_echo_reply reply;
+    int streaming, include_usage;
+    size_t generated;      /* pieces produced */
+    enum fault fault;
+    size_t fault_at;       /* pieces before the fault acts */
+    lws_sorted_usec_list_t sul;
+    /* The answer. */
+    unsigned status;
+    const char *content_type;
+    int chunked;           /* HTTP/1.1 event stream */
+    int answer_ready, headers_sent;
+    int retry_after_s, retry_after_ms, should_retry; /* -1: no header */
+    int close_after;       /* HTTP/1.1: close instead of keep-alive */
+    int drop_connection;   /* drop fault: the TCP connection, not the
+                              HTTP/2 stream alone */
+    struct buf out;        /* body bytes not yet written */
+    size_t out_off;
+    int out_complete;      /* nothing more will be appended */
+    int kill;              /* drop fault: cut off once out is flushed */
+};
+
+#define COUNT(h, field) \
+    atomic_fetch_add_explicit(&(h)->stats.field, 1, memory_order_relaxed)
+
+/* One address whose only use is to mark connections already counted. */
+static char seen_marker;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+/* A test fixture: running out of memory aborts, keeping call sites simple
+ * (the same policy as refserver.c). */
+static void *check_alloc(void *p)
+{
+    if (!p) {
+        fputs("parley-refserver: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = check_alloc(malloc(n + 1));
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static void buf_append(struct buf *b, const char *data, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + len)
+            cap *= 2;
+        b->data = check_alloc(realloc(b->data, cap));
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+static void buf_free(struct buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void http_log(const pl_refserver_http *h, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    if (h->opts.quiet)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "parley-refserver: http: %s\n", line);
+}
+
+/* Constant time in the key's content, so timing does not reveal it. */
+static int key_matches(const char *given, const char *key)
+{
+    size_t i, n = strlen(key);
+    unsigned char diff = 0;
+
+    if (!given || strlen(given) != n)
+        return 0;
+    for (i = 0; i < n; i++)
+        diff |= (unsigned char)(given[i] ^ key[i]);
+    return diff == 0;
+}
+
+static void record_received(pl_refserver_http *h, const char *text, size_t len)
+{
+    pthread_mutex_lock(&h->rec_lock);
+    if (h->nreceived < RECEIVED_MAX) {
+        if (h->nreceived == h->rec_cap) {
+            h->rec_cap = h->rec_cap ? h->rec_cap * 2 : 64;
+            h->received = check_alloc(
+                realloc(h->received, h->rec_cap * sizeof *h->received));
+        }
+        h->received[h->nreceived++] = xstrndup(text, len);
+    }
+    pthread_mutex_unlock(&h->rec_lock);
+}
+
+static void raise_max(_Atomic uint64_t *max, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(max, memory_order_relaxed);
+
+    while (cur < v && !atomic_compare_exchange_weak_explicit(
+                          max, &cur, v, memory_order_relaxed,
+                          memory_order_relaxed))
+        ;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+/* Queue body bytes; the writeable callback sends them. */
+static void emit(struct stream *s, const char *data, size_t len)
+{
+    buf_append(&s->out, data, len);
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Anthropic's framing: "event: NAME\ndata: JSON\n\n". Consumes data. */
+static void emit_event(struct stream *s, const char *name,
+                       struct json_object *data)
+{
+    size_t len;
+    const char *json = json_object_to_json_string_length(data, JSON_FLAGS,
+                                                         &len);
+
+    if (name) {
+        emit(s, "event: ", 7);
+        emit(s, name, strlen(name));
+        emit(s, "\n", 1);
+    }
+    emit(s, "data: ", 6);
+    emit(s, json, len);
+    emit(s, "\n\n", 2);
+    json_object_put(data);
+}
+
+/* The whole body of a JSON answer. Consumes body. */
+static void emit_json(struct stream *s, struct json_object *body)
+{
+    size_t len;
+    const char *json = json_object_to_json_string_length(body, JSON_FLAGS,
+                                                         &len);
+
+    emit(s, json, len);
+    json_object_put(body);
+}
+
+/* Everything queued from now on is the last of the answer. */
+static void emit_end(struct stream *s)
+{
+    s->out_complete = 1;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* ---- JSON builders ------------------------------------------------------- */
+
+static void put_str(struct json_object *o, const char *k, const char *v)
+{
+    json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+static void put_strn(struct json_object *o, const char *k, const char *v,
+                     size_t len)
+{
+    json_object_object_add(o, k, json_object_new_string_len(v, (int)len));
+}
+
+static void put_u64(struct json_object *o, const char *k, uint64_t v)
+{
+    json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static void put_id(struct json_object *o, const char *k, const char *prefix,
+                   uint64_t n)
+{
+    char id[48];
+
+    snprintf(id, sizeof id, "%s%" PRIu64, prefix, n);
+    put_str(o, k, id);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Anthropic's error type for a status (its documented list). */
+static const char *anthropic_error_type(unsigned status)
+{
+    switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 503: /* not in Anthropic's list; its overload status is 529 */
+    case 529: return "overloaded_error";
+    default: return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+/* OpenAI's error type for a status: its 429s say which limit ("requests"),
+ * its 5xx are server_error, everything else invalid_request_error. */
+static const char *openai_error_type(unsigned status)
+{
+    if (status == 429)
+        return "requests";
+    return status >= 500 ? "server_error" : "invalid_request_error";
+}
+
+static struct json_object *error_body(const struct stream *s, unsigned status,
+                                      const char *message, const char *code)
+{
+    struct json_object *root = json_object_new_object();
+    struct json_object *e = json_object_new_object();
+
+    if (s->dialect == ANTHROPIC) {
+        put_str(root, "type", "error");
+        put_str(e, "type", anthropic_error_type(status));
+        put_str(e, "message", message);
+        json_object_object_add(root, "error", e);
+        put_id(root, "request_id", "req_", s->n);
+    } else {
+        put_str(e, "message", message);
+        put_str(e, "type", openai_error_type(status));
+        json_object_object_add(e, "param", NULL);
+        put_str(e, "code", code);
+        json_object_object_add(root, "error", e);
+    }
+    return root;
+}
+
+/* Answer with an error status and the dialect's error body. code is
+ * OpenAI's "code" (NULL: null); Anthropic has none. */
+static void answer_error(struct stream *s, unsigned status,
+                         const char *message, const char *code)
+{
+    COUNT(s->srv, errors_sent);
+    http_log(s->srv, "request %" PRIu64 ": %u %s", s->n, status, message);
+    s->status = status;
+    s->content_type = "application/json";
+    s->answer_ready = 1;
+    emit_json(s, error_body(s, status, message, code));
+    emit_end(s);
+}
+
+/* ---- request validation ------------------------------------------------ */
+
+/* What a valid request asks for. */
+struct turn {
+    uint64_t prior_user_turns;
+    char *last;            /* the last user message's text, owned */
+    size_t last_len;
+    uint64_t context_bytes;/* every message content, system included */
+    uint64_t max_tokens;
+    int stream, include_usage;
+};
+
+/* A member, JSON null counting as absent. */
+static struct json_object *member(struct json_object *o, const char *k)
+{
+    struct json_object *v = NULL;
+
+    json_object_object_get_ex(o, k, &v);
+    return v;
+}
+
+static int is_type(struct json_object *o, json_type t)
+{
+    return o && json_object_is_type(o, t);
+}
+
+/*
+ * The text of a message content: a string, or an array of
+ * {"type":"text","text":...} blocks (both vendors accept both). Adds its
+ * byte count to *bytes; with out, also returns the joined text (owned).
+ */
+static const char *content_text(struct json_object *c, uint64_t *bytes,
+                                char **out, size_t *out_len)
+{
+    struct buf joined = { 0 };
+    size_t i, n;
+
+    if (is_type(c, json_type_string)) {
+        size_t len = (size_t)json_object_get_string_len(c);
+        *bytes += len;
+        if (out) {
+            *out = xstrndup(json_object_get_string(c), len);
+            *out_len = len;
+        }
+        return NULL;
+    }
+    if (!is_type(c, json_type_array))
+        return "content must be a string or an array of text blocks";
+    n = json_object_array_length(c);
+    for (i = 0; i < n; i++) {
+        struct json_object *b = json_object_array_get_idx(c, i);
+        struct json_object *t = member(b, "type"), *text = member(b, "text");
+        size_t len;
+
+        if (!is_type(t, json_type_string) ||
+            strcmp(json_object_get_string(t), "text") ||
+            !is_type(text, json_type_string)) {
+            buf_free(&joined);
+            return "content blocks must be {\"type\":\"text\",\"text\":...}"
+                   " (parley-echo-1 reads text only)";
+        }
+        len = (size_t)json_object_get_string_len(text);
+        *bytes += len;
+        if (out)
+            buf_append(&joined, json_object_get_string(text), len);
+    }
+    if (out) {
+        buf_append(&joined, "", 1);
+        *out = joined.data;
+        *out_len = joined.len - 1;
+    }
+    return NULL;
+}
+
+/* Which roles a dialect accepts in "messages". */
+static int role_ok(enum dialect d, const char *role)
+{
+    if (!strcmp(role, "user") || !strcmp(role, "assistant"))
+        return 1;
+    return d == OPENAI && (!strcmp(role, "system") || !strcmp(role, "developer"));
+}
+
+/* Walk "messages": counts, bytes, and the last user text. */
+static const char *check_messages(enum dialect d, struct json_object *msgs,
+                                  struct turn *t)
+{
+    size_t i, n;
+
+    if (!is_type(msgs, json_type_array) || !json_object_array_length(msgs))
+        return "messages: a non-empty array is required";
+    n = json_object_array_length(msgs);
+    for (i = 0; i < n; i++) {
+        struct json_object *m = json_object_array_get_idx(msgs, i);
+        struct json_object *role = member(m, "role"), *c = member(m, "content");
+        int last = i + 1 == n;
+        const char *err, *r;
+
+        if (!is_type(role, json_type_string) ||
+            !role_ok(d, r = json_object_get_string(role)))
+            return d == ANTHROPIC
+                ? "messages: role must be \"user\" or \"assistant\""
+                : "messages: role must be system, developer, user or assistant";
+        if (last && strcmp(r, "user"))
+            return "messages: the last message must have role \"user\"";
+        if (!c && d == OPENAI && !strcmp(r, "assistant"))
+            continue; /* an assistant turn of tool calls has null content */
+        err = content_text(c, &t->context_bytes, last ? &t->last : NULL,
+                           &t->last_len);
+        if (err)
+            return err;
+        t->prior_user_turns += !last && !strcmp(r, "user");
+    }
+    return NULL;
+}
+
+/* Optional integer >= 1 into *out. */
+static const char *count_member(struct json_object *root, const char *k,
+                                uint64_t *out, const char *err)
+{
+    struct json_object *v = member(root, k);
+
+    if (!v)
+        return NULL;
+    if (!is_type(v, json_type_int) || json_object_get_int64(v) < 1)
+        return err;
+    *out = json_object_get_uint64(v);
+    return NULL;
+}
+
+static const char *bool_member(struct json_object *root, const char *k,
+                               int *out, const char *err)
+{
+    struct json_object *v = member(root, k);
+
+    if (!v)
+        return NULL;
+    if (!is_type(v, json_type_boolean))
+        return err;
+    *out = json_object_get_boolean(v);
+    return NULL;
+}
+
+static const char *check_anthropic(struct json_object *root, struct turn *t)
+{
+    struct json_object *system = member(root, "system");
+    const char *err;
+
+    if (!member(root, "max_tokens"))
+        return "max_tokens: Field required";
+    if ((err = count_member(root, "max_tokens", &t->max_tokens,
+                            "max_tokens: must be an integer >= 1")) ||
+        (err = bool_member(root, "stream", &t->stream,
+                           "stream: must be a boolean")))
+        return err;
+    if (system && content_text(system, &t->context_bytes, NULL, NULL))
+        return "system: must be a string or an array of text blocks";
+    return check_messages(ANTHROPIC, member(root, "messages"), t);
+}
+
+static const char *check_openai(struct json_object *root, struct turn *t)
+{
+    struct json_object *opts = member(root, "stream_options");
+    const char *err;
+
+    /* The newer name wins when both are given. */
+    if ((err = count_member(root, "max_tokens", &t->max_tokens,
+                            "max_tokens must be an integer >= 1")) ||
+        (err = count_member(root, "max_completion_tokens", &t->max_tokens,
+                            "max_completion_tokens must be an integer >= 1")) ||
+        (err = bool_member(root, "stream", &t->stream,
+                           "stream must be a boolean")))
+        return err;
+    if (opts && !t->stream)
+        return "The 'stream_options' parameter is only allowed when 'stream' "
+               "is enabled.";
+    if (opts && (!is_type(opts, json_type_object) ||
+                 bool_member(opts, "include_usage", &t->include_usage, "x")))
+        return "stream_options must be {\"include_usage\": boolean}";
+    return check_messages(OPENAI, member(root, "messages"), t);
+}
+
+/* Strict JSON, valid UTF-8, one object and nothing but space after it. */
+static struct json_object *parse_body(const char *text, size_t len)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o;
+    size_t end;
+
+    if (!tok || len > INT_MAX) {
+        json_tokener_free(tok);
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+                                JSON_TOKENER_VALIDATE_UTF8);
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    end = json_tokener_get_parse_end(tok);
+    while (o && end < len && strchr(" \t\r\n", text[end]))
+        end++;
+    if (o && (end != len || !json_object_is_type(o, json_type_object))) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+/* ---- faults ------------------------------------------------------------ */
+
+/* The status a rejection sends in this dialect. */
+static unsigned reject_status(enum dialect d, const pl_refserver_http_faults *f)
+{
+    if (f->reject_status)
+        return f->reject_status;
+    switch (f->reject_kind) {
+    case PL_RSHTTP_REJECT_OVERLOADED: return d == ANTHROPIC ? 529 : 503;
+    case PL_RSHTTP_REJECT_INTERNAL: return 500;
+    default: return 429;
+    }
+}
+
+static const char *reject_message(unsigned status)
+{
+    switch (status) {
+    case 429: return "Rate limit reached (parley-refserver fault injection)";
+    case 503:
+    case 529: return "Overloaded (parley-refserver fault injection)";
+    default: return "Internal server error (parley-refserver fault injection)";
+    }
+}
+
+/*
+ * Decide, under the lock, what the knobs do to this valid request: returns
+ * 1 when it is to be rejected (retry headers copied into s); otherwise sets
+ * s->fault for a served one.
+ */
+static int apply_faults(struct stream *s, unsigned *status)
+{
+    pl_refserver_http *h = s->srv;
+    const pl_refserver_http_faults *f = &h->faults;
+    uint64_t k;
+    int rejected = 0;
+
+    pthread_mutex_lock(&h->lock);
+    if (f->reject_every && ++h->valid_seen % f->reject_every == 0) {
+        rejected = 1;
+        *status = reject_status(s->dialect, f);
+        s->retry_after_s = f->retry_after_s;
+        s->retry_after_ms = f->retry_after_ms;
+        s->should_retry = f->should_retry;
+    } else {
+        k = ++h->served_seen;
+        /* Drop wins over stall, stall over error, when several hit. */
+        if (f->drop_every && k % f->drop_every == 0) {
+            s->fault = FAULT_DROP;
+            s->fault_at = f->drop_after_pieces;
+            s->drop_connection = !f->drop_stream_only;
+        } else if (f->stall_every && k % f->stall_every == 0) {
+            s->fault = FAULT_STALL;
+            s->fault_at = f->stall_after_pieces;
+        } else if (f->error_every && k % f->error_every == 0) {
+            s->fault = FAULT_ERROR;
+            s->fault_at = f->error_after_pieces;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rejected;
+}
+
+/* ---- generation ---------------------------------------------------------- */
+
+/* The text of the pieces sent so far (all of them at the end). */
+static size_t sent_len(const struct stream *s)
+{
+    return s->generated ? s->reply.piece_end[s->generated - 1] : 0;
+}
+
+static struct json_object *anthropic_usage(const struct stream *s)
+{
+    struct json_object *u = json_object_new_object();
+
+    put_u64(u, "input_tokens", s->reply.input_tokens);
+    put_u64(u, "output_tokens", s->generated);
+    return u;
+}
+
+static struct json_object *openai_usage(const struct stream *s)
+{
+    struct json_object *u = json_object_new_object();
+
+    put_u64(u, "prompt_tokens", s->reply.input_tokens);
+    put_u64(u, "completion_tokens", s->generated);
+    put_u64(u, "total_tokens", s->reply.input_tokens + s->generated);
+    return u;
+}
+
+/* The skeleton of a chat.completion(.chunk) object. */
+static struct json_object *openai_object(const struct stream *s,
+                                         const char *object)
+{
+    struct json_object *o = json_object_new_object();
+
+    put_id(o, "id", "chatcmpl-", s->n);
+    put_str(o, "object", object);
+    json_object_object_add(o, "created", json_object_new_int64(s->created));
+    put_str(o, "model", PL_ECHO_MODEL);
+    return o;
+}
+
+/* An OpenAI chunk with one choice; finish NULL: still going. */
+static struct json_object *openai_chunk(const struct stream *s,
+                                        struct json_object *delta,
+                                        const char *finish)
+{
+    struct json_object *o = openai_object(s, "chat.completion.chunk");
+    struct json_object *choices = json_object_new_array();
+    struct json_object *c = json_object_new_object();
+
+    json_object_object_add(c, "index", json_object_new_int(0));
+    json_object_object_add(c, "delta", delta);
+    put_str(c, "finish_reason", finish);
+    json_object_array_add(choices, c);
+    json_object_object_add(o, "choices", choices);
+    /* With include_usage every chunk but the last carries "usage": null. */
+    if (s->include_usage)
+        json_object_object_add(o, "usage", NULL);
+    return o;
+}
+
+/* Anthropic's opening events: the message, its text block, a ping. */
+static void anthropic_stream_start(struct stream *s)
+{
+    struct json_object *ev = json_object_new_object();
+    struct json_object *msg = json_object_new_object();
+    struct json_object *block = json_object_new_object();
+    struct json_object *usage = json_object_new_object();
+
+    put_str(ev, "type", "message_start");
+    put_id(msg, "id", "msg_", s->n);
+    put_str(msg, "type", "message");
+    put_str(msg, "role", "assistant");
+    put_str(msg, "model", PL_ECHO_MODEL);
+    json_object_object_add(msg, "content", json_object_new_array());
+    json_object_object_add(msg, "stop_reason", NULL);
+    json_object_object_add(msg, "stop_sequence", NULL);
+    put_u64(usage, "input_tokens", s->reply.input_tokens);
+    put_u64(usage, "output_tokens", 0);
+    json_object_object_add(msg, "usage", usage);
+    json_object_object_add(ev, "message", msg);
+    emit_event(s, "message_start", ev);
+
+    ev = json_object_new_object();
+    put_str(ev, "type", "content_block_start");
+    json_object_object_add(ev, "index", json_object_new_int(0));
+    put_str(block, "type", "text");
+    put_str(block, "text", "");
+    json_object_object_add(ev, "content_block", block);
+    emit_event(s, "content_block_start", ev);
+
+    ev = json_object_new_object();
+    put_str(ev, "type", "ping");
+    emit_event(s, "ping", ev);
+}
+
+/* One piece, as the dialect streams it. */
+static void emit_piece(struct stream *s, size_t k)
+{
+    const char *text = s->reply.text + pl_echo_piece_start(&s->reply, k);
+    size_t len = pl_echo_piece_len(&s->reply, k);
+    struct json_object *delta = json_object_new_object();
+
+    if (s->dialect == ANTHROPIC) {
+        struct json_object *ev = json_object_new_object();
+        put_str(ev, "type", "content_block_delta");
+        json_object_object_add(ev, "index", json_object_new_int(0));
+        put_str(delta, "type", "text_delta");
+        put_strn(delta, "text", text, len);
+        json_object_object_add(ev, "delta", delta);
+        emit_event(s, "content_block_delta", ev);
+    } else {
+        if (k == 0)
+            put_str(delta, "role", "assistant");
+        put_strn(delta, "content", text, len);
+        emit_event(s, NULL, openai_chunk(s, delta, NULL));
+    }
+}
+
+static void anthropic_stream_end(struct stream *s)
+{
+    struct json_object *ev = json_object_new_object();
+    struct json_object *delta = json_object_new_object();
+    struct json_object *usage = json_object_new_object();
+
+    put_str(ev, "type", "content_block_stop");
+    json_object_object_add(ev, "index", json_object_new_int(0));
+    emit_event(s, "content_block_stop", ev);
+
+    ev = json_object_new_object();
+    put_str(ev, "type", "message_delta");
+    put_str(delta, "stop_reason", pl_echo_stop_reason(&s->reply));
+    json_object_object_add(delta, "stop_sequence", NULL);
+    json_object_object_add(ev, "delta", delta);
+    put_u64(usage, "output_tokens", s->generated);
+    json_object_object_add(ev, "usage", usage);
+    emit_event(s, "message_delta", ev);
+
+    ev = json_object_new_object();
+    put_str(ev, "type", "message_stop");
+    emit_event(s, "message_stop", ev);
+}
+
+static void openai_stream_end(struct stream *s)
+{
+    const char *finish = s->reply.truncated ? "length" : "stop";
+
+    emit_event(s, NULL, openai_chunk(s, json_object_new_object(), finish));
+    if (s->include_usage) {
+        struct json_object *o = openai_object(s, "chat.completion.chunk");
+        json_object_object_add(o, "choices", json_object_new_array());
+        json_object_object_add(o, "usage", openai_usage(s));
+        emit_event(s, NULL, o);
+    }
+    emit(s, "data: [DONE]\n\n", 14);
+}
+
+static struct json_object *anthropic_message(const struct stream *s)
+{
+    struct json_object *msg = json_object_new_object();
+    struct json_object *content = json_object_new_array();
+    struct json_object *block = json_object_new_object();
+
+    put_id(msg, "id", "msg_", s->n);
+    put_str(msg, "type", "message");
+    put_str(msg, "role", "assistant");
+    put_str(msg, "model", PL_ECHO_MODEL);
+    put_str(block, "type", "text");
+    put_strn(block, "text", s->reply.text, sent_len(s));
+    json_object_array_add(content, block);
+    json_object_object_add(msg, "content", content);
+    put_str(msg, "stop_reason", pl_echo_stop_reason(&s->reply));
+    json_object_object_add(msg, "stop_sequence", NULL);
+    json_object_object_add(msg, "usage", anthropic_usage(s));
+    return msg;
+}
+
+static struct json_object *openai_completion(const struct stream *s)
+{
+    struct json_object *o = openai_object(s, "chat.completion");
+    struct json_object *choices = json_object_new_array();
+    struct json_object *c = json_object_new_object();
+    struct json_object *m = json_object_new_object();
+
+    json_object_object_add(c, "index", json_object_new_int(0));
+    put_str(m, "role", "assistant");
+    put_strn(m, "content", s->reply.text, sent_len(s));
+    json_object_object_add(c, "message", m);
+    put_str(c, "finish_reason", s->reply.truncated ? "length" : "stop");
+    json_object_array_add(choices, c);
+    json_object_object_add(o, "choices", choices);
+    json_object_object_add(o, "usage", openai_usage(s));
+    return o;
+}
+
+/* The reply is complete: close the event stream, or send the JSON. */
+static void finish_reply(struct stream *s)
+{
+    if (s->streaming) {
+        if (s->dialect == ANTHROPIC)
+            anthropic_stream_end(s);
+        else
+            openai_stream_end(s);
+        COUNT(s->srv, streams_completed);
+    } else {
+        COUNT(s->srv, answered_ok);
+        s->status = 200;
+        s->content_type = "application/json";
+        s->answer_ready = 1;
+        emit_json(s, s->dialect == ANTHROPIC ? anthropic_message(s)
+                                             : openai_completion(s));
+    }
+    emit_end(s);
+}
+
+/* The vendors' overload error, in the stream or instead of the JSON. */
+static void fail_reply(struct stream *s)
+{
+    COUNT(s->srv, stream_errors);
+    if (!s->streaming) {
+        answer_error(s, s->dialect == ANTHROPIC ? 529 : 503,
+                     reject_message(529), NULL);
+        return;
+    }
+    /* Anthropic names the event "error"; OpenAI sends a bare data line. */
+    emit_event(s, s->dialect == ANTHROPIC ? "error" : NULL,
+               error_body(s, 529, "Overloaded", NULL));
+    emit_end(s);
+}
+
+/* The fault due before piece s->generated, if any. Returns 1 when the
+ * generation must stop here. */
+static int fault_due(struct stream *s)
+{
+    if (s->fault == FAULT_NONE || s->generated != s->fault_at)
+        return 0;
+    switch (s->fault) {
+    case FAULT_DROP:
+        COUNT(s->srv, dropped);
+        s->kill = 1;
+        lws_callback_on_writable(s->wsi);
+        break;
+    case FAULT_STALL:
+        COUNT(s->srv, stalled); /* nothing more, ever */
+        break;
+    default:
+        fail_reply(s);
+        break;
+    }
+    return 1;
+}
+
+static void gen_step(struct stream *s);
+
+static void gen_timer(lws_sorted_usec_list_t *sul)
+{
+    gen_step(container_of(sul, struct stream, sul));
+}
+
+static void gen_schedule(struct stream *s, unsigned ms)
+{
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &s->sul, gen_timer,
+                     (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
+/* Produce the next piece (every remaining one when token_ms is 0), as
+ * refserver.c paces its WebSocket replies. */
+static void gen_step(struct stream *s)
+{
+    unsigned token_ms = s->srv->opts.token_ms;
+
+    do {
+        if (fault_due(s))
+            return;
+        if (s->streaming)
+            emit_piece(s, s->generated);
+        s->generated++;
+    } while (!token_ms && s->generated < s->reply.npieces);
+
+    if (s->generated < s->reply.npieces)
+        gen_schedule(s, token_ms);
+    else if (!fault_due(s)) /* a fault after the last piece still acts */
+        finish_reply(s);
+}
+
+/* ---- serving a request ---------------------------------------------------- */
+
+/* 200 and the opening events of a stream; then the pieces, paced. */
+static void start_reply(struct stream *s, struct turn *t)
+{
+    if (pl_echo_reply_build(&s->reply, t->prior_user_turns, t->last,
+                            t->last_len, t->context_bytes,
+                            s->srv->opts.chunk_bytes, t->max_tokens))
+        check_alloc(NULL);
+    s->streaming = t->stream;
+    s->include_usage = t->include_usage;
+    if (s->streaming) {
+        COUNT(s->srv, answered_ok);
+        COUNT(s->srv, streams_started);
+        s->status = 200;
+        s->content_type = "text/event-stream; charset=utf-8";
+        s->chunked = !s->h2;
+        s->answer_ready = 1;
+        if (s->dialect == ANTHROPIC)
+            anthropic_stream_start(s);
+        lws_callback_on_writable(s->wsi); /* the headers go out now */
+    }
+    if (s->srv->opts.latency_ms)
+        gen_schedule(s, s->srv->opts.latency_ms);
+    else
+        gen_step(s);
+}
+
+/* Authentication, in the dialect's own way. Returns 0 when it passed. */
+static int check_auth(struct stream *s)
+{
+    const char *key = s->srv->api_key;
+
+    if (s->dialect == ANTHROPIC && s->headers_unreadable) {
+        COUNT(s->srv, h2_unverified);
+        return 0;
+    }
+    if (s->dialect == ANTHROPIC && !s->has_version) {
+        answer_error(s, 400, "anthropic-version: header is required", NULL);
+        return -1;
+    }
+    if (!key || key_matches(s->key, key))
+        return 0;
+    if (s->dialect == ANTHROPIC)
+        answer_error(s, 401, s->key ? "invalid x-api-key"
+                                    : "x-api-key header is required", NULL);
+    else
+        answer_error(s, 401, s->key ? "Incorrect API key provided."
+                                    : "You didn't provide an API key.",
+                     s->key ? "invalid_api_key" : NULL);
+    return -1;
+}
+
+/* Validate the body; answer the error, or NULL root and a filled t. */
+static const char *check_body(struct stream *s, struct json_object *root,
+                              struct turn *t, unsigned *status,
+                              const char **code)
+{
+    struct json_object *model = member(root, "model");
+
+    *status = 400;
+    *code = NULL;
+    if (!is_type(model, json_type_string))
+        return s->dialect == ANTHROPIC ? "model: Field required"
+                                       : "you must provide a model parameter";
+    if (strcmp(json_object_get_string(model), PL_ECHO_MODEL)) {
+        *status = 404;
+        *code = "model_not_found";
+        return s->dialect == ANTHROPIC
+            ? "model: unknown model (this server serves parley-echo-1)"
+            : "The model does not exist or you do not have access to it.";
+    }
+    return s->dialect == ANTHROPIC ? check_anthropic(root, t)
+                                   : check_openai(root, t);
+}
+
+static void serve(struct stream *s)
+{
+    struct json_object *root;
+    struct turn t = { .max_tokens = PL_ECHO_NO_LIMIT };
+    const char *err, *code;
+    unsigned status;
+
+    if (check_auth(s))
+        return;
+    root = parse_body(s->body.data ? s->body.data : "", s->body.len);
+    if (!root) {
+        answer_error(s, 400, "the body must be one JSON object (strict JSON, "
+                             "UTF-8)", NULL);
+        return;
+    }
+    err = check_body(s, root, &t, &status, &code);
+    json_object_put(root);
+    if (err)
+        answer_error(s, status, err, code);
+    else if (apply_faults(s, &status)) {
+        COUNT(s->srv, rejected);
+        answer_error(s, status, reject_message(status),
+                     status == 429 ? "rate_limit_exceeded" : NULL);
+    } else
+        start_reply(s, &t);
+    free(t.last);
+}
+
+/* ---- lws callbacks ------------------------------------------------------- */
+
+/* A copy of header `name` (custom when token < 0), or NULL when absent. */
+static char *copy_header(struct lws *wsi, int token, const char *name)
+{
+    int n = token >= 0 ? lws_hdr_total_length(wsi, token)
+                       : lws_hdr_custom_length(wsi, name, (int)strlen(name));
+    char *v;
+
+    if (n < 0 || (n == 0 && token >= 0))
+        return NULL;
+    if (n > HEADER_VALUE_MAX)
+        return xstrndup("", 0); /* present, and certainly wrong */
+    v = check_alloc(malloc((size_t)n + 1));
+    if ((token >= 0 ? lws_hdr_copy(wsi, v, n + 1, token)
+                    : lws_hdr_custom_copy(wsi, v, n + 1, name,
+                                          (int)strlen(name))) != n) {
+        free(v);
+        return xstrndup("", 0);
+    }
+    return v;
+}
+
+/* The credentials, copied while lws still holds the headers. */
+static void copy_credentials(struct stream *s)
+{
+    char *auth, *version;
+
+    if (s->dialect == OPENAI) {
+        auth = copy_header(s->wsi, WSI_TOKEN_HTTP_AUTHORIZATION, NULL);
+        if (auth && !strncasecmp(auth, "Bearer ", 7))
+            s->key = xstrndup(auth + 7, strlen(auth + 7));
+        else if (auth)
+            s->key = xstrndup("", 0); /* another scheme: a wrong key */
+        free(auth);
+        return;
+    }
+    /* lws 4.1 keeps no unknown header of an HTTP/2 request. */
+    s->headers_unreadable = s->h2;
+    s->key = copy_header(s->wsi, -1, "x-api-key:");
+    version = copy_header(s->wsi, -1, "anthropic-version:");
+    s->has_version = version && version[0];
+    free(version);
+}
+
+static pl_refserver_http *server_of(struct lws *wsi)
+{
+    void **priv = lws_protocol_vh_priv_get(lws_get_vhost(wsi),
+                                           lws_get_protocol(wsi));
+    return priv ? *priv : NULL;
+}
+
+/* Count each TCP connection once, by marking its network wsi. */
+static void note_connection(struct stream *s)
+{
+    struct lws *nwsi = lws_get_network_wsi(s->wsi);
+
+    if (lws_get_opaque_user_data(nwsi) == &seen_marker)
+        return;
+    lws_set_opaque_user_data(nwsi, &seen_marker);
+    COUNT(s->srv, connections);
+    if (s->h2)
+        COUNT(s->srv, connections_h2);
+}
+
+/*
+ * LWS_CALLBACK_HTTP_BIND_PROTOCOL. On HTTP/2 lws 4.1 binds a stream twice
+ * (at its HEADERS frame, then again in lws_http_action, unbinding in
+ * between), so per-request work waits for LWS_CALLBACK_HTTP.
+ */
+static int stream_bind(struct stream *s, struct lws *wsi)
+{
+    s->wsi = wsi;
+    s->srv = server_of(wsi);
+    if (!s->srv)
+        return -1; /* no pvo: refuse rather than crash (see the header) */
+    s->active = 1;
+    s->h2 = lws_get_network_wsi(wsi) != wsi;
+    s->retry_after_s = s->retry_after_ms = s->should_retry = -1;
+    return 0;
+}
+
+/* A request begins: number it, count it in flight and its connection. */
+static void stream_begin(struct stream *s)
+{
+    uint64_t now = atomic_fetch_add(&s->srv->stats.in_flight, 1) + 1;
+
+    raise_max(&s->srv->stats.max_in_flight, now);
+    s->in_flight = 1;
+    s->n = atomic_fetch_add(&s->srv->next_request, 1) + 1;
+    s->created = (int64_t)time(NULL);
+    note_connection(s);
+}
+
+/* Unbind or close: everything the stream owns goes; idempotent. */
+static void stream_end(struct stream *s)
+{
+    if (!s || !s->active)
+        return;
+    s->active = 0;
+    lws_sul_cancel(&s->sul);
+    free(s->key);
+    buf_free(&s->body);
+    buf_free(&s->out);
+    pl_echo_reply_free(&s->reply);
+    if (s->in_flight)
+        atomic_fetch_sub(&s->srv->stats.in_flight, 1);
+}
+
+/* A path that the mounts hand us but no endpoint serves (a sub-path). */
+static void path_not_found(struct stream *s, const char *uri, int len)
+{
+    snprintf(s->early_buf, sizeof s->early_buf, "Invalid URL (POST %.*s)",
+             len > 100 ? 100 : len, uri);
+    s->early_status = 404;
+    s->early_message = s->dialect == ANTHROPIC ? "Not Found" : s->early_buf;
+}
+
+/* LWS_CALLBACK_HTTP: the headers are in; the body, if any, comes next. */
+static int on_request(struct stream *s)
+{
+    char *uri = NULL;
+    int len = 0, method = lws_http_get_uri_and_method(s->wsi, &uri, &len);
+    const char *path;
+
+    stream_begin(s);
+    s->dialect = uri && !strncmp(uri, PATH_CHAT, strlen(PATH_CHAT)) ? OPENAI
+                                                                    : ANTHROPIC;
+    path = s->dialect == OPENAI ? PATH_CHAT : PATH_MESSAGES;
+    if (s->dialect == OPENAI)
+        COUNT(s->srv, requests_chat);
+    else
+        COUNT(s->srv, requests_messages);
+    copy_credentials(s);
+    if (!uri || len != (int)strlen(path) || strncmp(uri, path, (size_t)len))
+        path_not_found(s, uri ? uri : "", uri ? len : 0);
+    if (method != LWSHUMETH_POST) {
+        s->early_status = 405;
+        s->early_message = "Method Not Allowed: use POST";
+    } else if (lws_hdr_total_length(s->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+        /* lws 4.1 reads a request body only by its content-length. */
+        s->early_status = 411;
+        s->early_message = "Length Required: send content-length";
+        s->close_after = 1; /* whatever body follows is not ours to parse */
+    } else {
+        return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    }
+    answer_error(s, s->early_status, s->early_message, NULL);
+    return 0;
+}
+
+static void on_body(struct stream *s, const char *in, size_t len)
+{
+    if (s->body_too_large)
+        return;
+    if (s->body.len + len > s->srv->opts.max_body_bytes) {
+        s->body_too_large = 1; /* keep reading, holding nothing */
+        buf_free(&s->body);
+        return;
+    }
+    buf_append(&s->body, in, len);
+}
+
+/* LWS_CALLBACK_HTTP_BODY_COMPLETION: answer the request. */
+static void on_body_complete(struct stream *s)
+{
+    /* HTTP/2: no lws timeout may end a slow or stalled reply, and none may
+     * close the connection under it (headers are copied already). */
+    if (s->h2)
+        lws_http_mark_sse(s->wsi);
+    record_received(s->srv, s->body.data ? s->body.data : "", s->body.len);
+    if (s->early_status)
+        answer_error(s, s->early_status, s->early_message, NULL);
+    else if (s->body_too_large)
+        answer_error(s, 413, "Request exceeds the maximum allowed size",
+                     "request_too_large");
+    else
+        serve(s);
+}
+
+/* The status line and headers, alone in one writeable callback. */
+static int write_headers(struct stream *s)
+{
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start;
+    unsigned char *end = buf + sizeof buf - 1;
+    char v[48];
+    struct lws *wsi = s->wsi;
+    int bad = 0;
+
+#define ADD(name, value) \
+    (bad |= lws_add_http_header_by_name(wsi, (const unsigned char *)(name), \
+                                        (const unsigned char *)(value), \
+                                        (int)strlen(value), &p, end))
+
+    bad |= lws_add_http_header_status(wsi, s->status, &p, end);
+    ADD("content-type:", s->content_type);
+    if (s->streaming && s->status == 200) {
+        ADD("cache-control:", "no-cache");
+        if (s->chunked)
+            ADD("transfer-encoding:", "chunked");
+    } else {
+        /* Everything is queued already: its length is known. */
+        bad |= lws_add_http_header_content_length(wsi, s->out.len, &p, end);
+    }
+    snprintf(v, sizeof v, "req_%" PRIu64, s->n);
+    ADD(s->dialect == ANTHROPIC ? "request-id:" : "x-request-id:", v);
+    if (s->retry_after_s >= 0) {
+        snprintf(v, sizeof v, "%d", s->retry_after_s);
+        ADD("retry-after:", v);
+    }
+    if (s->retry_after_ms >= 0) {
+        snprintf(v, sizeof v, "%d", s->retry_after_ms);
+        ADD("retry-after-ms:", v);
+    }
+    if (s->should_retry >= 0)
+        ADD("x-should-retry:", s->should_retry ? "true" : "false");
+    if (s->close_after && !s->h2)
+        ADD("connection:", "close");
+#undef ADD
+    if (bad || lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    s->headers_sent = 1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* The answer is sent: end the transaction (HTTP/1.1 may keep the
+ * connection for the next one; HTTP/2 ends the stream). */
+static int finish_transaction(struct stream *s)
+{
+    struct lws *wsi = s->wsi;
+
+    if (s->close_after)
+        return -1;
+    /* On HTTP/1.1 this rebinds the connection to protocols[0], which
+     * unbinds (and frees) s: nothing may touch s after it. */
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* Cut a dropped request off: the TCP connection, or on HTTP/2 by choice
+ * only the stream. */
+static int kill_now(struct stream *s)
+{
+    if (s->h2 && s->drop_connection)
+        /* Closing the network connection from a stream's callback must be
+         * deferred: lws is iterating that connection's streams. */
+        lws_set_timeout(lws_get_network_wsi(s->wsi), PENDING_TIMEOUT_USER_OK,
+                        LWS_TO_KILL_ASYNC);
+    return -1; /* closes this HTTP/1.1 connection or this HTTP/2 stream */
+}
+
+/* Up to WRITE_MAX body bytes, chunk-framed on an HTTP/1.1 stream. */
+static int write_body(struct stream *s)
+{
+    unsigned char buf[LWS_PRE + 16 + WRITE_MAX + 8], *p = buf + LWS_PRE;
+    size_t pending = s->out.len - s->out_off, n = pending;
+    lws_fileofs_t credit = lws_get_peer_write_allowance(s->wsi);
+    int last;
+
+    if (n > WRITE_MAX)
+        n = WRITE_MAX;
+    if (credit >= 0 && (lws_fileofs_t)n > credit)
+        n = (size_t)credit; /* HTTP/2 flow control; lws calls back later */
+    last = s->out_complete && n == pending && !s->kill;
+    if (!n && !last)
+        return 0; /* nothing queued yet, or no HTTP/2 credit */
+    if (n && s->chunked)
+        p += sprintf((char *)p, "%zx\r\n", n);
+    if (n)
+        memcpy(p, s->out.data + s->out_off, n);
+    p += n;
+    if (n && s->chunked)
+        p += sprintf((char *)p, "\r\n");
+    if (s->chunked && last)
+        p += sprintf((char *)p, "0\r\n\r\n");
+    /* HTTP/2 may need an empty DATA frame to carry END_STREAM. */
+    if ((p > buf + LWS_PRE || (last && s->h2)) &&
+        lws_write(s->wsi, buf + LWS_PRE, (size_t)(p - buf - LWS_PRE),
+                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+        return -1;
+    s->out_off += n;
+    if (last)
+        return finish_transaction(s);
+    if (s->out_off < s->out.len || s->kill)
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+/* LWS_CALLBACK_HTTP_WRITEABLE: one write per callback. */
+static int on_writeable(struct stream *s)
+{
+    if (!s->answer_ready) {
+        if (s->kill) /* a non-streaming reply dropped before its answer */
+            return kill_now(s);
+        return 0;
+    }
+    if (!s->headers_sent)
+        return write_headers(s);
+    if (s->kill && s->out_off == s->out.len)
+        return kill_now(s); /* the pieces before the drop went out */
+    return write_body(s);
+}
+
+/* LWS_CALLBACK_PROTOCOL_INIT: find our object in the vhost's options. */
+static int protocol_init(struct lws *wsi, const struct lws_protocol_vhost_options *pvo)
+{
+    const struct lws_protocol_vhost_options *o = lws_pvo_search(pvo, "server");
+    void **priv;
+
+    if (!o || !o->value) {
+        lwsl_err("%s: no \"server\" option: use pl_refserver_http_vhost_info\n",
+                 PL_REFSERVER_HTTP_PROTOCOL_NAME);
+        return 1;
+    }
+    priv = lws_protocol_vh_priv_zalloc(lws_get_vhost(wsi), lws_get_protocol(wsi),
+                                       sizeof *priv);
+    if (!priv)
+        return 1;
+    *priv = (void *)(uintptr_t)o->value;
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len)
+{
+    struct stream *s = user;
+
+    if (reason == LWS_CALLBACK_PROTOCOL_INIT)
+        return protocol_init(wsi, in);
+    if (reason == LWS_CALLBACK_HTTP_BIND_PROTOCOL)
+        return s ? stream_bind(s, wsi) : -1;
+    if (reason == LWS_CALLBACK_HTTP_DROP_PROTOCOL ||
+        reason == LWS_CALLBACK_CLOSED_HTTP) {
+        stream_end(s);
+        return 0;
+    }
+    if (!s || !s->active)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_request(s);
+    case LWS_CALLBACK_HTTP_BODY:
+        on_body(s, in, len);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        on_body_complete(s);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_writeable(s);
+    default:
+        return 0;
+    }
+}
+
+const struct lws_protocols pl_refserver_http_protocol = {
+    .name = PL_REFSERVER_HTTP_PROTOCOL_NAME,
+    .callback = callback,
+    .per_session_data_size = sizeof(struct stream),
+    .rx_buffer_size = 0,
+};
+
+/* ---- wiring --------------------------------------------------------------- */
+
+static const struct lws_http_mount mount_chat = {
+    .mountpoint = PATH_CHAT,
+    .mountpoint_len = sizeof PATH_CHAT - 1,
+    .origin = PL_REFSERVER_HTTP_PROTOCOL_NAME,
+    .origin_protocol = LWSMPRO_CALLBACK,
+};
+
+static const struct lws_http_mount mount_messages = {
+    .mount_next = &mount_chat,
+    .mountpoint = PATH_MESSAGES,
+    .mountpoint_len = sizeof PATH_MESSAGES - 1,
+    .origin = PL_REFSERVER_HTTP_PROTOCOL_NAME,
+    .origin_protocol = LWSMPRO_CALLBACK,
+};
+
+const struct lws_http_mount *pl_refserver_http_mounts(void)
+{
+    return &mount_messages;
+}
+
+const struct lws_protocol_vhost_options *
+pl_refserver_http_pvo(pl_refserver_http *h,
+                      const struct lws_protocol_vhost_options *next)
+{
+    h->pvo.next = next;
+    return &h->pvo;
+}
+
+void pl_refserver_http_vhost_info(pl_refserver_http *h,
+                                  struct lws_context_creation_info *info)
+{
+    info->mounts = pl_refserver_http_mounts();
+    info->pvo = pl_refserver_http_pvo(h, info->pvo);
+    if (!info->http2_settings[0]) {
+        /* lws's stock values, but for the stream limit. It stays under 255
+         * because each of our streams is "immortal" (lws_http_mark_sse) and
+         * lws counts those per connection in a byte, asserting < 255. */
+        info->http2_settings[0] = 1;
+        info->http2_settings[H2SET_HEADER_TABLE_SIZE] = 65536;
+        info->http2_settings[H2SET_ENABLE_PUSH] = 0;
+        info->http2_settings[H2SET_MAX_CONCURRENT_STREAMS] =
+            PL_REFSERVER_HTTP_MAX_H2_STREAMS;
+        info->http2_settings[H2SET_INITIAL_WINDOW_SIZE] = 0;
+        info->http2_settings[H2SET_MAX_FRAME_SIZE] = 16384;
+        info->http2_settings[H2SET_MAX_HEADER_LIST_SIZE] = 4096;
+    }
+    if (!info->keepalive_timeout)
+        info->keepalive_timeout = KEEPALIVE_S;
+}
+
+int pl_refserver_http_confirm_upgrade(struct lws *wsi, const char *upgrade)
+{
+    (void)wsi;
+    (void)upgrade;
+    return -1;
+}
+
+/* ---- public API ------------------------------------------------------------ */
+
+void pl_refserver_http_opts_init(pl_refserver_http_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->chunk_bytes = PL_ECHO_DEFAULT_CHUNK_BYTES;
+    opts->max_body_bytes = DEFAULT_MAX_BODY;
+}
+
+void pl_refserver_http_faults_init(pl_refserver_http_faults *f)
+{
+    memset(f, 0, sizeof *f);
+    f->retry_after_s = -1;
+    f->retry_after_ms = -1;
+    f->should_retry = -1;
+}
+
+pl_refserver_http *pl_refserver_http_new(const pl_refserver_http_opts *opts)
+{
+    pl_refserver_http *h = calloc(1, sizeof *h);
+
+    if (!h)
+        return NULL;
+    h->opts = *opts;
+    if (opts->api_key) {
+        h->api_key = strdup(opts->api_key);
+        if (!h->api_key) {
+            free(h);
+            return NULL;
+        }
+    }
+    h->opts.api_key = h->api_key;
+    if (!h->opts.chunk_bytes)
+        h->opts.chunk_bytes = PL_ECHO_DEFAULT_CHUNK_BYTES;
+    if (!h->opts.max_body_bytes || h->opts.max_body_bytes > INT_MAX)
+        h->opts.max_body_bytes = h->opts.max_body_bytes ? INT_MAX
+                                                        : DEFAULT_MAX_BODY;
+    h->pvo_server.name = "server";
+    /* lws passes option values as strings; ours is the object itself, as
+     * lws's own examples pass pointers. */
+    h->pvo_server.value = (const char *)(void *)h;
+    h->pvo.name = PL_REFSERVER_HTTP_PROTOCOL_NAME;
+    h->pvo.options = &h->pvo_server;
+    h->pvo.value = "";
+    pl_refserver_http_faults_init(&h->faults);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->rec_lock, NULL);
+    return h;
+}
+
+void pl_refserver_http_free(pl_refserver_http *h)
+{
+    size_t i;
+
+    if (!h)
+        return;
+    for (i = 0; i < h->nreceived; i++)
+        free(h->received[i]);
+    free(h->received);
+    pthread_mutex_destroy(&h->rec_lock);
+    pthread_mutex_destroy(&h->lock);
+    free(h->api_key);
+    free(h);
+}
+
+void pl_refserver_http_set_faults(pl_refserver_http *h,
+                                  const pl_refserver_http_faults *f)
+{
+    pthread_mutex_lock(&h->lock);
+    h->faults = *f;
+    h->valid_seen = 0;
+    h->served_seen = 0;
+    pthread_mutex_unlock(&h->lock);
+}
+
+void pl_refserver_http_get_stats(pl_refserver_http *h,
+                                 pl_refserver_http_stats *st)
+{
+    struct stats_atomic *a = &h->stats;
+
+    st->requests_messages = atomic_load(&a->requests_messages);
+    st->requests_chat = atomic_load(&a->requests_chat);
+    st->answered_ok = atomic_load(&a->answered_ok);
+    st->streams_started = atomic_load(&a->streams_started);
+    st->streams_completed = atomic_load(&a->streams_completed);
+    st->errors_sent = atomic_load(&a->errors_sent);
+    st->rejected = atomic_load(&a->rejected);
+    st->dropped = atomic_load(&a->dropped);
+    st->stalled = atomic_load(&a->stalled);
+    st->stream_errors = atomic_load(&a->stream_errors);
+    st->connections = atomic_load(&a->connections);
+    st->connections_h2 = atomic_load(&a->connections_h2);
+    st->h2_unverified = atomic_load(&a->h2_unverified);
+    st->in_flight = atomic_load(&a->in_flight);
+    st->max_in_flight = atomic_load(&a->max_in_flight);
+}
+
+char *pl_refserver_http_received(pl_refserver_http *h, size_t n)
+{
+    char *copy = NULL;
+
+    pthread_mutex_lock(&h->rec_lock);
+    if (n < h->nreceived)
+        copy = strdup(h->received[n]);
+    pthread_mutex_unlock(&h->rec_lock);
+    return copy;
+}
