@@ -265,6 +265,35 @@ static void test_refused_upgrades_then_recovery(void **state)
     pl_refserver_stop(srv);
 }
 
+/* A connection on which nothing arrives (not even a Pong) for two heartbeat
+ * intervals is dead: it is replaced and its request resumed there. */
+static void test_dead_connection_replaced(void **state)
+{
+    (void)state;
+    pl_refserver *srv = start_server(0, 16);
+    set_faults(srv, (pl_refserver_faults){.mute_connections = 1, .retry_after_ms = -1});
+    parley_client_t *c = client_for(srv, "heartbeat.interval.s", "1", "connections", "1",
+                                    "stall.timeout.ms", "0", NULL);
+    parley_session_t *s = parley_session_open(c, "heartbeat", NULL, 0);
+    uint64_t id;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(parley_send(s, "still there?", &id), PARLEY_OK);
+    assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_string_equal(recorder_get(id).done, "[turn 1] still there?");
+    assert_true(ms >= 2000 - 50); /* found dead after two silent intervals */
+    parley_stats_t st;
+    parley_stats_get(c, &st);
+    assert_int_equal(st.reconnects, 1);
+    pl_refserver_stats ss;
+    pl_refserver_get_stats(srv, &ss);
+    assert_int_equal(ss.connections_accepted, 2);
+    parley_client_destroy(c);
+    pl_refserver_stop(srv);
+}
+
 /* ---- bad messages from the server ---------------------------------------- */
 
 #define BAD_SESSIONS 12
@@ -316,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup(test_retry_after_honoured, setup),
         cmocka_unit_test_setup(test_refused_upgrades_then_recovery, setup),
         cmocka_unit_test_setup(test_bad_server_messages, setup),
+        cmocka_unit_test_setup(test_dead_connection_replaced, setup),
         cmocka_unit_test_setup(test_soak_drops_rejections_restart, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,6 +136,7 @@ struct fault_state {
     unsigned gen;             /* faults_gen this copy was taken at */
     uint64_t new_requests;    /* new requests since the knobs were set */
     uint64_t texts;           /* text messages emitted since then */
+    uint64_t muted;           /* connections muted since then */
     uint64_t rng;             /* xorshift64* state for reject_fraction */
 };
 
@@ -376,6 +377,7 @@ static struct fault_state *faults(pl_refserver *srv)
     pthread_mutex_unlock(&srv->faults_lock);
     fs->new_requests = 0;
     fs->texts = 0;
+    fs->muted = 0;
     fs->rng = PL_FAULT_SEED;
     return fs;
 }
@@ -1395,6 +1397,13 @@ static void conn_open(struct conn *c, struct lws *wsi, pl_refserver *srv)
     COUNT(srv, connections_open);
     srv_log(srv, "connection opened");
     send_hello(c);
+    struct fault_state *fs = faults(srv);
+    if (fs->muted < fs->k.f.mute_connections) {
+        /* Reading nothing, lws answers no Ping either: the client must
+         * find the connection dead by its own heartbeat. */
+        fs->muted++;
+        lws_rx_flow_control(wsi, 0);
+    }
 }
 
 /* Nothing more goes out on c. Its generations go on, sent nowhere until a

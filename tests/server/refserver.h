@@ -87,6 +87,8 @@ typedef struct pl_refserver_faults {
     unsigned oversized_every;    /* every Nth text is padded beyond
                                     oversized_bytes (and names its id first) */
     uint64_t oversized_bytes;    /* size of those messages (0: 2 MiB) */
+    unsigned mute_connections;   /* the next N connections send hello, then
+                                    read and write nothing: they look dead */
 } pl_refserver_faults;
 
 /* Replace the fault knobs (any thread; applies to what happens next). The
