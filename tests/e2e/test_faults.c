@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "parley.h"
+#include "fixtures.h"
 #include "recorder.h"
 #include "refserver.h"
 
@@ -32,51 +33,11 @@
 #define SOAK_TURNS 50
 #endif
 
-static pl_refserver *start_server(unsigned token_ms, unsigned chunk)
-{
-    pl_refserver_opts o;
-    pl_refserver_opts_init(&o);
-    o.api_key = TEST_KEY;
-    o.token_ms = token_ms;
-    o.chunk_bytes = chunk;
-    o.quiet = 1;
-    char err[256];
-    pl_refserver *srv = pl_refserver_start(&o, err, sizeof(err));
-    if (!srv)
-        fail_msg("refserver: %s", err);
-    return srv;
-}
-
 static void set_faults(pl_refserver *srv, pl_refserver_faults f)
 {
     if (!f.reject_code)
         f.reject_code = "rate_limited";
     pl_refserver_set_faults(srv, &f);
-}
-
-/* A client on the server's port; extra properties as name, value, ..., NULL. */
-static parley_client_t *client_for(pl_refserver *srv, ...)
-{
-    parley_conf_t *conf = parley_conf_new();
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1/stream", pl_refserver_port(srv));
-    assert_int_equal(parley_conf_set(conf, "endpoint", url, err, sizeof(err)), PARLEY_OK);
-    assert_int_equal(parley_conf_set(conf, "workers", "2", err, sizeof(err)), PARLEY_OK);
-    va_list ap;
-    va_start(ap, srv);
-    const char *name;
-    while ((name = va_arg(ap, const char *))) {
-        const char *value = va_arg(ap, const char *);
-        if (parley_conf_set(conf, name, value, err, sizeof(err)) != PARLEY_OK)
-            fail_msg("%s", err);
-    }
-    va_end(ap);
-    parley_conf_set_event_cb(conf, recorder_on_event, NULL);
-    parley_client_t *c = parley_client_new(conf, err, sizeof(err));
-    if (!c)
-        fail_msg("parley_client_new: %s", err);
-    assert_int_equal(parley_start(c), PARLEY_OK);
-    return c;
 }
 
 static int setup(void **state)
@@ -101,10 +62,10 @@ static uint64_t soak_ids[SOAK_SESSIONS][SOAK_TURNS];
 static void test_soak_drops_rejections_restart(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 6);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 6);
     set_faults(srv, (pl_refserver_faults){.reject_every = 10, .retry_after_ms = 5,
                                           .drop_after_texts = 40});
-    parley_client_t *c = client_for(srv, "connections", "4", "retry.max.attempts", "6",
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "connections", "4", "retry.max.attempts", "6",
                                     "retry.backoff.ms", "5", "retry.backoff.max.ms", "100",
                                     "reconnect.backoff.ms", "5",
                                     "reconnect.backoff.max.ms", "100",
@@ -173,9 +134,9 @@ static void test_soak_drops_rejections_restart(void **state)
 static void test_stall_recovered(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 16);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 16);
     set_faults(srv, (pl_refserver_faults){.stall_every = 1, .retry_after_ms = -1});
-    parley_client_t *c = client_for(srv, "stall.timeout.ms", "200", "connections", "2", NULL);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "stall.timeout.ms", "200", "connections", "2", NULL);
     parley_session_t *s = parley_session_open(c, "stall", NULL, 0);
     uint64_t id;
     assert_int_equal(parley_send(s, "are you there", &id), PARLEY_OK);
@@ -199,9 +160,9 @@ static void test_stall_recovered(void **state)
 static void test_backoff_follows_policy(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 16);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 16);
     set_faults(srv, (pl_refserver_faults){.reject_every = 1, .retry_after_ms = -1});
-    parley_client_t *c = client_for(srv, "retry.max.attempts", "4", "retry.backoff.ms", "100",
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "retry.max.attempts", "4", "retry.backoff.ms", "100",
                                     "retry.backoff.max.ms", "300", NULL);
     parley_session_t *s = parley_session_open(c, "backoff", NULL, 0);
     uint64_t id;
@@ -228,10 +189,10 @@ static void test_backoff_follows_policy(void **state)
 static void test_retry_after_honoured(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 16);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 16);
     set_faults(srv, (pl_refserver_faults){.reject_every = 1, .retry_after_ms = 400,
                                           .reject_code = "overloaded"});
-    parley_client_t *c = client_for(srv, "retry.max.attempts", "2", "retry.backoff.ms", "10",
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "retry.max.attempts", "2", "retry.backoff.ms", "10",
                                     NULL);
     parley_session_t *s = parley_session_open(c, "after", NULL, 0);
     uint64_t id;
@@ -249,9 +210,9 @@ static void test_retry_after_honoured(void **state)
 static void test_refused_upgrades_then_recovery(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 16);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 16);
     pl_refserver_refuse_for(srv, 400);
-    parley_client_t *c = client_for(srv, "retry.max.attempts", "6", "retry.backoff.ms", "100",
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "retry.max.attempts", "6", "retry.backoff.ms", "100",
                                     "reconnect.backoff.ms", "100", NULL);
     parley_session_t *s = parley_session_open(c, "refused", NULL, 0);
     uint64_t id;
@@ -270,9 +231,9 @@ static void test_refused_upgrades_then_recovery(void **state)
 static void test_dead_connection_replaced(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 16);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 16);
     set_faults(srv, (pl_refserver_faults){.mute_connections = 1, .retry_after_ms = -1});
-    parley_client_t *c = client_for(srv, "heartbeat.interval.s", "1", "connections", "1",
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "heartbeat.interval.s", "1", "connections", "1",
                                     "stall.timeout.ms", "0", NULL);
     parley_session_t *s = parley_session_open(c, "heartbeat", NULL, 0);
     uint64_t id;
@@ -303,10 +264,10 @@ static void test_dead_connection_replaced(void **state)
 static void test_bad_server_messages(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 4);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 4);
     set_faults(srv, (pl_refserver_faults){.malformed_every = 50, .unknown_every = 3,
                                           .oversized_every = 71, .retry_after_ms = -1});
-    parley_client_t *c = client_for(srv, "connections", "2", NULL);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "connections", "2", NULL);
     uint64_t ids[BAD_SESSIONS];
     for (int i = 0; i < BAD_SESSIONS; i++) {
         parley_session_t *s = parley_session_open(c, NULL, NULL, 0);

@@ -3,8 +3,6 @@
  * backoff, bounded queues, cancel, request deadlines, and shutdown with many
  * requests in flight. Each request must end with exactly one terminal event.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include "parley.h"
+#include "fixtures.h"
 #include "recorder.h"
 #include "refserver.h"
 
@@ -30,58 +27,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static pl_refserver *start_server(unsigned latency_ms, unsigned token_ms, unsigned chunk)
-{
-    pl_refserver_opts o;
-    pl_refserver_opts_init(&o);
-    o.api_key = TEST_KEY;
-    o.latency_ms = latency_ms;
-    o.token_ms = token_ms;
-    o.chunk_bytes = chunk;
-    o.quiet = 1;
-    char err[256];
-    pl_refserver *srv = pl_refserver_start(&o, err, sizeof(err));
-    if (!srv)
-        fail_msg("refserver: %s", err);
-    return srv;
-}
-
-/* A client on `port` with extra properties given as name, value, ..., NULL. */
-static parley_client_t *client_with(int port, ...)
-{
-    parley_conf_t *conf = parley_conf_new();
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1/stream", port);
-    assert_int_equal(parley_conf_set(conf, "endpoint", url, err, sizeof(err)), PARLEY_OK);
-    assert_int_equal(parley_conf_set(conf, "workers", "2", err, sizeof(err)), PARLEY_OK);
-    va_list ap;
-    va_start(ap, port);
-    const char *name;
-    while ((name = va_arg(ap, const char *))) {
-        const char *value = va_arg(ap, const char *);
-        if (parley_conf_set(conf, name, value, err, sizeof(err)) != PARLEY_OK)
-            fail_msg("%s", err);
-    }
-    va_end(ap);
-    parley_conf_set_event_cb(conf, recorder_on_event, NULL);
-    parley_client_t *c = parley_client_new(conf, err, sizeof(err));
-    if (!c)
-        fail_msg("parley_client_new: %s", err);
-    assert_int_equal(parley_start(c), PARLEY_OK);
-    return c;
-}
-
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 static int setup(void **state)
@@ -97,7 +42,7 @@ static int setup(void **state)
 static void test_no_server_retries_then_fails(void **state)
 {
     (void)state;
-    parley_client_t *c = client_with(closed_port(), "retry.backoff.ms", "100",
+    parley_client_t *c = fixture_client(fixture_closed_port(), "retry.backoff.ms", "100",
                                      "reconnect.backoff.ms", "100", NULL);
     parley_session_t *s = parley_session_open(c, "nobody", NULL, 0);
     uint64_t id;
@@ -122,8 +67,8 @@ static void test_no_server_retries_then_fails(void **state)
 static void test_session_queue_is_bounded(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 100, 4); /* slow: 100 ms a piece */
-    parley_client_t *c = client_with(pl_refserver_port(srv), "session.queue.max", "2", NULL);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 100, 4); /* slow: 100 ms a piece */
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "session.queue.max", "2", NULL);
     parley_session_t *s = parley_session_open(c, "bounded", NULL, 0);
     uint64_t a, b, d;
     assert_int_equal(parley_send(s, "one", &a), PARLEY_OK);
@@ -147,8 +92,8 @@ static void test_session_queue_is_bounded(void **state)
 static void test_client_inflight_is_bounded(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(300, 0, 16);
-    parley_client_t *c = client_with(pl_refserver_port(srv), "max.inflight.requests", "3", NULL);
+    pl_refserver *srv = fixture_server(TEST_KEY, 300, 0, 16);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "max.inflight.requests", "3", NULL);
     int accepted = 0, refused = 0;
     for (int i = 0; i < 5; i++) {
         parley_session_t *s = parley_session_open(c, NULL, NULL, 0);
@@ -168,8 +113,8 @@ static void test_client_inflight_is_bounded(void **state)
 static void test_cancel(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 100, 1); /* one byte every 100 ms */
-    parley_client_t *c = client_with(pl_refserver_port(srv), NULL);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 100, 1); /* one byte every 100 ms */
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), NULL);
     parley_session_t *s = parley_session_open(c, "cancel", NULL, 0);
     uint64_t inflight, waiting, after;
     assert_int_equal(parley_send(s, "a rather long message to stream", &inflight), PARLEY_OK);
@@ -200,8 +145,8 @@ static void test_cancel(void **state)
 static void test_request_timeout(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(5000, 0, 16);
-    parley_client_t *c = client_with(pl_refserver_port(srv), "request.timeout.ms", "200",
+    pl_refserver *srv = fixture_server(TEST_KEY, 5000, 0, 16);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "request.timeout.ms", "200",
                                      "stall.timeout.ms", "0", NULL);
     parley_session_t *s = parley_session_open(c, "slow", NULL, 0);
     uint64_t id;
@@ -220,8 +165,8 @@ static void test_request_timeout(void **state)
 static void test_stall_detected(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(20000, 0, 16);
-    parley_client_t *c = client_with(pl_refserver_port(srv), "stall.timeout.ms", "150",
+    pl_refserver *srv = fixture_server(TEST_KEY, 20000, 0, 16);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "stall.timeout.ms", "150",
                                      "connections", "2", NULL);
     parley_session_t *s = parley_session_open(c, "stalled", NULL, 0);
     uint64_t id;
@@ -246,8 +191,8 @@ static void test_stall_detected(void **state)
 static void test_destroy_with_thousand_in_flight(void **state)
 {
     (void)state;
-    pl_refserver *srv = start_server(0, 200, 1);
-    parley_client_t *c = client_with(pl_refserver_port(srv), "connections", "2", NULL);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 200, 1);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "connections", "2", NULL);
     static uint64_t ids[DESTROY_SESSIONS][2];
     for (int i = 0; i < DESTROY_SESSIONS; i++) {
         parley_session_t *s = parley_session_open(c, NULL, NULL, 0);

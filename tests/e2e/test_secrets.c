@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "parley.h"
+#include "fixtures.h"
 #include "recorder.h"
 #include "refserver.h"
 
@@ -73,17 +74,6 @@ static parley_client_t *verbose_client(int port, const char *key_file)
     return c;
 }
 
-static pl_refserver *server_with_key(const char *key)
-{
-    pl_refserver_opts o;
-    pl_refserver_opts_init(&o);
-    o.api_key = key;
-    o.quiet = 1;
-    pl_refserver *srv = pl_refserver_start(&o, NULL, 0);
-    assert_non_null(srv);
-    return srv;
-}
-
 static void assert_no_secret_anywhere(parley_client_t *c, uint64_t id)
 {
     pthread_mutex_lock(&log_mu);
@@ -108,7 +98,7 @@ static void test_key_not_in_debug_logs(void **state)
 {
     (void)state;
     setenv("PARLEY_API_KEY", SECRET, 1);
-    pl_refserver *srv = server_with_key(SECRET);
+    pl_refserver *srv = fixture_server(SECRET, 0, 0, 0);
     parley_client_t *c = verbose_client(pl_refserver_port(srv), NULL);
     parley_session_t *s = parley_session_open(c, "secret", NULL, 0);
     uint64_t id;
@@ -125,7 +115,7 @@ static void test_key_not_in_unauthorized_error(void **state)
 {
     (void)state;
     setenv("PARLEY_API_KEY", SECRET, 1);
-    pl_refserver *srv = server_with_key("another-key-entirely");
+    pl_refserver *srv = fixture_server("another-key-entirely", 0, 0, 0);
     parley_client_t *c = verbose_client(pl_refserver_port(srv), NULL);
     parley_session_t *s = parley_session_open(c, "secret", NULL, 0);
     uint64_t id;
@@ -149,7 +139,7 @@ static void test_key_from_private_file(void **state)
     assert_int_equal(fchmod(fd, 0600), 0);
     assert_int_equal(write(fd, SECRET "\n", sizeof(SECRET)), (ssize_t)sizeof(SECRET));
     close(fd);
-    pl_refserver *srv = server_with_key(SECRET);
+    pl_refserver *srv = fixture_server(SECRET, 0, 0, 0);
     parley_client_t *c = verbose_client(pl_refserver_port(srv), path);
     parley_session_t *s = parley_session_open(c, "from-file", NULL, 0);
     uint64_t id;

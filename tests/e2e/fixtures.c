@@ -1,0 +1,84 @@
+#include "fixtures.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "recorder.h"
+
+pl_refserver *fixture_server(const char *api_key, unsigned latency_ms, unsigned token_ms,
+                             unsigned chunk_bytes)
+{
+    pl_refserver_opts o;
+    pl_refserver_opts_init(&o);
+    o.api_key = api_key;
+    o.latency_ms = latency_ms;
+    o.token_ms = token_ms;
+    o.chunk_bytes = chunk_bytes;
+    o.quiet = 1;
+    char err[256];
+    pl_refserver *srv = pl_refserver_start(&o, err, sizeof(err));
+    if (!srv)
+        fail_msg("refserver: %s", err);
+    return srv;
+}
+
+static parley_client_t *client_va(const char *url, va_list ap)
+{
+    parley_conf_t *conf = parley_conf_new();
+    char err[512];
+    if (parley_conf_set(conf, "endpoint", url, err, sizeof(err)) != PARLEY_OK ||
+        parley_conf_set(conf, "workers", "2", err, sizeof(err)) != PARLEY_OK)
+        fail_msg("%s", err);
+    const char *name;
+    while ((name = va_arg(ap, const char *))) {
+        const char *value = va_arg(ap, const char *);
+        if (parley_conf_set(conf, name, value, err, sizeof(err)) != PARLEY_OK)
+            fail_msg("%s", err);
+    }
+    parley_conf_set_event_cb(conf, recorder_on_event, NULL);
+    parley_client_t *c = parley_client_new(conf, err, sizeof(err));
+    if (!c)
+        fail_msg("parley_client_new: %s", err);
+    assert_int_equal(parley_start(c), PARLEY_OK);
+    return c;
+}
+
+parley_client_t *fixture_client_url(const char *url, ...)
+{
+    va_list ap;
+    va_start(ap, url);
+    parley_client_t *c = client_va(url, ap);
+    va_end(ap);
+    return c;
+}
+
+parley_client_t *fixture_client(int port, ...)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1/stream", port);
+    va_list ap;
+    va_start(ap, port);
+    parley_client_t *c = client_va(url, ap);
+    va_end(ap);
+    return c;
+}
+
+int fixture_closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}

@@ -1,0 +1,26 @@
+/*
+ * What the end-to-end tests share: the in-process reference server, a client
+ * with properties given inline, and a port nobody listens on.
+ */
+#ifndef PL_TEST_FIXTURES_H
+#define PL_TEST_FIXTURES_H
+
+#include "parley.h"
+#include "refserver.h"
+
+/* A quiet reference server on a free loopback port; fails the test if not. */
+pl_refserver *fixture_server(const char *api_key, unsigned latency_ms, unsigned token_ms,
+                             unsigned chunk_bytes);
+
+/*
+ * A started client for `url`, with 2 workers, the recorder as event callback
+ * and extra properties as name, value, ..., NULL. Fails the test on error.
+ */
+parley_client_t *fixture_client_url(const char *url, ...);
+/* The same for the native endpoint of a server on `port`. */
+parley_client_t *fixture_client(int port, ...);
+
+/* A loopback port that was free a moment ago: connecting to it is refused. */
+int fixture_closed_port(void);
+
+#endif
