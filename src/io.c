@@ -397,9 +397,8 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
     int64_t now = pl_monotonic_ms();
     bool was_open = conn->state == PL_WS_OPEN;
     conn_loss l = {io, conn, err, msg, retryable, was_open && conn->delivered > 0, now};
-    pl_log(io->client, PARLEY_LOG_WARNING, "conn", "connection %u: %s; %u request%s %s",
-           conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s",
-           retryable ? "will be sent again" : "fail");
+    pl_log(io->client, PARLEY_LOG_WARNING, "conn", "connection %u: %s (%u request%s on it)",
+           conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s");
     pl_ws_conn_reset(conn);
     conn->failures++;
     /* The first reconnect after a working connection is immediate. */

@@ -56,7 +56,10 @@ static void on_event(parley_client_t *client, const parley_event_t *ev, void *op
 static int usage(FILE *out, int status)
 {
     fprintf(out,
-            "usage: parley chat [--endpoint URL] [--session ID] [MESSAGE...]\n"
+            "usage: parley chat [--endpoint URL] [--dialect native|anthropic|openai]\n"
+            "                   [--session ID] [--model M] [--system TEXT]\n"
+            "                   [--cacert FILE] [--capath DIR] [--pinnedpubkey PINS]\n"
+            "                   [--cert FILE] [--key FILE] [-k|--insecure] [MESSAGE...]\n"
             "       parley race-demo [--threads N] [--increments K] [--sleep-ms M]\n"
             "       parley --version\n"
             "\n"
@@ -66,8 +69,11 @@ static int usage(FILE *out, int status)
             "race-demo  shows lost updates on a shared counter and three fixes\n"
             "           (atomic, mutex, actor); see docs/race-condition.md.\n"
             "\n"
-            "The API key comes from PARLEY_API_KEY; the endpoint from --endpoint or\n"
-            "PARLEY_ENDPOINT (ws://host:port/v1/stream or wss://...).\n");
+            "The endpoint comes from --endpoint or PARLEY_ENDPOINT: ws:// or wss://\n"
+            "for the native protocol, http:// or https:// for the anthropic or\n"
+            "openai dialect (--dialect; openai when not given). The API key comes\n"
+            "from PARLEY_API_KEY (ANTHROPIC_API_KEY or OPENAI_API_KEY first for\n"
+            "those dialects). TLS options take curl's names.\n");
     return status;
 }
 
@@ -115,29 +121,69 @@ static bool chat_stdin(parley_session_t *session, chat_state *st)
     return ok;
 }
 
-static int cmd_chat(int argc, char **argv)
+/* chat's options that are plain properties, under curl's names for TLS. */
+static const struct {
+    const char *option;
+    const char *property;
+} chat_properties[] = {
+    {"endpoint", "endpoint"},       {"dialect", "dialect"},
+    {"model", "model"},             {"system", "system"},
+    {"cacert", "tls.ca.file"},      {"capath", "tls.ca.path"},
+    {"pinnedpubkey", "tls.pinned.pubkey"}, {"cert", "tls.cert.file"},
+    {"key", "tls.key.file"},
+};
+#define NCHAT_PROPERTIES (sizeof(chat_properties) / sizeof(chat_properties[0]))
+
+/* Parse chat's options into conf; returns -1 to go on, else an exit code. */
+static int parse_chat_options(int argc, char **argv, parley_conf_t *conf,
+                              const char **session_id)
 {
-    static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
-                                         {"session", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *endpoint = NULL, *session_id = NULL;
+    enum { OPT_SESSION = 1000, OPT_PROPERTY = 2000 };
+    struct option opts[NCHAT_PROPERTIES + 4];
+    size_t n = 0;
+    for (size_t i = 0; i < NCHAT_PROPERTIES; i++)
+        opts[n++] = (struct option){chat_properties[i].option, required_argument, NULL,
+                                    OPT_PROPERTY + (int)i};
+    opts[n++] = (struct option){"session", required_argument, NULL, OPT_SESSION};
+    opts[n++] = (struct option){"insecure", no_argument, NULL, 'k'};
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
     int c;
-    while ((c = getopt_long(argc, argv, "e:s:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'e': endpoint = optarg; break;
-        case 's': session_id = optarg; break;
-        case 'h': return usage(stdout, 0);
-        default: return usage(stderr, 2);
+    while ((c = getopt_long(argc, argv, "kh", opts, NULL)) != -1) {
+        if (c >= OPT_PROPERTY) {
+            if (!conf_set(conf, chat_properties[c - OPT_PROPERTY].property, optarg))
+                return 2;
+        } else if (c == OPT_SESSION) {
+            *session_id = optarg;
+        } else if (c == 'k') {
+            fprintf(stderr, "parley: warning: --insecure: the server's certificate is not "
+                            "verified\n");
+            if (!conf_set(conf, "tls.insecure", "1"))
+                return 2;
+        } else if (c == 'h') {
+            return usage(stdout, 0);
+        } else {
+            return usage(stderr, 2);
         }
     }
+    return -1;
+}
 
+static int cmd_chat(int argc, char **argv)
+{
+    const char *session_id = NULL;
     chat_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     parley_conf_t *conf = parley_conf_new();
-    if (!conf || (endpoint && !conf_set(conf, "endpoint", endpoint)) ||
-        !conf_set(conf, "workers", "1") || !conf_set(conf, "connections", "1")) {
+    /* Errors reach the user through the events; PARLEY_LOG still overrides. */
+    if (!conf || !conf_set(conf, "workers", "1") || !conf_set(conf, "connections", "1") ||
+        !conf_set(conf, "log.level", "3")) {
         parley_conf_destroy(conf);
         return 2;
+    }
+    int status = parse_chat_options(argc, argv, conf, &session_id);
+    if (status >= 0) {
+        parley_conf_destroy(conf);
+        return status;
     }
     parley_conf_set_event_cb(conf, on_event, &st);
     char err[512];
