@@ -377,7 +377,10 @@ PARLEY_EXPORT parley_err_t parley_actor_send(parley_actor_t *actor,
  */
 PARLEY_EXPORT parley_err_t parley_actor_stop(parley_actor_t *actor);
 
-/* Take one more reference to the handle (e.g. for another thread). */
+/*
+ * Take one more reference to the handle (e.g. for another thread) and return
+ * it. The caller must hold a reference already, or be the actor's handler.
+ */
 PARLEY_EXPORT parley_actor_t *parley_actor_ref(parley_actor_t *actor);
 
 /*

@@ -23,6 +23,16 @@ void pl_actor_ref(pl_actor *actor)
     atomic_fetch_add_explicit(&actor->refs, 1, memory_order_relaxed);
 }
 
+bool pl_actor_try_ref(pl_actor *actor)
+{
+    uint32_t refs = atomic_load_explicit(&actor->refs, memory_order_relaxed);
+    while (refs > 0)
+        if (atomic_compare_exchange_weak_explicit(&actor->refs, &refs, refs + 1,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    return false;
+}
+
 void pl_actor_unref(pl_actor *actor)
 {
     if (atomic_fetch_sub_explicit(&actor->refs, 1, memory_order_acq_rel) == 1)

@@ -46,6 +46,9 @@ void pl_actor_init(pl_actor *actor, pl_pool *pool, pl_actor_handler *handle,
                    pl_actor_finalizer *finalize);
 
 void pl_actor_ref(pl_actor *actor);
+/* Take a reference unless the last one is already gone (the actor is being
+ * finalized): for finding actors through a registry. */
+bool pl_actor_try_ref(pl_actor *actor);
 /* Drop a reference; the last one calls the finalizer. */
 void pl_actor_unref(pl_actor *actor);
 

@@ -199,15 +199,30 @@ void pl_client_unregister(parley_client_t *c, parley_session_t *s)
     pthread_mutex_unlock(&c->registry_mu);
 }
 
-/* Close every session the user left open. Posting takes no lock a session
- * finalizer could need while we hold registry_mu: finalizers run later, on
- * workers, after the close messages are handled. */
+/* Close every session the user left open. The registry lock is not held
+ * while closing: dropping a reference may finalize a session, and its
+ * finalizer takes that lock. Sessions already being finalized are skipped. */
 static void close_all_sessions(parley_client_t *c)
 {
     pthread_mutex_lock(&c->registry_mu);
+    size_t n = 0;
     for (parley_session_t *s = c->sessions; s; s = s->reg_next)
-        pl_session_close_once(s);
+        n++;
+    parley_session_t **live = malloc((n ? n : 1) * sizeof(*live));
+    size_t nlive = 0;
+    for (parley_session_t *s = c->sessions; s && live; s = s->reg_next)
+        if (pl_actor_try_ref(&s->actor))
+            live[nlive++] = s;
     pthread_mutex_unlock(&c->registry_mu);
+    if (!live) {
+        fprintf(stderr, "parley: out of memory closing sessions\n");
+        abort();
+    }
+    for (size_t i = 0; i < nlive; i++) {
+        pl_session_close_once(live[i]);
+        pl_session_unref(live[i]);
+    }
+    free(live);
 }
 
 void parley_client_destroy(parley_client_t *c)

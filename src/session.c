@@ -447,7 +447,11 @@ bool pl_session_close_once(parley_session_t *s)
         return false;
     pl_actor_msg *m = pl_xcalloc(1, sizeof(*m));
     m->kind = MSG_CLOSE;
+    /* The close drops the handle's reference, maybe the last: hold our own
+     * until the post has finished touching the actor. */
+    pl_session_ref(s);
     pl_actor_post(&s->actor, m);
+    pl_session_unref(s);
     return true;
 }
 
