@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PACKAGES=(build-essential autoconf automake libtool pkg-config
-          libck-dev libjson-c-dev libzstd-dev libwebsockets-dev libcmocka-dev
+          libck-dev libjson-c-dev libzstd-dev zlib1g-dev libwebsockets-dev libcmocka-dev
           clang openssl)
 # Node.js runs the independent interop server (tests/interop); the machine
 # image may bring its own, else Debian's.

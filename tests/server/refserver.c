@@ -19,13 +19,23 @@
  * Fault knobs (pl_refserver_set_faults) are copied under faults_lock; the
  * server thread keeps its own copy, refreshed when faults_gen moves, with the
  * "every Nth" counters, which restart from 0 whenever the knobs are set.
+ *
+ * Compression (parley.v1.zstd and the dictionary extension, see
+ * docs/protocol.md) lives in the "compression" section: choosing it per
+ * connection, inflating binary messages, deflating outgoing ones in
+ * conn_push. TLS is a vhost setting (apply_tls).
  */
 #include "refserver.h"
 
 #include <libwebsockets.h>
 #include <json-c/json.h>
+#include <zstd.h>
+
+#include "compress.h"
+#include "utf8.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -40,6 +50,15 @@
 
 #define PL_SERVER_NAME "parley-refserver/0.1.0"
 #define PL_PROTOCOL "parley.v1"
+#define PL_PROTOCOL_ZSTD "parley.v1.zstd"
+#define PL_DICT_HEADER "x-parley-zstd-dict:" /* lws stores names lowercased */
+#define PL_DICT_HEADER_MAX 256
+/* zstd levels for what the server sends: with the dictionary level 3 is as
+ * fast as 1 and a little smaller; without it level 1 is 20 % faster than 3
+ * at the same size (docs/benchmarks.md). */
+#define PL_ZSTD_LEVEL 1
+#define PL_ZSTD_LEVEL_DICT 3
+#define PL_TLS_ALPN "h2,http/1.1"
 #define PL_PATH "/v1/stream"
 #define PL_MODEL "parley-echo-1"
 #define PL_RECEIVED_MAX 100000
@@ -62,6 +81,8 @@ struct outmsg {
     struct outmsg *next;
     uint64_t req_id;      /* request whose stream it belongs to; 0: none */
     int is_text;          /* a `text` piece (or its faulty stand-in) */
+    int binary;           /* a zstd frame, sent as a binary frame */
+    int keep_text;        /* never compressed (hello) */
     size_t len;
     unsigned char buf[];  /* LWS_PRE bytes of headroom, then the JSON */
 };
@@ -82,6 +103,8 @@ struct conn {
     unsigned faults_gen;
     int drop_pending;  /* drop once the socket has taken the last text */
     int dropped;       /* hard-dropped: no more input or output, closing */
+    int zstd;          /* parley.v1.zstd was selected */
+    uint32_t zstd_dict; /* the dictionary agreed on (its id), 0: none */
 };
 
 /*
@@ -121,7 +144,8 @@ struct pl_stats_atomic {
     _Atomic uint64_t connections_accepted, connections_open,
         upgrades_refused, messages_received, requests_started,
         requests_replayed, cancels_received, errors_sent, pings_received,
-        rejected, dropped, restarts;
+        rejected, dropped, restarts, compressed_received, compressed_sent,
+        dict_agreed;
 };
 
 /* Fault knobs with their own copy of the reject code. */
@@ -156,7 +180,7 @@ struct arrival_log {
 
 struct pl_refserver {
     pl_refserver_opts opts;   /* strings point at the copies below */
-    char *bind_addr, *api_key;
+    char *bind_addr, *api_key, *tls_cert, *tls_key;
     pthread_t thread;
     /* Start handshake, and the stop/destroy ordering (see service_main). */
     pthread_mutex_t lock;
@@ -440,9 +464,13 @@ static struct outmsg *outmsg_new(uint64_t req_id, int is_text, size_t len)
     m->next = NULL;
     m->req_id = req_id;
     m->is_text = is_text;
+    m->binary = 0;
+    m->keep_text = 0;
     m->len = len;
     return m;
 }
+
+static struct outmsg *maybe_compress(struct conn *c, struct outmsg *m);
 
 /* Queue m on c and ask for a writeable callback; a dropped c discards it. */
 static void conn_push(struct conn *c, struct outmsg *m)
@@ -451,6 +479,7 @@ static void conn_push(struct conn *c, struct outmsg *m)
         free(m);
         return;
     }
+    m = maybe_compress(c, m);
     *c->out_tail = m;
     c->out_tail = &m->next;
     lws_callback_on_writable(c->wsi);
@@ -464,6 +493,22 @@ static void conn_send_raw(struct conn *c, uint64_t req_id, int is_text,
 
     memcpy(m->buf + LWS_PRE, text, len);
     conn_push(c, m);
+}
+
+/* hello goes out as text even on parley.v1.zstd: the client reads from it,
+ * uncompressed, whether a dictionary was agreed before meeting any frame
+ * that uses one. */
+static void conn_send_text_only(struct conn *c, struct json_object *msg)
+{
+    size_t len;
+    const char *text = json_object_to_json_string_length(msg, PL_JSON_FLAGS,
+                                                         &len);
+    struct outmsg *m = outmsg_new(0, 0, len);
+
+    memcpy(m->buf + LWS_PRE, text, len);
+    m->keep_text = 1;
+    conn_push(c, m);
+    json_object_put(msg);
 }
 
 /* Serialize msg (consumed) onto c's queue. */
@@ -540,7 +585,8 @@ static int conn_drain(struct conn *c)
         c->out_head = m->next;
         if (!c->out_head)
             c->out_tail = &c->out_head;
-        n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        n = lws_write(c->wsi, m->buf + LWS_PRE, m->len,
+                      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         if (n >= 0 && m->is_text)
             count_text_written(c);
         free(m);
@@ -582,12 +628,14 @@ static void send_hello(struct conn *c)
     const pl_refserver_opts *o = &c->srv->opts;
     struct json_object *m = msg_new("hello");
 
-    put_str(m, "protocol", PL_PROTOCOL);
+    put_str(m, "protocol", c->zstd ? PL_PROTOCOL_ZSTD : PL_PROTOCOL);
+    if (c->zstd_dict)
+        put_u64(m, "zstd_dict", c->zstd_dict);
     put_u64(m, "max_message_bytes", o->max_message_bytes);
     put_u64(m, "heartbeat_s", o->heartbeat_s);
     put_u64(m, "idempotency_window_s", o->idempotency_window_s);
     put_str(m, "server", PL_SERVER_NAME);
-    conn_send(c, 0, m);
+    conn_send_text_only(c, m);
 }
 
 /* id: the client's "id" string to echo, or NULL. */
@@ -1331,6 +1379,140 @@ static void handle_text(struct conn *c, const char *text, size_t len)
     json_object_put(root);
 }
 
+/* ---- compression (parley.v1.zstd, docs/protocol.md) ----------------------- */
+
+/* The dictionary frames on c may use: the built-in one once agreed. */
+static const pl_compress_dict *conn_dict(const struct conn *c)
+{
+    return c->zstd_dict ? pl_compress_dict_builtin() : NULL;
+}
+
+/*
+ * On a parley.v1.zstd connection a message worth compressing leaves as one
+ * zstd frame in a binary frame, with the dictionary when one was agreed.
+ * One that compression would not shrink (or that failed) stays text: the
+ * sender chooses per message and receivers take both.
+ */
+static struct outmsg *maybe_compress(struct conn *c, struct outmsg *m)
+{
+    const pl_compress_dict *dict = conn_dict(c);
+    pl_buf z = PL_BUF_INIT;
+    struct outmsg *cm;
+
+    if (!c->zstd || m->binary || m->keep_text ||
+        !(dict ? pl_compress_worth_it_dict(m->len) : pl_compress_worth_it(m->len)))
+        return m;
+    if (pl_compress(PL_COMPRESS_ZSTD, dict ? PL_ZSTD_LEVEL_DICT : PL_ZSTD_LEVEL,
+                    dict, m->buf + LWS_PRE, m->len, &z) != PL_COMPRESS_OK ||
+        z.len >= m->len) {
+        pl_buf_free(&z);
+        return m;
+    }
+    cm = outmsg_new(m->req_id, m->is_text, z.len);
+    cm->binary = 1;
+    memcpy(cm->buf + LWS_PRE, z.data, z.len);
+    pl_buf_free(&z);
+    free(m);
+    COUNT(c->srv, compressed_sent);
+    return cm;
+}
+
+/*
+ * One binary message on parley.v1.zstd: one zstd frame holding one JSON
+ * object. pl_decompress refuses, before allocating, a frame whose declared
+ * size is over max_message_bytes (too_large, connection kept), and one that
+ * is broken or needs a dictionary this connection did not agree on.
+ */
+static void handle_compressed(struct conn *c, const char *frame, size_t len)
+{
+    pl_buf json = PL_BUF_INIT;
+    char err[256];
+    int rc = pl_decompress(PL_COMPRESS_ZSTD, conn_dict(c), frame, len,
+                           c->srv->opts.max_message_bytes, &json, err,
+                           sizeof err);
+
+    COUNT(c->srv, compressed_received);
+    if (rc == PL_COMPRESS_ETOOBIG)
+        send_error(c, NULL, "too_large", err);
+    else if (rc == PL_COMPRESS_ENOMEM)
+        send_error(c, NULL, "internal", err);
+    else if (rc != PL_COMPRESS_OK)
+        send_error(c, NULL, "invalid_request", err);
+    else if (!pl_utf8_valid(json.data, json.len))
+        /* A text frame's UTF-8 is checked by lws; this one's is ours. */
+        send_error(c, NULL, "invalid_request",
+                   "the compressed message is not valid UTF-8");
+    else
+        handle_text(c, json.data ? json.data : "", json.len);
+    pl_buf_free(&json);
+}
+
+/* Bytes of a message c may hold: max_message_bytes of JSON, or on
+ * parley.v1.zstd the most a zstd frame of that much JSON can take. */
+static size_t rx_limit(const struct conn *c, int binary)
+{
+    size_t max = (size_t)c->srv->opts.max_message_bytes;
+
+    return binary && c->zstd ? ZSTD_COMPRESSBOUND(max) : max;
+}
+
+/* Does the comma-separated list of decimal ids in `list` hold `id`? */
+static int list_has_id(const char *list, uint32_t id)
+{
+    const char *p = list;
+
+    while (*p) {
+        char *end;
+        unsigned long v;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p < '0' || *p > '9')
+            return 0; /* not a list of ids: agree on nothing */
+        errno = 0;
+        v = strtoul(p, &end, 10);
+        if (!errno && v == id)
+            return 1;
+        p = end;
+        if (*p && *p != ',' && *p != ' ' && *p != '\t')
+            return 0;
+    }
+    return 0;
+}
+
+/*
+ * The dictionary extension: the upgrade request's X-Parley-Zstd-Dict names
+ * the dictionary (or dictionaries) the client has; when ours is among them
+ * (and opts.zstd_dict allows it) hello announces its id and both sides may
+ * compress with it. Returns that id, or 0.
+ */
+static uint32_t dict_agreed(pl_refserver *srv, struct lws *wsi)
+{
+    char value[PL_DICT_HEADER_MAX];
+    int n = lws_hdr_custom_length(wsi, PL_DICT_HEADER,
+                                  (int)strlen(PL_DICT_HEADER));
+    uint32_t ours = pl_compress_dict_id();
+
+    if (!srv->opts.zstd_dict || n <= 0 || n >= (int)sizeof value)
+        return 0;
+    if (lws_hdr_custom_copy(wsi, value, (int)sizeof value, PL_DICT_HEADER,
+                            (int)strlen(PL_DICT_HEADER)) != n)
+        return 0;
+    return list_has_id(value, ours) && pl_compress_dict_builtin() ? ours : 0;
+}
+
+/* At ESTABLISHED, while the upgrade's headers are still there: which
+ * subprotocol lws selected, and whether a dictionary was agreed. */
+static void conn_choose_compression(struct conn *c, struct lws *wsi)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+
+    c->zstd = p && p->name && !strcmp(p->name, PL_PROTOCOL_ZSTD);
+    c->zstd_dict = c->zstd ? dict_agreed(c->srv, wsi) : 0;
+    if (c->zstd_dict)
+        COUNT(c->srv, dict_agreed);
+}
+
 /* ---- receiving frames ------------------------------------------------------ */
 
 static void rx_append(struct conn *c, const char *in, size_t len)
@@ -1357,24 +1539,27 @@ static void conn_receive(struct conn *c, const char *in, size_t len)
 
     if (c->dropped)
         return; /* as if the bytes had never arrived */
-    if (!c->rx_too_large && c->rx_len + len > c->srv->opts.max_message_bytes) {
+    if (!c->rx_too_large && c->rx_len + len > rx_limit(c, binary)) {
         /* Over the limit: stop holding it, discard the rest as it comes. */
         c->rx_too_large = 1;
         free(c->rx);
         c->rx = NULL;
         c->rx_len = c->rx_cap = 0;
     }
-    if (!c->rx_too_large && !binary) /* a binary one is refused unread */
+    /* On parley.v1 a binary one is refused unread. */
+    if (!c->rx_too_large && (!binary || c->zstd))
         rx_append(c, in, len);
     if (!lws_is_final_fragment(c->wsi))
         return;
 
     COUNT(c->srv, messages_received);
-    if (binary)
+    if (binary && !c->zstd)
         send_error(c, NULL, "invalid_request",
                    "binary frames are not accepted on parley.v1");
     else if (c->rx_too_large)
         send_error(c, NULL, "too_large", "message over max_message_bytes");
+    else if (binary)
+        handle_compressed(c, c->rx ? c->rx : "", c->rx_len);
     else
         handle_text(c, c->rx ? c->rx : "", c->rx_len);
     c->rx_len = 0;
@@ -1395,7 +1580,10 @@ static void conn_open(struct conn *c, struct lws *wsi, pl_refserver *srv)
     srv->open_conns = c;
     COUNT(srv, connections_accepted);
     COUNT(srv, connections_open);
-    srv_log(srv, "connection opened");
+    conn_choose_compression(c, wsi);
+    srv_log(srv, "connection opened (%s%s)",
+            c->zstd ? PL_PROTOCOL_ZSTD : PL_PROTOCOL,
+            c->zstd_dict ? ", dictionary" : "");
     send_hello(c);
     struct fault_state *fs = faults(srv);
     if (fs->muted < fs->k.f.mute_connections) {
@@ -1470,10 +1658,33 @@ static int conn_drop(struct conn *c)
     return -1;
 }
 
+/* lws fills ":path" for HTTP/2 requests only (ALPN h2 on wss://). */
+static int is_h2(struct lws *wsi)
+{
+    return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_PATH) > 0;
+}
+
+/* The same answer over HTTP/2, where headers travel in a HEADERS frame
+ * that only lws's helpers can make. */
+static void http_refuse_h2(struct lws *wsi, unsigned status, const char *body,
+                           int blen)
+{
+    unsigned char head[LWS_PRE + 256], *start = head + LWS_PRE, *p = start;
+    unsigned char out[LWS_PRE + 256];
+
+    if (lws_add_http_common_headers(wsi, status, "application/json",
+                                    (lws_filepos_t)blen, &p, head + sizeof head) ||
+        lws_finalize_write_http_header(wsi, start, &p, head + sizeof head))
+        return;
+    memcpy(out + LWS_PRE, body, (size_t)blen);
+    lws_write(wsi, out + LWS_PRE, (size_t)blen, LWS_WRITE_HTTP_FINAL);
+}
+
 /*
  * Answer an HTTP request with a status and a JSON body. Formatted here
  * rather than with lws's header helpers, which write "HTTP/1.0" for a
- * request that is still an upgrade candidate.
+ * request that is still an upgrade candidate (HTTP/1.1; HTTP/2 requests
+ * get the helpers' answer).
  */
 static void http_refuse(pl_refserver *srv, struct lws *wsi, unsigned status,
                         const char *code, const char *content)
@@ -1496,7 +1707,10 @@ static void http_refuse(pl_refserver *srv, struct lws *wsi, unsigned status,
 
     COUNT(srv, upgrades_refused);
     srv_log(srv, "refused with HTTP %u: %s", status, content);
-    lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    if (is_h2(wsi))
+        http_refuse_h2(wsi, status, body, blen);
+    else
+        lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
 }
 
 static int path_is_stream(struct lws *wsi)
@@ -1614,6 +1828,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
  */
 static const lws_retry_bo_t no_validity_checks = { .secs_since_valid_ping = 0 };
 
+/*
+ * lws picks, from the client's Sec-WebSocket-Protocol list in the client's
+ * order, the first name found here, and the first entry when the client
+ * sends none: parley.v1 stays first. create_context leaves parley.v1.zstd
+ * out of the vhost when opts.zstd is 0 (vhost_protocols).
+ */
 static const struct lws_protocols protocols[] = {
     {
         .name = PL_PROTOCOL,
@@ -1621,8 +1841,65 @@ static const struct lws_protocols protocols[] = {
         .per_session_data_size = sizeof(struct conn),
         .rx_buffer_size = PL_RX_BUFFER,
     },
+    {
+        .name = PL_PROTOCOL_ZSTD,
+        .callback = callback,
+        .per_session_data_size = sizeof(struct conn),
+        .rx_buffer_size = PL_RX_BUFFER,
+    },
     { .name = NULL },
 };
+
+#define PL_NPROTOCOLS (sizeof protocols / sizeof protocols[0])
+
+/* The vhost's protocols (lws's pprotocols form, NULL-terminated): every
+ * entry of protocols[] except parley.v1.zstd when compression is off. */
+static void vhost_protocols(const pl_refserver *srv,
+                            const struct lws_protocols **out)
+{
+    const struct lws_protocols *p;
+    size_t n = 0;
+
+    for (p = protocols; p->name; p++)
+        if (srv->opts.zstd || strcmp(p->name, PL_PROTOCOL_ZSTD))
+            out[n++] = p;
+    out[n] = NULL;
+}
+
+/* Readable, or a sentence in srv->start_err saying why not. */
+static int tls_file_ok(pl_refserver *srv, const char *what, const char *path)
+{
+    FILE *f = fopen(path, "r");
+
+    if (f) {
+        fclose(f);
+        return 1;
+    }
+    snprintf(srv->start_err, sizeof srv->start_err, "cannot read the TLS %s "
+             "%s: %s", what, path, strerror(errno));
+    return 0;
+}
+
+/*
+ * wss://: lws loads the PEM certificate and key into the vhost's OpenSSL
+ * context. ALPN offers h2 before http/1.1 so that HTTP endpoints can
+ * multiplex over TLS; WebSocket clients ask for http/1.1 (or nothing).
+ */
+static int apply_tls(pl_refserver *srv, struct lws_context_creation_info *info)
+{
+    const char *key = srv->tls_key ? srv->tls_key : srv->tls_cert;
+
+    if (!srv->tls_cert)
+        return 0;
+    if (!tls_file_ok(srv, "certificate", srv->tls_cert) ||
+        !tls_file_ok(srv, "private key", key))
+        return -1;
+    info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info->ssl_cert_filepath = srv->tls_cert;
+    info->ssl_private_key_filepath = key;
+    info->alpn = PL_TLS_ALPN;
+    return 0;
+}
 
 /* ---- the service thread ---------------------------------------------- */
 
@@ -1637,6 +1914,7 @@ static pthread_once_t lws_log_once = PTHREAD_ONCE_INIT;
 static int create_context(pl_refserver *srv)
 {
     struct lws_context_creation_info info;
+    const struct lws_protocols *vh_protocols[PL_NPROTOCOLS];
     struct lws_vhost *vh;
     struct in_addr v4;
 
@@ -1649,6 +1927,8 @@ static int create_context(pl_refserver *srv)
     if (inet_pton(AF_INET, srv->bind_addr, &v4) == 1)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.user = srv;
+    if (apply_tls(srv, &info))
+        return -1;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
         snprintf(srv->start_err, sizeof srv->start_err,
@@ -1657,7 +1937,8 @@ static int create_context(pl_refserver *srv)
     }
     info.port = srv->opts.port;
     info.iface = srv->bind_addr;
-    info.protocols = protocols;
+    vhost_protocols(srv, vh_protocols);
+    info.pprotocols = vh_protocols;
     info.vhost_name = "parley";
     info.retry_and_idle_policy = &no_validity_checks;
     vh = lws_create_vhost(srv->ctx, &info);
@@ -1666,8 +1947,10 @@ static int create_context(pl_refserver *srv)
     srv->port = vh ? lws_get_vhost_listen_port(vh) : 0;
     if (srv->port <= 0) {
         snprintf(srv->start_err, sizeof srv->start_err,
-                 "cannot listen on %s port %d", srv->bind_addr,
-                 srv->opts.port);
+                 "cannot listen on %s port %d%s", srv->bind_addr,
+                 srv->opts.port, srv->tls_cert
+                     ? " (or the TLS certificate and key could not be loaded)"
+                     : "");
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
         return -1;
@@ -1795,6 +2078,8 @@ void pl_refserver_opts_init(pl_refserver_opts *opts)
     opts->heartbeat_s = 30;
     opts->max_message_bytes = 1048576;
     opts->idempotency_window_s = 600;
+    opts->zstd = 1;
+    opts->zstd_dict = 1;
 }
 
 /* Copy opts, applying the documented defaults for zero values. */
@@ -1810,6 +2095,12 @@ static void copy_opts(pl_refserver *srv, const pl_refserver_opts *opts)
         ? xstrndup(opts->api_key, strlen(opts->api_key)) : NULL;
     o->bind_addr = srv->bind_addr;
     o->api_key = srv->api_key;
+    srv->tls_cert = opts->tls_cert_file
+        ? xstrndup(opts->tls_cert_file, strlen(opts->tls_cert_file)) : NULL;
+    srv->tls_key = opts->tls_key_file
+        ? xstrndup(opts->tls_key_file, strlen(opts->tls_key_file)) : NULL;
+    o->tls_cert_file = srv->tls_cert;
+    o->tls_key_file = srv->tls_key;
     if (!o->chunk_bytes)
         o->chunk_bytes = 16;
     if (!o->heartbeat_s)
@@ -1833,6 +2124,8 @@ static void srv_free(pl_refserver *srv)
     arrivals_free(&srv->arrivals);
     free(srv->bind_addr);
     free(srv->api_key);
+    free(srv->tls_cert);
+    free(srv->tls_key);
     pthread_mutex_destroy(&srv->arr_lock);
     pthread_mutex_destroy(&srv->faults_lock);
     pthread_mutex_destroy(&srv->rec_lock);
@@ -1913,6 +2206,9 @@ void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *st)
     st->rejected = atomic_load(&a->rejected);
     st->dropped = atomic_load(&a->dropped);
     st->restarts = atomic_load(&a->restarts);
+    st->compressed_received = atomic_load(&a->compressed_received);
+    st->compressed_sent = atomic_load(&a->compressed_sent);
+    st->dict_agreed = atomic_load(&a->dict_agreed);
 }
 
 char *pl_refserver_received(pl_refserver *srv, size_t n)

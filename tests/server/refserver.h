@@ -23,6 +23,16 @@ typedef struct pl_refserver_opts {
     uint64_t max_message_bytes; /* announced and enforced (0 means 1 MiB) */
     unsigned idempotency_window_s; /* announced and kept (0 means 600) */
     int quiet;               /* no log lines on stderr */
+    /* Compression (docs/protocol.md). Zeroed opts have both off;
+     * pl_refserver_opts_init turns both on. */
+    int zstd;                /* select parley.v1.zstd when the client offers it */
+    int zstd_dict;           /* agree on the parley-v1 dictionary when the
+                                client's X-Parley-Zstd-Dict names its id */
+    /* TLS: with a certificate the server speaks wss:// (ALPN h2, http/1.1)
+     * instead of ws://. PEM files; a NULL key means the certificate file
+     * holds the key too. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
 } pl_refserver_opts;
 
 /* Fills opts with the defaults above. */
@@ -55,6 +65,9 @@ typedef struct pl_refserver_stats {
     uint64_t rejected;             /* rejections by the fault knobs */
     uint64_t dropped;              /* connections dropped by the fault knobs */
     uint64_t restarts;             /* pl_refserver_restart() calls */
+    uint64_t compressed_received;  /* binary (zstd) messages received */
+    uint64_t compressed_sent;      /* messages sent as binary zstd frames */
+    uint64_t dict_agreed;          /* connections that agreed on the dictionary */
 } pl_refserver_stats;
 
 void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *stats);

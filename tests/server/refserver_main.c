@@ -34,6 +34,13 @@ static void usage(FILE *out)
         "  --token-ms N       delay between pieces (default 0)\n"
         "  --chunk-bytes N    at most N bytes per piece, N >= 1 (default 16)\n"
         "  --heartbeat-s N    heartbeat_s announced in hello, N >= 1 (default 30)\n"
+        "  --no-zstd          serve parley.v1 only, even to clients offering\n"
+        "                     parley.v1.zstd (compressed binary frames)\n"
+        "  --no-zstd-dict     do not agree on the parley-v1 zstd dictionary a\n"
+        "                     client names in X-Parley-Zstd-Dict\n"
+        "  --tls-cert FILE    serve wss:// with this PEM certificate (chain);\n"
+        "                     ALPN offers h2 and http/1.1\n"
+        "  --tls-key FILE     its PEM private key (default: in --tls-cert's file)\n"
         "  --quiet            no log lines on stderr\n"
         "  --help             show this help\n"
         "\n"
@@ -133,7 +140,8 @@ enum { OPT_BIND = 1, OPT_PORT, OPT_KEY, OPT_LATENCY, OPT_TOKEN, OPT_CHUNK,
        OPT_HEARTBEAT, OPT_QUIET, OPT_HELP, OPT_REJECT_EVERY,
        OPT_REJECT_FRACTION, OPT_REJECT_CODE, OPT_RETRY_AFTER, OPT_DROP_AFTER,
        OPT_STALL_EVERY, OPT_MALFORMED_EVERY, OPT_UNKNOWN_EVERY,
-       OPT_OVERSIZED_EVERY, OPT_OVERSIZED_BYTES };
+       OPT_OVERSIZED_EVERY, OPT_OVERSIZED_BYTES, OPT_NO_ZSTD, OPT_NO_ZSTD_DICT,
+       OPT_TLS_CERT, OPT_TLS_KEY };
 
 static const struct option long_options[] = {
     { "bind", required_argument, NULL, OPT_BIND },
@@ -155,6 +163,10 @@ static const struct option long_options[] = {
     { "unknown-every", required_argument, NULL, OPT_UNKNOWN_EVERY },
     { "oversized-every", required_argument, NULL, OPT_OVERSIZED_EVERY },
     { "oversized-bytes", required_argument, NULL, OPT_OVERSIZED_BYTES },
+    { "no-zstd", no_argument, NULL, OPT_NO_ZSTD },
+    { "no-zstd-dict", no_argument, NULL, OPT_NO_ZSTD_DICT },
+    { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+    { "tls-key", required_argument, NULL, OPT_TLS_KEY },
     { NULL, 0, NULL, 0 },
 };
 
@@ -224,6 +236,8 @@ static int set_option(struct settings *s, int opt, char *arg)
     switch (opt) {
     case OPT_BIND: s->opts.bind_addr = arg; return 0;
     case OPT_KEY: s->opts.api_key = arg; return 0;
+    case OPT_TLS_CERT: s->opts.tls_cert_file = arg; return 0;
+    case OPT_TLS_KEY: s->opts.tls_key_file = arg; return 0;
     case OPT_REJECT_FRACTION:
         return parse_fraction(arg, &s->faults.reject_fraction);
     case OPT_REJECT_CODE:
@@ -245,6 +259,8 @@ static int parse_args(int argc, char **argv, struct settings *s, int *help)
     while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         switch (opt) {
         case OPT_QUIET: o->quiet = 1; break;
+        case OPT_NO_ZSTD: o->zstd = 0; break;
+        case OPT_NO_ZSTD_DICT: o->zstd_dict = 0; break;
         case OPT_HELP: *help = 1; return 0;
         case '?':
             fprintf(stderr, "Try '" PROG " --help'.\n");
@@ -256,6 +272,10 @@ static int parse_args(int argc, char **argv, struct settings *s, int *help)
     }
     if (optind < argc) {
         fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (o->tls_key_file && !o->tls_cert_file) {
+        fprintf(stderr, PROG ": --tls-key needs --tls-cert\n");
         return EXIT_USAGE;
     }
     if (o->api_key && !o->api_key[0]) {
