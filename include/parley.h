@@ -409,6 +409,8 @@ typedef struct parley_stats {
     uint64_t reconnects;         /* connections opened after a failure */
     uint64_t queue_full;         /* sends refused by a queue limit */
     uint64_t insecure_connections; /* made with tls.insecure: unverified */
+    uint64_t bytes_compression_saved; /* bytes zstd saved on what was sent */
+    uint64_t bytes_decompressed;   /* bytes received compressed, once inflated */
 } parley_stats_t;
 
 /* A snapshot of the client's counters. */

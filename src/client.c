@@ -288,5 +288,7 @@ void parley_stats_get(parley_client_t *c, parley_stats_t *st)
     READ(reconnects);
     READ(queue_full);
     READ(insecure_connections);
+    READ(bytes_compression_saved);
+    READ(bytes_decompressed);
 #undef READ
 }

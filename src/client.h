@@ -22,6 +22,7 @@ typedef struct pl_counters {
     _Atomic uint64_t connections_opened, errors, unknown_messages;
     _Atomic uint64_t retries, resumes, stalls, reconnects, queue_full;
     _Atomic uint64_t insecure_connections;
+    _Atomic uint64_t bytes_compression_saved, bytes_decompressed;
 } pl_counters;
 
 #define PL_COUNT(client, field, n) \

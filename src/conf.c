@@ -40,6 +40,7 @@ typedef struct pl_prop {
 
 static const char *endpoint_problem(const char *url);
 static const char *dialect_problem(const char *name);
+static const char *compression_problem(const char *name);
 
 #define PL_OFF(field) offsetof(struct parley_conf, field)
 
@@ -119,6 +120,14 @@ static const pl_prop pl_props[] = {
     {"tls.insecure", PL_PROP_INT, PL_OFF(tls_insecure), 0, 1, "0",
      "1: do not verify the server's certificate or host name (a warning is "
      "logged on every connection); never in production",
+     NULL},
+    {"compression", PL_PROP_STRING, PL_OFF(compression), 0, 0, "zstd",
+     "Native protocol: zstd offers parley.v1.zstd (plain parley.v1 stays the "
+     "fallback); none offers parley.v1 only",
+     compression_problem},
+    {"compression.dict", PL_PROP_INT, PL_OFF(compression_dict), 0, 1, "1",
+     "1: offer the built-in zstd dictionary (X-Parley-Zstd-Dict) and use it "
+     "once the server agrees",
      NULL},
     {"log.level", PL_PROP_INT, PL_OFF(log_level), 0, 7, "4",
      "Most verbose level logged: 3 error, 4 warning, 5 notice, 6 info, 7 "
@@ -802,6 +811,11 @@ static parley_err_t key_from_env(const char *var, char **key, char *errstr,
         return conf_error(errstr, errstr_size, PARLEY_ERR_NO_MEMORY,
                           "out of memory");
     return PARLEY_OK;
+}
+
+static const char *compression_problem(const char *name)
+{
+    return !strcmp(name, "zstd") || !strcmp(name, "none") ? NULL : "is not zstd or none";
 }
 
 static const char *dialect_problem(const char *name)

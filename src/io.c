@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "backoff.h"
 #include "client.h"
+#include "compress.h"
 #include "http_stream.h"
 #include "log.h"
 #include "protocol.h"
@@ -303,8 +304,10 @@ static void open_conn(pl_io *io, pl_ws_conn *conn)
         pl_log(io->client, PARLEY_LOG_WARNING, "tls",
                "connection %u: certificate verification is off (tls.insecure)", conn->index);
     }
+    bool zstd = io->conf->compression && !strcmp(io->conf->compression, "zstd");
     if (pl_ws_conn_open(conn, io->conf->endpoint, io->client->api_key, &io->easy,
-                        (uint64_t)io->conf->max_message_bytes) != 0) {
+                        (uint64_t)io->conf->max_message_bytes, zstd,
+                        io->conf->compression_dict != 0) != 0) {
         char msg[CURL_ERROR_SIZE + 64];
         snprintf(msg, sizeof(msg), "could not start a connection: %s", conn->errbuf);
         conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
@@ -518,7 +521,8 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     if (conn->state == PL_WS_OPEN)
         return;
     /* No Sec-WebSocket-Protocol in the 101 answer means parley.v1 too. */
-    if (conn->subprotocol[0] && strcmp(conn->subprotocol, PL_PROTO_SUBPROTOCOL) != 0) {
+    bool zstd = conn->offered_zstd && !strcmp(conn->subprotocol, PL_PROTO_SUBPROTOCOL_ZSTD);
+    if (conn->subprotocol[0] && !zstd && strcmp(conn->subprotocol, PL_PROTO_SUBPROTOCOL) != 0) {
         char msg[200];
         snprintf(msg, sizeof(msg),
                  "the server selected subprotocol \"%.64s\", which this client did not offer",
@@ -527,8 +531,11 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         return;
     }
     conn->state = PL_WS_OPEN;
-    pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s, heartbeat %u s",
-           conn->index, m->server ? m->server : "server", m->protocol, m->heartbeat_s);
+    conn->zstd = zstd;
+    conn->dict_agreed = zstd && conn->offered_dict && m->zstd_dict == pl_compress_dict_id();
+    pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
+           conn->index, m->server ? m->server : "server", m->protocol,
+           conn->dict_agreed ? " with the dictionary" : "", m->heartbeat_s);
     conn->heartbeat_s = m->heartbeat_s;
     if (m->max_message_bytes && m->max_message_bytes < conn->max_message_bytes)
         conn->max_message_bytes = m->max_message_bytes;
@@ -638,13 +645,38 @@ void pl_io_on_oversized(pl_io *io, pl_ws_conn *conn, const char *start, size_t l
     route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
 }
 
+/* A binary frame: one zstd frame on parley.v1.zstd, decompressed within
+ * the size limit before anything is allocated; nothing on parley.v1. */
+static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
+{
+    if (!conn->zstd) {
+        PL_COUNT(io->client, errors, 1);
+        pl_log(io->client, PARLEY_LOG_WARNING, "proto",
+               "connection %u: a binary frame on parley.v1, ignored", conn->index);
+        return;
+    }
+    pl_buf plain = PL_BUF_INIT;
+    char err[160];
+    int rc = pl_decompress(PL_COMPRESS_ZSTD, conn->dict_agreed ? pl_compress_dict_builtin() : NULL,
+                           data, len, (size_t)conn->max_message_bytes, &plain, err, sizeof(err));
+    if (rc != PL_COMPRESS_OK) {
+        PL_COUNT(io->client, errors, 1);
+        pl_log(io->client, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, err);
+        pl_buf_free(&plain);
+        return; /* whose it was is unknown: its request is caught as stalled */
+    }
+    PL_COUNT(io->client, bytes_decompressed, plain.len);
+    pl_io_on_message(io, conn, plain.data ? plain.data : "", plain.len, false);
+    pl_buf_free(&plain);
+}
+
 void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
                       bool binary)
 {
     PL_COUNT(io->client, frames_received, 1);
     PL_COUNT(io->client, bytes_received, len);
     if (binary) {
-        PL_COUNT(io->client, errors, 1); /* no binary frames on parley.v1 */
+        on_binary(io, conn, data, len);
         return;
     }
     if (!pl_utf8_valid(data, len)) {
@@ -859,11 +891,12 @@ static int64_t run_timers(pl_io *io, int64_t now)
 
 static void flush_conn(pl_io *io, pl_ws_conn *conn)
 {
-    uint64_t bytes = 0;
-    int frames = pl_ws_conn_flush(conn, &bytes);
+    uint64_t bytes = 0, saved = 0;
+    int frames = pl_ws_conn_flush(conn, &bytes, &saved);
     if (frames > 0) {
         PL_COUNT(io->client, frames_sent, (uint64_t)frames);
         PL_COUNT(io->client, bytes_sent, bytes);
+        PL_COUNT(io->client, bytes_compression_saved, saved);
     }
 }
 

@@ -467,7 +467,8 @@ static int decode_hello(const reader *r, pl_server_msg *m)
         || read_u32(r, "heartbeat_s", false, &m->heartbeat_s, NULL)
         || read_u32(r, "idempotency_window_s", false,
                     &m->idempotency_window_s, NULL)
-        || read_str(r, "server", false, &m->server, NULL))
+        || read_str(r, "server", false, &m->server, NULL)
+        || read_u32(r, "zstd_dict", false, &m->zstd_dict, NULL))
         return -1;
     return 0;
 }

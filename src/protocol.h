@@ -92,6 +92,7 @@ typedef struct pl_server_msg {
     uint32_t heartbeat_s;       /* 0 when absent */
     uint32_t idempotency_window_s;
     const char *server;
+    uint32_t zstd_dict;         /* extension: the agreed dictionary id, 0: none */
     /* text */
     uint32_t seq;
     const char *content;     /* text: the piece; error: the message (may be NULL) */

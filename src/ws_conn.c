@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "compress.h"
 #include "parley.h"
 #include "protocol.h"
 
@@ -162,7 +163,8 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
 /* ---- open, send, reset -------------------------------------------------- */
 
 int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
-                    const pl_easy_opts *opts, uint64_t max_message_bytes)
+                    const pl_easy_opts *opts, uint64_t max_message_bytes,
+                    bool offer_zstd, bool offer_dict)
 {
     conn->kind = PL_EASY_WS;
     conn->errbuf[0] = '\0';
@@ -177,8 +179,18 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     conn->headers = curl_slist_append(NULL, auth.data);
     memset(auth.data, 0, auth.len); /* keep the key in as few places as possible */
     pl_buf_free(&auth);
-    conn->headers = curl_slist_append(conn->headers,
-                                      "Sec-WebSocket-Protocol: " PL_PROTO_SUBPROTOCOL);
+    conn->offered_zstd = offer_zstd;
+    conn->offered_dict = offer_zstd && offer_dict;
+    conn->zstd = conn->dict_agreed = false;
+    conn->headers = curl_slist_append(
+        conn->headers, offer_zstd ? "Sec-WebSocket-Protocol: " PL_PROTO_SUBPROTOCOL_ZSTD
+                                    ", " PL_PROTO_SUBPROTOCOL
+                                  : "Sec-WebSocket-Protocol: " PL_PROTO_SUBPROTOCOL);
+    if (conn->offered_dict) {
+        char dict[64];
+        snprintf(dict, sizeof(dict), "X-Parley-Zstd-Dict: %u", (unsigned)pl_compress_dict_id());
+        conn->headers = curl_slist_append(conn->headers, dict);
+    }
 
     CURL *e = conn->easy;
     pl_easy_setup(e, opts, conn->errbuf);
@@ -210,27 +222,53 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     return 0;
 }
 
+/* On parley.v1.zstd, the frame as one zstd frame when that is smaller.
+ * Done when the frame is about to go: only hello tells whether zstd and the
+ * dictionary were agreed. */
+static pl_out_frame *maybe_compress(pl_ws_conn *conn, pl_out_frame *f, uint64_t *saved)
+{
+    const pl_compress_dict *dict = conn->dict_agreed ? pl_compress_dict_builtin() : NULL;
+    if (!conn->zstd || !(dict ? pl_compress_worth_it_dict(f->len) : pl_compress_worth_it(f->len)))
+        return f;
+    pl_buf z = PL_BUF_INIT;
+    if (pl_compress(PL_COMPRESS_ZSTD, dict ? 3 : 1, dict, f->data, f->len, &z) != 0 ||
+        z.len >= f->len) {
+        pl_buf_free(&z);
+        return f;
+    }
+    pl_out_frame *c = pl_xmalloc(sizeof(*c) + z.len);
+    c->next = NULL;
+    c->flags = CURLWS_BINARY;
+    c->len = z.len;
+    c->off = 0;
+    memcpy(c->data, z.data, z.len);
+    *saved += f->len - z.len;
+    pl_buf_free(&z);
+    free(f);
+    return c;
+}
+
 /* The next frame to send: the one partly sent, else control frames (once
  * upgraded), else data frames (once hello arrived). */
-static pl_out_frame *next_frame(pl_ws_conn *conn)
+static pl_out_frame *next_frame(pl_ws_conn *conn, uint64_t *saved)
 {
     if (conn->sending)
         return conn->sending;
     if (conn->upgraded && conn->control.head)
         conn->sending = queue_pop(&conn->control);
     else if (conn->state == PL_WS_OPEN && conn->data.head)
-        conn->sending = queue_pop(&conn->data);
+        conn->sending = maybe_compress(conn, queue_pop(&conn->data), saved);
     return conn->sending;
 }
 
-int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent)
+int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_saved)
 {
     int completed = 0;
     if (conn->failed)
         return -1;
     conn->want_write = false;
     pl_out_frame *f;
-    while (conn->easy && (f = next_frame(conn))) {
+    while (conn->easy && (f = next_frame(conn, bytes_saved))) {
         size_t sent = 0;
         CURLcode rc = curl_ws_send(conn->easy, f->data + f->off, f->len - f->off,
                                    &sent, 0, f->flags);
@@ -248,7 +286,7 @@ int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent)
         f->off += sent;
         if (f->off < f->len)
             continue; /* curl took part of it: offer exactly the rest */
-        if (f->flags & CURLWS_TEXT) {
+        if (f->flags & (CURLWS_TEXT | CURLWS_BINARY)) {
             completed++;
             *bytes_sent += f->len;
         }

@@ -52,6 +52,10 @@ typedef struct pl_ws_conn {
     char subprotocol[64];   /* Sec-WebSocket-Protocol of the 101 answer */
     pl_buf refusal_body;    /* body of a non-101 answer, bounded */
     bool upgraded;          /* the 101 answer arrived */
+    bool offered_zstd;      /* we offered parley.v1.zstd */
+    bool offered_dict;      /* ... and the built-in dictionary */
+    bool zstd;              /* the server selected parley.v1.zstd */
+    bool dict_agreed;       /* hello named our dictionary */
 
     pl_frame_queue control; /* Ping, Pong, Close: sent at a frame boundary */
     pl_frame_queue data;    /* requests, sent once open */
@@ -81,9 +85,11 @@ typedef struct pl_ws_conn {
     int64_t last_rx_ms, last_ping_ms;
 } pl_ws_conn;
 
-/* Start connecting. Returns 0, or -1 with errbuf set. */
+/* Start connecting, offering parley.v1.zstd (and the built-in dictionary)
+ * when asked. Returns 0, or -1 with errbuf set. */
 int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
-                    const pl_easy_opts *opts, uint64_t max_message_bytes);
+                    const pl_easy_opts *opts, uint64_t max_message_bytes,
+                    bool offer_zstd, bool offer_dict);
 
 /* Queue a frame (copied). Data frames wait for hello; control frames only
  * for the upgrade. */
@@ -92,10 +98,12 @@ void pl_ws_conn_queue_control(pl_ws_conn *conn, unsigned flags,
                               const char *data, size_t len);
 
 /*
- * Send what can be sent now without blocking. Returns the number of data
+ * Send what can be sent now without blocking; on parley.v1.zstd a data frame
+ * goes compressed when that makes it smaller. Returns the number of data
  * frames completed, or -1 when the connection failed (errbuf says why).
+ * *bytes_sent counts payload bytes, *bytes_saved what compression saved.
  */
-int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent);
+int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_saved);
 
 /* Whether a partial frame waits for the socket to become writable. */
 bool pl_ws_conn_wants_write(const pl_ws_conn *conn);

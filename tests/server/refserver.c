@@ -26,6 +26,7 @@
  * conn_push. TLS is a vhost setting (apply_tls).
  */
 #include "refserver.h"
+#include "refserver_http.h"
 
 #include <libwebsockets.h>
 #include <json-c/json.h>
@@ -181,6 +182,7 @@ struct arrival_log {
 struct pl_refserver {
     pl_refserver_opts opts;   /* strings point at the copies below */
     char *bind_addr, *api_key, *tls_cert, *tls_key;
+    pl_refserver_http *http;  /* the vendors' HTTP endpoints, same port */
     pthread_t thread;
     /* Start handshake, and the stop/destroy ordering (see service_main). */
     pthread_mutex_t lock;
@@ -1801,7 +1803,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    {
+        /* curl's "Upgrade: h2c" on an HTTP endpoint is the HTTP module's. */
+        int n = pl_refserver_http_confirm_upgrade(wsi, (const char *)in);
+        if (n >= 0)
+            return n;
         return confirm_upgrade(srv_of(wsi), wsi);
+    }
     case LWS_CALLBACK_HTTP:
         return answer_http(srv_of(wsi), wsi);
     case LWS_CALLBACK_ESTABLISHED:
@@ -1863,6 +1871,7 @@ static void vhost_protocols(const pl_refserver *srv,
     for (p = protocols; p->name; p++)
         if (srv->opts.zstd || strcmp(p->name, PL_PROTOCOL_ZSTD))
             out[n++] = p;
+    out[n++] = &pl_refserver_http_protocol; /* claims only its mounts */
     out[n] = NULL;
 }
 
@@ -1911,10 +1920,33 @@ static void set_lws_logging(void)
 /* lws logging is process-wide: set it once, before any context exists. */
 static pthread_once_t lws_log_once = PTHREAD_ONCE_INIT;
 
+/* The HTTP endpoints share the vhost: their module takes the server's
+ * settings and adds its mounts and options to the vhost's info. */
+static int create_http(pl_refserver *srv, struct lws_context_creation_info *info)
+{
+    pl_refserver_http_opts ho;
+    pl_refserver_http_opts_init(&ho);
+    ho.api_key = srv->api_key;
+    ho.latency_ms = srv->opts.latency_ms;
+    ho.token_ms = srv->opts.token_ms;
+    ho.chunk_bytes = srv->opts.chunk_bytes;
+    ho.max_body_bytes = srv->opts.max_message_bytes;
+    ho.quiet = srv->opts.quiet;
+    srv->http = pl_refserver_http_new(&ho);
+    if (!srv->http) {
+        snprintf(srv->start_err, sizeof srv->start_err, "out of memory");
+        lws_context_destroy(srv->ctx);
+        srv->ctx = NULL;
+        return -1;
+    }
+    pl_refserver_http_vhost_info(srv->http, info);
+    return 0;
+}
+
 static int create_context(pl_refserver *srv)
 {
     struct lws_context_creation_info info;
-    const struct lws_protocols *vh_protocols[PL_NPROTOCOLS];
+    const struct lws_protocols *vh_protocols[PL_NPROTOCOLS + 1];
     struct lws_vhost *vh;
     struct in_addr v4;
 
@@ -1941,6 +1973,8 @@ static int create_context(pl_refserver *srv)
     info.pprotocols = vh_protocols;
     info.vhost_name = "parley";
     info.retry_and_idle_policy = &no_validity_checks;
+    if (create_http(srv, &info))
+        return -1;
     vh = lws_create_vhost(srv->ctx, &info);
     /* An address of no local interface leaves the vhost waiting for one
      * to appear, with no port: that is a failure here too. */
@@ -1953,6 +1987,8 @@ static int create_context(pl_refserver *srv)
                      : "");
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
+        pl_refserver_http_free(srv->http);
+        srv->http = NULL;
         return -1;
     }
     return 0;
@@ -2062,6 +2098,8 @@ static void *service_main(void *arg)
     pthread_mutex_unlock(&srv->lock);
     cancel_timers(srv);
     lws_context_destroy(ctx); /* closes connections: conn_close */
+    pl_refserver_http_free(srv->http); /* after the context, which used it */
+    srv->http = NULL;
     free_requests(srv);
     return NULL;
 }
@@ -2188,6 +2226,11 @@ void pl_refserver_stop(pl_refserver *srv)
     pthread_mutex_unlock(&srv->lock);
     pthread_join(srv->thread, NULL);
     srv_free(srv);
+}
+
+pl_refserver_http *pl_refserver_http_of(pl_refserver *srv)
+{
+    return srv->http;
 }
 
 void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *st)

@@ -48,6 +48,11 @@ pl_refserver *pl_refserver_start(const pl_refserver_opts *opts, char *err,
 /* The port actually bound. */
 int pl_refserver_port(const pl_refserver *srv);
 
+/* The vendors' HTTP endpoints (POST /v1/messages, /v1/chat/completions)
+ * served on the same port, for their fault knobs and counters
+ * (refserver_http.h). Valid while the server runs. */
+struct pl_refserver_http *pl_refserver_http_of(pl_refserver *srv);
+
 /* Stop the thread, close every connection and free everything. */
 void pl_refserver_stop(pl_refserver *srv);
 

@@ -1,86 +1,122 @@
 /*
  * The vendor HTTP dialects of the reference server: an lws protocol that
- * serves, beside the parley.v1 WebSocket protocol, on the same port,
+ * serves, beside the parley.v1 WebSocket protocol and on the same port,
  *
  *   POST /v1/messages          Anthropic Messages (JSON or server-sent events)
  *   POST /v1/chat/completions  OpenAI Chat Completions (JSON or SSE)
  *
  * both answered by the parley-echo-1 model (echo_model.h), paced like the
  * WebSocket server (latency_ms, token_ms, chunk_bytes), over HTTP/1.1
- * (keep-alive, chunked event streams) and HTTP/2 (over TLS, by ALPN), with
- * fault knobs and counters for tests.
+ * (keep-alive; event streams chunked, so a connection is reused for the
+ * next request) and HTTP/2 (over TLS, by ALPN; many streams on one
+ * connection), with fault knobs and counters for tests.
  *
- * ---- Wiring it into refserver.c -----------------------------------------
+ * ---- Wiring it into refserver.c ------------------------------------------
+ *
+ * 0. Build: add tests/server/echo_model.c echo_model.h refserver_http.c
+ *    refserver_http.h to libparley_refserver_la_SOURCES in Makefile.am (its
+ *    CFLAGS/LIBADD already carry lws and json-c; dlsym is in glibc's libc).
  *
  * 1. Create the module before the vhost, with the server's settings:
  *
  *        pl_refserver_http_opts ho;
  *        pl_refserver_http_opts_init(&ho);
- *        ho.api_key = srv->api_key;            (NULL: no key checked)
- *        ho.latency_ms = o->latency_ms;  ho.token_ms = o->token_ms;
- *        ho.chunk_bytes = o->chunk_bytes;  ho.max_body_bytes = o->max_message_bytes;
+ *        ho.api_key = srv->api_key;         (NULL: no key checked)
+ *        ho.latency_ms = o->latency_ms;
+ *        ho.token_ms = o->token_ms;
+ *        ho.chunk_bytes = o->chunk_bytes;
+ *        ho.max_body_bytes = o->max_message_bytes;   (413 above it)
  *        ho.quiet = o->quiet;
- *        srv->http = pl_refserver_http_new(&ho);     (copies the strings)
+ *        srv->http = pl_refserver_http_new(&ho);  (copies the key)
  *
  * 2. Protocols: the WebSocket protocol stays protocols[0] (lws gives
- *    protocols[0] every connection that no mount claims, and WebSocket
+ *    protocols[0] every request that no mount claims, and the WebSocket
  *    clients that select no subprotocol). A struct cannot be copied in a
  *    static initializer, so the array becomes run-time data that lives as
  *    long as the vhost (lws keeps the pointer), e.g. in struct pl_refserver:
  *
- *        srv->protocols[0] = <the parley.v1 entry, as today>;
+ *        struct lws_protocols protocols[3];
+ *        ...
+ *        srv->protocols[0] = (struct lws_protocols){ <today's entry> };
  *        srv->protocols[1] = pl_refserver_http_protocol;
  *        srv->protocols[2] = (struct lws_protocols){ .name = NULL };
  *        info.protocols = srv->protocols;
  *
- * 3. Vhost fields, all set by one call after the others are filled in and
- *    before lws_create_vhost():
+ * 3. Vhost fields, with one call after the others are set and before
+ *    lws_create_vhost():
  *
  *        pl_refserver_http_vhost_info(srv->http, &info);
  *
- *    It sets info.mounts (the two paths above, bound to this protocol),
- *    chains its per-vhost option onto info.pvo (how the callback finds
- *    srv->http), raises the HTTP/2 concurrent stream limit (lws 4.1's
- *    default is 24) through info.http2_settings, and sets
- *    info.keepalive_timeout to 60 s when it is 0 (lws's default, 5 s, is how
- *    long an idle HTTP/1.1 keep-alive connection or an idle HTTP/2
- *    connection stays open). It does not touch retry_and_idle_policy.
+ *    It sets info.mounts (the two paths, bound to this protocol; they are
+ *    a static list, so mounts of refserver's own would chain in front),
+ *    chains its per-vhost option in front of info.pvo (how the protocol
+ *    finds srv->http), raises the HTTP/2 streams per connection from lws
+ *    4.1's 24 to PL_REFSERVER_HTTP_MAX_H2_STREAMS through
+ *    info.http2_settings (when [0] is 0), and sets info.keepalive_timeout
+ *    to 60 s when it is 0 (lws's 5 s is how long an idle HTTP/1.1
+ *    keep-alive or HTTP/2 connection stays open: clients would find it
+ *    closed between turns). retry_and_idle_policy and options are left as
+ *    they are.
  *
- * 4. TLS (optional; HTTP/2 is only offered over TLS): add
- *    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT to the *context* options, and set
- *    info.ssl_cert_filepath / info.ssl_private_key_filepath on the vhost.
- *    lws 4.1 built with LWS_WITH_HTTP2 then offers ALPN "h2,http/1.1" by
- *    itself; nothing else is needed. WebSocket clients ask for http/1.1 by
- *    ALPN and keep working on the same port.
+ * 4. TLS (optional; HTTP/2 is offered over TLS only): add
+ *    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT to the *context* options and set
+ *    info.ssl_cert_filepath and info.ssl_private_key_filepath on the
+ *    vhost. lws 4.1 built with LWS_WITH_HTTP2 (Debian's is) then offers
+ *    ALPN "h2,http/1.1" by itself. WebSocket clients ask for http/1.1 and
+ *    keep working on the same port. info.alpn = "http/1.1" would turn
+ *    HTTP/2 off (see the limits below for why a test may want that).
  *
- * 5. refserver.c's own callback keeps answering what no mount claims (404
- *    and 426 today) and the upgrade requests. One consequence: curl's
- *    "Upgrade: h2c" on plain http:// goes to its HTTP_CONFIRM_UPGRADE, which
- *    answers 404 because the path is not /v1/stream. Clients should not try
- *    h2c (libcurl's default CURL_HTTP_VERSION_2TLS does not); to tolerate it
- *    anyway, have confirm_upgrade() return
- *    pl_refserver_http_confirm_upgrade(wsi, in) first when that is >= 0
- *    (see that function).
+ * 5. In refserver.c's LWS_CALLBACK_HTTP_CONFIRM_UPGRADE handler, first:
  *
- * 6. Stop: after lws_context_destroy() (which ends every stream, cancelling
- *    their timers), call pl_refserver_http_free(srv->http).
+ *        int n = pl_refserver_http_confirm_upgrade(wsi, in);
+ *        if (n >= 0)
+ *            return n;
+ *
+ *    curl's "Upgrade: h2c" on plain http:// (curl --http2, or libcurl with
+ *    CURL_HTTP_VERSION_2_0) reaches protocols[0]'s upgrade hook, which
+ *    today answers 404 for these paths; this answers a 400 in the
+ *    dialect's error shape that says what to use instead.
+ *
+ * 6. Stop: after lws_context_destroy() (which ends every stream and
+ *    cancels their timers), pl_refserver_http_free(srv->http).
  *
  * 7. Expose the knobs and counters through refserver.h as wanted:
- *    pl_refserver_http_set_faults() and pl_refserver_http_get_stats() are
- *    safe from any thread while the server runs.
+ *    pl_refserver_http_set_faults(), pl_refserver_http_get_stats() and
+ *    pl_refserver_http_received() are safe from any thread.
  *
- * ---- Known limit of lws 4.1.6 over HTTP/2 ---------------------------------
+ * Everything else runs on the lws service thread. The module marks each
+ * connection that carries one of its requests with
+ * lws_set_opaque_user_data() on the network wsi (to count connections):
+ * refserver.c must not use that pointer on HTTP connections.
  *
- * lws 4.1's HPACK decoder drops every header it has no token for, and
- * lws_hdr_custom_length() refuses HTTP/2 streams, so on HTTP/2 the server
- * cannot see `x-api-key` or `anthropic-version`. On HTTP/2 those two checks
- * are therefore skipped (and counted in h2_unverified); `Authorization`
- * (OpenAI) is a known token and is checked on both versions. Tests of the
- * Anthropic key and version checks must use HTTP/1.1 (http://, or https://
- * with CURL_HTTP_VERSION_1_1).
+ * ---- lws 4.1.6 limits, and workarounds ----------------------------------
  *
- * Threading: every callback runs on the lws service thread. Only
- * set_faults, get_stats and received may be called from other threads.
+ * - Unknown headers are dropped by lws 4.1's HPACK decoder, and
+ *   lws_hdr_custom_length() refuses HTTP/2 streams: over HTTP/2 the server
+ *   cannot see `x-api-key` or `anthropic-version`, so those two checks are
+ *   skipped there (counted in h2_unverified). `Authorization` (OpenAI) is
+ *   a known header, checked on both versions. Test the Anthropic key and
+ *   version checks over HTTP/1.1 (http://, or CURL_HTTP_VERSION_1_1).
+ * - lws 4.1 answers GOAWAY to a request body whose last DATA frame shares a
+ *   read with any later frame: what every client multiplexing POSTs sends.
+ *   refserver_http.c interposes lws_hdr_total_length() (for the
+ *   content-length of HTTP/2 streams only) to get past that check, and
+ *   ends HTTP/2 bodies by their length itself; see the end of that file.
+ *   The interposition covers every lws server in the program.
+ * - lws 4.1 opens a stream's receive window by 256 KiB once, and a body
+ *   sent at once never gets it refilled: the protocol refills it itself
+ *   (lws_h2_update_peer_txcredit), so bodies up to max_body_bytes work.
+ * - lws 4.1 also adds those 256 KiB to the *connection's* window for every
+ *   new stream, so after about 8190 streams on one connection the window
+ *   passes 2^31-1 and the client (nghttp2) drops the connection with a
+ *   flow-control error (curl: "Error in the HTTP2 framing layer"). Tests
+ *   that send more requests than that on one connection must expect it.
+ * - A stream that its user closes gets no RST_STREAM from lws 4.1, so a
+ *   reset of one stream cannot be injected: the drop fault closes the
+ *   connection, or (drop_by_ending) ends the answer early and cleanly.
+ * - lws 4.1 cannot serve an h2c upgrade (see step 5).
+ * - HTTP/1.1: lws 4.1 never answers "Expect: 100-continue", which curl
+ *   sends for bodies over 1 MiB; curl then waits 1 s before sending it.
  */
 #ifndef PL_REFSERVER_HTTP_H
 #define PL_REFSERVER_HTTP_H
@@ -91,8 +127,10 @@
 #include <libwebsockets.h>
 
 #define PL_REFSERVER_HTTP_PROTOCOL_NAME "parley-http"
-/* Streams per HTTP/2 connection: lws 4.1 counts our (immortal) streams per
- * connection in a byte and asserts fewer than 255. */
+/* Streams per HTTP/2 connection. Each of ours is "immortal" (exempt from
+ * lws's timeouts), and lws 4.1 counts those per connection in a byte,
+ * asserting fewer than 255. libcurl uses at most 100 by default
+ * (CURLMOPT_MAX_CONCURRENT_STREAMS). */
 #define PL_REFSERVER_HTTP_MAX_H2_STREAMS 250
 
 typedef struct pl_refserver_http pl_refserver_http;
@@ -136,10 +174,11 @@ void pl_refserver_http_vhost_info(pl_refserver_http *h,
 /*
  * For refserver.c's LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (step 5): -1 when the
  * request is not an h2c upgrade on one of this module's paths (decide as
- * usual); otherwise it has answered 505 with a JSON error telling the
- * client to use HTTP/1.1 or h2 over TLS, and returns 1, which the callback
- * returns to lws. lws 4.1 cannot decline an h2c upgrade and serve the
- * request as HTTP/1.1, and its h2c path loses a POST body.
+ * usual); otherwise it has answered 400 in the dialect's error shape (use
+ * HTTP/1.1, or HTTP/2 over TLS; the connection then closes) and returns 1,
+ * for the callback to return to lws. lws 4.1 cannot decline an h2c
+ * upgrade and serve HTTP/1.1 instead, and accepting it loses the request
+ * (101, then curl: "Error in the HTTP2 framing layer").
  */
 int pl_refserver_http_confirm_upgrade(struct lws *wsi, const char *upgrade);
 
@@ -155,7 +194,10 @@ enum pl_refserver_http_reject {
  * Every knob is off at 0. "Every Nth" counts the valid requests (those that
  * passed authentication and validation) of both endpoints together, from 1,
  * restarting at each pl_refserver_http_set_faults(). A rejected request does
- * not count for drop, stall and error.
+ * not count for drop, stall and error; when several of those hit the same
+ * request, drop wins over stall and stall over error. "After K pieces"
+ * acts between piece K and K+1 (K = the reply's piece count: after the last
+ * piece, before the closing events); a reply with fewer pieces is not hit.
  */
 typedef struct pl_refserver_http_faults {
     unsigned reject_every;    /* answer every Nth valid request with an error */
@@ -169,9 +211,14 @@ typedef struct pl_refserver_http_faults {
     unsigned drop_every;      /* cut every Nth served request off... */
     unsigned drop_after_pieces; /* ...once this many pieces were sent (0:
                                    right after the headers and any events
-                                   that precede the first piece) */
-    int drop_stream_only;     /* HTTP/2: reset only that stream (RST_STREAM)
-                                 instead of closing the TCP connection */
+                                   that precede the first piece), by closing
+                                   the TCP connection (on HTTP/2: with every
+                                   stream on it) */
+    int drop_by_ending;       /* instead, end the answer cleanly there (the
+                                 last chunk / END_STREAM): an event stream
+                                 without its closing events, a JSON answer
+                                 as an empty 200; the connection stays. (lws
+                                 4.1 cannot reset one HTTP/2 stream.) */
     unsigned stall_every;     /* every Nth served request stops... */
     unsigned stall_after_pieces; /* ...after this many pieces: nothing more
                                     is sent and the connection stays open */
@@ -182,9 +229,9 @@ typedef struct pl_refserver_http_faults {
 
 /*
  * Non-streaming requests hit by drop or stall get no answer at all (drop
- * closes the connection when the reply would have been complete up to
- * after_pieces; stall never answers); hit by error they get the overloaded
- * answer (Anthropic 529, OpenAI 503) instead of the reply.
+ * closes the connection when the reply would have had after_pieces pieces;
+ * stall never answers); hit by error they get the overloaded answer
+ * (Anthropic 529, OpenAI 503) instead of the reply.
  */
 
 /* Fills f with every knob off (and the -1 "no header" values). */
@@ -221,9 +268,9 @@ void pl_refserver_http_get_stats(pl_refserver_http *h,
                                  pl_refserver_http_stats *stats);
 
 /*
- * Copy of the body of the n-th request received on either path (0-based,
- * arrival order; bodies over max_body_bytes are not kept), or NULL when
- * fewer arrived. The caller frees it. At most the first 10000 are kept.
+ * Copy of the body of the n-th POST received on either path (0-based, in
+ * the order their bodies completed; "" for a body over max_body_bytes), or
+ * NULL when fewer arrived. The caller frees it. The first 10000 are kept.
  */
 char *pl_refserver_http_received(pl_refserver_http *h, size_t n);
 

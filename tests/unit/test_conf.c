@@ -42,6 +42,7 @@ static const char *const all_props[] = {
     "max.message.bytes", "log.level", "retry.max.attempts", "dialect",
     "system", "anthropic.version", "tls.ca.file", "tls.ca.path",
     "tls.pinned.pubkey", "tls.cert.file", "tls.key.file", "tls.insecure",
+    "compression", "compression.dict",
     "retry.backoff.ms", "retry.backoff.max.ms",
     "reconnect.backoff.ms", "reconnect.backoff.max.ms",
     "request.timeout.ms", "stall.timeout.ms",
