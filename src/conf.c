@@ -122,8 +122,9 @@ static const pl_prop pl_props[] = {
      "logged on every connection); never in production",
      NULL},
     {"compression", PL_PROP_STRING, PL_OFF(compression), 0, 0, "zstd",
-     "Native protocol: zstd offers parley.v1.zstd (plain parley.v1 stays the "
-     "fallback); none offers parley.v1 only",
+     "Native protocol: zstd offers parley.v1.zstd, then parley.v1.gzip; gzip "
+     "offers parley.v1.gzip; plain parley.v1 is always the fallback; none "
+     "offers parley.v1 only",
      compression_problem},
     {"compression.dict", PL_PROP_INT, PL_OFF(compression_dict), 0, 1, "1",
      "1: offer the built-in zstd dictionary (X-Parley-Zstd-Dict) and use it "
@@ -815,7 +816,9 @@ static parley_err_t key_from_env(const char *var, char **key, char *errstr,
 
 static const char *compression_problem(const char *name)
 {
-    return !strcmp(name, "zstd") || !strcmp(name, "none") ? NULL : "is not zstd or none";
+    return !strcmp(name, "zstd") || !strcmp(name, "gzip") || !strcmp(name, "none")
+               ? NULL
+               : "is not zstd, gzip or none";
 }
 
 static const char *dialect_problem(const char *name)

@@ -57,7 +57,7 @@ struct parley_conf {
     char *tls_cert_file;       /* "tls.cert.file" */
     char *tls_key_file;        /* "tls.key.file" */
     int tls_insecure;          /* "tls.insecure", 0..1, default 0 */
-    char *compression;         /* "compression": zstd (default) or none */
+    char *compression;         /* "compression": zstd (default), gzip or none */
     int compression_dict;      /* "compression.dict", 0..1, default 1 */
     int log_level;             /* "log.level", 0..7, default 4; $PARLEY_LOG wins */
     parley_event_cb *event_cb;

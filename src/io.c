@@ -304,9 +304,10 @@ static void open_conn(pl_io *io, pl_ws_conn *conn)
         pl_log(io->client, PARLEY_LOG_WARNING, "tls",
                "connection %u: certificate verification is off (tls.insecure)", conn->index);
     }
-    bool zstd = io->conf->compression && !strcmp(io->conf->compression, "zstd");
+    const char *want = io->conf->compression ? io->conf->compression : "none";
+    bool zstd = !strcmp(want, "zstd"), gzip = zstd || !strcmp(want, "gzip");
     if (pl_ws_conn_open(conn, io->conf->endpoint, io->client->api_key, &io->easy,
-                        (uint64_t)io->conf->max_message_bytes, zstd,
+                        (uint64_t)io->conf->max_message_bytes, zstd, gzip,
                         io->conf->compression_dict != 0) != 0) {
         char msg[CURL_ERROR_SIZE + 64];
         snprintf(msg, sizeof(msg), "could not start a connection: %s", conn->errbuf);
@@ -522,7 +523,9 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         return;
     /* No Sec-WebSocket-Protocol in the 101 answer means parley.v1 too. */
     bool zstd = conn->offered_zstd && !strcmp(conn->subprotocol, PL_PROTO_SUBPROTOCOL_ZSTD);
-    if (conn->subprotocol[0] && !zstd && strcmp(conn->subprotocol, PL_PROTO_SUBPROTOCOL) != 0) {
+    bool gzip = conn->offered_gzip && !strcmp(conn->subprotocol, PL_PROTO_SUBPROTOCOL_GZIP);
+    if (conn->subprotocol[0] && !zstd && !gzip &&
+        strcmp(conn->subprotocol, PL_PROTO_SUBPROTOCOL) != 0) {
         char msg[200];
         snprintf(msg, sizeof(msg),
                  "the server selected subprotocol \"%.64s\", which this client did not offer",
@@ -531,7 +534,7 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         return;
     }
     conn->state = PL_WS_OPEN;
-    conn->zstd = zstd;
+    conn->compression = zstd ? PL_COMPRESS_ZSTD : gzip ? PL_COMPRESS_GZIP : 0;
     conn->dict_agreed = zstd && conn->offered_dict && m->zstd_dict == pl_compress_dict_id();
     pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
            conn->index, m->server ? m->server : "server", m->protocol,
@@ -645,11 +648,12 @@ void pl_io_on_oversized(pl_io *io, pl_ws_conn *conn, const char *start, size_t l
     route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
 }
 
-/* A binary frame: one zstd frame on parley.v1.zstd, decompressed within
- * the size limit before anything is allocated; nothing on parley.v1. */
+/* A binary frame: one zstd frame on parley.v1.zstd, one gzip member on
+ * parley.v1.gzip, inflated within the size limit before anything is
+ * allocated; nothing on parley.v1. */
 static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
 {
-    if (!conn->zstd) {
+    if (!conn->compression) {
         PL_COUNT(io->client, errors, 1);
         pl_log(io->client, PARLEY_LOG_WARNING, "proto",
                "connection %u: a binary frame on parley.v1, ignored", conn->index);
@@ -657,7 +661,8 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
     }
     pl_buf plain = PL_BUF_INIT;
     char err[160];
-    int rc = pl_decompress(PL_COMPRESS_ZSTD, conn->dict_agreed ? pl_compress_dict_builtin() : NULL,
+    int rc = pl_decompress((pl_compress_alg)conn->compression,
+                           conn->dict_agreed ? pl_compress_dict_builtin() : NULL,
                            data, len, (size_t)conn->max_message_bytes, &plain, err, sizeof(err));
     if (rc != PL_COMPRESS_OK) {
         PL_COUNT(io->client, errors, 1);

@@ -14,6 +14,8 @@
 
 #define PL_PROTO_SUBPROTOCOL "parley.v1"
 #define PL_PROTO_SUBPROTOCOL_ZSTD "parley.v1.zstd"
+/* Extension (docs/protocol.md): binary frames hold one gzip member. */
+#define PL_PROTO_SUBPROTOCOL_GZIP "parley.v1.gzip"
 #define PL_PROTO_DEFAULT_MAX_MESSAGE_BYTES (1024u * 1024u)
 #define PL_PROTO_SESSION_MAX 128
 

@@ -164,7 +164,7 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
 
 int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
                     const pl_easy_opts *opts, uint64_t max_message_bytes,
-                    bool offer_zstd, bool offer_dict)
+                    bool offer_zstd, bool offer_gzip, bool offer_dict)
 {
     conn->kind = PL_EASY_WS;
     conn->errbuf[0] = '\0';
@@ -180,12 +180,17 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     memset(auth.data, 0, auth.len); /* keep the key in as few places as possible */
     pl_buf_free(&auth);
     conn->offered_zstd = offer_zstd;
+    conn->offered_gzip = offer_gzip;
     conn->offered_dict = offer_zstd && offer_dict;
-    conn->zstd = conn->dict_agreed = false;
-    conn->headers = curl_slist_append(
-        conn->headers, offer_zstd ? "Sec-WebSocket-Protocol: " PL_PROTO_SUBPROTOCOL_ZSTD
-                                    ", " PL_PROTO_SUBPROTOCOL
-                                  : "Sec-WebSocket-Protocol: " PL_PROTO_SUBPROTOCOL);
+    conn->compression = 0;
+    conn->dict_agreed = false;
+    char offer[128] = "Sec-WebSocket-Protocol: ";
+    if (offer_zstd)
+        strcat(offer, PL_PROTO_SUBPROTOCOL_ZSTD ", ");
+    if (offer_gzip)
+        strcat(offer, PL_PROTO_SUBPROTOCOL_GZIP ", ");
+    strcat(offer, PL_PROTO_SUBPROTOCOL); /* preferred first, plain last */
+    conn->headers = curl_slist_append(conn->headers, offer);
     if (conn->offered_dict) {
         char dict[64];
         snprintf(dict, sizeof(dict), "X-Parley-Zstd-Dict: %u", (unsigned)pl_compress_dict_id());
@@ -222,16 +227,18 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     return 0;
 }
 
-/* On parley.v1.zstd, the frame as one zstd frame when that is smaller.
+/* On parley.v1.zstd (or .gzip), the frame compressed when that is smaller.
  * Done when the frame is about to go: only hello tells whether zstd and the
  * dictionary were agreed. */
 static pl_out_frame *maybe_compress(pl_ws_conn *conn, pl_out_frame *f, uint64_t *saved)
 {
     const pl_compress_dict *dict = conn->dict_agreed ? pl_compress_dict_builtin() : NULL;
-    if (!conn->zstd || !(dict ? pl_compress_worth_it_dict(f->len) : pl_compress_worth_it(f->len)))
+    if (!conn->compression ||
+        !(dict ? pl_compress_worth_it_dict(f->len) : pl_compress_worth_it(f->len)))
         return f;
     pl_buf z = PL_BUF_INIT;
-    if (pl_compress(PL_COMPRESS_ZSTD, dict ? 3 : 1, dict, f->data, f->len, &z) != 0 ||
+    int level = conn->compression == PL_COMPRESS_GZIP ? 6 : dict ? 3 : 1;
+    if (pl_compress((pl_compress_alg)conn->compression, level, dict, f->data, f->len, &z) != 0 ||
         z.len >= f->len) {
         pl_buf_free(&z);
         return f;

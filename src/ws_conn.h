@@ -53,8 +53,9 @@ typedef struct pl_ws_conn {
     pl_buf refusal_body;    /* body of a non-101 answer, bounded */
     bool upgraded;          /* the 101 answer arrived */
     bool offered_zstd;      /* we offered parley.v1.zstd */
+    bool offered_gzip;      /* we offered parley.v1.gzip */
     bool offered_dict;      /* ... and the built-in dictionary */
-    bool zstd;              /* the server selected parley.v1.zstd */
+    int compression;        /* the selected pl_compress_alg; 0: parley.v1 */
     bool dict_agreed;       /* hello named our dictionary */
 
     pl_frame_queue control; /* Ping, Pong, Close: sent at a frame boundary */
@@ -85,11 +86,12 @@ typedef struct pl_ws_conn {
     int64_t last_rx_ms, last_ping_ms;
 } pl_ws_conn;
 
-/* Start connecting, offering parley.v1.zstd (and the built-in dictionary)
- * when asked. Returns 0, or -1 with errbuf set. */
+/* Start connecting, offering parley.v1.zstd (with the built-in dictionary
+ * when offer_dict) and parley.v1.gzip as asked, parley.v1 always.
+ * Returns 0, or -1 with errbuf set. */
 int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
                     const pl_easy_opts *opts, uint64_t max_message_bytes,
-                    bool offer_zstd, bool offer_dict);
+                    bool offer_zstd, bool offer_gzip, bool offer_dict);
 
 /* Queue a frame (copied). Data frames wait for hello; control frames only
  * for the upgrade. */

@@ -45,7 +45,7 @@ static int setup(void **state)
     return 0;
 }
 
-static pl_refserver *server(const char *cert, const char *key, int zstd, int dict)
+static pl_refserver *server_gz(const char *cert, const char *key, int zstd, int dict, int gzip)
 {
     pl_refserver_opts o;
     pl_refserver_opts_init(&o);
@@ -55,11 +55,17 @@ static pl_refserver *server(const char *cert, const char *key, int zstd, int dic
     o.tls_key_file = key;
     o.zstd = zstd;
     o.zstd_dict = dict;
+    o.gzip = gzip;
     char err[256];
     pl_refserver *srv = pl_refserver_start(&o, err, sizeof(err));
     if (!srv)
         fail_msg("refserver: %s", err);
     return srv;
+}
+
+static pl_refserver *server(const char *cert, const char *key, int zstd, int dict)
+{
+    return server_gz(cert, key, zstd, dict, 1);
 }
 
 static const char *url(const char *scheme, const char *host, pl_refserver *srv)
@@ -152,10 +158,12 @@ static const char *long_text(void)
     return text;
 }
 
-static void check_compressed_turn(pl_refserver *srv, int expect_compression)
+static void check_compressed_turn(pl_refserver *srv, const char *compression,
+                                  int expect_compression)
 {
     recorder_reset();
-    parley_client_t *c = fixture_client(pl_refserver_port(srv), NULL);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "compression", compression,
+                                        NULL);
     char want[2100];
     snprintf(want, sizeof(want), "[turn 1] %s", long_text());
     recorder_entry r = one_turn(c, long_text());
@@ -171,18 +179,24 @@ static void check_compressed_turn(pl_refserver *srv, int expect_compression)
     parley_client_destroy(c);
 }
 
-/* zstd with the dictionary, without it, and a server offering parley.v1 only. */
+/* zstd with the dictionary, without it, gzip, and a server offering
+ * parley.v1 only. */
 static void test_compression_negotiation(void **state)
 {
     (void)state;
     pl_refserver *srv = server(NULL, NULL, 1, 1);
-    check_compressed_turn(srv, 1);
+    check_compressed_turn(srv, "zstd", 1);
+    check_compressed_turn(srv, "gzip", 1); /* the gzip extension, asked for */
+    check_compressed_turn(srv, "none", 0);
     pl_refserver_stop(srv);
     srv = server(NULL, NULL, 1, 0); /* no dictionary: plain zstd frames */
-    check_compressed_turn(srv, 1);
+    check_compressed_turn(srv, "zstd", 1);
     pl_refserver_stop(srv);
-    srv = server(NULL, NULL, 0, 0); /* parley.v1 only: no error, no compression */
-    check_compressed_turn(srv, 0);
+    srv = server_gz(NULL, NULL, 0, 0, 1); /* no zstd: the client falls back to gzip */
+    check_compressed_turn(srv, "zstd", 1);
+    pl_refserver_stop(srv);
+    srv = server_gz(NULL, NULL, 0, 0, 0); /* parley.v1 only: no error, no compression */
+    check_compressed_turn(srv, "zstd", 0);
     pl_refserver_stop(srv);
 }
 

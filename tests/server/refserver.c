@@ -52,6 +52,8 @@
 #define PL_SERVER_NAME "parley-refserver/0.1.0"
 #define PL_PROTOCOL "parley.v1"
 #define PL_PROTOCOL_ZSTD "parley.v1.zstd"
+/* Extension (docs/protocol.md): binary frames hold one gzip member. */
+#define PL_PROTOCOL_GZIP "parley.v1.gzip"
 #define PL_DICT_HEADER "x-parley-zstd-dict:" /* lws stores names lowercased */
 #define PL_DICT_HEADER_MAX 256
 /* zstd levels for what the server sends: with the dictionary level 3 is as
@@ -59,6 +61,7 @@
  * at the same size (docs/benchmarks.md). */
 #define PL_ZSTD_LEVEL 1
 #define PL_ZSTD_LEVEL_DICT 3
+#define PL_GZIP_LEVEL 6
 #define PL_TLS_ALPN "h2,http/1.1"
 #define PL_PATH "/v1/stream"
 #define PL_MODEL "parley-echo-1"
@@ -105,6 +108,7 @@ struct conn {
     int drop_pending;  /* drop once the socket has taken the last text */
     int dropped;       /* hard-dropped: no more input or output, closing */
     int zstd;          /* parley.v1.zstd was selected */
+    int gzip;          /* parley.v1.gzip was selected (extension) */
     uint32_t zstd_dict; /* the dictionary agreed on (its id), 0: none */
 };
 
@@ -630,7 +634,7 @@ static void send_hello(struct conn *c)
     const pl_refserver_opts *o = &c->srv->opts;
     struct json_object *m = msg_new("hello");
 
-    put_str(m, "protocol", c->zstd ? PL_PROTOCOL_ZSTD : PL_PROTOCOL);
+    put_str(m, "protocol", c->zstd ? PL_PROTOCOL_ZSTD : c->gzip ? PL_PROTOCOL_GZIP : PL_PROTOCOL);
     if (c->zstd_dict)
         put_u64(m, "zstd_dict", c->zstd_dict);
     put_u64(m, "max_message_bytes", o->max_message_bytes);
@@ -1383,6 +1387,12 @@ static void handle_text(struct conn *c, const char *text, size_t len)
 
 /* ---- compression (parley.v1.zstd, docs/protocol.md) ----------------------- */
 
+/* Binary frames on c carry compressed messages (zstd or gzip). */
+static int compressed(const struct conn *c)
+{
+    return c->zstd || c->gzip;
+}
+
 /* The dictionary frames on c may use: the built-in one once agreed. */
 static const pl_compress_dict *conn_dict(const struct conn *c)
 {
@@ -1401,11 +1411,13 @@ static struct outmsg *maybe_compress(struct conn *c, struct outmsg *m)
     pl_buf z = PL_BUF_INIT;
     struct outmsg *cm;
 
-    if (!c->zstd || m->binary || m->keep_text ||
+    if (!compressed(c) || m->binary || m->keep_text ||
         !(dict ? pl_compress_worth_it_dict(m->len) : pl_compress_worth_it(m->len)))
         return m;
-    if (pl_compress(PL_COMPRESS_ZSTD, dict ? PL_ZSTD_LEVEL_DICT : PL_ZSTD_LEVEL,
-                    dict, m->buf + LWS_PRE, m->len, &z) != PL_COMPRESS_OK ||
+    if ((c->gzip ? pl_compress(PL_COMPRESS_GZIP, PL_GZIP_LEVEL, NULL, m->buf + LWS_PRE,
+                               m->len, &z)
+                 : pl_compress(PL_COMPRESS_ZSTD, dict ? PL_ZSTD_LEVEL_DICT : PL_ZSTD_LEVEL,
+                               dict, m->buf + LWS_PRE, m->len, &z)) != PL_COMPRESS_OK ||
         z.len >= m->len) {
         pl_buf_free(&z);
         return m;
@@ -1429,7 +1441,8 @@ static void handle_compressed(struct conn *c, const char *frame, size_t len)
 {
     pl_buf json = PL_BUF_INIT;
     char err[256];
-    int rc = pl_decompress(PL_COMPRESS_ZSTD, conn_dict(c), frame, len,
+    int rc = pl_decompress(c->gzip ? PL_COMPRESS_GZIP : PL_COMPRESS_ZSTD,
+                           c->gzip ? NULL : conn_dict(c), frame, len,
                            c->srv->opts.max_message_bytes, &json, err,
                            sizeof err);
 
@@ -1455,6 +1468,8 @@ static size_t rx_limit(const struct conn *c, int binary)
 {
     size_t max = (size_t)c->srv->opts.max_message_bytes;
 
+    if (binary && c->gzip)
+        return max + max / 8 + 1024; /* deflate's worst case is far below */
     return binary && c->zstd ? ZSTD_COMPRESSBOUND(max) : max;
 }
 
@@ -1510,6 +1525,7 @@ static void conn_choose_compression(struct conn *c, struct lws *wsi)
     const struct lws_protocols *p = lws_get_protocol(wsi);
 
     c->zstd = p && p->name && !strcmp(p->name, PL_PROTOCOL_ZSTD);
+    c->gzip = p && p->name && !strcmp(p->name, PL_PROTOCOL_GZIP);
     c->zstd_dict = c->zstd ? dict_agreed(c->srv, wsi) : 0;
     if (c->zstd_dict)
         COUNT(c->srv, dict_agreed);
@@ -1549,13 +1565,13 @@ static void conn_receive(struct conn *c, const char *in, size_t len)
         c->rx_len = c->rx_cap = 0;
     }
     /* On parley.v1 a binary one is refused unread. */
-    if (!c->rx_too_large && (!binary || c->zstd))
+    if (!c->rx_too_large && (!binary || compressed(c)))
         rx_append(c, in, len);
     if (!lws_is_final_fragment(c->wsi))
         return;
 
     COUNT(c->srv, messages_received);
-    if (binary && !c->zstd)
+    if (binary && !compressed(c))
         send_error(c, NULL, "invalid_request",
                    "binary frames are not accepted on parley.v1");
     else if (c->rx_too_large)
@@ -1584,7 +1600,7 @@ static void conn_open(struct conn *c, struct lws *wsi, pl_refserver *srv)
     COUNT(srv, connections_open);
     conn_choose_compression(c, wsi);
     srv_log(srv, "connection opened (%s%s)",
-            c->zstd ? PL_PROTOCOL_ZSTD : PL_PROTOCOL,
+            c->zstd ? PL_PROTOCOL_ZSTD : c->gzip ? PL_PROTOCOL_GZIP : PL_PROTOCOL,
             c->zstd_dict ? ", dictionary" : "");
     send_hello(c);
     struct fault_state *fs = faults(srv);
@@ -1855,6 +1871,12 @@ static const struct lws_protocols protocols[] = {
         .per_session_data_size = sizeof(struct conn),
         .rx_buffer_size = PL_RX_BUFFER,
     },
+    {
+        .name = PL_PROTOCOL_GZIP,
+        .callback = callback,
+        .per_session_data_size = sizeof(struct conn),
+        .rx_buffer_size = PL_RX_BUFFER,
+    },
     { .name = NULL },
 };
 
@@ -1869,7 +1891,8 @@ static void vhost_protocols(const pl_refserver *srv,
     size_t n = 0;
 
     for (p = protocols; p->name; p++)
-        if (srv->opts.zstd || strcmp(p->name, PL_PROTOCOL_ZSTD))
+        if ((srv->opts.zstd || strcmp(p->name, PL_PROTOCOL_ZSTD)) &&
+            (srv->opts.gzip || strcmp(p->name, PL_PROTOCOL_GZIP)))
             out[n++] = p;
     out[n++] = &pl_refserver_http_protocol; /* claims only its mounts */
     out[n] = NULL;
@@ -2117,6 +2140,7 @@ void pl_refserver_opts_init(pl_refserver_opts *opts)
     opts->max_message_bytes = 1048576;
     opts->idempotency_window_s = 600;
     opts->zstd = 1;
+    opts->gzip = 1;
     opts->zstd_dict = 1;
 }
 

@@ -26,6 +26,7 @@ typedef struct pl_refserver_opts {
     /* Compression (docs/protocol.md). Zeroed opts have both off;
      * pl_refserver_opts_init turns both on. */
     int zstd;                /* select parley.v1.zstd when the client offers it */
+    int gzip;                /* select parley.v1.gzip (extension) when offered */
     int zstd_dict;           /* agree on the parley-v1 dictionary when the
                                 client's X-Parley-Zstd-Dict names its id */
     /* TLS: with a certificate the server speaks wss:// (ALPN h2, http/1.1)

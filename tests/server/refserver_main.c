@@ -36,6 +36,7 @@ static void usage(FILE *out)
         "  --heartbeat-s N    heartbeat_s announced in hello, N >= 1 (default 30)\n"
         "  --no-zstd          serve parley.v1 only, even to clients offering\n"
         "                     parley.v1.zstd (compressed binary frames)\n"
+        "  --no-gzip          do not select the parley.v1.gzip extension\n"
         "  --no-zstd-dict     do not agree on the parley-v1 zstd dictionary a\n"
         "                     client names in X-Parley-Zstd-Dict\n"
         "  --tls-cert FILE    serve wss:// with this PEM certificate (chain);\n"
@@ -140,7 +141,7 @@ enum { OPT_BIND = 1, OPT_PORT, OPT_KEY, OPT_LATENCY, OPT_TOKEN, OPT_CHUNK,
        OPT_HEARTBEAT, OPT_QUIET, OPT_HELP, OPT_REJECT_EVERY,
        OPT_REJECT_FRACTION, OPT_REJECT_CODE, OPT_RETRY_AFTER, OPT_DROP_AFTER,
        OPT_STALL_EVERY, OPT_MALFORMED_EVERY, OPT_UNKNOWN_EVERY,
-       OPT_OVERSIZED_EVERY, OPT_OVERSIZED_BYTES, OPT_NO_ZSTD, OPT_NO_ZSTD_DICT,
+       OPT_OVERSIZED_EVERY, OPT_OVERSIZED_BYTES, OPT_NO_ZSTD, OPT_NO_ZSTD_DICT, OPT_NO_GZIP,
        OPT_TLS_CERT, OPT_TLS_KEY };
 
 static const struct option long_options[] = {
@@ -164,6 +165,7 @@ static const struct option long_options[] = {
     { "oversized-every", required_argument, NULL, OPT_OVERSIZED_EVERY },
     { "oversized-bytes", required_argument, NULL, OPT_OVERSIZED_BYTES },
     { "no-zstd", no_argument, NULL, OPT_NO_ZSTD },
+    { "no-gzip", no_argument, NULL, OPT_NO_GZIP },
     { "no-zstd-dict", no_argument, NULL, OPT_NO_ZSTD_DICT },
     { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
     { "tls-key", required_argument, NULL, OPT_TLS_KEY },
@@ -261,6 +263,7 @@ static int parse_args(int argc, char **argv, struct settings *s, int *help)
         case OPT_QUIET: o->quiet = 1; break;
         case OPT_NO_ZSTD: o->zstd = 0; break;
         case OPT_NO_ZSTD_DICT: o->zstd_dict = 0; break;
+        case OPT_NO_GZIP: o->gzip = 0; break;
         case OPT_HELP: *help = 1; return 0;
         case '?':
             fprintf(stderr, "Try '" PROG " --help'.\n");
