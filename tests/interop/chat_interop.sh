@@ -2,7 +2,9 @@
 # Interoperability: `parley chat` against the independent Node.js server
 # (written from the protocol page only), plain and with faults: the server
 # drops the connection after every 2 text messages and rate-limits every 5th
-# new request; every reply must still be printed exactly.
+# new request; every reply must still be printed exactly. Then the anthropic
+# and openai dialects against vendor_server.js (written from the vendors' API
+# docs only), plain and with every 3rd request answered 429.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 parley=${PARLEY_BIN:-./parley}
@@ -15,10 +17,12 @@ if [ ! -d "$here/node_modules/ws" ]; then
   exit 1
 fi
 
-# Starts the server with the given flags; sets $server and $port.
+# start_server SCRIPT FLAGS...: starts a server; sets $server and $port.
 start_server() {
+  local script=$1
+  shift
   out=$(mktemp)
-  PARLEY_API_KEY=interop-key node "$here/server.js" --port 0 "$@" >"$out" 2>/dev/null &
+  PARLEY_API_KEY=interop-key node "$here/$script" --port 0 "$@" >"$out" 2>/dev/null &
   server=$!
   port=""
   for _ in $(seq 200); do
@@ -30,24 +34,38 @@ start_server() {
   rm -f "$out"
 }
 
-# run_case NAME TURNS SERVER-FLAGS...: chat TURNS turns, expect exact replies.
+# run_case NAME DIALECT TURNS SERVER-FLAGS...: chat TURNS turns (0: the one
+# turn "hello") in DIALECT (native, anthropic or openai), expect exact replies.
 run_case() {
-  local name=$1 turns=$2
-  shift 2
-  start_server "$@"
+  local name=$1 dialect=$2 turns=$3
+  shift 3
+  local script=server.js endpoint
+  [ "$dialect" = native ] || script=vendor_server.js
+  start_server "$script" "$@"
   if [ -z "$port" ]; then
-    echo "$name: the server did not start"
+    echo "[  FAILED  ] $name: the server did not start"
     failed=$((failed + 1))
     return
   fi
+  if [ "$dialect" = native ]; then
+    endpoint="ws://127.0.0.1:$port/v1/stream"
+  else
+    endpoint="http://127.0.0.1:$port"
+  fi
   local args=() expected=""
+  if [ "$turns" -eq 0 ]; then
+    args=(hello)
+    expected="[turn 1] hello"$'\n'
+  fi
   for i in $(seq "$turns"); do
     args+=("message number $i")
     expected+="[turn $i] message number $i"$'\n'
   done
   local got
-  got=$(PARLEY_API_KEY=interop-key timeout 120 "$parley" chat \
-          --endpoint "ws://127.0.0.1:$port/v1/stream" "${args[@]}")
+  # The vendors' own key variables would take precedence over PARLEY_API_KEY.
+  got=$(env -u ANTHROPIC_API_KEY -u OPENAI_API_KEY PARLEY_API_KEY=interop-key \
+          timeout 120 "$parley" chat --dialect "$dialect" --endpoint "$endpoint" \
+          "${args[@]}")
   local rc=$?
   kill "$server" 2>/dev/null
   wait "$server" 2>/dev/null
@@ -61,9 +79,15 @@ run_case() {
   fi
 }
 
-run_case "two turns" 2
-run_case "20 turns with drops every 2 texts and every 5th rate-limited" 20 \
+run_case "two turns" native 2
+run_case "20 turns with drops every 2 texts and every 5th rate-limited" native 20 \
   --drop-after-texts 2 --rate-limit-every 5 --chunk-bytes 4
+for dialect in anthropic openai; do
+  run_case "$dialect: hello" "$dialect" 0
+  run_case "$dialect: five turns" "$dialect" 5
+  run_case "$dialect: five turns with every 3rd request rate-limited" "$dialect" 5 \
+    --rate-limit-every 3
+done
 
 echo "[  PASSED  ] $passed test(s)."
 [ "$failed" -eq 0 ] || { echo "[  FAILED  ] $failed test(s)."; exit 1; }
