@@ -18,6 +18,7 @@
 'use strict';
 
 const http = require('http');
+const { parseArgs, chunk } = require('./common');
 const crypto = require('crypto');
 
 const MODEL = 'parley-echo-1';                       // the only model (protocol.md s.8)
@@ -56,49 +57,23 @@ function usage(msg) {
   process.exit(2);
 }
 
-function parseArgs(argv) {
-  const opts = {
-    port: 0,
-    apiKey: process.env.PARLEY_API_KEY || '',
-    rateLimitEvery: 0,   // 0 = never rate-limit
-    chunkBytes: 16,
-    tokenMs: 0,
-    verbose: false,
-  };
-  // name -> [option key, minimum allowed value]; all numeric knobs are integers.
-  const numeric = {
-    '--port': ['port', 0],
-    '--rate-limit-every': ['rateLimitEvery', 0],
-    '--chunk-bytes': ['chunkBytes', 1],
-    '--token-ms': ['tokenMs', 0],
-  };
-  for (let i = 0; i < argv.length; i++) {
-    let name = argv[i];
-    let value;
-    const eq = name.indexOf('=');
-    if (name.startsWith('--') && eq > 0) {
-      value = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    }
-    if (name === '--verbose') { opts.verbose = true; continue; }
-    if (name === '--help' || name === '-h') usage();
-    if (name !== '--api-key' && !(name in numeric)) usage(`unknown option ${name}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) usage(`${name} needs a value`);
-      value = argv[++i];
-    }
-    if (name === '--api-key') { opts.apiKey = value; continue; }
-    const [key, min] = numeric[name];
-    if (!/^[0-9]+$/.test(value) || Number(value) < min) {
-      usage(`${name} wants an integer >= ${min}, got "${value}"`);
-    }
-    opts[key] = Number(value);
-  }
-  if (opts.port > 65535) usage('--port out of range');
-  return opts;
-}
+const DEFAULTS = {
+  port: 0,
+  apiKey: process.env.PARLEY_API_KEY || '',
+  rateLimitEvery: 0,   // 0 = never rate-limit
+  chunkBytes: 16,
+  tokenMs: 0,
+  verbose: false,
+};
+// name -> [option key, minimum allowed value]; all numeric knobs are integers.
+const NUMERIC = {
+  '--port': ['port', 0],
+  '--rate-limit-every': ['rateLimitEvery', 0],
+  '--chunk-bytes': ['chunkBytes', 1],
+  '--token-ms': ['tokenMs', 0],
+};
 
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs(process.argv.slice(2), DEFAULTS, NUMERIC, usage);
 
 function log(...args) {
   if (opts.verbose) process.stderr.write(`[vendor] ${args.join(' ')}\n`);
@@ -108,25 +83,7 @@ function log(...args) {
 // The echo model (protocol.md s.8)
 // ---------------------------------------------------------------------------
 
-// Cut `text` greedily into pieces of whole code points, each at most
-// `chunkBytes` UTF-8 bytes; a code point longer than that is a piece alone.
-function chunk(text, chunkBytes) {
-  const pieces = [];
-  let cur = '';
-  let curBytes = 0;
-  for (const ch of text) {              // iterates code points, not UTF-16 units
-    const n = Buffer.byteLength(ch, 'utf8');
-    if (curBytes > 0 && curBytes + n > chunkBytes) {
-      pieces.push(cur);
-      cur = '';
-      curBytes = 0;
-    }
-    cur += ch;
-    curBytes += n;
-  }
-  if (curBytes > 0) pieces.push(cur);
-  return pieces;
-}
+// chunk() (common.js) cuts a reply into pieces.
 
 /**
  * The reply to a conversation given as [{role, text}] (user/assistant only):
