@@ -110,7 +110,7 @@ static void fail_in_stream(pl_http_stream *s, parley_err_t err, const char *msg,
     struct pl_route *r = s->route;
     s->route = NULL;
     s->state = PL_HTTP_ABANDONED;
-    pl_io_http_failed(s->io, r, err, msg, retryable, -1, s->status, s->request_id);
+    pl_io_http_failed(s->io, r, err, msg, retryable, -1);
 }
 
 static int on_event(void *userdata, const pl_sse_event *ev)
@@ -294,8 +294,7 @@ static void report_error_status(pl_http_stream *s, struct pl_route *r)
                            : pl_dialect_map_status(s->status);
     bool retryable = s->should_retry >= 0 ? s->should_retry == 1
                                           : pl_dialect_status_retryable(s->status);
-    pl_io_http_failed(s->io, r, err, msg, retryable, s->retry_after_ms, s->status,
-                      s->request_id);
+    pl_io_http_failed(s->io, r, err, msg, retryable, s->retry_after_ms);
 }
 
 long pl_http_finish(pl_http_stream *s, CURLcode rc)
@@ -316,7 +315,7 @@ long pl_http_finish(pl_http_stream *s, CURLcode rc)
             curl_easy_getinfo(s->easy, CURLINFO_EFFECTIVE_URL, &eff);
             snprintf(url, sizeof(url), "%s", eff ? eff : "the endpoint");
             parley_err_t err = pl_easy_explain(rc, s->errbuf, url, msg, sizeof(msg), &retryable);
-            pl_io_http_failed(s->io, r, err, msg, retryable, -1, 0, "");
+            pl_io_http_failed(s->io, r, err, msg, retryable, -1);
         } else {
             /* The stream ended, or broke, before the reply did. */
             char msg[CURL_ERROR_SIZE + 200];
@@ -324,8 +323,7 @@ long pl_http_finish(pl_http_stream *s, CURLcode rc)
                      "completed (%s)%s", r->next_seq, r->next_seq == 1 ? "" : "s",
                      s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc),
                      r->next_seq ? "; HTTP streaming APIs cannot resume a reply" : "");
-            pl_io_http_failed(s->io, r, PARLEY_ERR_CONNECTION_LOST, msg, r->next_seq == 0, -1,
-                              s->status, s->request_id);
+            pl_io_http_failed(s->io, r, PARLEY_ERR_CONNECTION_LOST, msg, r->next_seq == 0, -1);
         }
     }
     stream_free(s);

@@ -85,9 +85,8 @@ void pl_io_http_text(struct pl_io *io, struct pl_route *r, const char *text,
 void pl_io_http_done(struct pl_io *io, struct pl_route *r,
                      const pl_stream_result *res);
 /* retryable: the request may be sent again (after retry_after_ms when >= 0).
- * status and request_id (may be "") describe the HTTP answer, 0 when none. */
+ * msg already names the HTTP status and the vendor's request id. */
 void pl_io_http_failed(struct pl_io *io, struct pl_route *r, parley_err_t err,
-                       const char *msg, bool retryable, int64_t retry_after_ms,
-                       long status, const char *request_id);
+                       const char *msg, bool retryable, int64_t retry_after_ms);
 
 #endif

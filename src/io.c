@@ -747,11 +747,8 @@ void pl_io_http_done(pl_io *io, pl_route *r, const pl_stream_result *res)
 }
 
 void pl_io_http_failed(pl_io *io, pl_route *r, parley_err_t err, const char *msg,
-                       bool retryable, int64_t retry_after_ms, long status,
-                       const char *request_id)
+                       bool retryable, int64_t retry_after_ms)
 {
-    (void)status;
-    (void)request_id; /* both are in msg */
     r->http = NULL; /* the stream finishes on its own */
     if (r->cancelling) {
         route_end_cancelled(io, r);
