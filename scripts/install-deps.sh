@@ -14,7 +14,9 @@ fi
 
 PACKAGES=(build-essential autoconf automake libtool pkg-config
           libck-dev libjson-c-dev libzstd-dev zlib1g-dev libwebsockets-dev libcmocka-dev
-          clang openssl)
+          clang openssl
+          libmicrohttpd-dev   # examples/gateway.c
+          wrk gnuplot-nox)    # make bench: load against the gateway, plots
 # Node.js runs the independent interop server (tests/interop); the machine
 # image may bring its own, else Debian's.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
