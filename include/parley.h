@@ -116,6 +116,17 @@ typedef void parley_log_cb(const parley_client_t *client, int level,
                            const char *facility, const char *message,
                            void *opaque);
 
+/*
+ * The statistics callback: every `statistics.interval.ms` it receives one
+ * JSON document (`json`, NUL-terminated, `json_len` bytes without the NUL)
+ * describing the client: counters, latency histograms, connections, queue
+ * depths (docs/statistics.md). It runs on a worker thread, never two at once,
+ * never under a library lock; `json` is valid only until it returns.
+ * `opaque` is the pointer given to parley_conf_set_stats_cb().
+ */
+typedef void parley_stats_cb(parley_client_t *client, const char *json,
+                             size_t json_len, void *opaque);
+
 /* ---- Configuration ---------------------------------------------------- */
 
 /*
@@ -148,6 +159,13 @@ PARLEY_EXPORT parley_err_t parley_conf_get(const parley_conf_t *conf,
 /* The callback that receives every event of every session. Required. */
 PARLEY_EXPORT void parley_conf_set_event_cb(parley_conf_t *conf,
                                             parley_event_cb *cb, void *opaque);
+
+/*
+ * Receive the statistics JSON every `statistics.interval.ms` (a property,
+ * default 0: off; both must be set for documents to flow).
+ */
+PARLEY_EXPORT void parley_conf_set_stats_cb(parley_conf_t *conf,
+                                            parley_stats_cb *cb, void *opaque);
 
 /*
  * Where log lines go (default: stderr, as "parley LEVEL FACILITY: message").

@@ -11,9 +11,11 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "io.h"
 #include "log.h"
 #include "session.h"
+#include "stats.h"
 
 static void set_err(char *errstr, size_t size, const char *msg)
 {
@@ -61,9 +63,12 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     pthread_mutex_init(&c->registry_mu, NULL);
     pthread_mutex_init(&c->space_mu, NULL);
     pthread_cond_init(&c->space_cv, NULL);
+    c->created_ms = pl_monotonic_ms();
     c->pool = pl_pool_new(conf->workers > 0 ? (unsigned)conf->workers : default_workers());
-    if (c->pool)
+    if (c->pool) {
+        c->stats = pl_stats_sink_new(c);
         c->io = pl_io_new(c, errstr, errstr_size);
+    }
     if (c->pool && c->io)
         pl_log(c, PARLEY_LOG_INFO, "client",
                "parley %s: endpoint %s, %u connection%s, %u worker%s, worker id %u",
@@ -73,6 +78,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     if (!c->pool || !c->io) {
         if (!c->pool)
             set_err(errstr, errstr_size, "out of memory");
+        pl_stats_sink_free(c->stats);
         pl_pool_free(c->pool);
         c->conf = NULL; /* stays the caller's on failure */
         free(c->api_key);
@@ -185,6 +191,7 @@ void pl_client_register(parley_client_t *c, parley_session_t *s)
         c->sessions->reg_prev = s;
     c->sessions = s;
     pthread_mutex_unlock(&c->registry_mu);
+    atomic_fetch_add_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
 void pl_client_unregister(parley_client_t *c, parley_session_t *s)
@@ -197,6 +204,7 @@ void pl_client_unregister(parley_client_t *c, parley_session_t *s)
     if (s->reg_next)
         s->reg_next->reg_prev = s->reg_prev;
     pthread_mutex_unlock(&c->registry_mu);
+    atomic_fetch_sub_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
 /* Close every session the user left open. The registry lock is not held
@@ -252,6 +260,7 @@ void parley_client_destroy(parley_client_t *c)
     pthread_mutex_unlock(&c->lifecycle_mu);
 
     pl_io_free(c->io);
+    pl_stats_sink_free(c->stats); /* the pool delivered every document */
     pl_pool_free(c->pool);
     parley_conf_destroy(c->conf);
     if (c->api_key) {

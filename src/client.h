@@ -9,10 +9,12 @@
 #include <time.h>
 
 #include "conf.h"
+#include "histogram.h"
 #include "parley.h"
 #include "pool.h"
 
 typedef struct pl_io pl_io;
+typedef struct pl_stats_sink pl_stats_sink;
 
 /* Counters behind parley_stats_get(); each is updated with relaxed atomics. */
 typedef struct pl_counters {
@@ -56,8 +58,14 @@ struct parley_client {
     /* Every live session, for destroy; guarded by registry_mu. */
     pthread_mutex_t registry_mu;
     parley_session_t *sessions;
+    _Atomic int64_t sessions_open;
 
     pl_counters counters;
+    /* parley_send() to DONE, and to the first piece, of completed requests. */
+    pl_histogram latency, ttft;
+    /* Delivers statistics documents to the stats callback; NULL when off. */
+    pl_stats_sink *stats;
+    int64_t created_ms; /* monotonic, for the statistics' age */
 };
 
 /*

@@ -134,6 +134,11 @@ static const pl_prop pl_props[] = {
      "Most verbose level logged: 3 error, 4 warning, 5 notice, 6 info, 7 "
      "debug; $PARLEY_LOG overrides it",
      NULL},
+    {"statistics.interval.ms", PL_PROP_INT, PL_OFF(stats_interval_ms), 0,
+     86400000, "0",
+     "Milliseconds between statistics documents handed to the stats callback "
+     "(parley_conf_set_stats_cb; docs/statistics.md); 0: none",
+     NULL},
     {"retry.max.attempts", PL_PROP_INT, PL_OFF(retry_max_attempts), 1, 100,
      "3",
      "Sends of a request without progress before it fails (the first "
@@ -535,6 +540,15 @@ void parley_conf_set_event_cb(parley_conf_t *conf, parley_event_cb *cb,
         return;
     conf->event_cb = cb;
     conf->event_opaque = opaque;
+}
+
+void parley_conf_set_stats_cb(parley_conf_t *conf, parley_stats_cb *cb,
+                              void *opaque)
+{
+    if (!conf)
+        return;
+    conf->stats_cb = cb;
+    conf->stats_opaque = opaque;
 }
 
 void parley_conf_set_log_cb(parley_conf_t *conf, parley_log_cb *cb,

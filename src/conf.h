@@ -64,6 +64,9 @@ struct parley_conf {
     void *event_opaque;
     parley_log_cb *log_cb;     /* NULL: stderr */
     void *log_opaque;
+    int stats_interval_ms;     /* "statistics.interval.ms", 0..86400000, 0 = off */
+    parley_stats_cb *stats_cb;
+    void *stats_opaque;
 };
 
 /*

@@ -297,11 +297,15 @@ static void report_error_status(pl_http_stream *s, struct pl_route *r)
     pl_io_http_failed(s->io, r, err, msg, retryable, s->retry_after_ms);
 }
 
-long pl_http_finish(pl_http_stream *s, CURLcode rc)
+pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
 {
-    long connects = 0;
-    if (s->easy)
-        curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects);
+    pl_http_outcome out = {.status = s->status};
+    if (s->easy) {
+        long version = 0;
+        curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &out.connects);
+        curl_easy_getinfo(s->easy, CURLINFO_HTTP_VERSION, &version);
+        out.http2 = version == CURL_HTTP_VERSION_2_0;
+    }
     struct pl_route *r = s->route;
     s->route = NULL;
     if (r) {
@@ -327,5 +331,5 @@ long pl_http_finish(pl_http_stream *s, CURLcode rc)
         }
     }
     stream_free(s);
-    return connects;
+    return out;
 }

@@ -70,9 +70,16 @@ pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi,
                               const pl_http_config *cfg, struct pl_route *r,
                               char *err, size_t err_size);
 
+/* What a finished transfer tells the statistics. */
+typedef struct pl_http_outcome {
+    long connects; /* connections this transfer opened */
+    long status;   /* HTTP status of the answer; 0: none came */
+    bool http2;    /* the answer came over HTTP/2 */
+} pl_http_outcome;
+
 /* The transfer ended (CURLMSG_DONE): report to the route if still attached,
- * then free. Returns the connections this transfer opened. */
-long pl_http_finish(pl_http_stream *s, CURLcode rc);
+ * then free. */
+pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc);
 
 /* The route leaves the stream (stall, deadline, cancel, shutdown, a retry
  * decided inside a callback). Outside callbacks the transfer is removed and

@@ -29,6 +29,7 @@
 #include "protocol.h"
 #include "route.h"
 #include "session.h"
+#include "stats.h"
 #include "timer_heap.h"
 #include "utf8.h"
 #include "ws_conn.h"
@@ -59,6 +60,12 @@ struct pl_io {
     uint64_t rng;
     pl_easy_opts easy;       /* shared by every easy handle */
     pl_http_config http;     /* the HTTP dialects' requests */
+
+    /* The dialect's answers by kind, for the statistics. */
+    uint64_t server_errors[PL_SERR_OTHER + 1]; /* native: by error code */
+    uint64_t http_status[6];                   /* HTTP: by status / 100 */
+    uint64_t http2_answers;
+    int64_t next_stats_ms;                     /* 0: statistics are off */
 };
 
 CURLM *pl_io_multi(pl_io *io)
@@ -114,6 +121,7 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
         io->conns[i].io = io;
         io->conns[i].index = i;
         io->conns[i].sock = CURL_SOCKET_BAD;
+        io->conns[i].stats.rtt_ms = -1;
     }
     pl_route_table_init(&io->routes);
     io->heartbeat_ms = (int64_t)client->conf->heartbeat_interval_s * 1000;
@@ -540,6 +548,8 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
            conn->index, m->server ? m->server : "server", m->protocol,
            conn->dict_agreed ? " with the dictionary" : "", m->heartbeat_s);
     conn->heartbeat_s = m->heartbeat_s;
+    conn->stats.opens++;
+    conn->stats.open_since_ms = pl_monotonic_ms();
     if (m->max_message_bytes && m->max_message_bytes < conn->max_message_bytes)
         conn->max_message_bytes = m->max_message_bytes;
     PL_COUNT(io->client, connections_opened, 1);
@@ -615,6 +625,8 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     char msg[512];
     snprintf(msg, sizeof(msg), "server error %s: %.*s", m->code_str ? m->code_str : "?",
              (int)(m->content ? m->content_len : 0), m->content ? m->content : "");
+    if (m->code >= PL_SERR_INVALID_REQUEST && m->code <= PL_SERR_OTHER)
+        io->server_errors[m->code]++;
     pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r) {
         PL_COUNT(io->client, errors, 1); /* about the connection, or stale */
@@ -648,6 +660,8 @@ void pl_io_on_oversized(pl_io *io, pl_ws_conn *conn, const char *start, size_t l
     route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
 }
 
+static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len);
+
 /* A binary frame: one zstd frame on parley.v1.zstd, one gzip member on
  * parley.v1.gzip, inflated within the size limit before anything is
  * allocated; nothing on parley.v1. */
@@ -671,7 +685,7 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
         return; /* whose it was is unknown: its request is caught as stalled */
     }
     PL_COUNT(io->client, bytes_decompressed, plain.len);
-    pl_io_on_message(io, conn, plain.data ? plain.data : "", plain.len, false);
+    on_text_message(io, conn, plain.data ? plain.data : "", plain.len);
     pl_buf_free(&plain);
 }
 
@@ -680,10 +694,17 @@ void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
 {
     PL_COUNT(io->client, frames_received, 1);
     PL_COUNT(io->client, bytes_received, len);
-    if (binary) {
+    conn->stats.frames_received++;
+    conn->stats.bytes_received += len;
+    if (binary)
         on_binary(io, conn, data, len);
-        return;
-    }
+    else
+        on_text_message(io, conn, data, len);
+}
+
+/* A parley.v1 JSON message, as received or once inflated. */
+static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
+{
     if (!pl_utf8_valid(data, len)) {
         /* RFC 6455 and the protocol: invalid UTF-8 in a text frame ends the
          * connection with 1007. */
@@ -896,6 +917,9 @@ static void flush_conn(pl_io *io, pl_ws_conn *conn)
     uint64_t bytes = 0, saved = 0;
     int frames = pl_ws_conn_flush(conn, &bytes, &saved);
     if (frames > 0) {
+        conn->stats.frames_sent += (uint64_t)frames;
+        conn->stats.bytes_sent += bytes;
+        conn->stats.bytes_saved += saved;
         PL_COUNT(io->client, frames_sent, (uint64_t)frames);
         PL_COUNT(io->client, bytes_sent, bytes);
         PL_COUNT(io->client, bytes_compression_saved, saved);
@@ -979,7 +1003,10 @@ static void handle_finished_transfers(pl_io *io)
             conn_ended(io, (pl_ws_conn *)kind, msg->data.result);
             continue;
         }
-        long connects = pl_http_finish((pl_http_stream *)kind, msg->data.result);
+        pl_http_outcome out = pl_http_finish((pl_http_stream *)kind, msg->data.result);
+        long connects = out.connects;
+        io->http_status[out.status >= 100 && out.status < 600 ? out.status / 100 : 0]++;
+        io->http2_answers += out.http2;
         if (connects > 0) {
             PL_COUNT(io->client, connections_opened, (uint64_t)connects);
             if (io->easy.insecure) {
@@ -992,11 +1019,43 @@ static void handle_finished_transfers(pl_io *io)
     }
 }
 
+static void count_waiting(pl_route *r, void *arg)
+{
+    *(size_t *)arg += r->waiting;
+}
+
+/* Publish the statistics when due; returns ms until they are due next. */
+static int64_t publish_stats(pl_io *io, int64_t now)
+{
+    if (!io->next_stats_ms)
+        return IO_POLL_MAX_MS;
+    if (now >= io->next_stats_ms) {
+        pl_stats_io_view v = {
+            .conns = io->conf->dialect == PL_DIALECT_NATIVE ? io->conns : NULL,
+            .nconns = io->conf->dialect == PL_DIALECT_NATIVE ? io->nconns : 0,
+            .routes = io->routes.count,
+            .server_errors = io->server_errors,
+            .http_status = io->http_status,
+            .http2_answers = io->http2_answers,
+        };
+        pl_route_foreach(&io->routes, count_waiting, &v.routes_waiting);
+        pl_stats_publish(io->client, &v);
+        /* Fixed steps from the start, but never a burst after a long pause. */
+        io->next_stats_ms += io->conf->stats_interval_ms;
+        if (io->next_stats_ms <= now)
+            io->next_stats_ms = now + io->conf->stats_interval_ms;
+    }
+    return io->next_stats_ms - now;
+}
+
 static void run_once(pl_io *io)
 {
     drain_submissions(io);
     int64_t now = pl_monotonic_ms();
     int64_t timeout = run_timers(io, now);
+    int64_t stats_due = publish_stats(io, now);
+    if (stats_due < timeout)
+        timeout = stats_due;
     struct curl_waitfd extra[io->nconns];
     unsigned nextra = 0;
     for (unsigned i = 0; i < io->nconns; i++) {
@@ -1044,6 +1103,8 @@ static void *io_main(void *arg)
 
 int pl_io_start(pl_io *io)
 {
+    if (io->client->stats)
+        io->next_stats_ms = pl_monotonic_ms() + io->conf->stats_interval_ms;
     if (pthread_create(&io->thread, NULL, io_main, io) != 0)
         return -1;
     io->thread_started = true;

@@ -529,6 +529,14 @@ static const struct {
     {"resume_failed", PL_SERR_RESUME_FAILED},
 };
 
+const char *pl_proto_server_err_name(pl_server_err code)
+{
+    for (size_t i = 0; i < sizeof(error_codes) / sizeof(error_codes[0]); i++)
+        if (error_codes[i].code == code)
+            return error_codes[i].name;
+    return "other";
+}
+
 /* Compare by length too: a JSON string may hold NUL bytes ("ack\u0000x"). */
 static bool str_is(const char *s, size_t len, const char *lit)
 {

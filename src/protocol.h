@@ -77,6 +77,9 @@ typedef enum pl_server_err {
     PL_SERR_OTHER
 } pl_server_err;
 
+/* The protocol's name of a code ("rate_limited"...); "other" for PL_SERR_OTHER. */
+const char *pl_proto_server_err_name(pl_server_err code);
+
 /*
  * A decoded server message. Strings point into the decoder's storage and stay
  * valid until the next pl_proto_decode() on the same decoder or

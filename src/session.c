@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "client.h"
+#include "clock.h"
 #include "dialect.h"
 #include "event.h"
 #include "io.h"
@@ -23,6 +24,8 @@ typedef struct pl_request {
     char *content;
     size_t content_len;
     pl_buf reply; /* the pieces so far, kept for the history */
+    int64_t accepted_us; /* when parley_send() took it: latency starts here */
+    bool piece_seen;     /* its first piece arrived (time to first token) */
     struct pl_request *next;
 } pl_request;
 
@@ -228,6 +231,12 @@ static void on_send(parley_session_t *s, pl_request *req)
     start_next(s);
 }
 
+static uint64_t elapsed_us(const pl_request *req)
+{
+    int64_t d = pl_monotonic_us() - req->accepted_us;
+    return d > 0 ? (uint64_t)d : 0;
+}
+
 /* The I/O thread routes by id, so a result for another id means a bug or a
  * stale message; it is counted and dropped rather than misdelivered. */
 static pl_request *current(parley_session_t *s, uint64_t id)
@@ -243,6 +252,10 @@ static void on_text(parley_session_t *s, text_msg *m)
     pl_request *req = current(s, m->id);
     if (!req)
         return;
+    if (!req->piece_seen) {
+        req->piece_seen = true;
+        pl_histogram_record(&s->client->ttft, elapsed_us(req));
+    }
     if (pl_buf_append(&req->reply, m->text, m->len) != 0) {
         fprintf(stderr, "parley: out of memory keeping a reply\n");
         abort();
@@ -278,6 +291,7 @@ static void on_done(parley_session_t *s, done_msg *m)
     history_append(s, true, reply, reply_len);
     req->content = NULL;
     PL_COUNT(s->client, requests_done, 1);
+    pl_histogram_record(&s->client->latency, elapsed_us(req));
     pl_client_release(s->client, s, req->content_len);
     request_free(req);
     start_next(s);
@@ -581,6 +595,7 @@ static parley_err_t send_admitted(parley_session_t *s, const char *content, size
     req->id = pl_snowflake_next(s->client->worker_id);
     req->content = copy;
     req->content_len = len;
+    req->accepted_us = pl_monotonic_us();
     m->base.kind = MSG_SEND;
     m->req = req;
     if (request_id)

@@ -13,13 +13,6 @@
 
 #define REFUSAL_BODY_MAX 4096
 
-int64_t pl_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- frame queues ------------------------------------------------------- */
 
 static void queue_push(pl_frame_queue *q, unsigned flags, const char *data,
@@ -152,6 +145,8 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
         /* Ping payloads are at most 125 bytes and arrive whole. */
         if (meta->offset == 0)
             pl_ws_conn_queue_control(conn, CURLWS_PONG, len ? ptr : "p", len ? len : 1);
+    } else if (meta->flags & CURLWS_PONG) {
+        conn->stats.rtt_ms = conn->last_rx_ms - conn->last_ping_ms;
     } else if (meta->flags & CURLWS_CLOSE) {
         conn->peer_closed = true;
     } else if (meta->flags & (CURLWS_TEXT | CURLWS_BINARY | CURLWS_CONT)) {
@@ -303,6 +298,19 @@ int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_sav
     return completed;
 }
 
+void pl_ws_conn_queued(const pl_ws_conn *conn, uint64_t *frames, uint64_t *bytes)
+{
+    *frames = *bytes = 0;
+    if (conn->sending && !(conn->sending->flags & (CURLWS_PING | CURLWS_PONG | CURLWS_CLOSE))) {
+        (*frames)++;
+        *bytes += conn->sending->len - conn->sending->off;
+    }
+    for (const pl_out_frame *f = conn->data.head; f; f = f->next) {
+        (*frames)++;
+        *bytes += f->len;
+    }
+}
+
 bool pl_ws_conn_wants_write(const pl_ws_conn *conn)
 {
     return conn->want_write && conn->sock != CURL_SOCKET_BAD;
@@ -337,4 +345,5 @@ void pl_ws_conn_reset(pl_ws_conn *conn)
     conn->sock = CURL_SOCKET_BAD;
     conn->want_write = false;
     conn->inflight = 0;
+    conn->stats.open_since_ms = 0;
 }

@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "easy.h"
 
 struct pl_io;
@@ -84,6 +85,17 @@ typedef struct pl_ws_conn {
     uint64_t max_message_bytes;
     unsigned heartbeat_s;   /* from hello; 0 when absent */
     int64_t last_rx_ms, last_ping_ms;
+
+    /* For the statistics (docs/statistics.md); over every transfer of this
+     * connection slot, kept by pl_ws_conn_reset(). */
+    struct {
+        uint64_t frames_sent, frames_received; /* data frames */
+        uint64_t bytes_sent, bytes_received;   /* payload, as on the wire */
+        uint64_t bytes_saved;     /* what compression saved on what was sent */
+        uint64_t opens;           /* handshakes completed (hello) */
+        int64_t open_since_ms;    /* hello of the current transfer; 0: none */
+        int64_t rtt_ms;           /* last heartbeat Ping to its Pong; -1: none */
+    } stats;
 } pl_ws_conn;
 
 /* Start connecting, offering parley.v1.zstd (with the built-in dictionary
@@ -107,6 +119,10 @@ void pl_ws_conn_queue_control(pl_ws_conn *conn, unsigned flags,
  */
 int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_saved);
 
+/* Data frames and their bytes waiting to be sent (the one partly sent
+ * included), for the statistics. */
+void pl_ws_conn_queued(const pl_ws_conn *conn, uint64_t *frames, uint64_t *bytes);
+
 /* Whether a partial frame waits for the socket to become writable. */
 bool pl_ws_conn_wants_write(const pl_ws_conn *conn);
 
@@ -117,9 +133,6 @@ void pl_ws_conn_close_now(pl_ws_conn *conn, unsigned code);
 /* Remove the transfer from the multi handle and return to IDLE; the frame
  * queues are emptied, the failure count and reconnect time kept. */
 void pl_ws_conn_reset(pl_ws_conn *conn);
-
-/* Monotonic milliseconds, the clock of every timer of the I/O thread. */
-int64_t pl_monotonic_ms(void);
 
 /* Implemented by the I/O thread: a complete message arrived. */
 void pl_io_on_message(struct pl_io *io, pl_ws_conn *conn, const char *data,

@@ -30,7 +30,8 @@ pl_refserver *fixture_server(const char *api_key, unsigned latency_ms, unsigned 
     return srv;
 }
 
-static parley_client_t *client_va(const char *url, va_list ap)
+static parley_client_t *client_va(const char *url, parley_stats_cb *stats_cb,
+                                  void *stats_opaque, va_list ap)
 {
     parley_conf_t *conf = parley_conf_new();
     char err[512];
@@ -44,6 +45,7 @@ static parley_client_t *client_va(const char *url, va_list ap)
             fail_msg("%s", err);
     }
     parley_conf_set_event_cb(conf, recorder_on_event, NULL);
+    parley_conf_set_stats_cb(conf, stats_cb, stats_opaque);
     parley_client_t *c = parley_client_new(conf, err, sizeof(err));
     if (!c)
         fail_msg("parley_client_new: %s", err);
@@ -55,7 +57,16 @@ parley_client_t *fixture_client_url(const char *url, ...)
 {
     va_list ap;
     va_start(ap, url);
-    parley_client_t *c = client_va(url, ap);
+    parley_client_t *c = client_va(url, NULL, NULL, ap);
+    va_end(ap);
+    return c;
+}
+
+parley_client_t *fixture_client_stats(const char *url, parley_stats_cb *cb, void *opaque, ...)
+{
+    va_list ap;
+    va_start(ap, opaque);
+    parley_client_t *c = client_va(url, cb, opaque, ap);
     va_end(ap);
     return c;
 }
@@ -66,7 +77,7 @@ parley_client_t *fixture_client(int port, ...)
     snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1/stream", port);
     va_list ap;
     va_start(ap, port);
-    parley_client_t *c = client_va(url, ap);
+    parley_client_t *c = client_va(url, NULL, NULL, ap);
     va_end(ap);
     return c;
 }

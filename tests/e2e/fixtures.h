@@ -17,6 +17,8 @@ pl_refserver *fixture_server(const char *api_key, unsigned latency_ms, unsigned 
  * and extra properties as name, value, ..., NULL. Fails the test on error.
  */
 parley_client_t *fixture_client_url(const char *url, ...);
+/* The same with a stats callback. */
+parley_client_t *fixture_client_stats(const char *url, parley_stats_cb *cb, void *opaque, ...);
 /* The same for the native endpoint of a server on `port`. */
 parley_client_t *fixture_client(int port, ...);
 

@@ -47,7 +47,7 @@ static const char *const all_props[] = {
     "reconnect.backoff.ms", "reconnect.backoff.max.ms",
     "request.timeout.ms", "stall.timeout.ms",
     "session.queue.max", "max.inflight.requests",
-    "max.queued.bytes"};
+    "max.queued.bytes", "statistics.interval.ms"};
 
 #define NPROPS (sizeof(all_props) / sizeof(all_props[0]))
 

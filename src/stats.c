@@ -1,0 +1,257 @@
+/* The statistics document and its delivery; see stats.h and
+ * docs/statistics.md, which describes every field written here. */
+#include "stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actor.h"
+#include "alloc.h"
+#include "client.h"
+#include "compress.h"
+#include "histogram.h"
+#include "json_writer.h"
+#include "pool.h"
+#include "ws_conn.h"
+
+struct pl_stats_sink {
+    pl_actor actor;
+    parley_client_t *client;
+};
+
+typedef struct stats_msg {
+    pl_actor_msg base;
+    size_t len;
+    char json[];
+} stats_msg;
+
+/* Runs on a worker: at most one document at a time, in order. */
+static void deliver(pl_actor *actor, pl_actor_msg *msg)
+{
+    pl_stats_sink *sink = (pl_stats_sink *)actor;
+    stats_msg *m = (stats_msg *)msg;
+    const parley_conf_t *conf = sink->client->conf;
+    conf->stats_cb(sink->client, m->json, m->len, conf->stats_opaque);
+    free(m);
+}
+
+static void finalize(pl_actor *actor)
+{
+    (void)actor; /* the sink is freed by pl_stats_sink_free() */
+}
+
+pl_stats_sink *pl_stats_sink_new(parley_client_t *client)
+{
+    const parley_conf_t *conf = client->conf;
+    if (!conf->stats_cb || conf->stats_interval_ms <= 0)
+        return NULL;
+    pl_stats_sink *sink = pl_xcalloc(1, sizeof(*sink));
+    sink->client = client;
+    pl_actor_init(&sink->actor, client->pool, deliver, finalize);
+    return sink;
+}
+
+void pl_stats_sink_free(pl_stats_sink *sink)
+{
+    if (!sink)
+        return;
+    pl_actor_unref(&sink->actor);
+    free(sink);
+}
+
+void pl_stats_safe_url(const char *url, char *out, size_t size)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *host = scheme_end ? scheme_end + 3 : url;
+    size_t authority = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', authority);
+    const char *host_start = at ? at + 1 : host;
+    size_t path = strcspn(host + authority, "?#");
+    snprintf(out, size, "%.*s%.*s%.*s", (int)(host - url), url,
+             (int)(host + authority - host_start), host_start, (int)path, host + authority);
+}
+
+static uint64_t load(_Atomic uint64_t *counter)
+{
+    return atomic_load_explicit(counter, memory_order_relaxed);
+}
+
+/* A histogram in milliseconds with microsecond precision; the buckets as
+ * [upper bound in ms, count] pairs, empty ones left out. */
+static void write_histogram(pl_json_writer *w, const char *key, pl_histogram *h)
+{
+    pl_histogram_snapshot s;
+    pl_histogram_snapshot_take(h, &s);
+    pl_jw_object(w, key);
+    pl_jw_u64(w, "count", s.count);
+    pl_jw_fixed(w, "mean", s.count ? s.sum_us / s.count : 0, 3);
+    pl_jw_fixed(w, "p50", pl_histogram_percentile(&s, 0.50), 3);
+    pl_jw_fixed(w, "p90", pl_histogram_percentile(&s, 0.90), 3);
+    pl_jw_fixed(w, "p99", pl_histogram_percentile(&s, 0.99), 3);
+    pl_jw_fixed(w, "p999", pl_histogram_percentile(&s, 0.999), 3);
+    pl_jw_fixed(w, "max", s.max_us, 3);
+    pl_jw_array(w, "buckets");
+    for (unsigned i = 0; i < PL_HIST_BUCKETS; i++) {
+        if (!s.buckets[i])
+            continue;
+        pl_jw_array(w, NULL);
+        pl_jw_fixed(w, NULL, pl_histogram_bucket_max(i), 3);
+        pl_jw_u64(w, NULL, s.buckets[i]);
+        pl_jw_end_array(w);
+    }
+    pl_jw_end_array(w);
+    pl_jw_end_object(w);
+}
+
+/* sent / (sent + saved): 1.0000 when compression saved nothing. */
+static void write_ratio(pl_json_writer *w, const char *key, uint64_t sent, uint64_t saved)
+{
+    uint64_t original = sent + saved;
+    pl_jw_fixed(w, key, original ? sent * 10000 / original : 10000, 4);
+}
+
+static const char *compression_name(int alg)
+{
+    return alg == PL_COMPRESS_ZSTD ? "zstd" : alg == PL_COMPRESS_GZIP ? "gzip" : "none";
+}
+
+static void write_connection(pl_json_writer *w, const pl_ws_conn *c, int64_t now)
+{
+    static const char *const states[] = {"idle", "connecting", "open"};
+    uint64_t queued_frames, queued_bytes;
+    pl_ws_conn_queued(c, &queued_frames, &queued_bytes);
+    pl_jw_object(w, NULL);
+    pl_jw_u64(w, "index", c->index);
+    pl_jw_str(w, "state", states[c->state]);
+    pl_jw_i64(w, "open_ms", c->stats.open_since_ms ? now - c->stats.open_since_ms : 0);
+    pl_jw_str(w, "compression", c->state == PL_WS_OPEN ? compression_name(c->compression) : "none");
+    pl_jw_bool(w, "dictionary", c->state == PL_WS_OPEN && c->dict_agreed);
+    pl_jw_u64(w, "inflight", c->inflight);
+    pl_jw_u64(w, "send_queue_frames", queued_frames);
+    pl_jw_u64(w, "send_queue_bytes", queued_bytes);
+    pl_jw_u64(w, "frames_sent", c->stats.frames_sent);
+    pl_jw_u64(w, "frames_received", c->stats.frames_received);
+    pl_jw_u64(w, "bytes_sent", c->stats.bytes_sent);
+    pl_jw_u64(w, "bytes_received", c->stats.bytes_received);
+    write_ratio(w, "compression_ratio", c->stats.bytes_sent, c->stats.bytes_saved);
+    pl_jw_u64(w, "opens", c->stats.opens);
+    pl_jw_u64(w, "failures", c->failures > 0 ? (uint64_t)c->failures : 0);
+    pl_jw_i64(w, "rtt_ms", c->stats.rtt_ms);
+    pl_jw_end_object(w);
+}
+
+static void write_dialect(pl_json_writer *w, const parley_client_t *c,
+                          const pl_stats_io_view *v)
+{
+    static const char *const names[] = {"native", "anthropic", "openai"};
+    pl_jw_object(w, "dialects");
+    pl_jw_object(w, names[c->conf->dialect]);
+    if (c->conf->dialect == PL_DIALECT_NATIVE) {
+        pl_jw_object(w, "server_errors");
+        for (int code = PL_SERR_INVALID_REQUEST; code <= PL_SERR_OTHER; code++)
+            pl_jw_u64(w, pl_proto_server_err_name((pl_server_err)code), v->server_errors[code]);
+        pl_jw_end_object(w);
+    } else {
+        static const char *const classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+        pl_jw_object(w, "responses");
+        for (int i = 0; i < 6; i++)
+            pl_jw_u64(w, classes[i], v->http_status[i]);
+        pl_jw_end_object(w);
+        pl_jw_u64(w, "http2_responses", v->http2_answers);
+    }
+    pl_jw_end_object(w);
+    pl_jw_end_object(w);
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void write_document(pl_json_writer *w, parley_client_t *c, const pl_stats_io_view *v)
+{
+    pl_counters *k = &c->counters;
+    int64_t now = pl_monotonic_ms();
+    char endpoint[512];
+    pl_stats_safe_url(c->conf->endpoint, endpoint, sizeof(endpoint));
+
+    pl_jw_object(w, NULL);
+    pl_jw_str(w, "version", PARLEY_VERSION_STR);
+    pl_jw_i64(w, "time_ms", unix_ms());
+    pl_jw_i64(w, "age_ms", now - c->created_ms);
+    pl_jw_str(w, "endpoint", endpoint);
+    pl_jw_u64(w, "worker_id", c->worker_id);
+    pl_jw_u64(w, "workers", pl_pool_size(c->pool));
+
+    pl_jw_object(w, "requests");
+    pl_jw_u64(w, "sent", load(&k->requests_sent));
+    pl_jw_u64(w, "done", load(&k->requests_done));
+    pl_jw_u64(w, "failed", load(&k->requests_failed));
+    pl_jw_i64(w, "outstanding", atomic_load(&c->outstanding));
+    pl_jw_i64(w, "queued_bytes", atomic_load(&c->queued_bytes));
+    pl_jw_u64(w, "at_io_thread", v->routes);
+    pl_jw_u64(w, "waiting_retry", v->routes_waiting);
+    pl_jw_u64(w, "queue_full", load(&k->queue_full));
+    pl_jw_end_object(w);
+
+    pl_jw_object(w, "sessions");
+    pl_jw_i64(w, "open", atomic_load(&c->sessions_open));
+    pl_jw_end_object(w);
+
+    pl_jw_object(w, "reliability");
+    pl_jw_u64(w, "retries", load(&k->retries));
+    pl_jw_u64(w, "resumes", load(&k->resumes));
+    pl_jw_u64(w, "stalls", load(&k->stalls));
+    pl_jw_u64(w, "reconnects", load(&k->reconnects));
+    pl_jw_u64(w, "errors", load(&k->errors));
+    pl_jw_u64(w, "unknown_messages", load(&k->unknown_messages));
+    pl_jw_end_object(w);
+
+    pl_jw_object(w, "traffic");
+    pl_jw_u64(w, "connections_opened", load(&k->connections_opened));
+    pl_jw_u64(w, "insecure_connections", load(&k->insecure_connections));
+    pl_jw_u64(w, "frames_sent", load(&k->frames_sent));
+    pl_jw_u64(w, "frames_received", load(&k->frames_received));
+    pl_jw_u64(w, "bytes_sent", load(&k->bytes_sent));
+    pl_jw_u64(w, "bytes_received", load(&k->bytes_received));
+    pl_jw_end_object(w);
+
+    uint64_t sent = load(&k->bytes_sent), saved = load(&k->bytes_compression_saved);
+    pl_jw_object(w, "compression");
+    pl_jw_u64(w, "bytes_saved", saved);
+    write_ratio(w, "ratio_sent", sent, saved);
+    pl_jw_u64(w, "bytes_decompressed", load(&k->bytes_decompressed));
+    pl_jw_end_object(w);
+
+    write_histogram(w, "latency_ms", &c->latency);
+    write_histogram(w, "ttft_ms", &c->ttft);
+
+    pl_jw_array(w, "connections");
+    for (unsigned i = 0; i < v->nconns; i++)
+        write_connection(w, &v->conns[i], now);
+    pl_jw_end_array(w);
+
+    write_dialect(w, c, v);
+    pl_jw_end_object(w);
+}
+
+void pl_stats_publish(parley_client_t *c, const pl_stats_io_view *v)
+{
+    if (!c->stats)
+        return;
+    pl_json_writer w;
+    pl_jw_init(&w);
+    write_document(&w, c, v);
+    stats_msg *m = w.failed ? NULL : malloc(sizeof(*m) + w.out.len + 1);
+    if (m) {
+        m->len = w.out.len;
+        memcpy(m->json, w.out.data, w.out.len + 1);
+        pl_actor_post(&c->stats->actor, &m->base);
+    }
+    /* Out of memory: this document is skipped; the next one has it all. */
+    pl_buf_free(&w.out);
+}
