@@ -135,7 +135,10 @@ typedef void parley_stats_cb(parley_client_t *client, const char *json,
  * parley_conf_dump().
  */
 PARLEY_EXPORT parley_conf_t *parley_conf_new(void);
+/* A deep copy of conf (strings, callbacks and their opaques); NULL when out
+ * of memory. */
 PARLEY_EXPORT parley_conf_t *parley_conf_dup(const parley_conf_t *conf);
+/* Free a configuration that no client owns (NULL is allowed). */
 PARLEY_EXPORT void parley_conf_destroy(parley_conf_t *conf);
 
 /*

@@ -11,8 +11,13 @@ parley=${PARLEY_BIN:-./parley}
 passed=0
 failed=0
 
-if [ ! -d "$here/node_modules/ws" ]; then
-  echo "tests/interop/node_modules is missing: run 'npm ci' in tests/interop (check.sh does)"
+# The servers' npm dependencies: tests/interop/node_modules, or the directory
+# named by PARLEY_NODE_MODULES (configure's variable; `make distcheck`
+# points it at the source tree's, as the tarball has none).
+modules=${PARLEY_NODE_MODULES:-$here/node_modules}
+export NODE_PATH="$modules"
+if [ ! -d "$modules/ws" ]; then
+  echo "$modules is missing: run 'npm ci' in tests/interop (check.sh does)"
   echo "[  FAILED  ] 1 test(s)."
   exit 1
 fi
