@@ -1,0 +1,273 @@
+/* The gateway's named conversations and their turns (gateway_sessions.h). */
+#include "gateway_sessions.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKETS 4096
+
+/* A turn sent and not yet ended: where its events go. */
+typedef struct gw_turn {
+    uint64_t request_id;
+    gw_stream *stream; /* one reference, dropped at the terminal event */
+    struct gw_turn *next;
+} gw_turn;
+
+struct gw_session {
+    gw_session *next; /* in its bucket */
+    parley_session_t *handle;
+    /* Held across parley_send() and the registration of its turn: the
+     * turn's first event may run on a worker before parley_send() returns,
+     * and must find the turn registered. */
+    pthread_mutex_t turns_lock;
+    gw_turn *turns;
+    char name[];
+};
+
+enum gate_state {
+    GATE_OPEN,        /* turns may be sent */
+    GATE_NOT_SENDING, /* shutting down: no new turns, cancels still go */
+    GATE_CLOSED       /* the client is going away: no call into parley */
+};
+
+struct gw_sessions {
+    /* Read-held by an MHD thread for each call into parley, write-held by
+     * shutdown to move the state on: once closed, no call is in progress
+     * and none starts. Workers never take it (they may call parley freely,
+     * and the client's destroy waits for them). */
+    pthread_rwlock_t gate;
+    enum gate_state state;
+    parley_client_t *client;
+    /* Guards the buckets and the count. Sessions are only added, and freed
+     * with the registry, so a pointer found stays valid without the lock. */
+    pthread_mutex_t names_lock;
+    size_t count, max;
+    gw_session *buckets[BUCKETS];
+};
+
+gw_sessions *gw_sessions_new(size_t max_sessions)
+{
+    gw_sessions *reg = calloc(1, sizeof(*reg));
+    if (!reg)
+        return NULL;
+    pthread_rwlock_init(&reg->gate, NULL);
+    pthread_mutex_init(&reg->names_lock, NULL);
+    reg->max = max_sessions;
+    return reg;
+}
+
+void gw_sessions_attach(gw_sessions *reg, parley_client_t *client)
+{
+    reg->client = client;
+}
+
+static void say(char *why, size_t why_size, const char *sentence)
+{
+    snprintf(why, why_size, "%s", sentence);
+}
+
+/* FNV-1a: names are short, and any even spread will do. */
+static size_t bucket_of(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % BUCKETS;
+}
+
+static gw_session *lookup_locked(gw_sessions *reg, const char *name)
+{
+    for (gw_session *s = reg->buckets[bucket_of(name)]; s; s = s->next)
+        if (!strcmp(s->name, name))
+            return s;
+    return NULL;
+}
+
+static gw_session *lookup(gw_sessions *reg, const char *name)
+{
+    pthread_mutex_lock(&reg->names_lock);
+    gw_session *s = lookup_locked(reg, name);
+    pthread_mutex_unlock(&reg->names_lock);
+    return s;
+}
+
+/* The session named `name`, opened now if new. Called with the gate
+ * read-held and open. */
+static gw_session *find_or_open(gw_sessions *reg, const char *name, parley_err_t *err,
+                                char *why, size_t why_size)
+{
+    pthread_mutex_lock(&reg->names_lock);
+    gw_session *s = lookup_locked(reg, name);
+    if (s)
+        goto out;
+    if (reg->count >= reg->max) {
+        *err = PARLEY_ERR_QUEUE_FULL;
+        snprintf(why, why_size, "too many conversations (at most %zu): try again later",
+                 reg->max);
+        goto out;
+    }
+    parley_session_t *handle = parley_session_open(reg->client, name, why, why_size);
+    if (!handle) {
+        *err = PARLEY_ERR_INVALID_ARG; /* parley's sentence says what */
+        goto out;
+    }
+    size_t len = strlen(name);
+    s = calloc(1, sizeof(*s) + len + 1);
+    if (!s) {
+        parley_session_close(handle);
+        *err = PARLEY_ERR_NO_MEMORY;
+        say(why, why_size, "out of memory");
+        goto out;
+    }
+    s->handle = handle;
+    pthread_mutex_init(&s->turns_lock, NULL);
+    memcpy(s->name, name, len + 1);
+    size_t b = bucket_of(name);
+    s->next = reg->buckets[b];
+    reg->buckets[b] = s;
+    reg->count++;
+out:
+    pthread_mutex_unlock(&reg->names_lock);
+    return s;
+}
+
+static const char *send_failure(parley_err_t err)
+{
+    switch (err) {
+    case PARLEY_ERR_INVALID_ARG:
+        return "the message is not valid UTF-8";
+    case PARLEY_ERR_QUEUE_FULL:
+        return "too many turns waiting: try again later";
+    default:
+        return parley_err2str(err);
+    }
+}
+
+static parley_err_t send_turn(gw_session *s, const char *content, gw_stream *stream,
+                              uint64_t *request_id, char *why, size_t why_size)
+{
+    gw_turn *turn = malloc(sizeof(*turn));
+    if (!turn) {
+        say(why, why_size, "out of memory");
+        return PARLEY_ERR_NO_MEMORY;
+    }
+    pthread_mutex_lock(&s->turns_lock);
+    parley_err_t err = parley_send(s->handle, content, request_id);
+    if (err == PARLEY_OK) {
+        turn->request_id = *request_id;
+        turn->stream = gw_stream_ref(stream);
+        turn->next = s->turns;
+        s->turns = turn;
+    }
+    pthread_mutex_unlock(&s->turns_lock);
+    if (err != PARLEY_OK) {
+        free(turn);
+        say(why, why_size, send_failure(err));
+    }
+    return err;
+}
+
+parley_err_t gw_sessions_send(gw_sessions *reg, const char *name, const char *content,
+                              gw_stream *stream, gw_session **session,
+                              uint64_t *request_id, char *why, size_t why_size)
+{
+    parley_err_t err = PARLEY_ERR_SHUTDOWN;
+    pthread_rwlock_rdlock(&reg->gate);
+    if (reg->state != GATE_OPEN) {
+        say(why, why_size, "the gateway is shutting down");
+    } else {
+        gw_session *s = find_or_open(reg, name, &err, why, why_size);
+        if (s) {
+            err = send_turn(s, content, stream, request_id, why, why_size);
+            *session = s;
+        }
+    }
+    pthread_rwlock_unlock(&reg->gate);
+    return err;
+}
+
+void gw_sessions_cancel(gw_sessions *reg, gw_session *session, uint64_t request_id)
+{
+    pthread_rwlock_rdlock(&reg->gate);
+    if (reg->state != GATE_CLOSED)
+        parley_cancel(session->handle, request_id);
+    pthread_rwlock_unlock(&reg->gate);
+}
+
+/* The turn request_id of s; unlinked when `last` (its terminal event). A
+ * turn found stays valid after the lock is dropped: only its own terminal
+ * event removes it, and one session's events never run concurrently. */
+static gw_turn *find_turn(gw_session *s, uint64_t request_id, bool last)
+{
+    pthread_mutex_lock(&s->turns_lock);
+    gw_turn **link = &s->turns;
+    while (*link && (*link)->request_id != request_id)
+        link = &(*link)->next;
+    gw_turn *turn = *link;
+    if (turn && last)
+        *link = turn->next;
+    pthread_mutex_unlock(&s->turns_lock);
+    return turn;
+}
+
+void gw_sessions_on_event(parley_client_t *client, const parley_event_t *ev, void *opaque)
+{
+    (void)client;
+    gw_sessions *reg = opaque;
+    parley_event_type_t type = parley_event_type(ev);
+    gw_session *s = lookup(reg, parley_event_session_id(ev));
+    /* Every accepted turn was registered before its events could run. */
+    gw_turn *turn = s ? find_turn(s, parley_event_request_id(ev), type != PARLEY_EVENT_TEXT)
+                      : NULL;
+    if (!turn)
+        return;
+    size_t len;
+    const char *content = parley_event_content(ev, &len);
+    if (type == PARLEY_EVENT_TEXT) {
+        gw_stream_push(turn->stream, content, len);
+        return;
+    }
+    parley_err_t err = type == PARLEY_EVENT_ERROR ? parley_event_error(ev) : PARLEY_OK;
+    /* parley's sentence for this one speaks of the client object. */
+    if (err == PARLEY_ERR_SHUTDOWN)
+        content = "the gateway is shutting down";
+    gw_stream_end(turn->stream, err, content);
+    gw_stream_unref(turn->stream);
+    free(turn);
+}
+
+static void set_state(gw_sessions *reg, enum gate_state state)
+{
+    pthread_rwlock_wrlock(&reg->gate);
+    reg->state = state;
+    pthread_rwlock_unlock(&reg->gate);
+}
+
+void gw_sessions_stop_sending(gw_sessions *reg)
+{
+    set_state(reg, GATE_NOT_SENDING);
+}
+
+void gw_sessions_detach(gw_sessions *reg)
+{
+    set_state(reg, GATE_CLOSED);
+}
+
+void gw_sessions_free(gw_sessions *reg)
+{
+    for (size_t b = 0; b < BUCKETS; b++) {
+        gw_session *s = reg->buckets[b];
+        while (s) {
+            gw_session *next = s->next;
+            pthread_mutex_destroy(&s->turns_lock);
+            free(s);
+            s = next;
+        }
+    }
+    pthread_mutex_destroy(&reg->names_lock);
+    pthread_rwlock_destroy(&reg->gate);
+    free(reg);
+}
