@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_properties.h"
 #include "parley.h"
 #include "race_demo.h"
 
@@ -77,15 +78,6 @@ static int usage(FILE *out, int status)
     return status;
 }
 
-static bool conf_set(parley_conf_t *conf, const char *name, const char *value)
-{
-    char err[256];
-    if (parley_conf_set(conf, name, value, err, sizeof(err)) == PARLEY_OK)
-        return true;
-    fprintf(stderr, "parley: %s\n", err);
-    return false;
-}
-
 /* Send one turn and wait for its end. Returns false on any error. */
 static bool chat_turn(parley_session_t *session, chat_state *st, const char *text)
 {
@@ -121,28 +113,28 @@ static bool chat_stdin(parley_session_t *session, chat_state *st)
     return ok;
 }
 
-/* chat's options that are plain properties, under curl's names for TLS. */
-static const struct {
-    const char *option;
-    const char *property;
-} chat_properties[] = {
+/* chat's options that are plain properties; the TLS ones come after these. */
+static const cli_property_option chat_properties[] = {
     {"endpoint", "endpoint"},       {"dialect", "dialect"},
     {"model", "model"},             {"system", "system"},
-    {"cacert", "tls.ca.file"},      {"capath", "tls.ca.path"},
-    {"pinnedpubkey", "tls.pinned.pubkey"}, {"cert", "tls.cert.file"},
-    {"key", "tls.key.file"},
 };
 #define NCHAT_PROPERTIES (sizeof(chat_properties) / sizeof(chat_properties[0]))
+#define NCHAT_OPTIONS (NCHAT_PROPERTIES + CLI_TLS_OPTIONS_COUNT)
+
+static const cli_property_option *chat_option(size_t i)
+{
+    return i < NCHAT_PROPERTIES ? &chat_properties[i] : &cli_tls_options[i - NCHAT_PROPERTIES];
+}
 
 /* Parse chat's options into conf; returns -1 to go on, else an exit code. */
 static int parse_chat_options(int argc, char **argv, parley_conf_t *conf,
                               const char **session_id)
 {
     enum { OPT_SESSION = 1000, OPT_PROPERTY = 2000 };
-    struct option opts[NCHAT_PROPERTIES + 4];
+    struct option opts[NCHAT_OPTIONS + 4];
     size_t n = 0;
-    for (size_t i = 0; i < NCHAT_PROPERTIES; i++)
-        opts[n++] = (struct option){chat_properties[i].option, required_argument, NULL,
+    for (size_t i = 0; i < NCHAT_OPTIONS; i++)
+        opts[n++] = (struct option){chat_option(i)->option, required_argument, NULL,
                                     OPT_PROPERTY + (int)i};
     opts[n++] = (struct option){"session", required_argument, NULL, OPT_SESSION};
     opts[n++] = (struct option){"insecure", no_argument, NULL, 'k'};
@@ -151,14 +143,12 @@ static int parse_chat_options(int argc, char **argv, parley_conf_t *conf,
     int c;
     while ((c = getopt_long(argc, argv, "kh", opts, NULL)) != -1) {
         if (c >= OPT_PROPERTY) {
-            if (!conf_set(conf, chat_properties[c - OPT_PROPERTY].property, optarg))
+            if (!cli_conf_set(conf, chat_option((size_t)(c - OPT_PROPERTY))->property, optarg))
                 return 2;
         } else if (c == OPT_SESSION) {
             *session_id = optarg;
         } else if (c == 'k') {
-            fprintf(stderr, "parley: warning: --insecure: the server's certificate is not "
-                            "verified\n");
-            if (!conf_set(conf, "tls.insecure", "1"))
+            if (!cli_conf_set_insecure(conf))
                 return 2;
         } else if (c == 'h') {
             return usage(stdout, 0);
@@ -175,8 +165,8 @@ static int cmd_chat(int argc, char **argv)
     chat_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     parley_conf_t *conf = parley_conf_new();
     /* Errors reach the user through the events; PARLEY_LOG still overrides. */
-    if (!conf || !conf_set(conf, "workers", "1") || !conf_set(conf, "connections", "1") ||
-        !conf_set(conf, "log.level", "3")) {
+    if (!conf || !cli_conf_set(conf, "workers", "1") || !cli_conf_set(conf, "connections", "1") ||
+        !cli_conf_set(conf, "log.level", "3")) {
         parley_conf_destroy(conf);
         return 2;
     }
