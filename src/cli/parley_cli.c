@@ -5,6 +5,8 @@
  * and streams each reply to stdout, one reply per line.
  *   parley race-demo [--threads N] [--increments K] [--sleep-ms M]
  * runs examples/race_demo.c (docs/race-condition.md).
+ *   parley bench --endpoint URL --requests R [--concurrency N] [--turns K] ...
+ * runs a load against an echo-model server and prints one JSON line (bench.c).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "cli_properties.h"
 #include "parley.h"
 #include "race_demo.h"
@@ -62,6 +65,9 @@ static int usage(FILE *out, int status)
             "                   [--cacert FILE] [--capath DIR] [--pinnedpubkey PINS]\n"
             "                   [--cert FILE] [--key FILE] [-k|--insecure] [MESSAGE...]\n"
             "       parley race-demo [--threads N] [--increments K] [--sleep-ms M]\n"
+            "       parley bench --endpoint URL --requests R [--concurrency N] [--turns K]\n"
+            "                    [--duration S] [--dialect D] [--connections C]\n"
+            "                    [--set NAME=VALUE]... [TLS options]\n"
             "       parley --version\n"
             "\n"
             "chat   sends each MESSAGE as the next turn of one conversation and\n"
@@ -69,6 +75,9 @@ static int usage(FILE *out, int status)
             "       of standard input is a turn.\n"
             "race-demo  shows lost updates on a shared counter and three fixes\n"
             "           (atomic, mutex, actor); see docs/race-condition.md.\n"
+            "bench  holds N conversations at once against a server answering with\n"
+            "       the echo model (parley-refserver), checks every reply and prints\n"
+            "       one JSON line of results; `parley bench --help` for the details.\n"
             "\n"
             "The endpoint comes from --endpoint or PARLEY_ENDPOINT: ws:// or wss://\n"
             "for the native protocol, http:// or https:// for the anthropic or\n"
@@ -215,6 +224,8 @@ int main(int argc, char **argv)
         return cmd_chat(argc - 1, argv + 1);
     if (!strcmp(argv[1], "race-demo"))
         return race_demo_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench"))
+        return bench_main(argc - 1, argv + 1);
     fprintf(stderr, "parley: unknown command \"%s\"\n", argv[1]);
     return usage(stderr, 2);
 }
