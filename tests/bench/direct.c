@@ -145,6 +145,16 @@ static const char *string_at(struct json_object *o, const char *key)
     return json_object_get_string(v);
 }
 
+/* A piece of the reply. */
+static void on_text(direct_caller *c, const char *text, size_t len)
+{
+    if (!c->first_piece_ns)
+        c->first_piece_ns = bench_now_ns();
+    bench_expect_piece(&c->expect, text, len);
+    if (pl_buf_append(&c->reply, text, len) != 0)
+        fail(c, "out of memory");
+}
+
 /* One "data:" line: a text delta, the end, or an error. Other events
  * (message_start, ping, content_block_stop...) carry nothing we need. */
 static void on_data(direct_caller *c, const char *json, size_t len)
@@ -153,18 +163,14 @@ static void on_data(direct_caller *c, const char *json, size_t len)
     struct json_object *event = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
     json_tokener_free(tok);
     const char *type = event ? string_at(event, "type") : NULL;
-    struct json_object *delta;
+    struct json_object *delta, *text;
     if (!type) {
         fail(c, "an event that is not a JSON object with a type");
     } else if (!strcmp(type, "content_block_delta") &&
-               json_object_object_get_ex(event, "delta", &delta) && string_at(delta, "text")) {
-        const char *text = string_at(delta, "text");
-        size_t text_len = strlen(text);
-        if (!c->first_piece_ns)
-            c->first_piece_ns = bench_now_ns();
-        bench_expect_piece(&c->expect, text, text_len);
-        if (pl_buf_append(&c->reply, text, text_len) != 0)
-            fail(c, "out of memory");
+               json_object_object_get_ex(event, "delta", &delta) &&
+               json_object_object_get_ex(delta, "text", &text) &&
+               json_object_is_type(text, json_type_string)) {
+        on_text(c, json_object_get_string(text), (size_t)json_object_get_string_len(text));
     } else if (!strcmp(type, "message_stop")) {
         c->end_ns = bench_now_ns();
         c->ended = true;
