@@ -278,9 +278,10 @@ static bool request(direct_caller *c)
 
     uint64_t sent_ns = bench_now_ns();
     CURLcode rc = curl_easy_perform(h);
-    long status = 0, connects = 0;
+    long status = 0, connects = 0, os_errno = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
     atomic_fetch_add_explicit(&run->connections, (uint64_t)connects, memory_order_relaxed);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* curl_err goes out of scope */
     if (!c->kept)
@@ -288,7 +289,10 @@ static bool request(direct_caller *c)
     free(body);
 
     char why[320];
-    if (rc != CURLE_OK)
+    if (rc != CURLE_OK && os_errno) /* which limit: EADDRNOTAVAIL, EMFILE... */
+        snprintf(why, sizeof(why), "%s (%s)", curl_err[0] ? curl_err : curl_easy_strerror(rc),
+                 strerror((int)os_errno));
+    else if (rc != CURLE_OK)
         snprintf(why, sizeof(why), "%s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
     else if (status != 200) /* its JSON body has no newline: all in `line` */
         snprintf(why, sizeof(why), "HTTP %ld: %.*s", status, (int)c->line.len,
