@@ -5,6 +5,8 @@
  * and streams each reply to stdout, one reply per line.
  *   parley race-demo [--threads N] [--increments K] [--sleep-ms M]
  * runs examples/race_demo.c (docs/race-condition.md).
+ *   parley bench --endpoint URL --requests R [--concurrency N] [--turns K] ...
+ * runs a load against an echo-model server and prints one JSON line (bench.c).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -13,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
+#include "cli_properties.h"
 #include "parley.h"
 #include "race_demo.h"
 
@@ -61,6 +65,9 @@ static int usage(FILE *out, int status)
             "                   [--cacert FILE] [--capath DIR] [--pinnedpubkey PINS]\n"
             "                   [--cert FILE] [--key FILE] [-k|--insecure] [MESSAGE...]\n"
             "       parley race-demo [--threads N] [--increments K] [--sleep-ms M]\n"
+            "       parley bench --endpoint URL --requests R [--concurrency N] [--turns K]\n"
+            "                    [--duration S] [--dialect D] [--connections C]\n"
+            "                    [--set NAME=VALUE]... [TLS options]\n"
             "       parley --version\n"
             "\n"
             "chat   sends each MESSAGE as the next turn of one conversation and\n"
@@ -68,6 +75,9 @@ static int usage(FILE *out, int status)
             "       of standard input is a turn.\n"
             "race-demo  shows lost updates on a shared counter and three fixes\n"
             "           (atomic, mutex, actor); see docs/race-condition.md.\n"
+            "bench  holds N conversations at once against a server answering with\n"
+            "       the echo model (parley-refserver), checks every reply and prints\n"
+            "       one JSON line of results; `parley bench --help` for the details.\n"
             "\n"
             "The endpoint comes from --endpoint or PARLEY_ENDPOINT: ws:// or wss://\n"
             "for the native protocol, http:// or https:// for the anthropic or\n"
@@ -75,15 +85,6 @@ static int usage(FILE *out, int status)
             "from PARLEY_API_KEY (ANTHROPIC_API_KEY or OPENAI_API_KEY first for\n"
             "those dialects). TLS options take curl's names.\n");
     return status;
-}
-
-static bool conf_set(parley_conf_t *conf, const char *name, const char *value)
-{
-    char err[256];
-    if (parley_conf_set(conf, name, value, err, sizeof(err)) == PARLEY_OK)
-        return true;
-    fprintf(stderr, "parley: %s\n", err);
-    return false;
 }
 
 /* Send one turn and wait for its end. Returns false on any error. */
@@ -121,28 +122,28 @@ static bool chat_stdin(parley_session_t *session, chat_state *st)
     return ok;
 }
 
-/* chat's options that are plain properties, under curl's names for TLS. */
-static const struct {
-    const char *option;
-    const char *property;
-} chat_properties[] = {
+/* chat's options that are plain properties; the TLS ones come after these. */
+static const cli_property_option chat_properties[] = {
     {"endpoint", "endpoint"},       {"dialect", "dialect"},
     {"model", "model"},             {"system", "system"},
-    {"cacert", "tls.ca.file"},      {"capath", "tls.ca.path"},
-    {"pinnedpubkey", "tls.pinned.pubkey"}, {"cert", "tls.cert.file"},
-    {"key", "tls.key.file"},
 };
 #define NCHAT_PROPERTIES (sizeof(chat_properties) / sizeof(chat_properties[0]))
+#define NCHAT_OPTIONS (NCHAT_PROPERTIES + CLI_TLS_OPTIONS_COUNT)
+
+static const cli_property_option *chat_option(size_t i)
+{
+    return i < NCHAT_PROPERTIES ? &chat_properties[i] : &cli_tls_options[i - NCHAT_PROPERTIES];
+}
 
 /* Parse chat's options into conf; returns -1 to go on, else an exit code. */
 static int parse_chat_options(int argc, char **argv, parley_conf_t *conf,
                               const char **session_id)
 {
     enum { OPT_SESSION = 1000, OPT_PROPERTY = 2000 };
-    struct option opts[NCHAT_PROPERTIES + 4];
+    struct option opts[NCHAT_OPTIONS + 4];
     size_t n = 0;
-    for (size_t i = 0; i < NCHAT_PROPERTIES; i++)
-        opts[n++] = (struct option){chat_properties[i].option, required_argument, NULL,
+    for (size_t i = 0; i < NCHAT_OPTIONS; i++)
+        opts[n++] = (struct option){chat_option(i)->option, required_argument, NULL,
                                     OPT_PROPERTY + (int)i};
     opts[n++] = (struct option){"session", required_argument, NULL, OPT_SESSION};
     opts[n++] = (struct option){"insecure", no_argument, NULL, 'k'};
@@ -151,14 +152,12 @@ static int parse_chat_options(int argc, char **argv, parley_conf_t *conf,
     int c;
     while ((c = getopt_long(argc, argv, "kh", opts, NULL)) != -1) {
         if (c >= OPT_PROPERTY) {
-            if (!conf_set(conf, chat_properties[c - OPT_PROPERTY].property, optarg))
+            if (!cli_conf_set(conf, chat_option((size_t)(c - OPT_PROPERTY))->property, optarg))
                 return 2;
         } else if (c == OPT_SESSION) {
             *session_id = optarg;
         } else if (c == 'k') {
-            fprintf(stderr, "parley: warning: --insecure: the server's certificate is not "
-                            "verified\n");
-            if (!conf_set(conf, "tls.insecure", "1"))
+            if (!cli_conf_set_insecure(conf))
                 return 2;
         } else if (c == 'h') {
             return usage(stdout, 0);
@@ -175,8 +174,8 @@ static int cmd_chat(int argc, char **argv)
     chat_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     parley_conf_t *conf = parley_conf_new();
     /* Errors reach the user through the events; PARLEY_LOG still overrides. */
-    if (!conf || !conf_set(conf, "workers", "1") || !conf_set(conf, "connections", "1") ||
-        !conf_set(conf, "log.level", "3")) {
+    if (!conf || !cli_conf_set(conf, "workers", "1") || !cli_conf_set(conf, "connections", "1") ||
+        !cli_conf_set(conf, "log.level", "3")) {
         parley_conf_destroy(conf);
         return 2;
     }
@@ -225,6 +224,8 @@ int main(int argc, char **argv)
         return cmd_chat(argc - 1, argv + 1);
     if (!strcmp(argv[1], "race-demo"))
         return race_demo_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench"))
+        return bench_main(argc - 1, argv + 1);
     fprintf(stderr, "parley: unknown command \"%s\"\n", argv[1]);
     return usage(stderr, 2);
 }
