@@ -239,7 +239,7 @@ struct run {
     bool peak_reset;  /* false: VmHWM is the lifetime peak */
     double open_ms, send_ms, close_ms;
     size_t done_at_peak, failed;
-    size_t session_size, session_chunk;
+    size_t session_size, session_chunk, session_id_len;
 };
 
 static parley_client_t *make_client(struct run *run, const char *endpoint,
@@ -313,6 +313,7 @@ static void run_bench(struct run *run, const char *endpoint)
     run->open_ms = now_ms() - t0;
     mem_sample_take(&run->at[P_OPEN]);
     run->session_size = sizeof(parley_session_t);
+    run->session_id_len = strlen(parley_session_id(sessions[0]));
     /* A glibc chunk is its usable size plus one 8-byte size field. */
     run->session_chunk = malloc_usable_size(sessions[0]) + sizeof(size_t);
 
@@ -420,8 +421,9 @@ static void report(const struct run *run)
            "cost and the RSS column what the process keeps.\n");
     printf("idle session target: at most %d bytes of RSS: %s (%.0f)\n", IDLE_TARGET_BYTES,
            idle_rss <= IDLE_TARGET_BYTES ? "met" : "MISSED", idle_rss);
-    printf("struct parley_session: %zu bytes, in a %zu-byte malloc chunk\n",
-           run->session_size, run->session_chunk);
+    printf("sizeof(struct parley_session): %zu bytes; a session with a %zu-byte id takes "
+           "a %zu-byte malloc chunk\n",
+           run->session_size, run->session_id_len, run->session_chunk);
     printf("opening took %.0f ns per session, closing %.0f ns; the %zu sends %.1f ms\n",
            o->sessions ? run->open_ms * 1e6 / (double)o->sessions : 0,
            o->sessions ? run->close_ms * 1e6 / (double)o->sessions : 0, o->inflight,
