@@ -511,9 +511,14 @@ int main(int argc, char **argv)
         char err[256];
         size_t reply = REPLY_PREFIX_BYTES + o->turn_bytes;
         size_t chunk = (reply + REPLY_PIECES - 1) / REPLY_PIECES;
-        if (bench_server_fork(&server, getenv("PARLEY_API_KEY"), o->latency_ms,
-                              o->token_ms, chunk < 16 ? 16 : (unsigned)chunk, err,
-                              sizeof(err)) != 0)
+        pl_refserver_opts so;
+        pl_refserver_opts_init(&so);
+        so.api_key = getenv("PARLEY_API_KEY");
+        so.latency_ms = o->latency_ms;
+        so.token_ms = o->token_ms;
+        so.chunk_bytes = chunk < 16 ? 16 : (unsigned)chunk;
+        so.quiet = 1;
+        if (bench_server_fork(&server, &so, err, sizeof(err)) != 0)
             die(err);
         snprintf(local, sizeof(local), "ws://127.0.0.1:%d/v1/stream", server.port);
         endpoint = local;

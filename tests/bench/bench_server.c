@@ -6,23 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "refserver.h"
-
 /* The child: serve until the parent closes its end of stop_fd (also when
  * the parent dies), then stop. Reports the port, or 0 on failure, on
  * port_fd. */
-static void child_main(int port_fd, int stop_fd, const char *api_key,
-                       unsigned latency_ms, unsigned token_ms, unsigned chunk_bytes)
+static void child_main(int port_fd, int stop_fd, const pl_refserver_opts *opts)
 {
-    pl_refserver_opts o;
-    pl_refserver_opts_init(&o);
-    o.api_key = api_key;
-    o.latency_ms = latency_ms;
-    o.token_ms = token_ms;
-    o.chunk_bytes = chunk_bytes;
-    o.quiet = 1;
     char err[256];
-    pl_refserver *srv = pl_refserver_start(&o, err, sizeof(err));
+    pl_refserver *srv = pl_refserver_start(opts, err, sizeof(err));
     int port = srv ? pl_refserver_port(srv) : 0;
     if (!srv)
         fprintf(stderr, "bench server: %s\n", err);
@@ -36,8 +26,7 @@ static void child_main(int port_fd, int stop_fd, const char *api_key,
     _exit(0);
 }
 
-int bench_server_fork(bench_server *srv, const char *api_key, unsigned latency_ms,
-                      unsigned token_ms, unsigned chunk_bytes, char *err,
+int bench_server_fork(bench_server *srv, const pl_refserver_opts *opts, char *err,
                       size_t err_size)
 {
     int port_pipe[2], stop_pipe[2];
@@ -60,8 +49,7 @@ int bench_server_fork(bench_server *srv, const char *api_key, unsigned latency_m
     if (pid == 0) {
         close(port_pipe[0]);
         close(stop_pipe[1]);
-        child_main(port_pipe[1], stop_pipe[0], api_key, latency_ms, token_ms,
-                   chunk_bytes);
+        child_main(port_pipe[1], stop_pipe[0], opts);
     }
     close(port_pipe[1]);
     close(stop_pipe[0]);

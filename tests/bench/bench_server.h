@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "refserver.h"
+
 typedef struct bench_server {
     pid_t pid;
     int stop_fd; /* closing it tells the child to stop */
@@ -18,13 +20,11 @@ typedef struct bench_server {
 } bench_server;
 
 /*
- * Fork a quiet reference server on a free loopback port that requires
- * api_key, waits latency_ms before the first piece and token_ms between
- * pieces, and cuts replies into pieces of chunk_bytes (0: its default).
- * Call before any thread exists. Returns 0, or -1 with err set.
+ * Fork a reference server with opts (pl_refserver_opts_init's defaults and
+ * the caller's changes; the port should be 0, for a free one). Call before
+ * any thread exists. Returns 0, or -1 with err set.
  */
-int bench_server_fork(bench_server *srv, const char *api_key, unsigned latency_ms,
-                      unsigned token_ms, unsigned chunk_bytes, char *err,
+int bench_server_fork(bench_server *srv, const pl_refserver_opts *opts, char *err,
                       size_t err_size);
 
 /* Stop the child and wait for it. */
