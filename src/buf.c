@@ -113,6 +113,16 @@ char *pl_buf_steal(pl_buf *b, size_t *len)
     char *p = b->data;
     if (len)
         *len = b->len;
+    /* The taker usually keeps the data (a request's frame until the reply
+     * ends, a reply in the history for the session's life), but the
+     * capacity doubled as it grew, and a JSON string reserves six bytes per
+     * byte escaped: a 4 KB turn's frame sat in 32 KB. Give the rest back;
+     * glibc shrinks in place, and a failed shrink keeps the block. */
+    if (p && b->len + 1 < b->cap) {
+        char *fitted = realloc(p, b->len + 1);
+        if (fitted)
+            p = fitted;
+    }
     b->data = NULL;
     b->len = b->cap = 0;
     return p;

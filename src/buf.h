@@ -23,7 +23,8 @@ int pl_buf_append_i64(pl_buf *b, int64_t v);
 int pl_buf_append_json_str(pl_buf *b, const char *s, size_t len);
 void pl_buf_reset(pl_buf *b);
 void pl_buf_free(pl_buf *b);
-/* Hand the data over to the caller (who frees it); the buffer is emptied. */
+/* Hand the data over to the caller (who frees it), in an allocation shrunk
+ * to len + 1 bytes; the buffer is emptied. */
 char *pl_buf_steal(pl_buf *b, size_t *len);
 
 #endif

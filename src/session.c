@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,19 +496,20 @@ parley_session_t *parley_session_open(parley_client_t *client,
                  (unsigned long long)pl_snowflake_next(client->worker_id));
         session_id = generated;
     }
-    if (!pl_proto_session_valid(session_id, strlen(session_id))) {
+    size_t id_len = strlen(session_id);
+    if (!pl_proto_session_valid(session_id, id_len)) {
         set_err(errstr, errstr_size,
                 "invalid session id: it must be 1-128 bytes of [A-Za-z0-9._:-]");
         return NULL;
     }
-    parley_session_t *s = calloc(1, sizeof(*s));
+    parley_session_t *s = calloc(1, offsetof(parley_session_t, id) + id_len + 1);
     if (!s) {
         set_err(errstr, errstr_size, "out of memory");
         return NULL;
     }
     pl_actor_init(&s->actor, client->pool, session_handle, session_finalize);
     s->client = client;
-    strcpy(s->id, session_id);
+    memcpy(s->id, session_id, id_len + 1);
     pl_client_register(client, s);
     return s;
 }

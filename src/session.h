@@ -17,21 +17,26 @@
 struct parley_session {
     pl_actor actor;
     parley_client_t *client;
-    char id[PL_PROTO_SESSION_MAX + 1];
-    _Atomic bool closed; /* set once, by parley_session_close or destroy */
-    _Atomic int unfinished; /* turns accepted and not ended (session.queue.max) */
 
-    /* Actor state. */
+    /* Actor state (and max_tokens below). */
     pl_history_turn *history;
     size_t nhistory, history_cap;
     struct pl_request *inflight;
     struct pl_request *waiting_head, *waiting_tail;
     char *model;          /* NULL: the client's */
     char *system_prompt;  /* NULL: the client's */
-    uint32_t max_tokens;  /* 0: the client's */
 
     /* Registry links, guarded by the client's registry_mu. */
     parley_session_t *reg_prev, *reg_next;
+
+    /* The small members last, so that they pack, and the id right after
+     * them: a server holds many sessions, mostly idle, and ids are much
+     * shorter than the protocol's 128 bytes, so the allocation is sized to
+     * the id (a generated one is about 20 bytes). */
+    uint32_t max_tokens;  /* actor state; 0: the client's */
+    _Atomic int unfinished; /* turns accepted and not ended (session.queue.max) */
+    _Atomic bool closed; /* set once, by parley_session_close or destroy */
+    char id[];           /* NUL-terminated, at most PL_PROTO_SESSION_MAX bytes */
 };
 
 /* Drop the handle's reference through the session's mailbox, once. Returns

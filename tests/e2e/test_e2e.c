@@ -107,6 +107,46 @@ static void test_history_on_the_wire(void **state)
     pl_refserver_stop(srv);
 }
 
+/* Sessions are allocated to the size of their id: the shortest and the
+ * longest ids the protocol allows are kept whole, and one byte more is
+ * refused. */
+static void test_session_id_lengths(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 16);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "connections", "1", NULL);
+    char longest[130];
+    memset(longest, 'L', 129);
+    longest[129] = '\0';
+    assert_null(parley_session_open(c, longest, NULL, 0)); /* 129 bytes */
+    longest[128] = '\0';
+    parley_session_t *s[2] = {parley_session_open(c, "x", NULL, 0),
+                              parley_session_open(c, longest, NULL, 0)};
+    assert_non_null(s[0]);
+    assert_non_null(s[1]);
+    assert_string_equal(parley_session_id(s[0]), "x");
+    assert_string_equal(parley_session_id(s[1]), longest);
+    uint64_t ids[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(parley_send(s[i], "hi", &ids[i]), PARLEY_OK);
+    assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
+    for (int i = 0; i < 2; i++)
+        assert_string_equal(recorder_get(ids[i]).done, "[turn 1] hi");
+    char want[160];
+    snprintf(want, sizeof(want), "\"session\":\"%s\"", longest);
+    bool seen[2] = {false, false};
+    for (size_t n = 0; n < 2; n++) {
+        char *m = pl_refserver_received(srv, n);
+        assert_non_null(m);
+        seen[0] |= strstr(m, "\"session\":\"x\"") != NULL;
+        seen[1] |= strstr(m, want) != NULL;
+        free(m);
+    }
+    assert_true(seen[0] && seen[1]);
+    parley_client_destroy(c);
+    pl_refserver_stop(srv);
+}
+
 #define MANY_SESSIONS 1000
 
 /* A thousand sessions share two connections. */
@@ -272,6 +312,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_concurrent_sessions_exact_replies, setup),
         cmocka_unit_test_setup(test_history_on_the_wire, setup),
+        cmocka_unit_test_setup(test_session_id_lengths, setup),
         cmocka_unit_test_setup(test_thousand_sessions_two_connections, setup),
         cmocka_unit_test_setup(test_wrong_key_is_unauthorized, setup),
         cmocka_unit_test_setup(test_no_server_is_a_clear_error, setup),
