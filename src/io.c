@@ -1082,11 +1082,27 @@ static void fail_route_shutdown(pl_route *r, void *arg)
                "the client was destroyed before the reply completed");
 }
 
+/* HTTP streams whose reply was complete (DONE delivered) but whose transfer
+ * libcurl had not reported finished yet belong to no route any more: they
+ * are freed here, or they would outlive the client. */
+static void free_detached_streams(pl_io *io)
+{
+    CURL **easies = curl_multi_get_handles(io->multi);
+    for (size_t i = 0; easies && easies[i]; i++) {
+        pl_easy_kind *kind = NULL;
+        curl_easy_getinfo(easies[i], CURLINFO_PRIVATE, (char **)&kind);
+        if (kind && *kind != PL_EASY_WS)
+            pl_http_release((pl_http_stream *)kind);
+    }
+    curl_free(easies);
+}
+
 /* Everything still held ends with a shutdown error. */
 static void shut_down(pl_io *io)
 {
     drain_submissions(io);
     pl_route_foreach(&io->routes, fail_route_shutdown, io);
+    free_detached_streams(io);
     for (unsigned i = 0; i < io->nconns; i++) {
         pl_ws_conn_close_now(&io->conns[i], 1000); /* a normal closure */
         pl_ws_conn_reset(&io->conns[i]);
