@@ -80,6 +80,21 @@ static void print_percentile(FILE *out, const char *key, const uint32_t *sorted,
     fprintf(out, ",\"%s\":%.3f", key, sorted[rank - 1] / 1000.0);
 }
 
+/* ,"key":value: the mean of the n samples in milliseconds, or null. */
+static void print_mean(FILE *out, const char *key, const uint32_t *samples, size_t n)
+{
+    if (n == 0) {
+        fprintf(out, ",\"%s\":null", key);
+        return;
+    }
+    /* At most 10^8 samples (the request budget's limit) of < 2^32 us each:
+     * the sum stays far below 2^64. */
+    uint64_t sum_us = 0;
+    for (size_t i = 0; i < n; i++)
+        sum_us += samples[i];
+    fprintf(out, ",\"%s\":%.3f", key, (double)sum_us / (double)n / 1000.0);
+}
+
 static size_t samples(atomic_size_t *count, size_t capacity)
 {
     size_t n = atomic_load(count);
@@ -105,6 +120,7 @@ void bench_record_print_json(bench_record *r, const bench_totals *t, FILE *out)
             (unsigned long long)atomic_load(&r->mismatches), (unsigned long long)t->retries,
             (unsigned long long)t->connections,
             t->elapsed_s > 0 ? (double)finished / t->elapsed_s : 0.0);
+    print_mean(out, "lat_ms_mean", r->latency_us, nlat);
     print_percentile(out, "lat_ms_p50", r->latency_us, nlat, 50);
     print_percentile(out, "lat_ms_p90", r->latency_us, nlat, 90);
     print_percentile(out, "lat_ms_p99", r->latency_us, nlat, 99);

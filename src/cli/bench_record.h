@@ -55,8 +55,8 @@ typedef struct bench_totals {
 /*
  * Print the summary as one JSON line, with the process's CPU time and peak
  * memory so far: requests, errors, mismatches, retries, connections, rps,
- * lat_ms_p50/p90/p99/max, ttft_ms_p50/p99, cpu_s, max_rss_mb. A percentile
- * with no sample is null. Sorts the samples: call once, after the run.
+ * lat_ms_mean, lat_ms_p50/p90/p99/max, ttft_ms_p50/p99, cpu_s, max_rss_mb. A
+ * mean or percentile with no sample is null. Sorts the samples: call once, after the run.
  */
 void bench_record_print_json(bench_record *r, const bench_totals *t, FILE *out);
 

@@ -49,8 +49,8 @@ http=http://127.0.0.1:$port
 clean='o.errors === 0 && o.mismatches === 0 && o.connections >= 1 && o.rps > 0'
 
 # check_json NAME EXPECT LINE: the summary has every key, a number (or null
-# for a percentile without samples), percentiles in order, and EXPECT, a
-# JavaScript condition on o (the parsed line), holds.
+# for a mean or percentile without samples), percentiles in order, and
+# EXPECT, a JavaScript condition on o (the parsed line), holds.
 check_json() {
   node -e '
     const [name, expect, line] = process.argv.slice(1);
@@ -58,18 +58,20 @@ check_json() {
     try { o = JSON.parse(line); } catch (e) { console.log(name + ": not JSON: " + line); process.exit(1); }
     const counts = ["requests", "errors", "mismatches", "retries", "connections", "rps",
                     "cpu_s", "max_rss_mb"];
-    const percentiles = ["lat_ms_p50", "lat_ms_p90", "lat_ms_p99", "lat_ms_max",
-                         "ttft_ms_p50", "ttft_ms_p99"];
+    const latencies = ["lat_ms_mean", "lat_ms_p50", "lat_ms_p90", "lat_ms_p99",
+                       "lat_ms_max", "ttft_ms_p50", "ttft_ms_p99"];
     const problems = [];
     for (const k of counts)
       if (typeof o[k] !== "number" || !(o[k] >= 0)) problems.push(k + " is not a number >= 0");
-    for (const k of percentiles)
+    for (const k of latencies)
       if (!(k in o) || (o[k] !== null && !(typeof o[k] === "number" && o[k] >= 0)))
         problems.push(k + " is not a number >= 0 or null");
     const ordered = (...v) => v.every((x, i) => i === 0 || v[i - 1] <= x);
     if (o.lat_ms_p50 !== null &&
         !ordered(o.lat_ms_p50, o.lat_ms_p90, o.lat_ms_p99, o.lat_ms_max))
       problems.push("latency percentiles out of order");
+    if (o.lat_ms_mean !== null && o.lat_ms_mean > o.lat_ms_max)
+      problems.push("mean latency above the maximum");
     /* Every reply has its first piece before its end. */
     if (o.ttft_ms_p50 !== null && !ordered(o.ttft_ms_p50, o.ttft_ms_p99, o.lat_ms_p99))
       problems.push("ttft percentiles out of order or above the latency");
