@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# gen_benchmarks.sh RESULTS NOTES: docs/benchmarks.md, on stdout, from the
+# results of one `make bench` (RESULTS, written by tests/bench/matrix.sh)
+# and the hand-written NOTES (tests/bench/benchmarks-notes.md), copied as
+# they are at the end. Every figure comes from RESULTS: the tables from
+# tests/bench/tables.awk, the other programs' tables as they printed them.
+set -eu
+results=$1
+notes=$2
+here=$(dirname "$0")
+
+# A fact of the machine (machine.txt) or of the run (run.txt).
+fact() {
+  sed -n "s/^$1=//p" "$results/machine.txt" "$results/run.txt" | head -n 1
+}
+
+tables() {
+  local table=$1
+  shift
+  awk -f "$here/results.awk" -f "$here/tables.awk" -v table="$table" "$@"
+}
+
+# The command a program's output file starts with ("$ COMMAND").
+command_of() {
+  sed -n '1s/^\$ //p' "$1"
+}
+
+# A program's output as Markdown: its tables as they are, each other line a
+# paragraph; without the command line, the machine line (the machine is
+# described once, at the top) and the JSON line (for programs, not people).
+program_md() {
+  awk 'NR == 1 || /^\{/ || /^machine:/ { next }
+       /^\|/ { if (last == "text") print ""; print; last = "table"; next }
+       /^$/ { if (last != "blank") print ""; last = "blank"; next }
+       { if (last == "table" || last == "text") print ""; print; last = "text" }' "$1"
+}
+
+# 250000 -> 250,000, as the tables write numbers.
+grouped() {
+  echo "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'
+}
+
+awk_number() {
+  awk "BEGIN { printf \"%.0f\", $1 }"
+}
+
+mode=$(fact mode)
+latency=$(fact latency_ms)
+turns=$(fact turns)
+cpus=$(fact cpus)
+wall=$(fact wall_s)
+available=$((cpus * wall))
+ours=$(fact cpu_ours_s)
+others=$(awk_number "$(fact cpu_busy_s) - $ours < 0 ? 0 : $(fact cpu_busy_s) - $ours")
+virtual=
+[ "$(fact virtual)" = yes ] && virtual=", a virtual machine"
+range=$(tables range "$results/load.jsonl")
+budget="$(fact per_conversation) requests per conversation at once, from"
+budget="$budget $(grouped "$(fact min_requests)") to $(grouped "$(fact max_requests)")"
+
+cat <<EOF
+# Benchmarks
+
+<!-- Written by \`make bench\` (tests/bench/matrix.sh, gen_benchmarks.sh):
+     edit tests/bench/benchmarks-notes.md or the generator, not this file. -->
+
+Every figure in this file comes from one run of \`make bench\` on the machine
+below, the reference server and the clients on the same machine, and was
+written here by the run itself; the notes at the end are written by hand.
+EOF
+if [ "$mode" = quick ]; then
+  cat <<'EOF'
+
+**This is a quick run (`BENCH_QUICK=1`): fewer points and fewer requests, a
+smoke test of the benchmarks, not figures to quote.**
+EOF
+fi
+
+cat <<EOF
+
+## The machine
+
+| | |
+|---|---|
+| CPUs | $cpus (\`nproc\`), $(fact cpu_model) at $(fact cpu_mhz) MHz (\`/proc/cpuinfo\`)$virtual |
+| memory | $(fact memory_gib) GiB |
+| system | $(fact kernel), Debian $(fact debian), $(fact glibc) |
+| compiler | $(fact compiler), \`$(fact cflags)\`, no sanitizer |
+| libraries | libcurl $(fact libcurl), libwebsockets $(fact libwebsockets), json-c $(fact json_c), zstd $(fact zstd) |
+| parley | $(fact parley), commit $(fact commit) |
+| limits | \`ulimit -n\` $(fact nofile), \`net.ipv4.tcp_tw_reuse\` $(fact tcp_tw_reuse), ephemeral ports $(fact port_range) |
+| this run | $mode, started $(fact started), took $wall s; load average $(fact loadavg_start) before, $(fact loadavg_end) after |
+| CPU sharing | of the $available CPU seconds the run lasted, its own processes used $ours, other processes $others, the hypervisor took $(fact cpu_steal_s) (steal) |
+
+The last row says how much of the machine other processes took while this
+run went on.
+
+## How to rerun
+
+\`\`\`sh
+./check.sh                # once: installs what is missing (gnuplot too), builds, tests
+cd build/plain            # check.sh's unsanitized build (-g -O2)
+make bench                # the full run (the machine's table says how long it
+                          # took): rewrites docs/benchmarks.md, docs/img/bench-*.png
+BENCH_QUICK=1 make bench  # about a minute: fewer points and requests; writes
+                          # bench-results/benchmarks.md and its img/, leaves docs/ alone
+\`\`\`
+
+Every result stays in \`bench-results/\` of the build directory:
+\`load.jsonl\` has one line per load point (the JSON line the client
+printed, with what was run), \`stderr/\` what each client said on stderr,
+and each other program's output is in its own \`.txt\`.
+
+The commands of this run, from the build directory. Each load point had a
+reference server of its own, started as shown and stopped after it
+(\`--port 0\` picks a free port, \`\$PORT\` below; the server takes its key
+from \`PARLEY_API_KEY\`, which the run sets):
+
+\`\`\`sh
+$(cat "$results/commands.txt")
+\`\`\`
+
+## The classic comparison
+
+The client this product replaces published this comparison (4 cores, 8 GB,
+one virtual machine; the server's latency, the load and the method were
+not given):
+
+| metric | direct API calls | the client |
+|---|---|---|
+| max RPS | 120 | 850 |
+| mean latency | 320 ms | 75 ms |
+| connection reuse | no | yes |
+| automatic retry | by hand | built in |
+
+The same comparison here, from scenario 1 below: $cpus CPUs shared by
+clients and server, a server that answers each request after $latency ms
+(no mean latency can be lower), conversations of $turns turns, from
+$range at once. "Direct API calls" is \`tests/bench/direct\`: a thread
+per caller, blocking libcurl requests to the Anthropic Messages API, with a
+new connection per request or one kept alive per thread. With a server this
+slow no client can make more than N / $latency ms requests a second with N
+conversations; what tells the clients apart is how close they stay to that
+bound as N grows, and at what cost in CPU and memory (scenario 1's table).
+
+$(tables classic "$results/load.jsonl")
+
+## Scenario 1: classic, a server latency of $latency ms
+
+For each number of conversations at once N, a fresh reference server that
+answers after $latency ms, and each client holds N conversations of $turns
+turns at once, a new conversation replacing a finished one, until its
+request budget ($budget) or $(fact duration_s) s are spent. *replies/s*
+counts the replies that matched the server's echo model (errors excluded);
+*bound* is N / $latency ms, the most N conversations can make; latency is
+from the send to the end of the reply; *CPU %* is of one CPU over the load
+(the server runs one thread); *RSS* is the client's peak.
+
+![Replies per second against conversations at once](img/bench-throughput.png)
+
+![Latency p50 and p99 against conversations at once](img/bench-latency.png)
+
+$(tables scenario1 "$results/load.jsonl")
+
+## Scenario 2: the throughput ceiling, a server latency of 0
+
+The same clients against a server that answers at once: the most each
+carries, and the client's CPU time per request (its process's user and
+system time over its requests). The clients and the server share $cpus CPUs,
+so this is the ceiling of the machine with both on it, not of the client
+alone: when client and server CPU % add up to about $((cpus * 100)), the
+machine is full.
+
+$(tables ceiling "$results/load.jsonl")
+
+## Automatic retry
+
+\`parley bench\` against a server that rejects a share of the new requests
+(\`--reject-fraction\`, as \`rate_limited\` before \`ack\`), which the client
+sends again after its backoff ([reliability.md](reliability.md)). Only the
+native protocol is measured: the reference server's command line injects
+rejections on WebSocket only. The baseline retries nothing, so each
+rejection would be one of its errors.
+
+$(tables retry "$results/load.jsonl")
+EOF
+
+# The targets read bench_memory's JSON line, if it ran.
+memory=$results/memory.txt
+[ -f "$memory" ] || memory=/dev/null
+if [ -f "$results/memory.txt" ]; then
+  cat <<EOF
+
+## Scenario 3: memory per session
+
+Idle sessions, then requests in flight on some of them, in one client;
+RSS and heap sampled after each step (the notes below say how).
+
+Command: \`$(command_of "$results/memory.txt")\`
+
+$(program_md "$results/memory.txt")
+EOF
+fi
+
+# bench_connections' outputs in the order of M: connections-2000 before
+# connections-10000.
+connection_files=()
+while read -r f; do
+  [ ! -e "$f" ] || connection_files+=("$f")
+done < <(printf '%s\n' "$results"/connections-*.txt | sort -V)
+if [ ${#connection_files[@]} -gt 0 ]; then
+  cat <<EOF
+
+## Scenario 4: requests in flight per connection
+
+M requests kept in flight, one-turn sessions, over 1, 2, 4, ... WebSocket
+connections, against a server that answers after 200 ms: how many one
+connection carries before latency rises above the floor, and whether the
+sizing rule's default holds.
+EOF
+  for f in "${connection_files[@]}"; do
+    cat <<EOF
+
+Command: \`$(command_of "$f")\`
+
+$(program_md "$f")
+EOF
+  done
+  cat <<EOF
+
+$(tables connections "${connection_files[@]}")
+EOF
+fi
+
+if [ -f "$results/compress.txt" ]; then
+  cat <<EOF
+
+## Compression
+
+Command: \`$(command_of "$results/compress.txt")\`
+
+$(program_md "$results/compress.txt")
+EOF
+fi
+if [ -f "$results/compress-threshold.txt" ]; then
+  cat <<EOF
+
+### The compression threshold
+
+Command: \`$(command_of "$results/compress-threshold.txt")\`
+
+$(program_md "$results/compress-threshold.txt")
+EOF
+fi
+
+for f in "$results"/other-*.txt; do
+  [ -e "$f" ] || continue
+  cat <<EOF
+
+## $(basename "$f" .txt | sed 's/^other-//')
+
+Command: \`$(command_of "$f")\`
+
+$(program_md "$f")
+EOF
+done
+
+cat <<EOF
+
+## Targets
+
+The targets of issue 7, with what this run measured. Figures of load depend
+on what else ran on the machine meanwhile: its table at the top says how
+much CPU the other processes took during this run.
+
+$(tables targets "$results/load.jsonl" "$memory")
+
+EOF
+cat "$notes"

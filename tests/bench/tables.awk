@@ -1,0 +1,443 @@
+# The generated tables of docs/benchmarks.md, from the results of one
+# `make bench` (tests/bench/matrix.sh). Run after results.awk:
+#
+#   awk -f results.awk -f tables.awk -v table=NAME [-v client=C] FILE...
+#
+# NAME and its input:
+#   plot         load.jsonl: "concurrency replies/s p50 p99" of client C's
+#                scenario 1 points (for tests/bench/plots.gp)
+#   range        load.jsonl: "LOW to HIGH", scenario 1's conversations at once
+#   classic      load.jsonl: the classic comparison
+#   scenario1    load.jsonl: every scenario 1 point
+#   ceiling      load.jsonl: every scenario 2 point
+#   retry        load.jsonl: the automatic retry point
+#   connections  the output of bench_connections runs: what they show
+#   targets      load.jsonl and the output of bench_memory: the targets
+#
+# The figures are computed from the JSON lines only, so that the document
+# can always be regenerated from bench-results/.
+
+BEGIN {
+    nclients = split("direct-new direct-keepalive anthropic native", order, " ")
+    # Scenario 1's latency targets; also what "at the floor" means for
+    # scenario 4 (the server's latency plus 5 ms, and plus 25 %).
+    p50_slack_ms = 5
+    p99_factor = 1.25
+}
+
+# Load points, in the order they ran.
+/^\{"scenario":/ {
+    n++
+    line[n] = $0
+    scenario[n] = jget($0, "scenario")
+    who[n] = jget($0, "client")
+    at_once[n] = jget($0, "concurrency")
+    ran[n] = jget($0, "rps") != ""
+}
+
+/^\{"bench":"memory"/ {
+    memory = $0
+}
+
+/^\{"bench":"connections"/ {
+    nconn++
+    conn_line[nconn] = $0
+}
+
+# The point of `client` in `sc` with the most replies per second: its
+# index, or 0 when none had any.
+function best_point(sc, client,    i, best) {
+    best = 0
+    for (i = 1; i <= n; i++)
+        if (scenario[i] == sc && who[i] == client && ran[i] && good_rps(line[i]) > 0 &&
+            (!best || good_rps(line[i]) > good_rps(line[best])))
+            best = i
+    return best
+}
+
+# The scenario 1 point of `client` at `concurrency` with replies: its
+# index, or 0.
+function classic_point(client, concurrency,    i) {
+    for (i = 1; i <= n; i++)
+        if (scenario[i] == "classic" && who[i] == client && at_once[i] + 0 == concurrency &&
+            ran[i] && good_rps(line[i]) > 0)
+            return i
+    return 0
+}
+
+# Why a point has no figures ("" when it has them).
+function no_figures(i) {
+    if (jget(line[i], "skipped") != "")
+        return "skipped: " jget(line[i], "skipped")
+    if (!ran[i])
+        return "failed: " jget(line[i], "failed")
+    return ""
+}
+
+# A table row of "-" cells after the first `lead` cells, for a point
+# without figures, and its reason in the footnotes.
+function row_without_figures(i, lead, ncells,    s, k) {
+    s = lead
+    for (k = 0; k < ncells; k++)
+        s = s " - |"
+    print s
+    footnotes = footnotes sprintf("- %s, %s at once: %s\n", client_name(who[i]),
+                                  grouped(at_once[i]), no_figures(i))
+}
+
+function print_footnotes() {
+    if (footnotes != "")
+        printf "\nPoints without figures:\n\n%s", footnotes
+    footnotes = ""
+}
+
+function table_plot(    i) {
+    for (i = 1; i <= n; i++)
+        if (scenario[i] == "classic" && who[i] == client && ran[i] && good_rps(line[i]) > 0)
+            printf "%s %.1f %s %s\n", at_once[i], good_rps(line[i]),
+                   jget(line[i], "lat_ms_p50"), jget(line[i], "lat_ms_p99")
+}
+
+function table_range(    i, lo, hi) {
+    for (i = 1; i <= n; i++)
+        if (scenario[i] == "classic") {
+            if (!lo || at_once[i] + 0 < lo)
+                lo = at_once[i] + 0
+            if (at_once[i] + 0 > hi)
+                hi = at_once[i] + 0
+        }
+    printf "%s to %s", grouped(lo), grouped(hi)
+}
+
+function table_classic(    k, c, b, i, req, bad, skipped, cells, common) {
+    print "| metric | " client_name(order[1]) " | " client_name(order[2]) " | " \
+          client_name(order[3]) " | " client_name(order[4]) " |"
+    print "|---|---:|---:|---:|---:|"
+    for (k = 1; k <= nclients; k++)
+        top_point[k] = best_point("classic", order[k])
+
+    cells = "| max RPS: matching replies per second, the best point of the sweep |"
+    for (k = 1; k <= nclients; k++) {
+        b = top_point[k]
+        if (b)
+            cells = cells sprintf(" %s (%s at once) |", grouped(good_rps(line[b])),
+                                  grouped(at_once[b]))
+        else
+            cells = cells " - |"
+    }
+    print cells
+
+    cells = "| mean latency at that point |"
+    for (k = 1; k <= nclients; k++) {
+        b = top_point[k]
+        cells = cells (b ? " " ms(jget(line[b], "lat_ms_mean")) " ms |" : " - |")
+    }
+    print cells
+
+    # The best points may lie at different loads: the mean latency at the
+    # largest load every client ran compares the clients at the same N.
+    common = 0
+    for (i = 1; i <= n; i++) {
+        if (scenario[i] != "classic" || at_once[i] + 0 <= common)
+            continue
+        for (k = 1; k <= nclients; k++)
+            if (!classic_point(order[k], at_once[i]))
+                break
+        if (k > nclients)
+            common = at_once[i] + 0
+    }
+    if (common) {
+        cells = sprintf("| mean latency at the same load: %s at once, the most all four ran |",
+                        grouped(common))
+        for (k = 1; k <= nclients; k++)
+            cells = cells " " ms(jget(line[classic_point(order[k], common)], "lat_ms_mean")) \
+                    " ms |"
+        print cells
+    }
+
+    cells = "| connection reuse: connections opened for the requests of that point |"
+    for (k = 1; k <= nclients; k++) {
+        b = top_point[k]
+        if (!b) {
+            cells = cells " - |"
+            continue
+        }
+        c = jnum(line[b], "connections")
+        req = jnum(line[b], "requests")
+        cells = cells sprintf(" %s: %s for %s |", c < req ? "yes" : "no", grouped(c),
+                              grouped(req))
+    }
+    print cells
+
+    cells = "| automatic retry |"
+    for (k = 1; k <= nclients; k++) {
+        c = order[k]
+        if (c ~ /^direct/) {
+            cells = cells " by hand: the baseline has none, a rejection is an error |"
+        } else if (c == "anthropic") {
+            cells = cells " built in (429, 529 and 5xx before the first piece: " \
+                          "[reliability.md](reliability.md)); not measured here |"
+        } else {
+            b = 0
+            for (i = 1; i <= n; i++)
+                if (scenario[i] == "retry" && who[i] == c && ran[i])
+                    b = i
+            if (b)
+                cells = cells sprintf(" built in: %s retries, %s errors in %s requests " \
+                                      "with %s %% rejected |",
+                                      grouped(jget(line[b], "retries")),
+                                      grouped(jget(line[b], "errors")),
+                                      grouped(jget(line[b], "requests")),
+                                      100 * jget(line[b], "reject_fraction"))
+            else
+                cells = cells " built in; the retry point did not run |"
+        }
+    }
+    print cells
+
+    cells = "| errors and mismatches over the sweep |"
+    for (k = 1; k <= nclients; k++) {
+        req = bad = skipped = 0
+        for (i = 1; i <= n; i++) {
+            if (scenario[i] != "classic" || who[i] != order[k])
+                continue
+            if (!ran[i]) {
+                skipped++
+                continue
+            }
+            req += jget(line[i], "requests")
+            bad += jget(line[i], "errors") + jget(line[i], "mismatches")
+        }
+        cells = cells sprintf(" %s in %s requests%s |", grouped(bad), grouped(req),
+                              skipped ? sprintf(" (%d point%s without figures)", skipped,
+                                                skipped > 1 ? "s" : "") : "")
+    }
+    print cells
+}
+
+function table_scenario1(    i, l, lat) {
+    print "| at once | client | requests | errors | replies/s | bound | mean ms | p50 ms " \
+          "| p90 ms | p99 ms | max ms | connections | client CPU % | server CPU % " \
+          "| client RSS MB |"
+    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= n; i++) {
+        if (scenario[i] != "classic")
+            continue
+        if (!ran[i]) {
+            row_without_figures(i, sprintf("| %s | %s |", grouped(at_once[i]),
+                                           client_name(who[i])), 13)
+            continue
+        }
+        l = line[i]
+        lat = jnum(l, "latency_ms")
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f " \
+               "| %.0f |\n",
+               grouped(at_once[i]), client_name(who[i]), grouped(jget(l, "requests")),
+               grouped(jget(l, "errors") + jget(l, "mismatches")), grouped(good_rps(l)),
+               grouped(at_once[i] * 1000 / lat), ms(jget(l, "lat_ms_mean")),
+               ms(jget(l, "lat_ms_p50")), ms(jget(l, "lat_ms_p90")),
+               ms(jget(l, "lat_ms_p99")), ms(jget(l, "lat_ms_max")),
+               grouped(jget(l, "connections")), cpu_percent(jget(l, "cpu_s"), l),
+               cpu_percent(jget(l, "server_cpu_s"), l), jget(l, "max_rss_mb")
+    }
+    print_footnotes()
+}
+
+function table_ceiling(    i, l) {
+    print "| at once | client | requests | errors | replies/s | client CPU us/request " \
+          "| client CPU % | server CPU % | p50 ms | p99 ms | connections |"
+    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= n; i++) {
+        if (scenario[i] != "ceiling")
+            continue
+        if (!ran[i]) {
+            row_without_figures(i, sprintf("| %s | %s |", grouped(at_once[i]),
+                                           client_name(who[i])), 9)
+            continue
+        }
+        l = line[i]
+        printf "| %s | %s | %s | %s | %s | %.1f | %.0f | %.0f | %s | %s | %s |\n",
+               grouped(at_once[i]), client_name(who[i]), grouped(jget(l, "requests")),
+               grouped(jget(l, "errors") + jget(l, "mismatches")), grouped(good_rps(l)),
+               cpu_us_per_request(l), cpu_percent(jget(l, "cpu_s"), l),
+               cpu_percent(jget(l, "server_cpu_s"), l), ms(jget(l, "lat_ms_p50")),
+               ms(jget(l, "lat_ms_p99")), grouped(jget(l, "connections"))
+    }
+    print_footnotes()
+}
+
+function table_retry(    i, l) {
+    print "| client | rejected by the server | requests | errors | retries | mean ms " \
+          "| p50 ms | p99 ms | max ms |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= n; i++) {
+        if (scenario[i] != "retry")
+            continue
+        if (!ran[i]) {
+            row_without_figures(i, sprintf("| %s |", client_name(who[i])), 8)
+            continue
+        }
+        l = line[i]
+        printf "| %s | %s %% | %s | %s | %s | %s | %s | %s | %s |\n", client_name(who[i]),
+               100 * jget(l, "reject_fraction"), grouped(jget(l, "requests")),
+               grouped(jget(l, "errors") + jget(l, "mismatches")),
+               grouped(jget(l, "retries")), ms(jget(l, "lat_ms_mean")),
+               ms(jget(l, "lat_ms_p50")), ms(jget(l, "lat_ms_p99")), ms(jget(l, "lat_ms_max"))
+    }
+    print_footnotes()
+}
+
+# The results of one bench_connections run, split into result[1..count].
+function connection_results(l,    body) {
+    body = substr(l, index(l, "\"results\":[") + 11)
+    return split(body, result, /\},\{/)
+}
+
+function table_connections(    r, k, nres, m, lat, c, per, floor_ok, any_floor, best, best_m,
+                               best_c, top, needed, machine_bound, bound_runs) {
+    best = 0
+    for (r = 1; r <= nconn; r++) {
+        m = jnum(conn_line[r], "inflight")
+        lat = jnum(conn_line[r], "latency_ms")
+        nres = connection_results(conn_line[r])
+        top = 0
+        any_floor = 0
+        for (k = 1; k <= nres; k++) {
+            c = jnum(result[k], "connections")
+            per = int((m + c - 1) / c)
+            floor_ok = jnum(result[k], "p50_ms") <= lat + p50_slack_ms &&
+                       jnum(result[k], "p99_ms") <= lat * p99_factor &&
+                       jnum(result[k], "failed") + jnum(result[k], "refused") == 0
+            if (floor_ok)
+                any_floor = 1
+            if (floor_ok && per > best) {
+                best = per
+                best_m = m
+                best_c = c
+            }
+            if (jnum(result[k], "throughput") > top)
+                top = jnum(result[k], "throughput")
+        }
+        needed = m * 1000 / lat
+        if (!any_floor && top < 0.9 * needed && ++bound_runs)
+            machine_bound = machine_bound sprintf("With %s in flight no connection " \
+                "count stayed at the floor: that takes %s / %d ms = %s requests a " \
+                "second, and the machine carried at most %s (client and server sharing " \
+                "its CPUs). The latency there is the number in flight divided by the " \
+                "throughput the machine managed (Little's law), whatever the connection " \
+                "count.\n\n", grouped(m), grouped(m), lat,
+                grouped(needed), grouped(top))
+    }
+    printf "**Reading** (generated from the runs above). At the floor (p50 within %d ms " \
+           "of the server's latency, p99 within %d %% of it, nothing failed), ",
+           p50_slack_ms, (p99_factor - 1) * 100
+    if (best)
+        printf "one connection carried up to %s requests in flight (the run with %s in " \
+               "flight, over %s connection%s).\n\n", grouped(best), grouped(best_m),
+               best_c, best_c == 1 ? "" : "s"
+    else
+        printf "no configuration stayed: each had a higher latency.\n\n"
+    printf "%s", machine_bound
+    printf "The sizing rule assumes %d requests in flight per connection by default " \
+           "(`sizing.inflight.per.connection`): ", 500
+    if (best >= 500)
+        printf "on this machine that holds with room to spare, %s per connection " \
+               "stayed at the floor. What the default guards against, many requests " \
+               "stalled behind one lost packet on a real network, loopback cannot show.\n",
+               grouped(best)
+    else if (bound_runs == nconn)
+        printf "this run cannot tell, as the machine carried none of the loads it " \
+               "measured at any connection count.\n"
+    else
+        printf "this run did not show that it holds: no configuration with 500 or more " \
+               "in flight per connection stayed at the floor.\n"
+}
+
+# A target's row: scenario, target, what was measured, met or not.
+function target(sc, what, measured, met) {
+    printf "| %s | %s | %s | %s |\n", sc, what, measured, met ? "yes" : "**no**"
+}
+
+function table_targets(    i, l, within, best, measured, req, bad, base, ratio, b, idle) {
+    print "| scenario | target | measured | met |"
+    print "|---|---|---|---|"
+
+    within = 0
+    for (i = 1; i <= n; i++) {
+        l = line[i]
+        if (scenario[i] == "classic" && who[i] == "native" && ran[i] &&
+            jnum(l, "lat_ms_p50") <= jnum(l, "latency_ms") + p50_slack_ms &&
+            jnum(l, "lat_ms_p99") <= jnum(l, "latency_ms") * p99_factor &&
+            jnum(l, "errors") + jnum(l, "mismatches") == 0 &&
+            (!within || good_rps(l) > good_rps(line[within])))
+            within = i
+    }
+    if (within)
+        measured = sprintf("at most %s/s within those bounds (%s at once: p50 %s ms, " \
+                           "p99 %s ms)", grouped(good_rps(line[within])),
+                           grouped(at_once[within]), ms(jget(line[within], "lat_ms_p50")),
+                           ms(jget(line[within], "lat_ms_p99")))
+    else
+        measured = "no point within those bounds"
+    best = best_point("classic", "native")
+    if (best)
+        measured = measured sprintf("; at most %s/s at any latency (%s at once: p50 %s ms, " \
+                                    "p99 %s ms)", grouped(good_rps(line[best])),
+                                    grouped(at_once[best]), ms(jget(line[best], "lat_ms_p50")),
+                                    ms(jget(line[best], "lat_ms_p99")))
+    target("1 classic", "native: at least 20,000 replies/s at p50 <= 205 ms and p99 <= " \
+           "250 ms, without errors", measured, within && good_rps(line[within]) >= 20000)
+
+    req = bad = 0
+    for (i = 1; i <= n; i++)
+        if (scenario[i] == "classic" && who[i] == "native" && ran[i]) {
+            req += jget(line[i], "requests")
+            bad += jget(line[i], "errors") + jget(line[i], "mismatches")
+        }
+    target("1 classic", "native: zero errors over the sweep",
+           sprintf("%s errors and mismatches in %s requests", grouped(bad), grouped(req)),
+           req > 0 && bad == 0)
+
+    base = best_point("classic", "direct-new")
+    ratio = best && base ? good_rps(line[best]) / good_rps(line[base]) : 0
+    target("1 classic", "native: at least 20 times the replies/s of the new-connection " \
+           "baseline (the best point of each)",
+           best && base ? sprintf("%.1f times (%s/s against %s/s)", ratio,
+                                  grouped(good_rps(line[best])),
+                                  grouped(good_rps(line[base]))) : "not measured",
+           ratio >= 20)
+
+    b = best_point("ceiling", "native")
+    target("2 ceiling", "native: client CPU <= 15 us per request",
+           b ? sprintf("%.1f us at the ceiling (%s at once, %s replies/s)",
+                       cpu_us_per_request(line[b]), grouped(at_once[b]),
+                       grouped(good_rps(line[b]))) : "not measured",
+           b && cpu_us_per_request(line[b]) <= 15)
+    b = best_point("ceiling", "anthropic")
+    target("2 ceiling", "HTTP/SSE (anthropic dialect): client CPU <= 40 us per request",
+           b ? sprintf("%.1f us at the ceiling (%s at once, %s replies/s)",
+                       cpu_us_per_request(line[b]), grouped(at_once[b]),
+                       grouped(good_rps(line[b]))) : "not measured",
+           b && cpu_us_per_request(line[b]) <= 40)
+
+    idle = jget(memory, "idle_rss_bytes_per_session")
+    target("3 memory", "at most 2 KB (2,048 bytes) of RSS per idle session",
+           idle != "" ? sprintf("%s bytes (%s idle sessions)", grouped(idle),
+                                grouped(jget(memory, "sessions"))) : "not measured",
+           idle != "" && idle + 0 <= 2048)
+}
+
+END {
+    if (table == "plot") table_plot()
+    else if (table == "range") table_range()
+    else if (table == "classic") table_classic()
+    else if (table == "scenario1") table_scenario1()
+    else if (table == "ceiling") table_ceiling()
+    else if (table == "retry") table_retry()
+    else if (table == "connections") table_connections()
+    else if (table == "targets") table_targets()
+    else {
+        print "tables.awk: unknown table \"" table "\"" > "/dev/stderr"
+        exit 2
+    }
+}
