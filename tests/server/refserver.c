@@ -27,6 +27,7 @@
  */
 #include "refserver.h"
 #include "refserver_http.h"
+#include "timer_queue.h"
 
 #include <libwebsockets.h>
 #include <json-c/json.h>
@@ -123,7 +124,7 @@ struct request {
     struct conn *conn;       /* where its messages go; NULL: nowhere */
     uint64_t resume_from;    /* the attached requester has seq < this */
     pl_refserver *srv;
-    lws_sorted_usec_list_t sul; /* next-piece timer */
+    pl_rs_timer step;        /* the next piece is due (srv->steps) */
     uint64_t id;
     char id_str[24];
     char *session;
@@ -202,6 +203,7 @@ struct pl_refserver {
     uint64_t restarts_done;
     pthread_cond_t restart_cond;
     /* Server thread only. */
+    pl_rs_timer_queue steps;  /* requests waiting for their next piece */
     struct req_table reqs;
     struct request *expiry_head, *expiry_tail;
     struct conn *open_conns;
@@ -979,15 +981,14 @@ static void req_finish(struct request *r, const char *stop_reason)
 
 static void gen_step(struct request *r);
 
-static void gen_timer(lws_sorted_usec_list_t *sul)
+static void gen_timer(pl_rs_timer *t)
 {
-    gen_step(container_of(sul, struct request, sul));
+    gen_step(container_of(t, struct request, step));
 }
 
 static void gen_schedule(struct request *r, unsigned ms)
 {
-    lws_sul_schedule(r->srv->ctx, 0, &r->sul, gen_timer,
-                     (lws_usec_t)ms * 1000);
+    pl_rs_timer_set(&r->srv->steps, &r->step, gen_timer, ms);
 }
 
 /* Produce the next piece (all remaining ones when token_ms is 0). */
@@ -1333,7 +1334,7 @@ static void handle_cancel(struct conn *c, struct json_object *root)
     r = table_find(&c->srv->reqs, v);
     if (!r || r->stop_reason)
         return; /* unknown or finished: ignored by contract */
-    lws_sul_cancel(&r->sul);
+    pl_rs_timer_cancel(&c->srv->steps, &r->step);
     req_finish(r, "cancelled");
 }
 
@@ -1990,6 +1991,7 @@ static int create_context(pl_refserver *srv)
                  "cannot create the lws context");
         return -1;
     }
+    pl_rs_timer_queue_init(&srv->steps, srv->ctx);
     info.port = srv->opts.port;
     info.iface = srv->bind_addr;
     vhost_protocols(srv, vh_protocols);
@@ -2039,19 +2041,6 @@ static void free_requests(pl_refserver *srv)
     srv->reqs.count = 0;
 }
 
-/* Timers live inside requests: take them off lws's lists before the
- * context (and its scheduler) goes away. */
-static void cancel_timers(pl_refserver *srv)
-{
-    size_t i, n = (size_t)1 << srv->reqs.bits;
-
-    for (i = 0; i < n; i++) {
-        struct request *r;
-        for (r = srv->reqs.buckets[i]; r; r = r->hash_next)
-            lws_sul_cancel(&r->sul);
-    }
-}
-
 /*
  * pl_refserver_restart, on the server thread: drop every connection hard
  * and forget every request. The listener, the received-message log, the
@@ -2067,7 +2056,7 @@ static void restart_now(pl_refserver *srv)
             lws_callback_on_writable(c->wsi); /* conn_drain returns -1 */
         }
     }
-    cancel_timers(srv);
+    pl_rs_timer_queue_clear(&srv->steps);
     free_requests(srv);
     srv->expiry_head = srv->expiry_tail = NULL;
     srv_log(srv, "restarted: connections dropped, requests forgotten");
@@ -2119,11 +2108,14 @@ static void *service_main(void *arg)
     srv->ctx = NULL;
     pthread_cond_broadcast(&srv->restart_cond);
     pthread_mutex_unlock(&srv->lock);
-    cancel_timers(srv);
+    /* The queue's lws timer must be off lws's list before the context
+     * (and its scheduler) goes away. */
+    pl_rs_timer_queue_clear(&srv->steps);
     lws_context_destroy(ctx); /* closes connections: conn_close */
     pl_refserver_http_free(srv->http); /* after the context, which used it */
     srv->http = NULL;
     free_requests(srv);
+    pl_rs_timer_queue_free(&srv->steps);
     return NULL;
 }
 
