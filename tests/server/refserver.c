@@ -23,10 +23,11 @@
  * Compression (parley.v1.zstd and the dictionary extension, see
  * docs/protocol.md) lives in the "compression" section: choosing it per
  * connection, inflating binary messages, deflating outgoing ones in
- * conn_push. TLS is a vhost setting (apply_tls).
+ * conn_queue. TLS is a vhost setting (apply_tls).
  */
 #include "refserver.h"
 #include "refserver_http.h"
+#include "timer_queue.h"
 
 #include <libwebsockets.h>
 #include <json-c/json.h>
@@ -37,6 +38,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -68,6 +70,10 @@
 #define PL_RECEIVED_MAX 100000
 #define PL_RX_BUFFER 65536        /* lws hands us frames in pieces this big */
 #define PL_WRITES_PER_CALLBACK 64 /* let other connections get a turn */
+/* Bytes of frames handed to lws in one write: lws_issue_raw sends at most
+ * the protocol's rx_buffer_size (and a little) per call and copies the rest
+ * aside, so one write of more would cost a copy. */
+#define PL_TX_BATCH PL_RX_BUFFER
 #define PL_MAX_AUTH_HEADER 4096
 #define PL_ARRIVALS_MAX 1000000   /* arrival times kept, over all ids */
 #define PL_OVERSIZED_DEFAULT (2u << 20)
@@ -85,8 +91,7 @@ struct outmsg {
     struct outmsg *next;
     uint64_t req_id;      /* request whose stream it belongs to; 0: none */
     int is_text;          /* a `text` piece (or its faulty stand-in) */
-    int binary;           /* a zstd frame, sent as a binary frame */
-    int keep_text;        /* never compressed (hello) */
+    int binary;           /* a compressed message, sent as a binary frame */
     size_t len;
     unsigned char buf[];  /* LWS_PRE bytes of headroom, then the JSON */
 };
@@ -107,6 +112,7 @@ struct conn {
     unsigned faults_gen;
     int drop_pending;  /* drop once the socket has taken the last text */
     int dropped;       /* hard-dropped: no more input or output, closing */
+    int batch_frames;  /* frames may go out several per write (not h2) */
     int zstd;          /* parley.v1.zstd was selected */
     int gzip;          /* parley.v1.gzip was selected (extension) */
     uint32_t zstd_dict; /* the dictionary agreed on (its id), 0: none */
@@ -123,7 +129,7 @@ struct request {
     struct conn *conn;       /* where its messages go; NULL: nowhere */
     uint64_t resume_from;    /* the attached requester has seq < this */
     pl_refserver *srv;
-    lws_sorted_usec_list_t sul; /* next-piece timer */
+    pl_rs_timer step;        /* the next piece is due (srv->steps) */
     uint64_t id;
     char id_str[24];
     char *session;
@@ -202,6 +208,10 @@ struct pl_refserver {
     uint64_t restarts_done;
     pthread_cond_t restart_cond;
     /* Server thread only. */
+    pl_rs_timer_queue steps;  /* requests waiting for their next piece */
+    pl_buf json;              /* the message being written */
+    unsigned char *tx;        /* LWS_PRE + PL_TX_BATCH: frames to write */
+    pl_buf zbuf;              /* the message being compressed */
     struct req_table reqs;
     struct request *expiry_head, *expiry_tail;
     struct conn *open_conns;
@@ -471,67 +481,55 @@ static struct outmsg *outmsg_new(uint64_t req_id, int is_text, size_t len)
     m->req_id = req_id;
     m->is_text = is_text;
     m->binary = 0;
-    m->keep_text = 0;
     m->len = len;
     return m;
 }
 
-static struct outmsg *maybe_compress(struct conn *c, struct outmsg *m);
+static int compress_into(struct conn *c, const char *text, size_t len,
+                         pl_buf *z);
 
-/* Queue m on c and ask for a writeable callback; a dropped c discards it. */
-static void conn_push(struct conn *c, struct outmsg *m)
+/*
+ * Queue the message text[0, len) on c and ask for a writeable callback; a
+ * dropped c discards it. On a compressing connection it leaves compressed
+ * when that pays (compress_into), except with keep_text.
+ */
+static void conn_queue(struct conn *c, uint64_t req_id, int is_text,
+                       int keep_text, const char *text, size_t len)
 {
-    if (c->dropped) {
-        free(m);
+    pl_buf *z = &c->srv->zbuf;
+    struct outmsg *m;
+
+    if (c->dropped)
         return;
+    if (!keep_text && compress_into(c, text, len, z)) {
+        m = outmsg_new(req_id, is_text, z->len);
+        m->binary = 1;
+        memcpy(m->buf + LWS_PRE, z->data, z->len);
+    } else {
+        m = outmsg_new(req_id, is_text, len);
+        memcpy(m->buf + LWS_PRE, text, len);
     }
-    m = maybe_compress(c, m);
     *c->out_tail = m;
     c->out_tail = &m->next;
     lws_callback_on_writable(c->wsi);
 }
 
-/* Queue text as it is (the faulty messages are not JSON objects). */
-static void conn_send_raw(struct conn *c, uint64_t req_id, int is_text,
-                          const char *text, size_t len)
-{
-    struct outmsg *m = outmsg_new(req_id, is_text, len);
-
-    memcpy(m->buf + LWS_PRE, text, len);
-    conn_push(c, m);
-}
-
-/* hello goes out as text even on parley.v1.zstd: the client reads from it,
- * uncompressed, whether a dictionary was agreed before meeting any frame
- * that uses one. */
-static void conn_send_text_only(struct conn *c, struct json_object *msg)
-{
-    size_t len;
-    const char *text = json_object_to_json_string_length(msg, PL_JSON_FLAGS,
-                                                         &len);
-    struct outmsg *m = outmsg_new(0, 0, len);
-
-    memcpy(m->buf + LWS_PRE, text, len);
-    m->keep_text = 1;
-    conn_push(c, m);
-    json_object_put(msg);
-}
-
-/* Serialize msg (consumed) onto c's queue. */
-static void conn_send_kind(struct conn *c, uint64_t req_id, int is_text,
+/* Serialize msg (consumed) onto c's queue: the messages that are rare
+ * enough to build as json-c objects (hello, errors). */
+static void conn_send_json(struct conn *c, int keep_text,
                            struct json_object *msg)
 {
     size_t len;
     const char *text = json_object_to_json_string_length(msg, PL_JSON_FLAGS,
                                                          &len);
 
-    conn_send_raw(c, req_id, is_text, text, len);
+    conn_queue(c, 0, 0, keep_text, text, len);
     json_object_put(msg);
 }
 
-static void conn_send(struct conn *c, uint64_t req_id, struct json_object *msg)
+static void conn_send(struct conn *c, struct json_object *msg)
 {
-    conn_send_kind(c, req_id, 0, msg);
+    conn_send_json(c, 0, msg);
 }
 
 /* Drop the queued stream messages of one request (a newer repeat took over). */
@@ -577,6 +575,77 @@ static void count_text_written(struct conn *c)
 
 static int conn_drop(struct conn *c);
 
+/* Bytes of m as a WebSocket frame: a server's header (RFC 6455 5.2, no
+ * mask) takes 2, 4 or 10 bytes by the payload's length. */
+static size_t frame_len(const struct outmsg *m)
+{
+    return m->len + (m->len < 126 ? 2 : m->len < 65536 ? 4 : 10);
+}
+
+/* The header of a final, unmasked frame of len (< 65536) bytes at p;
+ * returns where the payload goes. */
+static unsigned char *put_frame_header(unsigned char *p, int binary,
+                                       size_t len)
+{
+    *p++ = 0x80 | (binary ? 0x2 : 0x1); /* FIN, and the opcode */
+    if (len < 126) {
+        *p++ = (unsigned char)len;
+    } else {
+        *p++ = 126;
+        *p++ = (unsigned char)(len >> 8);
+        *p++ = (unsigned char)len;
+    }
+    return p;
+}
+
+static struct outmsg *queue_pop(struct conn *c)
+{
+    struct outmsg *m = c->out_head;
+
+    c->out_head = m->next;
+    if (!c->out_head)
+        c->out_tail = &c->out_head;
+    return m;
+}
+
+/*
+ * Frame queued messages back to back in srv->tx and hand them to lws as
+ * one write of raw bytes (LWS_WRITE_HTTP: lws adds no framing of its own):
+ * one send(2) for up to PL_TX_BATCH bytes. One send per message had been a
+ * quarter of the server's CPU under load. The batch ends after the text
+ * that drop_after_texts waits for. Returns lws_write's result.
+ */
+static int write_batch(struct conn *c)
+{
+    unsigned char *start = c->srv->tx + LWS_PRE, *p = start;
+
+    while (c->out_head && !c->drop_pending &&
+           frame_len(c->out_head) <= (size_t)(start + PL_TX_BATCH - p)) {
+        struct outmsg *m = queue_pop(c);
+        p = put_frame_header(p, m->binary, m->len);
+        memcpy(p, m->buf + LWS_PRE, m->len);
+        p += m->len;
+        if (m->is_text)
+            count_text_written(c); /* a failed write closes c anyway */
+        free(m);
+    }
+    return lws_write(c->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP);
+}
+
+/* One message as lws frames it: one too big for a batch, or any on an
+ * HTTP/2 stream (WebSocket over h2), whose framing is lws's business. */
+static int write_alone(struct conn *c)
+{
+    struct outmsg *m = queue_pop(c);
+    int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len,
+                      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+
+    if (n >= 0 && m->is_text)
+        count_text_written(c);
+    free(m);
+    return n;
+}
+
 /* LWS_CALLBACK_SERVER_WRITEABLE: send as much as the socket takes now. */
 static int conn_drain(struct conn *c)
 {
@@ -585,17 +654,8 @@ static int conn_drain(struct conn *c)
     if (c->dropped)
         return -1; /* restart: have lws close it */
     while (c->out_head && !c->drop_pending && budget--) {
-        struct outmsg *m = c->out_head;
-        int n;
-
-        c->out_head = m->next;
-        if (!c->out_head)
-            c->out_tail = &c->out_head;
-        n = lws_write(c->wsi, m->buf + LWS_PRE, m->len,
-                      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        if (n >= 0 && m->is_text)
-            count_text_written(c);
-        free(m);
+        int n = c->batch_frames && frame_len(c->out_head) <= PL_TX_BATCH
+                    ? write_batch(c) : write_alone(c);
         if (n < 0)
             return -1;
         /* lws keeps what the kernel refused; wait until that is flushed. */
@@ -641,7 +701,10 @@ static void send_hello(struct conn *c)
     put_u64(m, "heartbeat_s", o->heartbeat_s);
     put_u64(m, "idempotency_window_s", o->idempotency_window_s);
     put_str(m, "server", PL_SERVER_NAME);
-    conn_send_text_only(c, m);
+    /* Text even on parley.v1.zstd: the client reads from it, uncompressed,
+     * whether a dictionary was agreed before meeting any frame that uses
+     * one. */
+    conn_send_json(c, 1, m);
 }
 
 /* id: the client's "id" string to echo, or NULL. */
@@ -662,7 +725,7 @@ static struct json_object *error_new(pl_refserver *srv, struct json_object *id,
 static void send_error(struct conn *c, struct json_object *id,
                        const char *code, const char *content)
 {
-    conn_send(c, 0, error_new(c->srv, id, code, content));
+    conn_send(c, error_new(c->srv, id, code, content));
 }
 
 /* reject_every / reject_fraction: an error instead of the ack. */
@@ -675,33 +738,53 @@ static void send_rejection(struct conn *c, struct json_object *id)
     if (f->retry_after_ms >= 0)
         put_u64(m, "retry_after_ms", (uint64_t)f->retry_after_ms);
     COUNT(c->srv, rejected);
-    conn_send(c, 0, m);
+    conn_send(c, m);
 }
+
+/*
+ * The messages of every request (ack, text, done) are written as JSON text
+ * directly: building, printing and freeing a json-c object for each was
+ * about a fifth of the server's CPU under load. The id is digits and the
+ * session [A-Za-z0-9._:-] (both validated), so only a text's content needs
+ * escaping. The fields keep the order json-c wrote them in, which the zstd
+ * dictionary was trained on.
+ */
 
 /* The stream messages of a request go to its attached connection only. */
 static void emit_ack(struct request *r)
 {
-    struct json_object *m;
+    char text[64];
+    int n;
 
     if (!r->conn)
         return;
-    m = msg_new("ack");
-    put_str(m, "id", r->id_str);
-    conn_send(r->conn, r->id, m);
+    n = snprintf(text, sizeof text, "{\"type\":\"ack\",\"id\":\"%s\"}",
+                 r->id_str);
+    conn_queue(r->conn, r->id, 0, 0, text, (size_t)n);
+}
+
+/* pl_buf reports running out of memory; this server aborts then. */
+static void buf_ok(int rc)
+{
+    if (rc)
+        check_alloc(NULL);
 }
 
 static void send_text(struct request *r, size_t k)
 {
     size_t start = k ? r->piece_end[k - 1] : 0;
-    struct json_object *m = msg_new("text");
+    pl_buf *b = &r->srv->json;
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "{\"type\":\"text\",\"id\":\"%s\",\"session\":\"%s\","
+                     "\"seq\":%zu,\"content\":", r->id_str, r->session, k);
 
-    put_str(m, "id", r->id_str);
-    put_str(m, "session", r->session);
-    put_u64(m, "seq", k);
-    json_object_object_add(m, "content",
-        json_object_new_string_len(r->reply + start,
-                                   (int)(r->piece_end[k] - start)));
-    conn_send_kind(r->conn, r->id, 1, m);
+    pl_buf_reset(b);
+    buf_ok(pl_buf_append(b, head, (size_t)n));
+    buf_ok(pl_buf_append_json_str(b, r->reply + start,
+                                  r->piece_end[k] - start));
+    buf_ok(pl_buf_append(b, "}", 1));
+    conn_queue(r->conn, r->id, 1, 0, b->data, b->len);
 }
 
 /* unknown_every: a message type from the future, which clients ignore. */
@@ -712,7 +795,7 @@ static void send_unknown(struct request *r)
                      "{\"type\":\"bogus_future_type\",\"id\":\"%s\",\"x\":1}",
                      r->id_str);
 
-    conn_send_raw(r->conn, r->id, 0, text, (size_t)n);
+    conn_queue(r->conn, r->id, 0, 0, text, (size_t)n);
 }
 
 /* malformed_every: cut-off JSON that still names the request early. The
@@ -723,12 +806,11 @@ static void send_malformed(struct request *r)
     int n = snprintf(text, sizeof text,
                      "{\"type\":\"text\",\"id\":\"%s\",\"seq\":", r->id_str);
 
-    conn_send_raw(r->conn, r->id, 1, text, (size_t)n);
+    conn_queue(r->conn, r->id, 1, 0, text, (size_t)n);
 }
 
 /* oversized_every: a valid text message padded with 'x' in its content to
- * oversized_bytes (at least its own envelope). The session is
- * [A-Za-z0-9._:-] only, so nothing needs escaping. */
+ * oversized_bytes (at least its own envelope). */
 static void send_oversized(struct request *r, size_t k)
 {
     uint64_t want = faults(r->srv)->k.f.oversized_bytes;
@@ -737,17 +819,16 @@ static void send_oversized(struct request *r, size_t k)
                         "{\"type\":\"text\",\"id\":\"%s\",\"session\":\"%s\","
                         "\"seq\":%zu,\"content\":\"", r->id_str, r->session, k);
     size_t len = (size_t)(want ? want : PL_OVERSIZED_DEFAULT);
-    struct outmsg *m;
     char *p;
 
     if (len < (size_t)hlen + 2)
         len = (size_t)hlen + 2;
-    m = outmsg_new(r->id, 1, len);
-    p = (char *)m->buf + LWS_PRE;
+    p = xmalloc(len);
     memcpy(p, head, (size_t)hlen);
     memset(p + hlen, 'x', len - (size_t)hlen - 2);
     memcpy(p + len - 2, "\"}", 2);
-    conn_push(r->conn, m);
+    conn_queue(r->conn, r->id, 1, 0, p, len);
+    free(p);
 }
 
 static void req_unlink(struct request *r);
@@ -784,20 +865,18 @@ static void emit_piece(struct request *r, size_t k)
 
 static void emit_done(struct request *r)
 {
-    struct json_object *m, *usage;
+    char text[512];
+    int n;
 
     if (!r->conn)
         return;
-    m = msg_new("done");
-    put_str(m, "id", r->id_str);
-    put_str(m, "session", r->session);
-    put_str(m, "stop_reason", r->stop_reason);
-    put_u64(m, "seq_end", r->generated);
-    usage = json_object_new_object();
-    put_u64(usage, "input_tokens", r->input_tokens);
-    put_u64(usage, "output_tokens", r->generated);
-    json_object_object_add(m, "usage", usage);
-    conn_send(r->conn, r->id, m);
+    n = snprintf(text, sizeof text,
+                 "{\"type\":\"done\",\"id\":\"%s\",\"session\":\"%s\","
+                 "\"stop_reason\":\"%s\",\"seq_end\":%zu,\"usage\":"
+                 "{\"input_tokens\":%" PRIu64 ",\"output_tokens\":%zu}}",
+                 r->id_str, r->session, r->stop_reason, r->generated,
+                 r->input_tokens, r->generated);
+    conn_queue(r->conn, r->id, 0, 0, text, (size_t)n);
 }
 
 /* ---- request table and expiry ------------------------------------------ */
@@ -979,15 +1058,14 @@ static void req_finish(struct request *r, const char *stop_reason)
 
 static void gen_step(struct request *r);
 
-static void gen_timer(lws_sorted_usec_list_t *sul)
+static void gen_timer(pl_rs_timer *t)
 {
-    gen_step(container_of(sul, struct request, sul));
+    gen_step(container_of(t, struct request, step));
 }
 
 static void gen_schedule(struct request *r, unsigned ms)
 {
-    lws_sul_schedule(r->srv->ctx, 0, &r->sul, gen_timer,
-                     (lws_usec_t)ms * 1000);
+    pl_rs_timer_set(&r->srv->steps, &r->step, gen_timer, ms);
 }
 
 /* Produce the next piece (all remaining ones when token_ms is 0). */
@@ -1333,7 +1411,7 @@ static void handle_cancel(struct conn *c, struct json_object *root)
     r = table_find(&c->srv->reqs, v);
     if (!r || r->stop_reason)
         return; /* unknown or finished: ignored by contract */
-    lws_sul_cancel(&r->sul);
+    pl_rs_timer_cancel(&c->srv->steps, &r->step);
     req_finish(r, "cancelled");
 }
 
@@ -1403,32 +1481,26 @@ static const pl_compress_dict *conn_dict(const struct conn *c)
  * On a parley.v1.zstd connection a message worth compressing leaves as one
  * zstd frame in a binary frame, with the dictionary when one was agreed.
  * One that compression would not shrink (or that failed) stays text: the
- * sender chooses per message and receivers take both.
+ * sender chooses per message and receivers take both. Returns 1 with the
+ * frame in z (emptied first), 0 to send the message as text.
  */
-static struct outmsg *maybe_compress(struct conn *c, struct outmsg *m)
+static int compress_into(struct conn *c, const char *text, size_t len,
+                         pl_buf *z)
 {
     const pl_compress_dict *dict = conn_dict(c);
-    pl_buf z = PL_BUF_INIT;
-    struct outmsg *cm;
 
-    if (!compressed(c) || m->binary || m->keep_text ||
-        !(dict ? pl_compress_worth_it_dict(m->len) : pl_compress_worth_it(m->len)))
-        return m;
-    if ((c->gzip ? pl_compress(PL_COMPRESS_GZIP, PL_GZIP_LEVEL, NULL, m->buf + LWS_PRE,
-                               m->len, &z)
+    if (!compressed(c) ||
+        !(dict ? pl_compress_worth_it_dict(len) : pl_compress_worth_it(len)))
+        return 0;
+    pl_buf_reset(z);
+    if ((c->gzip ? pl_compress(PL_COMPRESS_GZIP, PL_GZIP_LEVEL, NULL, text,
+                               len, z)
                  : pl_compress(PL_COMPRESS_ZSTD, dict ? PL_ZSTD_LEVEL_DICT : PL_ZSTD_LEVEL,
-                               dict, m->buf + LWS_PRE, m->len, &z)) != PL_COMPRESS_OK ||
-        z.len >= m->len) {
-        pl_buf_free(&z);
-        return m;
-    }
-    cm = outmsg_new(m->req_id, m->is_text, z.len);
-    cm->binary = 1;
-    memcpy(cm->buf + LWS_PRE, z.data, z.len);
-    pl_buf_free(&z);
-    free(m);
+                               dict, text, len, z)) != PL_COMPRESS_OK ||
+        z->len >= len)
+        return 0;
     COUNT(c->srv, compressed_sent);
-    return cm;
+    return 1;
 }
 
 /*
@@ -1591,6 +1663,7 @@ static void conn_open(struct conn *c, struct lws *wsi, pl_refserver *srv)
     c->wsi = wsi;
     c->srv = srv;
     c->out_tail = &c->out_head;
+    c->batch_frames = lws_get_network_wsi(wsi) == wsi;
     c->faults_gen = faults(srv)->gen;
     c->next_open = srv->open_conns;
     if (srv->open_conns)
@@ -1990,6 +2063,7 @@ static int create_context(pl_refserver *srv)
                  "cannot create the lws context");
         return -1;
     }
+    pl_rs_timer_queue_init(&srv->steps, srv->ctx);
     info.port = srv->opts.port;
     info.iface = srv->bind_addr;
     vhost_protocols(srv, vh_protocols);
@@ -2039,19 +2113,6 @@ static void free_requests(pl_refserver *srv)
     srv->reqs.count = 0;
 }
 
-/* Timers live inside requests: take them off lws's lists before the
- * context (and its scheduler) goes away. */
-static void cancel_timers(pl_refserver *srv)
-{
-    size_t i, n = (size_t)1 << srv->reqs.bits;
-
-    for (i = 0; i < n; i++) {
-        struct request *r;
-        for (r = srv->reqs.buckets[i]; r; r = r->hash_next)
-            lws_sul_cancel(&r->sul);
-    }
-}
-
 /*
  * pl_refserver_restart, on the server thread: drop every connection hard
  * and forget every request. The listener, the received-message log, the
@@ -2067,7 +2128,7 @@ static void restart_now(pl_refserver *srv)
             lws_callback_on_writable(c->wsi); /* conn_drain returns -1 */
         }
     }
-    cancel_timers(srv);
+    pl_rs_timer_queue_clear(&srv->steps);
     free_requests(srv);
     srv->expiry_head = srv->expiry_tail = NULL;
     srv_log(srv, "restarted: connections dropped, requests forgotten");
@@ -2119,11 +2180,14 @@ static void *service_main(void *arg)
     srv->ctx = NULL;
     pthread_cond_broadcast(&srv->restart_cond);
     pthread_mutex_unlock(&srv->lock);
-    cancel_timers(srv);
+    /* The queue's lws timer must be off lws's list before the context
+     * (and its scheduler) goes away. */
+    pl_rs_timer_queue_clear(&srv->steps);
     lws_context_destroy(ctx); /* closes connections: conn_close */
     pl_refserver_http_free(srv->http); /* after the context, which used it */
     srv->http = NULL;
     free_requests(srv);
+    pl_rs_timer_queue_free(&srv->steps);
     return NULL;
 }
 
@@ -2183,6 +2247,9 @@ static void srv_free(pl_refserver *srv)
         free(srv->received[i]);
     free(srv->received);
     free(srv->reqs.buckets);
+    free(srv->tx);
+    pl_buf_free(&srv->zbuf);
+    pl_buf_free(&srv->json);
     arrivals_free(&srv->arrivals);
     free(srv->bind_addr);
     free(srv->api_key);
@@ -2204,6 +2271,7 @@ pl_refserver *pl_refserver_start(const pl_refserver_opts *opts, char *err,
     int state;
 
     copy_opts(srv, opts);
+    srv->tx = xmalloc(LWS_PRE + PL_TX_BATCH);
     table_init(&srv->reqs);
     srv->arrivals.bits = 10;
     srv->arrivals.buckets = xcalloc((size_t)1 << srv->arrivals.bits,

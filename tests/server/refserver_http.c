@@ -29,6 +29,7 @@
  */
 #include "refserver_http.h"
 #include "echo_model.h"
+#include "timer_queue.h"
 
 #include <json-c/json.h>
 
@@ -75,6 +76,8 @@ struct pl_refserver_http {
     pl_refserver_http_faults faults;
     uint64_t valid_seen, served_seen;
     struct stats_atomic stats;
+    /* Streams waiting for their next piece; the lws service thread's. */
+    pl_rs_timer_queue steps;
     _Atomic uint64_t next_request; /* numbers msg_<n>, req_<n>, chatcmpl-<n> */
     pthread_mutex_t rec_lock;
     char **received;
@@ -118,7 +121,7 @@ struct stream {
     size_t generated;      /* pieces produced */
     enum fault fault;
     size_t fault_at;       /* pieces before the fault acts */
-    lws_sorted_usec_list_t sul;
+    pl_rs_timer step;      /* the next piece is due (srv->steps) */
     /* The answer. */
     unsigned status;
     const char *content_type;
@@ -904,15 +907,14 @@ static int fault_due(struct stream *s)
 
 static void gen_step(struct stream *s);
 
-static void gen_timer(lws_sorted_usec_list_t *sul)
+static void gen_timer(pl_rs_timer *t)
 {
-    gen_step(container_of(sul, struct stream, sul));
+    gen_step(container_of(t, struct stream, step));
 }
 
 static void gen_schedule(struct stream *s, unsigned ms)
 {
-    lws_sul_schedule(lws_get_context(s->wsi), 0, &s->sul, gen_timer,
-                     (lws_usec_t)ms * LWS_US_PER_MS);
+    pl_rs_timer_set(&s->srv->steps, &s->step, gen_timer, ms);
 }
 
 /* Produce the next piece (every remaining one when token_ms is 0), as
@@ -1144,7 +1146,7 @@ static void stream_end(struct stream *s)
     if (!s || !s->active)
         return;
     s->active = 0;
-    lws_sul_cancel(&s->sul);
+    pl_rs_timer_cancel(&s->srv->steps, &s->step);
     free(s->key);
     buf_free(&s->body);
     buf_free(&s->out);
@@ -1411,11 +1413,13 @@ static int on_writeable(struct stream *s)
     return write_body(s);
 }
 
-/* LWS_CALLBACK_PROTOCOL_INIT: find our object in the vhost's options. */
+/* LWS_CALLBACK_PROTOCOL_INIT: find our object in the vhost's options, and
+ * tie its timers to the vhost's context. */
 static int protocol_init(struct lws *wsi,
                          const struct lws_protocol_vhost_options *pvo)
 {
     const struct lws_protocol_vhost_options *o = lws_pvo_search(pvo, "server");
+    pl_refserver_http *h;
     void **priv;
 
     if (!o || !o->value) {
@@ -1427,8 +1431,20 @@ static int protocol_init(struct lws *wsi,
                                        lws_get_protocol(wsi), sizeof *priv);
     if (!priv)
         return 1;
-    *priv = (void *)(uintptr_t)o->value;
+    h = (pl_refserver_http *)(uintptr_t)o->value;
+    *priv = h;
+    pl_rs_timer_queue_init(&h->steps, lws_get_context(wsi));
     return 0;
+}
+
+/* LWS_CALLBACK_PROTOCOL_DESTROY, as the context goes: its scheduler must
+ * not keep our timer. The streams still open end without their timers. */
+static void protocol_destroy(struct lws *wsi)
+{
+    pl_refserver_http *h = server_of(wsi);
+
+    if (h)
+        pl_rs_timer_queue_clear(&h->steps);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -1438,6 +1454,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 
     if (reason == LWS_CALLBACK_PROTOCOL_INIT)
         return protocol_init(wsi, in);
+    if (reason == LWS_CALLBACK_PROTOCOL_DESTROY) {
+        protocol_destroy(wsi);
+        return 0;
+    }
     if (reason == LWS_CALLBACK_HTTP_BIND_PROTOCOL)
         return s ? stream_bind(s, wsi) : -1;
     if (reason == LWS_CALLBACK_HTTP_DROP_PROTOCOL ||
@@ -1632,6 +1652,7 @@ void pl_refserver_http_free(pl_refserver_http *h)
     for (i = 0; i < h->nreceived; i++)
         free(h->received[i]);
     free(h->received);
+    pl_rs_timer_queue_free(&h->steps);
     pthread_mutex_destroy(&h->rec_lock);
     pthread_mutex_destroy(&h->lock);
     free(h->api_key);
