@@ -50,6 +50,9 @@ struct pl_io {
     bool thread_started;
     _Atomic bool stopping;
     ck_stack_t submissions; /* pl_io_request, newest first */
+    /* Set while the thread is in (or about to enter) curl_multi_poll(): only
+     * then does a submission need curl_multi_wakeup(), a system call. */
+    _Atomic bool polling;
 
     pl_ws_conn *conns;
     unsigned nconns;
@@ -1067,7 +1070,14 @@ static void run_once(pl_io *io)
         timeout = IO_POLL_MAX_MS;
     if (timeout < 0)
         timeout = 0;
+    /* Announce the sleep, then look at the stack once more: a submitter
+     * either pushed before the look (we do not sleep) or sees the flag after
+     * its push (it wakes us). The seq_cst store and load keep that order. */
+    atomic_store(&io->polling, true);
+    if (__atomic_load_n(&io->submissions.head, __ATOMIC_SEQ_CST) != NULL)
+        timeout = 0;
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
+    atomic_store_explicit(&io->polling, false, memory_order_relaxed);
     int running;
     curl_multi_perform(io->multi, &running);
     handle_finished_transfers(io);
@@ -1127,10 +1137,15 @@ int pl_io_start(pl_io *io)
     return 0;
 }
 
+/* One wake-up per sleep rather than per request: a thread that is awake
+ * takes the submission before it next sleeps (see run_once). */
 void pl_io_submit(pl_io *io, pl_io_request *req)
 {
     ck_stack_push_upmc(&io->submissions, &req->entry);
-    curl_multi_wakeup(io->multi);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
+        atomic_exchange(&io->polling, false))
+        curl_multi_wakeup(io->multi);
 }
 
 void pl_io_stop(pl_io *io)
