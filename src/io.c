@@ -26,6 +26,7 @@
 #include "compress.h"
 #include "http_stream.h"
 #include "log.h"
+#include "pool.h"
 #include "protocol.h"
 #include "route.h"
 #include "session.h"
@@ -1051,8 +1052,11 @@ static int64_t publish_stats(pl_io *io, int64_t now)
     return io->next_stats_ms - now;
 }
 
+/* Messages posted to sessions during one pass wake each worker once, at the
+ * latest before the thread blocks in curl_multi_poll(). */
 static void run_once(pl_io *io)
 {
+    pl_pool_hold_wakes(io->client->pool);
     drain_submissions(io);
     int64_t now = pl_monotonic_ms();
     int64_t timeout = run_timers(io, now);
@@ -1076,14 +1080,17 @@ static void run_once(pl_io *io)
     atomic_store(&io->polling, true);
     if (__atomic_load_n(&io->submissions.head, __ATOMIC_SEQ_CST) != NULL)
         timeout = 0;
+    pl_pool_release_wakes(io->client->pool);
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
     atomic_store_explicit(&io->polling, false, memory_order_relaxed);
+    pl_pool_hold_wakes(io->client->pool);
     int running;
     curl_multi_perform(io->multi, &running);
     handle_finished_transfers(io);
     for (unsigned i = 0; i < io->nconns; i++)
         if (io->conns[i].state != PL_WS_IDLE && io->conns[i].doomed)
             carry_out_doom(io, &io->conns[i]);
+    pl_pool_release_wakes(io->client->pool);
 }
 
 static void fail_route_shutdown(pl_route *r, void *arg)
