@@ -27,6 +27,7 @@ int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d)
         return -1;
     }
     cfg->url = pl_buf_steal(&url, NULL);
+    cfg->tls = strncasecmp(endpoint, "https://", 8) == 0;
     return 0;
 }
 
@@ -235,7 +236,10 @@ pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi, const pl_http_conf
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->frame);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->frame_len);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Waiting for a connection being set up pays only where it can be
+     * shared (HTTP/2 over TLS); over http:// it only delays the request. */
+    if (cfg->tls)
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* whatever libcurl decodes */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, s);

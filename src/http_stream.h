@@ -28,6 +28,7 @@ typedef struct pl_http_config {
     const char *api_key;
     const char *anthropic_version;
     size_t max_event_bytes;
+    bool tls;                   /* https://: HTTP/2 may multiplex requests */
     pl_easy_opts easy;
 } pl_http_config;
 
