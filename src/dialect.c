@@ -25,6 +25,15 @@ void pl_stream_state_init(pl_stream_state *st, pl_dialect d)
     st->stop_reason = "end_turn";
 }
 
+void pl_stream_state_reset(pl_stream_state *st)
+{
+    if (st->last)
+        json_object_put(st->last);
+    st->last = NULL;
+    st->input_tokens = st->output_tokens = 0;
+    st->stop_reason = "end_turn";
+}
+
 void pl_stream_state_free(pl_stream_state *st)
 {
     if (st->last)

@@ -139,6 +139,7 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
         io->http.anthropic_version = client->conf->anthropic_version;
         io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
         io->http.easy = io->easy;
+        io->http.max_idle = (size_t)client->conf->http_idle_connections;
         /* libcurl's own cache limit follows the handles added at the moment
          * and closed connections that the next turns then opened again:
          * more connections than conversations (docs/dialects.md). */
