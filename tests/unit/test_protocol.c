@@ -1274,6 +1274,8 @@ static const char *const fast_path_messages[] = {
     "\"usage\":null}",
     "{\"type\":\"done\",\"id\":\"77\",\"stop_reason\":\"cancelled\",\"seq_end\":1,\"usage\":{}}",
     "{\"type\":\"text\",\"id\":\"5\",\"seq\":1,\"content\":\"a\\u0000b\"}",
+    "{\"meta\":{\"seq\":7,\"inner\":{\"usage\":null}},\"type\":\"text\",\"id\":\"5\","
+    "\"seq\":2,\"content\":\"y\",\"usage\":{\"extra\":{\"input_tokens\":3}}}",
 };
 
 static int fast(pl_buf *strings, const char *s, pl_server_msg *m)
@@ -1313,7 +1315,6 @@ static void test_fast_path_declines(void **state)
         "{\"id\":\"1\",\"seq\":0,\"content\":\"x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"flag\":true}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"list\":[]}",
-        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"o\":{}}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":1.0,\"content\":\"x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":1e0,\"content\":\"x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":-0,\"content\":\"x\"}",
@@ -1340,7 +1341,7 @@ static void test_fast_path_declines(void **state)
         "{\"type\":\"done\",\"id\":\"1\",\"stop_reason\":\"end_turn\",\"seq_end\":0,"
         "\"usage\":{\"input_tokens\":9223372036854775808}}",
         "{\"type\":\"done\",\"id\":\"1\",\"stop_reason\":\"end_turn\",\"seq_end\":0,"
-        "\"usage\":{\"u\":{}}}",
+        "\"usage\":{\"u\":{\"v\":{}}}}",
     };
     pl_buf strings = PL_BUF_INIT;
     pl_server_msg m;
