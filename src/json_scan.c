@@ -8,8 +8,10 @@ typedef struct scanner {
     char *out; /* where the next decoded string goes */
     pl_json_member_cb *cb;
     void *ctx;
-    const char *keys[PL_JSON_SCAN_DEPTH];
-    size_t key_lens[PL_JSON_SCAN_DEPTH];
+    const char *keys[PL_JSON_SCAN_DEPTH + 1]; /* the last: deeper keys */
+    size_t key_lens[PL_JSON_SCAN_DEPTH + 1];
+    unsigned nesting;  /* objects and arrays open */
+    unsigned arrays;   /* of them arrays: nothing inside is reported */
 } scanner;
 
 static void skip_ws(scanner *sc)
@@ -151,8 +153,28 @@ static bool read_number(scanner *sc, uint64_t *n)
 }
 
 static bool read_members(scanner *sc, size_t depth);
+static bool read_elements(scanner *sc, size_t depth);
 
-/* The value of the member whose path is keys[0..depth-1]. */
+/* Whether a member at this depth is reported to the callback. */
+static bool reported(const scanner *sc, size_t depth)
+{
+    return sc->arrays == 0 && depth <= PL_JSON_SCAN_DEPTH;
+}
+
+/* An object or array whose opening bracket was read, nested one deeper. */
+static bool read_nested(scanner *sc, size_t depth, bool array)
+{
+    if (++sc->nesting > PL_JSON_SCAN_NESTING)
+        return false;
+    sc->arrays += array;
+    bool ok = array ? read_elements(sc, depth) : read_members(sc, depth);
+    sc->arrays -= array;
+    sc->nesting--;
+    return ok;
+}
+
+/* The value of the member whose path is keys[0..depth-1] (or of an array
+ * element). */
 static bool read_value(scanner *sc, size_t depth)
 {
     pl_json_value v = {0};
@@ -160,12 +182,11 @@ static bool read_value(scanner *sc, size_t depth)
     if (sc->p >= sc->end)
         return false;
     char c = *sc->p;
-    if (c == '{') {
+    if (c == '{' || c == '[') {
         sc->p++;
-        v.kind = PL_JSON_OBJECT;
-        return depth < PL_JSON_SCAN_DEPTH &&
-               sc->cb(sc->ctx, sc->keys, sc->key_lens, depth, &v) &&
-               read_members(sc, depth);
+        v.kind = c == '{' ? PL_JSON_OBJECT : PL_JSON_ARRAY;
+        return (!reported(sc, depth) || sc->cb(sc->ctx, sc->keys, sc->key_lens, depth, &v)) &&
+               read_nested(sc, depth, c == '[');
     }
     if (c == '"') {
         v.kind = PL_JSON_STRING;
@@ -181,7 +202,7 @@ static bool read_value(scanner *sc, size_t depth)
     } else {
         return false;
     }
-    return sc->cb(sc->ctx, sc->keys, sc->key_lens, depth, &v);
+    return !reported(sc, depth) || sc->cb(sc->ctx, sc->keys, sc->key_lens, depth, &v);
 }
 
 /* The members of an object whose '{' was read, at `depth` keys deep. */
@@ -189,12 +210,25 @@ static bool read_members(scanner *sc, size_t depth)
 {
     if (eat(sc, '}'))
         return true;
+    size_t slot = depth < PL_JSON_SCAN_DEPTH ? depth : PL_JSON_SCAN_DEPTH;
     do {
-        if (!read_string(sc, &sc->keys[depth], &sc->key_lens[depth]) || !eat(sc, ':') ||
+        if (!read_string(sc, &sc->keys[slot], &sc->key_lens[slot]) || !eat(sc, ':') ||
             !read_value(sc, depth + 1))
             return false;
     } while (eat(sc, ','));
     return eat(sc, '}');
+}
+
+/* The elements of an array whose '[' was read; they keep its depth. */
+static bool read_elements(scanner *sc, size_t depth)
+{
+    if (eat(sc, ']'))
+        return true;
+    do {
+        if (!read_value(sc, depth))
+            return false;
+    } while (eat(sc, ','));
+    return eat(sc, ']');
 }
 
 bool pl_json_scan(pl_buf *strings, const char *buf, size_t len,
@@ -204,7 +238,7 @@ bool pl_json_scan(pl_buf *strings, const char *buf, size_t len,
     if (len == 0 || pl_buf_reserve(strings, len) != 0)
         return false;
     scanner sc = {.p = buf, .end = buf + len, .out = strings->data, .cb = cb, .ctx = ctx};
-    if (!eat(&sc, '{') || !read_members(&sc, 0))
+    if (!eat(&sc, '{') || !read_nested(&sc, 0, false))
         return false;
     skip_ws(&sc);
     return sc.p == sc.end;

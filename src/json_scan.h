@@ -4,12 +4,15 @@
  * them a json-c tree. It accepts only a subset and declines the rest, so
  * that a caller can leave whatever it declines to json-c:
  *
- *   accepted  objects (nested up to PL_JSON_SCAN_DEPTH), strings with every
- *             escape, integers in [0, 10^19), null
- *   declined  arrays, true and false, negative or fractional numbers,
- *             unpaired UTF-16 surrogate escapes (json-c would replace them
- *             silently), raw control characters, anything malformed, and
- *             anything but blanks after the object
+ *   accepted  objects and arrays (nested up to PL_JSON_SCAN_NESTING),
+ *             strings with every escape, integers in [0, 10^19), null
+ *   declined  true and false, negative or fractional numbers, unpaired
+ *             UTF-16 surrogate escapes (json-c would replace them silently),
+ *             raw control characters, anything malformed, and anything but
+ *             blanks after the object
+ *
+ * Members are reported down to PL_JSON_SCAN_DEPTH keys; deeper ones, and
+ * whatever is inside arrays, are checked but not reported.
  */
 #ifndef PL_JSON_SCAN_H
 #define PL_JSON_SCAN_H
@@ -21,9 +24,11 @@
 #include "buf.h"
 
 #define PL_JSON_SCAN_DEPTH 3
+/* Well below json-c's default depth (32), past which it refuses a text. */
+#define PL_JSON_SCAN_NESTING 16
 
 typedef struct pl_json_value {
-    enum { PL_JSON_NULL, PL_JSON_STRING, PL_JSON_NUMBER, PL_JSON_OBJECT } kind;
+    enum { PL_JSON_NULL, PL_JSON_STRING, PL_JSON_NUMBER, PL_JSON_OBJECT, PL_JSON_ARRAY } kind;
     const char *s; /* STRING: decoded, NUL-terminated (may hold NULs) */
     size_t len;
     uint64_t n;    /* NUMBER */
@@ -32,7 +37,8 @@ typedef struct pl_json_value {
 /*
  * Called for every member, in order: keys[0..depth-1] is its path from the
  * top (keys[depth-1] its own name; key_lens their lengths). For an OBJECT,
- * its members follow. Return false to decline the whole text.
+ * its members follow; for an ARRAY, nothing (its elements are not members).
+ * Return false to decline the whole text.
  */
 typedef bool pl_json_member_cb(void *ctx, const char *const *keys,
                                const size_t *key_lens, size_t depth,

@@ -252,6 +252,10 @@ static const char *const anthropic_events[] = {
     "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{}}",
     "{\"type\":\"message_stop\"}",
     "{\"type\":\"future_event\",\"x\":{\"y\":1}}",
+    "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\","
+    "\"role\":\"assistant\",\"content\":[],\"model\":\"m\",\"stop_reason\":null,"
+    "\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}",
+    "{\"type\":\"message_start\",\"message\":{\"content\":[{\"a\":[1,\"x\",{}]},[]]}}",
 };
 
 static void fresh_state(pl_stream_state *st)

@@ -1276,6 +1276,8 @@ static const char *const fast_path_messages[] = {
     "{\"type\":\"text\",\"id\":\"5\",\"seq\":1,\"content\":\"a\\u0000b\"}",
     "{\"meta\":{\"seq\":7,\"inner\":{\"usage\":null}},\"type\":\"text\",\"id\":\"5\","
     "\"seq\":2,\"content\":\"y\",\"usage\":{\"extra\":{\"input_tokens\":3}}}",
+    "{\"type\":\"ack\",\"id\":\"8\",\"list\":[1,\"x\",null,{\"id\":\"9\",\"l\":[]},[]],"
+    "\"o\":{\"p\":{\"q\":{\"r\":{}}}}}",
 };
 
 static int fast(pl_buf *strings, const char *s, pl_server_msg *m)
@@ -1314,7 +1316,6 @@ static void test_fast_path_declines(void **state)
         "{\"type\":\"mystery\",\"id\":\"1\"}",
         "{\"id\":\"1\",\"seq\":0,\"content\":\"x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"flag\":true}",
-        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"list\":[]}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":1.0,\"content\":\"x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":1e0,\"content\":\"x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":-0,\"content\":\"x\"}",
@@ -1340,8 +1341,8 @@ static void test_fast_path_declines(void **state)
         "{\"type\":\"done\",\"id\":\"1\",\"stop_reason\":\"end_turn\",\"seq_end\":0,\"usage\":5}",
         "{\"type\":\"done\",\"id\":\"1\",\"stop_reason\":\"end_turn\",\"seq_end\":0,"
         "\"usage\":{\"input_tokens\":9223372036854775808}}",
-        "{\"type\":\"done\",\"id\":\"1\",\"stop_reason\":\"end_turn\",\"seq_end\":0,"
-        "\"usage\":{\"u\":{\"v\":{}}}}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"deep\":"
+        "[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}",
     };
     pl_buf strings = PL_BUF_INIT;
     pl_server_msg m;
