@@ -172,6 +172,13 @@ static const pl_prop pl_props[] = {
     {"max.inflight.requests", PL_PROP_INT, PL_OFF(max_inflight_requests), 1,
      10000000, "100000",
      "Requests the client holds unfinished over all sessions", NULL},
+    {"http.idle.connections", PL_PROP_INT, PL_OFF(http_idle_connections), 1,
+     1000000, "1024",
+     "Anthropic and openai dialects: finished connections kept open for the "
+     "next requests (libcurl's CURLMOPT_MAXCONNECTS), and as many request "
+     "handles; below the requests in flight over http://, turns connect "
+     "again",
+     NULL},
     {"max.queued.bytes", PL_PROP_INT64, PL_OFF(max_queued_bytes), 1024,
      INT64_C(1) << 40, "268435456",
      "Content bytes of the unfinished requests over all sessions", NULL},

@@ -25,6 +25,15 @@ void pl_stream_state_init(pl_stream_state *st, pl_dialect d)
     st->stop_reason = "end_turn";
 }
 
+void pl_stream_state_reset(pl_stream_state *st)
+{
+    if (st->last)
+        json_object_put(st->last);
+    st->last = NULL;
+    st->input_tokens = st->output_tokens = 0;
+    st->stop_reason = "end_turn";
+}
+
 void pl_stream_state_free(pl_stream_state *st)
 {
     if (st->last)
@@ -33,6 +42,7 @@ void pl_stream_state_free(pl_stream_state *st)
         json_tokener_free(st->tok);
     st->last = NULL;
     st->tok = NULL;
+    pl_buf_free(&st->strings);
 }
 
 /* Parse exactly one JSON object, or NULL with a sentence in err. */
@@ -76,6 +86,8 @@ int pl_dialect_event(pl_stream_state *st, const pl_sse_event *ev,
         snprintf(err, err_size, "an event of %zu bytes", ev->data_len);
         return -1;
     }
+    if (st->dialect == PL_DIALECT_ANTHROPIC && pl_anthropic_fast_event(st, ev, res))
+        return 0;
     st->last = parse_object(&st->tok, ev->data, ev->data_len, err, err_size);
     if (!st->last)
         return -1;

@@ -33,6 +33,7 @@ typedef struct pl_stream_state {
     struct json_object *last; /* the event whose strings a result points into */
     uint64_t input_tokens, output_tokens;
     const char *stop_reason;  /* a static string: end_turn or max_tokens */
+    pl_buf strings;           /* a fast-path event's strings (json_scan.h) */
 } pl_stream_state;
 
 typedef struct pl_stream_result {
@@ -54,6 +55,8 @@ int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req,
 const char *pl_dialect_path(pl_dialect d);
 
 void pl_stream_state_init(pl_stream_state *st, pl_dialect d);
+/* Ready for a new stream of the same dialect, keeping the JSON tokener. */
+void pl_stream_state_reset(pl_stream_state *st);
 void pl_stream_state_free(pl_stream_state *st);
 
 /*
@@ -84,6 +87,11 @@ int pl_anthropic_encode(pl_buf *out, const pl_message_req *req, const char *syst
 int pl_anthropic_event(pl_stream_state *st, struct json_object *obj,
                        const pl_sse_event *ev, pl_stream_result *res, char *err,
                        size_t err_size);
+/* The same without json-c for the events of every reply (text deltas and
+ * the like): true when it decoded ev into *res, false to leave it to
+ * pl_anthropic_event() (which then gives the result or the error). */
+bool pl_anthropic_fast_event(pl_stream_state *st, const pl_sse_event *ev,
+                             pl_stream_result *res);
 int pl_openai_encode(pl_buf *out, const pl_message_req *req, const char *system);
 int pl_openai_event(pl_stream_state *st, struct json_object *obj,
                     pl_stream_result *res, char *err, size_t err_size);

@@ -12,6 +12,8 @@
 /* The vendors' SDKs cap a server's retry-after at a minute; so do we. */
 #define RETRY_AFTER_CAP_MS 60000
 
+static void stream_destroy(pl_http_stream *s);
+
 int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -27,11 +29,18 @@ int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d)
         return -1;
     }
     cfg->url = pl_buf_steal(&url, NULL);
+    cfg->tls = strncasecmp(endpoint, "https://", 8) == 0;
     return 0;
 }
 
 void pl_http_config_free(pl_http_config *cfg)
 {
+    while (cfg->idle) {
+        pl_http_stream *s = cfg->idle;
+        cfg->idle = s->next_idle;
+        stream_destroy(s);
+    }
+    cfg->nidle = 0;
     free(cfg->url);
     cfg->url = NULL;
 }
@@ -184,7 +193,17 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
 
 /* ---- start, finish, release --------------------------------------------- */
 
-static struct curl_slist *request_headers(const pl_http_config *cfg, uint64_t id)
+/*
+ * A stream outlives its request: its easy handle, with every option that
+ * does not change between requests, and its headers are kept on the
+ * configuration's idle list for the next request. Making a handle and
+ * setting it up cost more than a whole request on a fast server, and the
+ * connection cache is the multi handle's, so nothing is lost by it.
+ */
+
+/* The headers every request of cfg sends; the idempotency key is added per
+ * request (stream_begin). */
+static struct curl_slist *fixed_headers(const pl_http_config *cfg)
 {
     char line[256];
     struct curl_slist *h = NULL;
@@ -202,68 +221,135 @@ static struct curl_slist *request_headers(const pl_http_config *cfg, uint64_t id
     memset(auth.data, 0, auth.len); /* the key in as few places as possible */
     pl_buf_free(&auth);
     h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Accept: text/event-stream");
-    /* The same key on every retry lets the server drop a duplicate. */
-    snprintf(line, sizeof(line), "Idempotency-Key: %llu", (unsigned long long)id);
-    return curl_slist_append(h, line);
+    return curl_slist_append(h, "Accept: text/event-stream");
 }
 
-pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi, const pl_http_config *cfg,
-                              struct pl_route *r, char *err, size_t err_size)
+static void stream_destroy(pl_http_stream *s)
+{
+    if (s->easy)
+        curl_easy_cleanup(s->easy);
+    curl_slist_free_all(s->headers); /* holds the key: wiped by free only */
+    pl_sse_free(&s->sse);
+    pl_stream_state_free(&s->decoder);
+    pl_buf_free(&s->error_body);
+    free(s);
+}
+
+/* A new stream with the options that every request of cfg shares. */
+static pl_http_stream *stream_new(struct pl_io *io, CURLM *multi, pl_http_config *cfg)
 {
     pl_http_stream *s = pl_xcalloc(1, sizeof(*s));
     s->kind = PL_EASY_HTTP;
     s->io = io;
     s->multi = multi;
-    s->route = r;
-    s->retry_after_ms = -1;
-    s->should_retry = -1;
+    s->cfg = cfg;
     pl_sse_init(&s->sse, cfg->max_event_bytes);
     pl_stream_state_init(&s->decoder, cfg->dialect);
     s->easy = curl_easy_init();
-    s->headers = s->easy ? request_headers(cfg, r->id) : NULL;
+    s->headers = s->easy ? fixed_headers(cfg) : NULL;
     if (!s->easy || !s->headers) {
-        snprintf(err, err_size, "could not create an HTTP request");
-        s->route = NULL;
-        pl_http_release(s);
+        stream_destroy(s);
         return NULL;
     }
     CURL *e = s->easy;
     pl_easy_setup(e, &cfg->easy, s->errbuf);
     curl_easy_setopt(e, CURLOPT_URL, cfg->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->frame);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->frame_len);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Waiting for a connection being set up pays only where it can be
+     * shared (HTTP/2 over TLS); over http:// it only delays the request. */
+    if (cfg->tls)
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* whatever libcurl decodes */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(e, CURLOPT_PRIVATE, s);
-    if (curl_multi_add_handle(multi, e) != CURLM_OK) {
-        snprintf(err, err_size, "could not start an HTTP request");
-        s->route = NULL;
-        curl_easy_cleanup(e);
-        s->easy = NULL;
-        pl_http_release(s);
-        return NULL;
-    }
     return s;
 }
 
-static void stream_free(pl_http_stream *s)
+/* Fresh per-request state, this request's headers and body, and the
+ * transfer added to the multi handle. Returns 0 or -1. */
+static int stream_begin(pl_http_stream *s, struct pl_route *r)
 {
-    if (s->easy) {
-        curl_multi_remove_handle(s->multi, s->easy);
-        curl_easy_cleanup(s->easy);
+    s->route = r;
+    s->state = PL_HTTP_ATTACHED;
+    s->in_callback = false;
+    s->errbuf[0] = '\0';
+    s->status = 0;
+    s->event_stream = false;
+    s->retry_after_ms = -1;
+    s->should_retry = -1;
+    s->request_id[0] = '\0';
+    pl_sse_reset(&s->sse);
+    pl_stream_state_reset(&s->decoder);
+    pl_buf_reset(&s->error_body);
+    /* The same key on every retry lets the server drop a duplicate. */
+    char line[64];
+    snprintf(line, sizeof(line), "Idempotency-Key: %llu", (unsigned long long)r->id);
+    s->idempotency = curl_slist_append(NULL, line);
+    if (!s->idempotency)
+        return -1;
+    struct curl_slist *last = s->headers;
+    while (last->next)
+        last = last->next;
+    last->next = s->idempotency;
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, r->frame);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->frame_len);
+    return curl_multi_add_handle(s->multi, s->easy) == CURLM_OK ? 0 : -1;
+}
+
+/* Take this request's header off the list. */
+static void drop_idempotency(pl_http_stream *s)
+{
+    if (!s->idempotency)
+        return;
+    struct curl_slist *h = s->headers;
+    while (h->next != s->idempotency)
+        h = h->next;
+    h->next = NULL;
+    curl_slist_free_all(s->idempotency);
+    s->idempotency = NULL;
+}
+
+/* The request is over: keep the stream for the next one, or free it when
+ * enough are kept. */
+static void stream_done(pl_http_stream *s)
+{
+    curl_multi_remove_handle(s->multi, s->easy);
+    drop_idempotency(s);
+    s->route = NULL;
+    pl_http_config *cfg = s->cfg;
+    if (cfg->nidle >= cfg->max_idle) {
+        stream_destroy(s);
+        return;
     }
-    curl_slist_free_all(s->headers);
-    pl_sse_free(&s->sse);
-    pl_stream_state_free(&s->decoder);
-    pl_buf_free(&s->error_body);
-    free(s);
+    pl_stream_state_reset(&s->decoder); /* the last event's JSON, now */
+    s->next_idle = cfg->idle;
+    cfg->idle = s;
+    cfg->nidle++;
+}
+
+pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi, pl_http_config *cfg,
+                              struct pl_route *r, char *err, size_t err_size)
+{
+    pl_http_stream *s = cfg->idle;
+    if (s) {
+        cfg->idle = s->next_idle;
+        cfg->nidle--;
+    } else if (!(s = stream_new(io, multi, cfg))) {
+        snprintf(err, err_size, "could not create an HTTP request");
+        return NULL;
+    }
+    if (stream_begin(s, r) != 0) {
+        snprintf(err, err_size, "could not start an HTTP request");
+        curl_multi_remove_handle(multi, s->easy); /* harmless when not added */
+        drop_idempotency(s);
+        stream_destroy(s);
+        return NULL;
+    }
+    return s;
 }
 
 void pl_http_release(pl_http_stream *s)
@@ -273,7 +359,7 @@ void pl_http_release(pl_http_stream *s)
         s->state = PL_HTTP_ABANDONED;
         return;
     }
-    stream_free(s);
+    stream_done(s);
 }
 
 /* Why an answer with an error status failed, in the vendor's words. */
@@ -330,6 +416,6 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
             pl_io_http_failed(s->io, r, PARLEY_ERR_CONNECTION_LOST, msg, r->next_seq == 0, -1);
         }
     }
-    stream_free(s);
+    stream_done(s);
     return out;
 }

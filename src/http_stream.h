@@ -28,7 +28,12 @@ typedef struct pl_http_config {
     const char *api_key;
     const char *anthropic_version;
     size_t max_event_bytes;
+    bool tls;                   /* https://: HTTP/2 may multiplex requests */
     pl_easy_opts easy;
+    /* Streams of finished requests, kept with their easy handles for the
+     * next requests (at most max_idle). */
+    struct pl_http_stream *idle;
+    size_t nidle, max_idle;
 } pl_http_config;
 
 typedef enum pl_http_state {
@@ -41,11 +46,14 @@ typedef struct pl_http_stream {
     pl_easy_kind kind;          /* PL_EASY_HTTP: first, for CURLOPT_PRIVATE */
     struct pl_io *io;
     CURLM *multi;
+    pl_http_config *cfg;        /* takes the stream back when it is done */
+    struct pl_http_stream *next_idle;
     struct pl_route *route;     /* NULL once detached */
     pl_http_state state;
     bool in_callback;
     CURL *easy;
-    struct curl_slist *headers;
+    struct curl_slist *headers;     /* the same for every request */
+    struct curl_slist *idempotency; /* this request's, the last of headers */
     char errbuf[CURL_ERROR_SIZE];
     long status;                /* of the last status line */
     bool event_stream;          /* the answer is text/event-stream */
@@ -60,15 +68,16 @@ typedef struct pl_http_stream {
 /* Build the configuration; url gets the dialect's path when the endpoint
  * names none. Returns 0 or -1. */
 int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d);
+/* Frees the idle streams too: call it after the last stream was released. */
 void pl_http_config_free(pl_http_config *cfg);
 
 /*
- * Start the request of route r (its frame is the JSON body). Returns the
- * stream, or NULL with a sentence in err when the handle could not be made.
+ * Start the request of route r (its frame is the JSON body), on an idle
+ * stream of cfg when there is one. Returns the stream, or NULL with a
+ * sentence in err when the handle could not be made.
  */
-pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi,
-                              const pl_http_config *cfg, struct pl_route *r,
-                              char *err, size_t err_size);
+pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi, pl_http_config *cfg,
+                              struct pl_route *r, char *err, size_t err_size);
 
 /* What a finished transfer tells the statistics. */
 typedef struct pl_http_outcome {
@@ -78,12 +87,12 @@ typedef struct pl_http_outcome {
 } pl_http_outcome;
 
 /* The transfer ended (CURLMSG_DONE): report to the route if still attached,
- * then free. */
+ * then keep the stream for another request or free it. */
 pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc);
 
 /* The route leaves the stream (stall, deadline, cancel, shutdown, a retry
- * decided inside a callback). Outside callbacks the transfer is removed and
- * freed at once; inside, it stops at the next callback. */
+ * decided inside a callback). Outside callbacks the transfer is removed at
+ * once (the stream kept or freed); inside, it stops at the next callback. */
 void pl_http_release(pl_http_stream *s);
 
 /* Implemented by the I/O thread; done and failed detach the route. */

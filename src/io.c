@@ -26,6 +26,7 @@
 #include "compress.h"
 #include "http_stream.h"
 #include "log.h"
+#include "pool.h"
 #include "protocol.h"
 #include "route.h"
 #include "session.h"
@@ -50,6 +51,9 @@ struct pl_io {
     bool thread_started;
     _Atomic bool stopping;
     ck_stack_t submissions; /* pl_io_request, newest first */
+    /* Set while the thread is in (or about to enter) curl_multi_poll(): only
+     * then does a submission need curl_multi_wakeup(), a system call. */
+    _Atomic bool polling;
 
     pl_ws_conn *conns;
     unsigned nconns;
@@ -135,6 +139,12 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
         io->http.anthropic_version = client->conf->anthropic_version;
         io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
         io->http.easy = io->easy;
+        io->http.max_idle = (size_t)client->conf->http_idle_connections;
+        /* libcurl's own cache limit follows the handles added at the moment
+         * and closed connections that the next turns then opened again:
+         * more connections than conversations (docs/dialects.md). */
+        curl_multi_setopt(io->multi, CURLMOPT_MAXCONNECTS,
+                          (long)client->conf->http_idle_connections);
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -1048,8 +1058,11 @@ static int64_t publish_stats(pl_io *io, int64_t now)
     return io->next_stats_ms - now;
 }
 
+/* Messages posted to sessions during one pass wake each worker once, at the
+ * latest before the thread blocks in curl_multi_poll(). */
 static void run_once(pl_io *io)
 {
+    pl_pool_hold_wakes(io->client->pool);
     drain_submissions(io);
     int64_t now = pl_monotonic_ms();
     int64_t timeout = run_timers(io, now);
@@ -1067,13 +1080,23 @@ static void run_once(pl_io *io)
         timeout = IO_POLL_MAX_MS;
     if (timeout < 0)
         timeout = 0;
+    /* Announce the sleep, then look at the stack once more: a submitter
+     * either pushed before the look (we do not sleep) or sees the flag after
+     * its push (it wakes us). The seq_cst store and load keep that order. */
+    atomic_store(&io->polling, true);
+    if (__atomic_load_n(&io->submissions.head, __ATOMIC_SEQ_CST) != NULL)
+        timeout = 0;
+    pl_pool_release_wakes(io->client->pool);
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
+    atomic_store_explicit(&io->polling, false, memory_order_relaxed);
+    pl_pool_hold_wakes(io->client->pool);
     int running;
     curl_multi_perform(io->multi, &running);
     handle_finished_transfers(io);
     for (unsigned i = 0; i < io->nconns; i++)
         if (io->conns[i].state != PL_WS_IDLE && io->conns[i].doomed)
             carry_out_doom(io, &io->conns[i]);
+    pl_pool_release_wakes(io->client->pool);
 }
 
 static void fail_route_shutdown(pl_route *r, void *arg)
@@ -1127,10 +1150,15 @@ int pl_io_start(pl_io *io)
     return 0;
 }
 
+/* One wake-up per sleep rather than per request: a thread that is awake
+ * takes the submission before it next sleeps (see run_once). */
 void pl_io_submit(pl_io *io, pl_io_request *req)
 {
     ck_stack_push_upmc(&io->submissions, &req->entry);
-    curl_multi_wakeup(io->multi);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
+        atomic_exchange(&io->polling, false))
+        curl_multi_wakeup(io->multi);
 }
 
 void pl_io_stop(pl_io *io)

@@ -10,7 +10,11 @@
 
 typedef struct pl_worker {
     ck_stack_t ready; /* scheduled actors, newest first */
-    sem_t wake;       /* posted once per schedule and at stop */
+    sem_t wake;       /* posted to end a sleep, and at stop */
+    /* Set by the worker before it sleeps; whoever clears it posts `wake`.
+     * A worker that is awake finds new actors on its own, so a schedule
+     * costs a system call only when the worker really sleeps. */
+    _Atomic bool sleeping;
     pthread_t thread;
     bool started;
     pl_pool *pool;
@@ -24,6 +28,8 @@ struct pl_pool {
 };
 
 static _Thread_local bool in_worker;
+/* The pool whose wake-ups the calling thread holds back (pl_pool_hold_wakes). */
+static _Thread_local const pl_pool *holding_wakes;
 
 bool pl_pool_in_worker(void)
 {
@@ -56,13 +62,41 @@ unsigned pl_pool_size(const pl_pool *pool)
     return pool->nworkers;
 }
 
+/* Wake the worker if it sleeps. Called after a push to its ready stack: the
+ * fence orders the push before reading the flag, as the worker orders
+ * setting the flag before its last look at the stack (worker_main), so
+ * either the worker sees the actor or we see it sleeping. */
+static void wake_if_sleeping(pl_worker *w)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&w->sleeping, memory_order_relaxed) &&
+        atomic_exchange(&w->sleeping, false))
+        sem_post(&w->wake);
+}
+
 void pl_pool_schedule(pl_pool *pool, pl_actor *actor)
 {
     unsigned i = atomic_fetch_add_explicit(&pool->next_worker, 1,
                                            memory_order_relaxed) % pool->nworkers;
     pl_worker *w = &pool->workers[i];
     ck_stack_push_upmc(&w->ready, &actor->ready_entry);
-    sem_post(&w->wake);
+    if (holding_wakes != pool)
+        wake_if_sleeping(w);
+}
+
+void pl_pool_hold_wakes(const pl_pool *pool)
+{
+    holding_wakes = pool;
+}
+
+void pl_pool_release_wakes(pl_pool *pool)
+{
+    holding_wakes = NULL;
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        pl_worker *w = &pool->workers[i];
+        if (__atomic_load_n(&w->ready.head, __ATOMIC_RELAXED) != NULL)
+            wake_if_sleeping(w);
+    }
 }
 
 /* Run every actor on the worker's ready stack, oldest first. Returns false
@@ -98,6 +132,14 @@ static void *worker_main(void *arg)
             continue;
         if (atomic_load(&w->pool->stopping))
             break;
+        /* Announce the sleep, then look once more (see wake_if_sleeping).
+         * The read is ck_pr_load_ptr() as ThreadSanitizer can see it. */
+        atomic_store(&w->sleeping, true);
+        if (__atomic_load_n(&w->ready.head, __ATOMIC_SEQ_CST) != NULL ||
+            atomic_load(&w->pool->stopping)) {
+            atomic_store(&w->sleeping, false); /* a post crossing this is harmless */
+            continue;
+        }
         sem_wait(&w->wake);
     }
     in_worker = false;

@@ -23,8 +23,18 @@ int pl_pool_start(pl_pool *pool);
 void pl_pool_stop(pl_pool *pool);
 void pl_pool_free(pl_pool *pool);
 
-/* Queue a scheduled actor on a worker (any thread). */
+/* Queue a scheduled actor on a worker (any thread); wakes the worker when
+ * it sleeps, unless the calling thread holds the pool's wake-ups. */
 void pl_pool_schedule(pl_pool *pool, pl_actor *actor);
+
+/*
+ * A thread that posts many messages in a burst (the I/O thread, for what one
+ * read brought) holds the wake-ups back, then wakes each sleeping worker
+ * that was given actors once, instead of once per message. Between the two
+ * calls, actors scheduled from this thread wait: release before blocking.
+ */
+void pl_pool_hold_wakes(const pl_pool *pool);
+void pl_pool_release_wakes(pl_pool *pool);
 
 /* True on a thread of any pool: callbacks run there. */
 bool pl_pool_in_worker(void);

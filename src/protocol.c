@@ -4,7 +4,9 @@
  * Encoding is done by hand into a pl_buf: it runs for every request and a
  * json-c tree would cost an allocation per field. Decoding uses json-c, since
  * what the server sends must be parsed in full generality (escapes, unknown
- * fields, any key order), then checked field by field against section 4.
+ * fields, any key order), then checked field by field against section 4;
+ * the common messages take a fast path first (protocol_fast.h), which
+ * declines whatever it does not decode exactly as this would.
  *
  * Decoding treats its input as hostile: every field is type- and
  * range-checked, strings handed out are valid UTF-8, and nothing json-c
@@ -21,6 +23,7 @@
 
 #include <json.h>
 
+#include "protocol_fast.h"
 #include "utf8.h"
 
 /* Our messages nest 2 levels; 32 (json-c's default) leaves room for unknown
@@ -169,8 +172,10 @@ bool pl_proto_session_valid(const char *s, size_t len)
 struct pl_decoder {
     json_tokener *tok;
     /* The last message parsed. Every string of the last pl_server_msg points
-     * into it, so it lives until the next decode or pl_decoder_free(). */
+     * into it, or into `strings` when the fast path decoded it, so both live
+     * until the next decode or pl_decoder_free(). */
     json_object *root;
+    pl_buf strings;
 };
 
 static json_tokener *new_tokener(void)
@@ -204,6 +209,7 @@ void pl_decoder_free(pl_decoder *dec)
     if (!dec)
         return;
     json_object_put(dec->root);
+    pl_buf_free(&dec->strings);
     if (dec->tok) /* json-c 0.16's json_tokener_free(NULL) crashes */
         json_tokener_free(dec->tok);
     free(dec);
@@ -653,9 +659,15 @@ int pl_proto_decode(pl_decoder *dec, const char *buf, size_t len,
                     pl_server_msg *msg, char *err, size_t err_size)
 {
     msg_init(msg);
-    set_err(err, err_size, "%s", "");
     /* The previous message's strings die here, as protocol.h documents. */
     json_object_put(dec->root);
+    dec->root = NULL;
+    if (pl_proto_fast_decode(&dec->strings, buf, len, msg) == 0) {
+        if (err && err_size)
+            err[0] = '\0';
+        return 0;
+    }
+    set_err(err, err_size, "%s", "");
     dec->root = parse_object(dec, buf, len, err, err_size);
     if (!dec->root)
         return -1;

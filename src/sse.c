@@ -12,6 +12,17 @@ void pl_sse_init(pl_sse_parser *p, size_t max_event_bytes)
     p->max_event_bytes = max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX;
 }
 
+void pl_sse_reset(pl_sse_parser *p)
+{
+    pl_buf_reset(&p->line);
+    pl_buf_reset(&p->data);
+    pl_buf_reset(&p->type);
+    pl_buf_reset(&p->id);
+    p->after_cr = false;
+    p->started = false;
+    p->bom_seen = 0;
+}
+
 void pl_sse_free(pl_sse_parser *p)
 {
     pl_buf_free(&p->line);

@@ -38,6 +38,8 @@ typedef struct pl_sse_parser {
 
 /* max_event_bytes bounds a line and an event's data (0: 1 MiB). */
 void pl_sse_init(pl_sse_parser *p, size_t max_event_bytes);
+/* Ready for a new stream, keeping the buffers' memory. */
+void pl_sse_reset(pl_sse_parser *p);
 void pl_sse_free(pl_sse_parser *p);
 
 /*

@@ -1,9 +1,12 @@
 #include "ws_conn.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "alloc.h"
@@ -263,11 +266,34 @@ static pl_out_frame *next_frame(pl_ws_conn *conn, uint64_t *saved)
     return conn->sending;
 }
 
-int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_saved)
+/* Whether more than one frame would leave now (see next_frame). */
+static bool several_frames_ready(const pl_ws_conn *conn)
+{
+    unsigned n = conn->sending != NULL;
+    if (conn->upgraded)
+        for (const pl_out_frame *f = conn->control.head; f && n < 2; f = f->next)
+            n++;
+    if (conn->state == PL_WS_OPEN)
+        for (const pl_out_frame *f = conn->data.head; f && n < 2; f = f->next)
+            n++;
+    return n > 1;
+}
+
+/* libcurl sends each frame with its own send(), and on TCP each becomes a
+ * segment of its own, with the whole transmit path (and on loopback the
+ * peer's receive path) run for it. Corking the socket for a flush of
+ * several frames makes them leave together when it is uncorked. */
+static void set_cork(const pl_ws_conn *conn, int on)
+{
+    /* Failure (not a TCP socket) only means no batching. */
+    (void)setsockopt(conn->sock, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
+/* Send frames until none is left or the socket is full; see
+ * pl_ws_conn_flush for what is returned. */
+static int send_frames(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_saved)
 {
     int completed = 0;
-    if (conn->failed)
-        return -1;
     conn->want_write = false;
     pl_out_frame *f;
     while (conn->easy && (f = next_frame(conn, bytes_saved))) {
@@ -295,6 +321,19 @@ int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_sav
         free(f);
         conn->sending = NULL;
     }
+    return completed;
+}
+
+int pl_ws_conn_flush(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_saved)
+{
+    if (conn->failed)
+        return -1;
+    bool corked = conn->easy && conn->sock != CURL_SOCKET_BAD && several_frames_ready(conn);
+    if (corked)
+        set_cork(conn, 1);
+    int completed = send_frames(conn, bytes_sent, bytes_saved);
+    if (corked)
+        set_cork(conn, 0);
     return completed;
 }
 

@@ -47,7 +47,7 @@ static const char *const all_props[] = {
     "reconnect.backoff.ms", "reconnect.backoff.max.ms",
     "request.timeout.ms", "stall.timeout.ms",
     "session.queue.max", "max.inflight.requests",
-    "max.queued.bytes", "statistics.interval.ms"};
+    "max.queued.bytes", "statistics.interval.ms", "http.idle.connections"};
 
 #define NPROPS (sizeof(all_props) / sizeof(all_props[0]))
 
@@ -175,6 +175,7 @@ static void test_defaults(void **state)
     assert_prop(conf, "max_tokens", "0");
     assert_prop(conf, "connect.timeout.ms", "10000");
     assert_prop(conf, "max.message.bytes", "1048576");
+    assert_prop(conf, "http.idle.connections", "1024");
 
     /* The typed fields the rest of the library reads. */
     assert_null(conf->endpoint);

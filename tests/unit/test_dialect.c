@@ -239,6 +239,104 @@ static void test_encoders(void **state)
     pl_buf_free(&b);
 }
 
+/* ---- the anthropic fast path -------------------------------------------- */
+
+static const char *const anthropic_events[] = {
+    "{\"type\":\"content_block_delta\",\"index\":0,"
+    "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi \\\"you\\\" \\u00e9\\ud83d\\ude00\\n\"}}",
+    "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
+    "{\"type\":\"content_block_stop\",\"index\":0}",
+    "{\"type\": \"ping\"}",
+    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\",\"stop_sequence\":null},"
+    "\"usage\":{\"output_tokens\":15}}",
+    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{}}",
+    "{\"type\":\"message_stop\"}",
+    "{\"type\":\"future_event\",\"x\":{\"y\":1}}",
+    "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\","
+    "\"role\":\"assistant\",\"content\":[],\"model\":\"m\",\"stop_reason\":null,"
+    "\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}",
+    "{\"type\":\"message_start\",\"message\":{\"content\":[{\"a\":[1,\"x\",{}]},[]]}}",
+};
+
+static void fresh_state(pl_stream_state *st)
+{
+    pl_stream_state_init(st, PL_DIALECT_ANTHROPIC);
+    st->input_tokens = 3; /* as after a message_start */
+}
+
+/* The full decoder's view of data: json-c, as pl_dialect_event() parses. */
+static int full_decode(pl_stream_state *st, const pl_sse_event *ev, pl_stream_result *res)
+{
+    json_tokener *tok = json_tokener_new();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_object *obj = json_tokener_parse_ex(tok, ev->data, (int)ev->data_len);
+    int rc = -1;
+    char err[128];
+    memset(res, 0, sizeof(*res));
+    if (obj && json_tokener_get_parse_end(tok) == ev->data_len &&
+        json_object_is_type(obj, json_type_object))
+        rc = pl_anthropic_event(st, obj, ev, res, err, sizeof(err));
+    if (rc == 0 && res->kind == PL_STREAM_TEXT) {
+        /* The text lives in obj: keep a copy for the comparison. */
+        static char copy[512];
+        memcpy(copy, res->text, res->text_len);
+        res->text = copy;
+    }
+    json_object_put(obj);
+    json_tokener_free(tok);
+    return rc;
+}
+
+/* Every one-byte mutation of the common events that the fast path takes
+ * decodes the same through json-c, state included; the common events
+ * themselves all take it. */
+static void test_anthropic_fast_path(void **state)
+{
+    (void)state;
+    static const char subst[] = "\"\\0129 u}],-.enx:{\x01";
+    size_t taken = 0;
+    for (size_t i = 0; i < sizeof(anthropic_events) / sizeof(anthropic_events[0]); i++) {
+        const char *base = anthropic_events[i];
+        size_t len = strlen(base);
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < (at == len ? 1 : sizeof(subst) - 1); k++) {
+                char data[512];
+                memcpy(data, base, len + 1);
+                if (at < len)
+                    data[at] = subst[k];
+                pl_sse_event ev = {.type = "message", .type_len = 7, .data = data,
+                                   .data_len = len, .id = "", .id_len = 0};
+                pl_stream_state quick_st, full_st;
+                pl_stream_result quick = {0}, full;
+                fresh_state(&quick_st);
+                fresh_state(&full_st);
+                bool took = pl_anthropic_fast_event(&quick_st, &ev, &quick);
+                if (at == len && !took)
+                    fail_msg("the fast path declined: %s", base);
+                if (took) {
+                    taken++;
+                    if (full_decode(&full_st, &ev, &full) != 0)
+                        fail_msg("the fast path took what json-c refuses: %s", data);
+                    assert_int_equal(quick.kind, full.kind);
+                    assert_int_equal(quick.text_len, full.text_len);
+                    if (quick.text_len)
+                        assert_memory_equal(quick.text, full.text, quick.text_len);
+                    assert_true((quick.stop_reason == NULL) == (full.stop_reason == NULL));
+                    if (quick.stop_reason)
+                        assert_string_equal(quick.stop_reason, full.stop_reason);
+                    assert_true(quick.input_tokens == full.input_tokens);
+                    assert_true(quick.output_tokens == full.output_tokens);
+                    assert_string_equal(quick_st.stop_reason, full_st.stop_reason);
+                    assert_true(quick_st.output_tokens == full_st.output_tokens);
+                }
+                pl_stream_state_free(&quick_st);
+                pl_stream_state_free(&full_st);
+            }
+        }
+    }
+    assert_true(taken > 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_malformed_events),
         cmocka_unit_test(test_error_bodies_and_statuses),
         cmocka_unit_test(test_encoders),
+        cmocka_unit_test(test_anthropic_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include <json.h>
 
 #include "protocol.h"
+#include "protocol_fast.h"
 #include "utf8.h"
 
 /* ======================================================================== */
@@ -1258,6 +1259,165 @@ static void test_decode_byte_mutations(void **state)
     assert_true(rejected > 0);
 }
 
+/* ---- The fast path (protocol_fast.c) ------------------------------------ */
+
+static const char *const fast_path_messages[] = {
+    "{\"type\":\"text\",\"id\":\"12\",\"session\":\"support-42\",\"seq\":3,"
+    "\"content\":\"Hel\\\"lo\\n caf\\u00e9 \\ud83d\\ude00 \xE2\x82\xAC \\/\\\\\\b\\f\\r\\t\"}",
+    " { \"seq\" : 0 , \"content\" : \"\" , \"id\" : \"9223372036854775807\" ,"
+    " \"type\" : \"text\" , \"session\" : null , \"extra\" : 9999999999999999999 } \n",
+    "{\"type\":\"ack\",\"id\":\"1\",\"note\":\"x\",\"n\":null}",
+    "{\"type\":\"done\",\"id\":\"77\",\"session\":\"s\",\"stop_reason\":\"end_turn\","
+    "\"seq_end\":4,\"usage\":{\"input_tokens\":10,\"output_tokens\":9223372036854775807,"
+    "\"other\":\"y\"}}",
+    "{\"type\":\"done\",\"id\":\"77\",\"stop_reason\":\"max_tokens\",\"seq_end\":0,"
+    "\"usage\":null}",
+    "{\"type\":\"done\",\"id\":\"77\",\"stop_reason\":\"cancelled\",\"seq_end\":1,\"usage\":{}}",
+    "{\"type\":\"text\",\"id\":\"5\",\"seq\":1,\"content\":\"a\\u0000b\"}",
+    "{\"meta\":{\"seq\":7,\"inner\":{\"usage\":null}},\"type\":\"text\",\"id\":\"5\","
+    "\"seq\":2,\"content\":\"y\",\"usage\":{\"extra\":{\"input_tokens\":3}}}",
+    "{\"type\":\"ack\",\"id\":\"8\",\"list\":[1,\"x\",null,{\"id\":\"9\",\"l\":[]},[]],"
+    "\"o\":{\"p\":{\"q\":{\"r\":{}}}}}",
+};
+
+static int fast(pl_buf *strings, const char *s, pl_server_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->retry_after_ms = -1; /* as pl_proto_decode() starts it */
+    m->max_message_bytes = PL_PROTO_DEFAULT_MAX_MESSAGE_BYTES;
+    return pl_proto_fast_decode(strings, s, strlen(s), m);
+}
+
+static void test_fast_path_takes_common_messages(void **state)
+{
+    (void)state;
+    pl_buf strings = PL_BUF_INIT;
+    pl_server_msg m;
+    for (size_t i = 0; i < sizeof(fast_path_messages) / sizeof(fast_path_messages[0]); i++)
+        assert_int_equal(fast(&strings, fast_path_messages[i], &m), 0);
+    assert_int_equal(fast(&strings, fast_path_messages[3], &m), 0);
+    assert_int_equal(m.type, PL_SMSG_DONE);
+    assert_true(m.id == 77 && m.has_id && m.has_seq_end && m.seq_end == 4);
+    assert_string_equal(m.session, "s");
+    assert_string_equal(m.stop_reason, "end_turn");
+    assert_true(m.input_tokens == 10 && m.output_tokens == INT64_MAX);
+    pl_buf_free(&strings);
+}
+
+/* Whatever the full decoder must judge (or that is rare) is left to it. */
+static void test_fast_path_declines(void **state)
+{
+    (void)state;
+    static const char *const declined[] = {
+        "",
+        "[]",
+        "{\"type\":\"hello\",\"protocol\":\"parley.v1\"}",
+        "{\"type\":\"error\",\"code\":\"internal\"}",
+        "{\"type\":\"mystery\",\"id\":\"1\"}",
+        "{\"id\":\"1\",\"seq\":0,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"flag\":true}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":1.0,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":1e0,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":-0,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":01,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":4294967296,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"n\":12345678901234567890}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"seq\":1,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\\ud800\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\\udc00\\ud800\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"k\\ud800\":1}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\\x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"a\tb\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\xC3\"}",
+        "{\"type\":\"text\",\"id\":\"01\",\"seq\":0,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":1,\"seq\":0,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"session\":\"a b\",\"seq\":0,\"content\":\"x\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":null}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\"} x",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\"",
+        "{\"type\":\"done\",\"id\":\"1\",\"stop_reason\":\"end_turn\"}",
+        "{\"type\":\"done\",\"id\":\"1\",\"stop_reason\":\"end_turn\",\"seq_end\":0,\"usage\":5}",
+        "{\"type\":\"done\",\"id\":\"1\",\"stop_reason\":\"end_turn\",\"seq_end\":0,"
+        "\"usage\":{\"input_tokens\":9223372036854775808}}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"deep\":"
+        "[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}",
+    };
+    pl_buf strings = PL_BUF_INIT;
+    pl_server_msg m;
+    for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++) {
+        m.type = 0;
+        if (fast(&strings, declined[i], &m) != -1 || m.type != 0)
+            fail_msg("the fast path took: %s", declined[i]);
+    }
+    pl_buf_free(&strings);
+}
+
+static void assert_same_msg(const pl_server_msg *a, const pl_server_msg *b)
+{
+    assert_int_equal(a->type, b->type);
+    assert_int_equal(a->has_id, b->has_id);
+    assert_true(a->id == b->id);
+    assert_int_equal(a->session == NULL, b->session == NULL);
+    if (a->session)
+        assert_string_equal(a->session, b->session);
+    assert_int_equal(a->seq, b->seq);
+    assert_int_equal(a->content == NULL, b->content == NULL);
+    assert_int_equal(a->content_len, b->content_len);
+    if (a->content)
+        assert_memory_equal(a->content, b->content, a->content_len);
+    assert_int_equal(a->stop_reason == NULL, b->stop_reason == NULL);
+    if (a->stop_reason)
+        assert_string_equal(a->stop_reason, b->stop_reason);
+    assert_int_equal(a->has_seq_end, b->has_seq_end);
+    assert_int_equal(a->seq_end, b->seq_end);
+    assert_true(a->input_tokens == b->input_tokens);
+    assert_true(a->output_tokens == b->output_tokens);
+    assert_true(a->retry_after_ms == b->retry_after_ms);
+    assert_true(a->max_message_bytes == b->max_message_bytes);
+}
+
+/*
+ * Every one-byte mutation of the common messages that the fast path takes
+ * must decode the same through json-c. A leading unknown member whose value
+ * is true makes the fast path decline, so pl_proto_decode() then shows the
+ * full decoder's result for the same message.
+ */
+static void test_fast_path_agrees_with_full_decoder(void **state)
+{
+    static const char subst[] = "\"\\0129 u}],-.enx:{\x01\xC3";
+    pl_buf strings = PL_BUF_INIT;
+    size_t taken = 0;
+    for (size_t i = 0; i < sizeof(fast_path_messages) / sizeof(fast_path_messages[0]); i++) {
+        const char *base = fast_path_messages[i];
+        size_t len = strlen(base);
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof(subst) - 1; k++) {
+                char msg[512], forced[600];
+                memcpy(msg, base, len + 1);
+                msg[at] = subst[k];
+                pl_server_msg quick, full;
+                if (fast(&strings, msg, &quick) != 0)
+                    continue;
+                taken++;
+                const char *brace = strchr(msg, '{');
+                assert_non_null(brace);
+                snprintf(forced, sizeof(forced), "%.*s{\"zz\":true,%s",
+                         (int)(brace - msg), msg, brace + 1);
+                char err[256];
+                if (decode_exact(*state, forced, strlen(forced), &full, err, sizeof(err)) != 0)
+                    fail_msg("the fast path took what json-c refuses (%s): %s", err, msg);
+                /* Keep the fast path's strings: decode again into them. */
+                assert_int_equal(fast(&strings, msg, &quick), 0);
+                assert_same_msg(&quick, &full);
+            }
+        }
+    }
+    assert_true(taken > 100); /* the mutations did reach the fast path */
+    pl_buf_free(&strings);
+}
+
 int main(void)
 {
 #define DEC_TEST(f) cmocka_unit_test_setup_teardown(f, setup_decoder, teardown_decoder)
@@ -1307,6 +1467,9 @@ int main(void)
         DEC_TEST(test_decode_deep_nesting),
         DEC_TEST(test_decode_every_prefix),
         DEC_TEST(test_decode_byte_mutations),
+        DEC_TEST(test_fast_path_takes_common_messages),
+        DEC_TEST(test_fast_path_declines),
+        DEC_TEST(test_fast_path_agrees_with_full_decoder),
     };
 #undef DEC_TEST
     return cmocka_run_group_tests(tests, NULL, NULL);
