@@ -96,6 +96,12 @@ static bool unescape(scanner *sc)
             return false; /* a high half alone */
         sc->p += 6;
         cu = 0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00);
+        /* json-c 0.16 mistakes a pair that decodes to U+xD800..U+xDFFF
+         * (planes 1 to 16) for a surrogate again and puts U+FFFD in its
+         * place: leave those to json-c, so that a text decodes the same
+         * whichever path it takes. */
+        if ((cu & 0xF800) == 0xD800)
+            return false;
     }
     sc->out = put_utf8(sc->out, cu);
     return true;

@@ -8,7 +8,8 @@
  *             strings with every escape, integers in [0, 10^19), null
  *   declined  true and false, negative or fractional numbers, unpaired
  *             UTF-16 surrogate escapes (json-c would replace them silently),
- *             raw control characters, anything malformed, and anything but
+ *             pairs for U+xD800..U+xDFFF (json-c replaces them too), raw
+ *             control characters, anything malformed, and anything but
  *             blanks after the object
  *
  * Members are reported down to PL_JSON_SCAN_DEPTH keys; deeper ones, and

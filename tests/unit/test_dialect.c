@@ -293,7 +293,7 @@ static int full_decode(pl_stream_state *st, const pl_sse_event *ev, pl_stream_re
 static void test_anthropic_fast_path(void **state)
 {
     (void)state;
-    static const char subst[] = "\"\\0129 u}],-.enx:{\x01";
+    static const char subst[] = "\"\\01236789 u}],-.enx:{\x01";
     size_t taken = 0;
     for (size_t i = 0; i < sizeof(anthropic_events) / sizeof(anthropic_events[0]); i++) {
         const char *base = anthropic_events[i];

@@ -1325,6 +1325,7 @@ static void test_fast_path_declines(void **state)
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"seq\":1,\"content\":\"x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\\ud800\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\\udc00\\ud800\"}",
+        "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\\ud836\\ude00\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"k\\ud800\":1}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"\\x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"a\tb\"}",
@@ -1386,7 +1387,7 @@ static void assert_same_msg(const pl_server_msg *a, const pl_server_msg *b)
  */
 static void test_fast_path_agrees_with_full_decoder(void **state)
 {
-    static const char subst[] = "\"\\0129 u}],-.enx:{\x01\xC3";
+    static const char subst[] = "\"\\01236789 u}],-.enx:{\x01\xC3";
     pl_buf strings = PL_BUF_INIT;
     size_t taken = 0;
     for (size_t i = 0; i < sizeof(fast_path_messages) / sizeof(fast_path_messages[0]); i++) {
