@@ -48,10 +48,9 @@ static bool hex4(const char *p, unsigned *out)
     return true;
 }
 
-/* "\uXXXX" at p: the code unit. */
-static bool u_escape(const scanner *sc, const char *p, unsigned *cu)
+bool pl_json_u_escape(const char *p, const char *end, unsigned *cu)
 {
-    return sc->end - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, cu);
+    return end - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, cu);
 }
 
 static char *put_utf8(char *o, unsigned cp)
@@ -88,11 +87,11 @@ static bool unescape(scanner *sc)
         return true;
     }
     unsigned cu, lo;
-    if (!u_escape(sc, sc->p, &cu) || (cu >= 0xDC00 && cu <= 0xDFFF))
+    if (!pl_json_u_escape(sc->p, sc->end, &cu) || (cu >= 0xDC00 && cu <= 0xDFFF))
         return false; /* malformed, or a low half alone */
     sc->p += 6;
     if (cu >= 0xD800 && cu <= 0xDBFF) {
-        if (!u_escape(sc, sc->p, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+        if (!pl_json_u_escape(sc->p, sc->end, &lo) || lo < 0xDC00 || lo > 0xDFFF)
             return false; /* a high half alone */
         sc->p += 6;
         cu = 0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00);

@@ -53,6 +53,10 @@ typedef bool pl_json_member_cb(void *ctx, const char *const *keys,
 bool pl_json_scan(pl_buf *strings, const char *buf, size_t len,
                   pl_json_member_cb *cb, void *ctx);
 
+/* Whether a "\uXXXX" escape starts at p (at most end - p bytes); its code
+ * unit in *cu. */
+bool pl_json_u_escape(const char *p, const char *end, unsigned *cu);
+
 /* Whether the key at keys[i] is `name`. */
 bool pl_json_key_is(const char *const *keys, const size_t *key_lens, size_t i,
                     const char *name);

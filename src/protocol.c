@@ -23,6 +23,7 @@
 
 #include <json.h>
 
+#include "json_scan.h"
 #include "protocol_fast.h"
 #include "utf8.h"
 
@@ -298,29 +299,6 @@ static json_object *parse_object(pl_decoder *dec, const char *buf, size_t len,
     return NULL;
 }
 
-/* The value of 4 hex digits at p. */
-static bool hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        unsigned d;
-        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') d = (unsigned)(c - 'A' + 10);
-        else return false;
-        v = v << 4 | d;
-    }
-    *out = v;
-    return true;
-}
-
-/* Read "\uXXXX" at p (at most end - p bytes). */
-static bool u_escape_at(const char *p, const char *end, unsigned *cu)
-{
-    return end - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, cu);
-}
-
 /*
  * json-c replaces an unpaired UTF-16 surrogate escape ("\ud800") with U+FFFD
  * without reporting it, so the decoded string cannot tell. Look for them in
@@ -332,7 +310,7 @@ static bool has_unpaired_surrogate(const char *buf, size_t len)
     const char *p = buf, *end = buf + len;
     while (end - p >= 2 && (p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
         unsigned cu, lo;
-        if (!u_escape_at(p, end, &cu)) {
+        if (!pl_json_u_escape(p, end, &cu)) {
             if (end - p < 2)
                 break; /* cannot happen after a successful parse */
             p += 2; /* a two-character escape such as \\ or \" */
@@ -342,7 +320,7 @@ static bool has_unpaired_surrogate(const char *buf, size_t len)
         if (cu >= 0xDC00 && cu <= 0xDFFF)
             return true; /* low half with no high half before it */
         if (cu >= 0xD800 && cu <= 0xDBFF) {
-            if (!u_escape_at(p, end, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+            if (!pl_json_u_escape(p, end, &lo) || lo < 0xDC00 || lo > 0xDFFF)
                 return true;
             p += 6;
         }
