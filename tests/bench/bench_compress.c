@@ -24,6 +24,7 @@
 #include <zstd.h>
 
 #include "compress.h"
+#include "cpu_model.h"
 #include "corpus.h"
 
 #define BENCH_SEED 2
@@ -76,19 +77,8 @@ static const pl_compress_dict *dict_for(const struct codec *c)
 /* The machine, so that numbers in docs say where they came from. */
 static void print_machine(void)
 {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256], model[256] = "unknown";
-
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (!strncmp(line, "model name", 10) && colon) {
-            snprintf(model, sizeof model, "%s", colon + 2);
-            model[strcspn(model, "\n")] = '\0';
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
+    char model[256];
+    bench_cpu_model(model, sizeof(model));
     printf("machine: %ld CPUs online, %s; zstd %s, zlib %s, dictionary id %u "
            "(%zu bytes)\n", sysconf(_SC_NPROCESSORS_ONLN), model,
            ZSTD_versionString(), zlibVersion(), pl_compress_dict_id(),

@@ -37,6 +37,7 @@
 
 #include "bench_server.h"
 #include "client.h"
+#include "cpu_model.h"
 #include "mem_probe.h"
 #include "parley.h"
 #include "session.h"
@@ -197,18 +198,8 @@ static void wait_count(const struct tally *t, _Atomic size_t *count, size_t want
 
 static void print_machine(void)
 {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256], model[256] = "unknown";
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (!strncmp(line, "model name", 10) && colon) {
-            snprintf(model, sizeof model, "%s", colon + 2);
-            model[strcspn(model, "\n")] = '\0';
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
+    char model[256];
+    bench_cpu_model(model, sizeof(model));
     printf("machine: %ld CPUs online, %s; parley %s\n", sysconf(_SC_NPROCESSORS_ONLN),
            model, parley_version_str());
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
