@@ -1057,6 +1057,81 @@ static int64_t judge_conn(pl_io *io, pl_ws_conn *conn, int64_t now)
     return 0;
 }
 
+/* ---- stalls over HTTP ---------------------------------------------------- */
+
+/* libcurl offers no Ping of a given HTTP/2 connection; its other streams
+ * are the witnesses instead. Streams that share the stalled one's
+ * connection and heard nothing within the stall timeout either mean the
+ * connection is dead; one that heard anything (an SSE ping included) means
+ * it lives. */
+typedef struct http_trial {
+    pl_io *io;
+    pl_route *stalled;
+    curl_off_t conn_id;
+    int64_t now;
+    unsigned silent_witnesses;
+    bool alive;
+} http_trial;
+
+static void question_witness(pl_route *r, void *arg)
+{
+    http_trial *t = arg;
+    if (r == t->stalled || !r->http || pl_http_conn_id(r->http) != t->conn_id)
+        return;
+    if (r->http->last_rx_ms > t->now - t->io->conf->stall_timeout_ms)
+        t->alive = true;
+    else
+        t->silent_witnesses++;
+}
+
+/* Every request on the dead connection leaves it, the connection is closed
+ * behind the last one, and those that had received nothing start again;
+ * the others cannot resume over HTTP. */
+static void leave_dead_http_conn(pl_route *r, void *arg)
+{
+    http_trial *t = arg;
+    if (!r->http || pl_http_conn_id(r->http) != t->conn_id)
+        return;
+    pl_http_condemn_conn(r->http);
+    if (r->next_seq > 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "the connection went silent after %u piece%s; HTTP "
+                 "streaming APIs cannot resume a reply", r->next_seq,
+                 r->next_seq == 1 ? "" : "s");
+        route_fail(t->io, r, PARLEY_ERR_CONNECTION_LOST, msg);
+        return;
+    }
+    if (t->silent_witnesses > 0 && r->attempts > 0)
+        r->attempts--; /* the connection's fault, not the request's */
+    route_wait(t->io, r, t->now, 0);
+}
+
+static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
+{
+    http_trial t = {io, r, pl_http_conn_id(r->http), now, 0, false};
+    if (t.conn_id >= 0)
+        pl_route_foreach(&io->routes, question_witness, &t);
+    if (t.alive || t.conn_id < 0) {
+        /* The connection lives: the request alone was slow. */
+        if (!route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
+            return;
+        route_detach(r);
+        route_place(io, r, NULL, now);
+        return;
+    }
+    /* Alone on its connection the request cannot tell whose fault the
+     * silence is: it pays an attempt, and the connection goes anyway. */
+    pl_http_condemn_conn(r->http);
+    if (t.silent_witnesses == 0 && !route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
+        return;
+    if (t.silent_witnesses > 0)
+        pl_log(io->client, PARLEY_LOG_WARNING, "conn",
+               "an HTTP connection to %s is dead: %u+1 streams on it heard nothing for %d ms; "
+               "it is closed and its requests start again", io->conf->endpoint,
+               t.silent_witnesses, io->conf->stall_timeout_ms);
+    pl_route_foreach(&io->routes, leave_dead_http_conn, &t);
+}
+
 /* ---- timers ------------------------------------------------------------- */
 
 /* A route's timer fired: deadline, retry or stall, whichever is due. */
@@ -1098,10 +1173,7 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
             return;
         }
         if (r->http) {
-            if (!route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
-                return;
-            route_detach(r);
-            route_place(io, r, NULL, now);
+            http_stalled(io, r, now, msg);
             return;
         }
         put_on_trial(io, r->conn, now);
