@@ -1059,11 +1059,15 @@ static int64_t judge_conn(pl_io *io, pl_ws_conn *conn, int64_t now)
 
 /* ---- stalls over HTTP ---------------------------------------------------- */
 
-/* libcurl offers no Ping of a given HTTP/2 connection; its other streams
- * are the witnesses instead. Streams that share the stalled one's
- * connection and heard nothing within the stall timeout either mean the
- * connection is dead; one that heard anything (an SSE ping included) means
- * it lives. */
+/*
+ * libcurl offers no Ping of a given HTTP/2 connection; the stalled stream
+ * and its neighbours are the witnesses instead. A stream that heard nothing
+ * at all, not even the answer's headers, was never taken up: the silence is
+ * the connection's (or a frozen server's), not the request's. Streams that
+ * share the connection and heard nothing within the stall timeout either
+ * mean the connection is dead; one that heard anything (an SSE ping
+ * included) means it lives and the request alone was slow.
+ */
 typedef struct http_trial {
     pl_io *io;
     pl_route *stalled;
@@ -1071,6 +1075,7 @@ typedef struct http_trial {
     int64_t now;
     unsigned silent_witnesses;
     bool alive;
+    bool stalled_pays;  /* the stalled request loses an attempt */
 } http_trial;
 
 static void question_witness(pl_route *r, void *arg)
@@ -1085,8 +1090,8 @@ static void question_witness(pl_route *r, void *arg)
 }
 
 /* Every request on the dead connection leaves it, the connection is closed
- * behind the last one, and those that had received nothing start again;
- * the others cannot resume over HTTP. */
+ * behind the last one, and those that had received no piece start again
+ * (the others cannot resume over HTTP). */
 static void leave_dead_http_conn(pl_route *r, void *arg)
 {
     http_trial *t = arg;
@@ -1101,17 +1106,17 @@ static void leave_dead_http_conn(pl_route *r, void *arg)
         route_fail(t->io, r, PARLEY_ERR_CONNECTION_LOST, msg);
         return;
     }
-    if (t->silent_witnesses > 0 && r->attempts > 0)
-        r->attempts--; /* the connection's fault, not the request's */
+    if ((r != t->stalled || !t->stalled_pays) && r->attempts > 0)
+        r->attempts--; /* the connection's fault: the send is not counted */
     route_wait(t->io, r, t->now, 0);
 }
 
 static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
 {
-    http_trial t = {io, r, pl_http_conn_id(r->http), now, 0, false};
+    http_trial t = {io, r, pl_http_conn_id(r->http), now, 0, false, false};
     if (t.conn_id >= 0)
         pl_route_foreach(&io->routes, question_witness, &t);
-    if (t.alive || t.conn_id < 0) {
+    if (t.alive) {
         /* The connection lives: the request alone was slow. */
         if (!route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
             return;
@@ -1119,16 +1124,23 @@ static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
         route_place(io, r, NULL, now);
         return;
     }
-    /* Alone on its connection the request cannot tell whose fault the
-     * silence is: it pays an attempt, and the connection goes anyway. */
+    /* Answered and then alone in its silence, the request may be what the
+     * server chokes on: it pays. The connection goes either way. */
     pl_http_condemn_conn(r->http);
-    if (t.silent_witnesses == 0 && !route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
+    t.stalled_pays = r->http->last_rx_ms > 0 && t.silent_witnesses == 0;
+    if (t.stalled_pays && !route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
         return;
-    if (t.silent_witnesses > 0)
-        pl_log(io->client, PARLEY_LOG_WARNING, "conn",
-               "an HTTP connection to %s is dead: %u+1 streams on it heard nothing for %d ms; "
-               "it is closed and its requests start again", io->conf->endpoint,
-               t.silent_witnesses, io->conf->stall_timeout_ms);
+    if (t.conn_id < 0) {
+        route_wait(io, r, now, 0); /* no connection to take the others off */
+        if (!t.stalled_pays && r->attempts > 0)
+            r->attempts--;
+        return;
+    }
+    pl_log(io->client, PARLEY_LOG_WARNING, "conn",
+           "an HTTP connection to %s went silent (%u stream%s on it heard nothing for %d ms): "
+           "it is closed and its requests start again", io->conf->endpoint,
+           t.silent_witnesses + 1, t.silent_witnesses ? "s" : "",
+           io->conf->stall_timeout_ms);
     pl_route_foreach(&io->routes, leave_dead_http_conn, &t);
 }
 
