@@ -469,14 +469,13 @@ static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *
            conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s");
     pl_ws_conn_reset(conn);
     conn->suspect_since_ms = 0;
-    /* The first reconnect after a connection that completed replies is
-     * immediate; every further one, whatever broke the connection, waits
-     * longer: no reconnect storm (failures is reset only by a done). */
-    conn->reconnect_at_ms =
-        conn->failures++ == 0
-            ? now
-            : now + pl_backoff_ms(conn->failures - 1, io->conf->reconnect_backoff_ms,
-                                  io->conf->reconnect_backoff_max_ms, &io->rng);
+    /* Every reconnect waits, whatever broke the connection: at least about
+     * reconnect.backoff.ms, doubling while connections deliver no piece.
+     * No reconnect storm: a server that acks and drops gets ever fewer
+     * connections, one that drops after each piece at most one per delay. */
+    conn->failures++;
+    conn->reconnect_at_ms = now + pl_backoff_ms(conn->failures, io->conf->reconnect_backoff_ms,
+                                                io->conf->reconnect_backoff_max_ms, &io->rng);
     PL_COUNT(io->client, errors, 1);
     pl_route_foreach(&io->routes, requeue_if_on_conn, &l);
 }
@@ -875,13 +874,13 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
         }
         return;
     }
-    /* Pieces show the connection works (its loss then costs its requests
-     * no attempt); a completed reply shows the server does (its reconnects
-     * start over without delay). An ack alone shows neither. */
-    if (m.type == PL_SMSG_TEXT || m.type == PL_SMSG_DONE)
+    /* Pieces show the connection works: its loss then costs its requests
+     * no attempt, and its replacement only the first reconnect delay. An
+     * ack alone proves nothing. */
+    if (m.type == PL_SMSG_TEXT || m.type == PL_SMSG_DONE) {
         conn->delivered++;
-    if (m.type == PL_SMSG_DONE)
         conn->failures = 0;
+    }
     switch (m.type) {
     case PL_SMSG_HELLO: on_hello(io, conn, &m); break;
     case PL_SMSG_ACK: on_ack(io, conn, &m); break;
