@@ -388,7 +388,8 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
     r->waiting = false;
     r->stalled = false;
     r->acked = false;
-    if (r->attempts++ > 0 || r->next_seq > 0) {
+    r->attempts++;
+    if (r->sends++ > 0) {
         pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
                (unsigned long long)r->id, r->attempts, r->next_seq);
         PL_COUNT(io->client, retries, 1);
