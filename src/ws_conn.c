@@ -167,7 +167,8 @@ static void tap_frame_end(pl_ws_conn *conn)
 }
 
 /* Follow frame headers and payload lengths over raw bytes; keep only Ping
- * payloads (at most 125 bytes: libcurl fails the transfer on a longer one). */
+ * payloads (at most 125 bytes: libcurl fails the transfer on a longer Ping,
+ * which is therefore not answered). */
 static void tap_feed(pl_ws_conn *conn, const unsigned char *p, size_t n)
 {
     pl_ws_tap *t = &conn->tap;
@@ -189,7 +190,7 @@ static void tap_feed(pl_ws_conn *conn, const unsigned char *p, size_t n)
             else if (len == 127)
                 for (int i = 2; i < 10; i++)
                     len = (i == 2 ? 0 : len << 8) | t->head[i];
-            t->ping = (t->head[0] & 0x0F) == 0x9;
+            t->ping = (t->head[0] & 0x0F) == 0x9 && len <= sizeof(t->ping_data);
             t->ping_len = 0;
             t->head_len = 0;
             t->left = len;
@@ -199,7 +200,7 @@ static void tap_feed(pl_ws_conn *conn, const unsigned char *p, size_t n)
             continue;
         }
         size_t take = (uint64_t)n < t->left ? n : (size_t)t->left;
-        if (t->ping && t->ping_len + take <= sizeof(t->ping_data)) {
+        if (t->ping) {
             memcpy(t->ping_data + t->ping_len, p, take);
             t->ping_len += take;
         }
