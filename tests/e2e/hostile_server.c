@@ -201,6 +201,16 @@ int hs_send_textf(hs_conn *c, const char *fmt, ...)
     return rc;
 }
 
+int hs_send_zstd(hs_conn *c, const void *json, size_t len)
+{
+    pl_buf z = PL_BUF_INIT;
+    if (pl_compress(PL_COMPRESS_ZSTD, 1, NULL, json, len, &z) != PL_COMPRESS_OK)
+        fail_msg("hostile server: zstd failed");
+    int rc = hs_send_frame(c, true, HS_OP_BINARY, z.data, z.len);
+    pl_buf_free(&z);
+    return rc;
+}
+
 int hs_send_hello(hs_conn *c, uint64_t max_message_bytes)
 {
     const char *proto = c->srv->subprotocol[0] ? c->srv->subprotocol : "parley.v1";

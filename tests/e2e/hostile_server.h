@@ -68,6 +68,8 @@ size_t hs_frame_header(unsigned char *out, bool fin, unsigned opcode, uint64_t d
 int hs_send_frame(hs_conn *c, bool fin, unsigned opcode, const void *payload, size_t len);
 /* A text frame holding a printf-formatted message. */
 int hs_send_textf(hs_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A binary frame holding `json` as one zstd frame (parley.v1.zstd). */
+int hs_send_zstd(hs_conn *c, const void *json, size_t len);
 /* hello for the subprotocol the server selected, with max_message_bytes. */
 int hs_send_hello(hs_conn *c, uint64_t max_message_bytes);
 
