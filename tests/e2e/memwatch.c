@@ -31,7 +31,7 @@ size_t memwatch_sample(memwatch *w)
 #if defined(__SANITIZE_ADDRESS__)
 /* A small quarantine: freed blocks held by ASan would otherwise count as
  * growth (256 MiB by default; 16 MiB still showed as 40-80 MiB). */
-const char *__asan_default_options(void);
+__attribute__((visibility("default"))) const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
     return "quarantine_size_mb=1:thread_local_quarantine_size_kb=64";
