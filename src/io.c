@@ -789,20 +789,24 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     route_wait(io, r, pl_monotonic_ms(), delay);
 }
 
+/* A message over the limit: its request fails (a repeat would be sent the
+ * same message again), and the connection is closed with 1009 at once rather
+ * than read to the message's end, which the server may never reach; the
+ * other requests on it resume on the next connection. */
 void pl_io_on_oversized(pl_io *io, pl_ws_conn *conn, const char *start, size_t len)
 {
     PL_COUNT(io->client, errors, 1);
-    uint64_t id;
-    if (pl_proto_peek_id(start, len, &id) != 0)
-        return; /* nobody to tell; a request it starved is caught as stalled */
-    pl_route *r = route_for(io, conn, true, id);
-    if (!r)
-        return;
     char msg[160];
     snprintf(msg, sizeof(msg),
              "the server sent a message over max.message.bytes (%llu); it was discarded",
              (unsigned long long)conn->max_message_bytes);
-    route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
+    uint64_t id;
+    pl_route *r = pl_proto_peek_id(start, len, &id) == 0 ? route_for(io, conn, true, id) : NULL;
+    if (r)
+        route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
+    conn_doom(conn, PARLEY_ERR_CONNECTION_LOST,
+              "the server sent a message over max.message.bytes; connection closed (1009)",
+              1009, true);
 }
 
 static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len);
