@@ -273,10 +273,6 @@ static void route_arm(pl_io *io, pl_route *r)
  * one, else the backoff for its attempts so far. */
 static void route_wait(pl_io *io, pl_route *r, int64_t now, int64_t delay_ms)
 {
-    if (delay_ms > RETRY_AFTER_MAX_MS)
-        delay_ms = RETRY_AFTER_MAX_MS;
-    if (delay_ms < 0)
-        delay_ms = 0;
     route_detach(r);
     r->waiting = true;
     r->acked = false;
@@ -301,6 +297,29 @@ static bool route_may_retry(pl_io *io, pl_route *r, parley_err_t err, const char
              r->attempts == 1 ? "" : "s");
     route_fail(io, r, err, full);
     return false;
+}
+
+/* The server turned the request away (err, msg): send it again after the
+ * server's retry_after_ms (-1: none, then the backoff), at most 60 s. A wait
+ * that would pass the request's deadline ends it now with the server's
+ * error: waiting would only end it with a time-out that says less. */
+static void route_retry_later(pl_io *io, pl_route *r, parley_err_t err, const char *msg,
+                              int64_t retry_after_ms)
+{
+    if (!route_may_retry(io, r, err, msg))
+        return;
+    int64_t now = pl_monotonic_ms();
+    int64_t delay = retry_after_ms < 0                   ? retry_delay(io, r)
+                    : retry_after_ms < RETRY_AFTER_MAX_MS ? retry_after_ms
+                                                          : RETRY_AFTER_MAX_MS;
+    if (retry_after_ms >= 0 && r->deadline_ms && now + delay > r->deadline_ms) {
+        char full[700];
+        snprintf(full, sizeof(full), "%s (the server asked to retry after %lld ms, past "
+                 "request.timeout.ms)", msg, (long long)retry_after_ms);
+        route_fail(io, r, err, full);
+        return;
+    }
+    route_wait(io, r, now, delay);
 }
 
 /* ---- connections -------------------------------------------------------- */
@@ -783,10 +802,7 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         route_fail(io, r, err, msg);
         return;
     }
-    if (!route_may_retry(io, r, err, msg))
-        return;
-    int64_t delay = m->retry_after_ms >= 0 ? m->retry_after_ms : retry_delay(io, r);
-    route_wait(io, r, pl_monotonic_ms(), delay);
+    route_retry_later(io, r, err, msg, m->retry_after_ms);
 }
 
 /* A message over the limit: its request fails (a repeat would be sent the
@@ -932,10 +948,7 @@ void pl_io_http_failed(pl_io *io, pl_route *r, parley_err_t err, const char *msg
         route_fail(io, r, err, msg);
         return;
     }
-    if (!route_may_retry(io, r, err, msg))
-        return;
-    route_wait(io, r, pl_monotonic_ms(),
-               retry_after_ms >= 0 ? retry_after_ms : retry_delay(io, r));
+    route_retry_later(io, r, err, msg, retry_after_ms);
 }
 
 /* ---- orders from the sessions ------------------------------------------- */
