@@ -185,31 +185,20 @@ parley_err_t parley_flush(parley_client_t *c, int timeout_ms)
 void pl_client_register(parley_client_t *c, parley_session_t *s)
 {
     pthread_mutex_lock(&c->registry_mu);
-    s->reg_prev = NULL;
     s->reg_next = c->sessions;
-    if (c->sessions)
-        c->sessions->reg_prev = s;
     c->sessions = s;
     pthread_mutex_unlock(&c->registry_mu);
     atomic_fetch_add_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
-void pl_client_unregister(parley_client_t *c, parley_session_t *s)
+void pl_client_session_ended(parley_client_t *c)
 {
-    pthread_mutex_lock(&c->registry_mu);
-    if (s->reg_prev)
-        s->reg_prev->reg_next = s->reg_next;
-    else
-        c->sessions = s->reg_next;
-    if (s->reg_next)
-        s->reg_next->reg_prev = s->reg_prev;
-    pthread_mutex_unlock(&c->registry_mu);
     atomic_fetch_sub_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
 /* Close every session the user left open. The registry lock is not held
- * while closing: dropping a reference may finalize a session, and its
- * finalizer takes that lock. Sessions already being finalized are skipped. */
+ * while closing, which may run a session's finalizer. Sessions that ended
+ * already are skipped. */
 static void close_all_sessions(parley_client_t *c)
 {
     pthread_mutex_lock(&c->registry_mu);
@@ -231,6 +220,16 @@ static void close_all_sessions(parley_client_t *c)
         pl_session_unref(live[i]);
     }
     free(live);
+}
+
+/* Every session has ended and no thread runs any more: the handles go. */
+static void free_session_handles(parley_client_t *c)
+{
+    while (c->sessions) {
+        parley_session_t *s = c->sessions;
+        c->sessions = s->reg_next;
+        free(s);
+    }
 }
 
 void parley_client_destroy(parley_client_t *c)
@@ -258,6 +257,7 @@ void parley_client_destroy(parley_client_t *c)
     close_all_sessions(c);
     pl_pool_stop(c->pool);
     pthread_mutex_unlock(&c->lifecycle_mu);
+    free_session_handles(c);
 
     pl_io_free(c->io);
     pl_stats_sink_free(c->stats); /* the pool delivered every document */
