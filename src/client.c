@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "io.h"
 #include "log.h"
+#include "safe_text.h"
 #include "session.h"
 #include "stats.h"
 
@@ -56,6 +57,15 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     }
     c->conf = conf;
     c->api_key = api_key;
+    size_t shown_size = strlen(conf->endpoint) * 6 + 1; /* room for every escape */
+    c->endpoint_shown = malloc(shown_size);
+    if (!c->endpoint_shown) {
+        free(api_key);
+        free(c);
+        set_err(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pl_safe_url(conf->endpoint, c->endpoint_shown, shown_size);
     c->worker_id = (unsigned)conf->worker_id;
     pthread_mutex_init(&c->lifecycle_mu, NULL);
     pthread_mutex_init(&c->idle_mu, NULL);
@@ -72,7 +82,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     if (c->pool && c->io)
         pl_log(c, PARLEY_LOG_INFO, "client",
                "parley %s: endpoint %s, %u connection%s, %u worker%s, worker id %u",
-               PARLEY_VERSION_STR, conf->endpoint, pl_conf_connections(conf),
+               PARLEY_VERSION_STR, c->endpoint_shown, pl_conf_connections(conf),
                pl_conf_connections(conf) == 1 ? "" : "s", pl_pool_size(c->pool),
                pl_pool_size(c->pool) == 1 ? "" : "s", c->worker_id);
     if (!c->pool || !c->io) {
@@ -82,6 +92,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
         pl_pool_free(c->pool);
         c->conf = NULL; /* stays the caller's on failure */
         free(c->api_key);
+        free(c->endpoint_shown);
         free(c);
         return NULL;
     }
@@ -263,6 +274,7 @@ void parley_client_destroy(parley_client_t *c)
     pl_stats_sink_free(c->stats); /* the pool delivered every document */
     pl_pool_free(c->pool);
     parley_conf_destroy(c->conf);
+    free(c->endpoint_shown);
     if (c->api_key) {
         memset(c->api_key, 0, strlen(c->api_key));
         free(c->api_key);

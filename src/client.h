@@ -33,6 +33,9 @@ typedef struct pl_counters {
 struct parley_client {
     parley_conf_t *conf;
     char *api_key;
+    /* The endpoint as every log line, error and statistics document shows
+     * it: without user information, query or fragment (pl_safe_url). */
+    char *endpoint_shown;
     unsigned worker_id;
     pl_pool *pool;
     pl_io *io;

@@ -316,7 +316,7 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
 static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
     pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
-           conn->index, io->conf->endpoint, conn->failures ? " again" : "");
+           conn->index, io->client->endpoint_shown, conn->failures ? " again" : "");
     if (io->easy.insecure) {
         PL_COUNT(io->client, insecure_connections, 1);
         pl_log(io->client, PARLEY_LOG_WARNING, "tls",
@@ -459,7 +459,7 @@ static void carry_out_doom(pl_io *io, pl_ws_conn *conn)
 static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
                                 char *msg, size_t size, bool *retryable)
 {
-    const char *url = io->conf->endpoint;
+    const char *url = io->client->endpoint_shown;
     long status = 0;
     curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *detail = conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(rc);
@@ -955,7 +955,7 @@ static int64_t heartbeat(pl_io *io, pl_ws_conn *conn, int64_t now)
         char msg[160];
         snprintf(msg, sizeof(msg),
                  "connection to %s lost: nothing received for %lld ms",
-                 io->conf->endpoint, (long long)(now - conn->last_rx_ms));
+                 io->client->endpoint_shown, (long long)(now - conn->last_rx_ms));
         conn_lost(io, conn, PARLEY_ERR_CONNECTION_LOST, msg, true);
         return IO_POLL_MAX_MS;
     }

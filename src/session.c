@@ -16,6 +16,7 @@
 #include "dialect.h"
 #include "event.h"
 #include "io.h"
+#include "safe_text.h"
 #include "snowflake.h"
 #include "utf8.h"
 
@@ -448,15 +449,18 @@ void pl_session_post_done(parley_session_t *s, uint64_t id,
     pl_actor_post(&s->actor, &m->base);
 }
 
+/* Every error event's text passes here, whether it quotes a server or not. */
 void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
                            const char *message)
 {
     size_t len = strlen(message);
-    error_msg *m = pl_xmalloc(sizeof(*m) + len + 1);
+    const char *key = s->client->api_key;
+    size_t shown = pl_safe_text(NULL, 0, message, len, key);
+    error_msg *m = pl_xmalloc(sizeof(*m) + shown + 1);
     m->base.kind = MSG_ERROR;
     m->id = id;
     m->err = err;
-    memcpy(m->message, message, len + 1);
+    pl_safe_text(m->message, shown + 1, message, len, key);
     pl_actor_post(&s->actor, &m->base);
 }
 

@@ -56,6 +56,8 @@ void pl_session_post_text(parley_session_t *s, uint64_t id, uint32_t seq,
 void pl_session_post_done(parley_session_t *s, uint64_t id,
                           const char *stop_reason, uint64_t input_tokens,
                           uint64_t output_tokens);
+/* The message is made safe to show first (safe_text.h): it may quote a
+ * server, which may echo the API key or send control characters. */
 void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
                            const char *message);
 
