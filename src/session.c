@@ -548,12 +548,11 @@ static parley_err_t session_set(parley_session_t *s, const char *name, const cha
             return PARLEY_ERR_INVALID_VALUE;
         }
     } else if (!strcmp(name, "max_tokens")) {
-        char *end;
-        unsigned long n = *value ? strtoul(value, &end, 10) : 0;
-        if (*value && (*end || value[0] == '-' || n > 1000000)) {
-            set_err(errstr, errstr_size, "\"max_tokens\" must be an integer 0..1000000");
+        /* As the client's property, so that a value means the same in both. */
+        int64_t n = 0;
+        if (*value && pl_conf_parse_int_as("max_tokens", value, &n, errstr, errstr_size) !=
+                          PARLEY_OK)
             return PARLEY_ERR_INVALID_VALUE;
-        }
         m.what = SET_MAX_TOKENS;
         m.number = (uint32_t)n;
     } else {
