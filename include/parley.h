@@ -111,7 +111,10 @@ typedef enum parley_log_level {
  * The log callback. Runs on any library thread (the I/O thread, a worker, or
  * the thread in parley_client_new/destroy), never under a library lock; it
  * must not block for long, nor call back into the client. `message` holds no
- * secret: the API key and Authorization headers are redacted.
+ * secret: the API key and Authorization headers are redacted, the endpoint
+ * shows no user name, password or query. Nor does it hold a control
+ * character: a server's CR, LF or ESC arrive escaped (\r, \n, \x1b), so
+ * one message is one line. At most 1,023 bytes.
  */
 typedef void parley_log_cb(const parley_client_t *client, int level,
                            const char *facility, const char *message,
@@ -201,7 +204,9 @@ PARLEY_EXPORT unsigned parley_connections_for(double qps,
  * destroy it afterwards); on failure returns NULL, conf stays the caller's and
  * errstr says why (no endpoint, no API key, an inconsistent setting). The API
  * key is read here from the environment variable named by `api_key.env`
- * (default PARLEY_API_KEY) or the file named by `api_key.file`.
+ * (default PARLEY_API_KEY) or the file named by `api_key.file` (a regular
+ * file, mode 0600 or stricter: anything else is refused at once). A key
+ * holding a control character is refused: it is sent as a header.
  */
 PARLEY_EXPORT parley_client_t *parley_client_new(parley_conf_t *conf,
                                                  char *errstr,
@@ -246,13 +251,16 @@ PARLEY_EXPORT parley_session_t *parley_session_open(parley_client_t *client,
  * Set a per-session option, for the turns sent after this call: "model",
  * "system" (the system prompt; HTTP dialects) or "max_tokens" (an integer,
  * 0 for the client's). An empty value returns to the client's setting.
- * Returns PARLEY_ERR_UNKNOWN_OPTION or PARLEY_ERR_INVALID_VALUE with errstr.
+ * "max_tokens" takes what the property of that name takes. Returns
+ * PARLEY_ERR_UNKNOWN_OPTION or PARLEY_ERR_INVALID_VALUE with errstr, or
+ * PARLEY_ERR_STATE once the session is closed.
  */
 PARLEY_EXPORT parley_err_t parley_session_set(parley_session_t *session,
                                               const char *name, const char *value,
                                               char *errstr, size_t errstr_size);
 
-/* The session's id; valid as long as the handle. */
+/* The session's id; valid as long as the handle (until the client is
+ * destroyed). */
 PARLEY_EXPORT const char *parley_session_id(const parley_session_t *session);
 
 /*
@@ -283,15 +291,23 @@ PARLEY_EXPORT parley_err_t parley_send_wait(parley_session_t *session,
  * Cancel request_id of this session. A turn still waiting ends at once; the
  * turn in flight is cancelled at the server. Either way its terminal event is
  * DONE with stop reason "cancelled" (the reply so far as content), unless it
- * ended otherwise first. An unknown or finished id is ignored. Returns at once.
+ * ended otherwise first. An unknown or finished id is ignored. Returns at once:
+ * PARLEY_OK, or PARLEY_ERR_STATE when the session is closed and every turn
+ * of it has ended.
  */
 PARLEY_EXPORT parley_err_t parley_cancel(parley_session_t *session,
                                          uint64_t request_id);
 
 /*
  * Close the session: later sends fail, turns already accepted still complete
- * with their events, then the session is freed. The handle must not be used
- * after this call.
+ * with their events, then the session's state (its history) is freed. The
+ * handle stays valid until parley_client_destroy(), whatever thread uses it
+ * and when: parley_send(), parley_send_wait() and parley_session_set()
+ * return PARLEY_ERR_STATE; parley_cancel() still cancels the turns not yet
+ * ended, then returns PARLEY_ERR_STATE; closing again does nothing;
+ * parley_session_id() still answers. A send that raced the close either got
+ * in (PARLEY_OK: it completes with its events) or was refused. Until
+ * destroy a closed session keeps its handle (about 200 bytes).
  */
 PARLEY_EXPORT void parley_session_close(parley_session_t *session);
 
@@ -305,7 +321,9 @@ PARLEY_EXPORT const char *parley_event_session_id(const parley_event_t *ev);
 PARLEY_EXPORT uint64_t parley_event_request_id(const parley_event_t *ev);
 /*
  * TEXT: the piece (UTF-8, NUL-terminated); ERROR: a message saying what went
- * wrong; DONE: the whole reply. *len (may be NULL) receives the length.
+ * wrong, safe to print (no API key, no endpoint password, control
+ * characters escaped as in log messages; docs/errors.md); DONE: the whole
+ * reply. *len (may be NULL) receives the length.
  */
 PARLEY_EXPORT const char *parley_event_content(const parley_event_t *ev,
                                                size_t *len);

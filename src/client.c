@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "io.h"
 #include "log.h"
+#include "safe_text.h"
 #include "session.h"
 #include "stats.h"
 
@@ -56,6 +57,15 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     }
     c->conf = conf;
     c->api_key = api_key;
+    size_t shown_size = strlen(conf->endpoint) * 6 + 1; /* room for every escape */
+    c->endpoint_shown = malloc(shown_size);
+    if (!c->endpoint_shown) {
+        free(api_key);
+        free(c);
+        set_err(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pl_safe_url(conf->endpoint, c->endpoint_shown, shown_size);
     c->worker_id = (unsigned)conf->worker_id;
     pthread_mutex_init(&c->lifecycle_mu, NULL);
     pthread_mutex_init(&c->idle_mu, NULL);
@@ -72,7 +82,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     if (c->pool && c->io)
         pl_log(c, PARLEY_LOG_INFO, "client",
                "parley %s: endpoint %s, %u connection%s, %u worker%s, worker id %u",
-               PARLEY_VERSION_STR, conf->endpoint, pl_conf_connections(conf),
+               PARLEY_VERSION_STR, c->endpoint_shown, pl_conf_connections(conf),
                pl_conf_connections(conf) == 1 ? "" : "s", pl_pool_size(c->pool),
                pl_pool_size(c->pool) == 1 ? "" : "s", c->worker_id);
     if (!c->pool || !c->io) {
@@ -82,6 +92,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
         pl_pool_free(c->pool);
         c->conf = NULL; /* stays the caller's on failure */
         free(c->api_key);
+        free(c->endpoint_shown);
         free(c);
         return NULL;
     }
@@ -185,31 +196,20 @@ parley_err_t parley_flush(parley_client_t *c, int timeout_ms)
 void pl_client_register(parley_client_t *c, parley_session_t *s)
 {
     pthread_mutex_lock(&c->registry_mu);
-    s->reg_prev = NULL;
     s->reg_next = c->sessions;
-    if (c->sessions)
-        c->sessions->reg_prev = s;
     c->sessions = s;
     pthread_mutex_unlock(&c->registry_mu);
     atomic_fetch_add_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
-void pl_client_unregister(parley_client_t *c, parley_session_t *s)
+void pl_client_session_ended(parley_client_t *c)
 {
-    pthread_mutex_lock(&c->registry_mu);
-    if (s->reg_prev)
-        s->reg_prev->reg_next = s->reg_next;
-    else
-        c->sessions = s->reg_next;
-    if (s->reg_next)
-        s->reg_next->reg_prev = s->reg_prev;
-    pthread_mutex_unlock(&c->registry_mu);
     atomic_fetch_sub_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
 /* Close every session the user left open. The registry lock is not held
- * while closing: dropping a reference may finalize a session, and its
- * finalizer takes that lock. Sessions already being finalized are skipped. */
+ * while closing, which may run a session's finalizer. Sessions that ended
+ * already are skipped. */
 static void close_all_sessions(parley_client_t *c)
 {
     pthread_mutex_lock(&c->registry_mu);
@@ -231,6 +231,16 @@ static void close_all_sessions(parley_client_t *c)
         pl_session_unref(live[i]);
     }
     free(live);
+}
+
+/* Every session has ended and no thread runs any more: the handles go. */
+static void free_session_handles(parley_client_t *c)
+{
+    while (c->sessions) {
+        parley_session_t *s = c->sessions;
+        c->sessions = s->reg_next;
+        free(s);
+    }
 }
 
 void parley_client_destroy(parley_client_t *c)
@@ -258,11 +268,13 @@ void parley_client_destroy(parley_client_t *c)
     close_all_sessions(c);
     pl_pool_stop(c->pool);
     pthread_mutex_unlock(&c->lifecycle_mu);
+    free_session_handles(c);
 
     pl_io_free(c->io);
     pl_stats_sink_free(c->stats); /* the pool delivered every document */
     pl_pool_free(c->pool);
     parley_conf_destroy(c->conf);
+    free(c->endpoint_shown);
     if (c->api_key) {
         memset(c->api_key, 0, strlen(c->api_key));
         free(c->api_key);

@@ -33,6 +33,9 @@ typedef struct pl_counters {
 struct parley_client {
     parley_conf_t *conf;
     char *api_key;
+    /* The endpoint as every log line, error and statistics document shows
+     * it: without user information, query or fragment (pl_safe_url). */
+    char *endpoint_shown;
     unsigned worker_id;
     pl_pool *pool;
     pl_io *io;
@@ -55,7 +58,8 @@ struct parley_client {
     pthread_mutex_t space_mu;
     pthread_cond_t space_cv;
 
-    /* Every live session, for destroy; guarded by registry_mu. */
+    /* Every session handle, open, closed or ended, for destroy; guarded by
+     * registry_mu. sessions_open counts those not ended. */
     pthread_mutex_t registry_mu;
     parley_session_t *sessions;
     _Atomic int64_t sessions_open;
@@ -82,8 +86,10 @@ void pl_client_release(parley_client_t *client, parley_session_t *s, size_t byte
 /* The CLOCK_REALTIME time timeout_ms (>= 0) from now, for timed waits. */
 void pl_deadline_after(struct timespec *deadline, int timeout_ms);
 
-/* Registry of live sessions. */
+/* The registry of session handles: each is added when opened and freed by
+ * parley_client_destroy(), also when it ended long before (session.c). */
 void pl_client_register(parley_client_t *client, parley_session_t *session);
-void pl_client_unregister(parley_client_t *client, parley_session_t *session);
+/* A session ended: its state is freed, its handle stays registered. */
+void pl_client_session_ended(parley_client_t *client);
 
 #endif

@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "safe_text.h"
+#include "utf8.h"
+
 typedef enum pl_prop_type {
     PL_PROP_STRING, /* char *, NULL when unset */
     PL_PROP_INT,    /* int; the table's range must fit in an int */
@@ -41,6 +44,8 @@ typedef struct pl_prop {
 static const char *endpoint_problem(const char *url);
 static const char *dialect_problem(const char *name);
 static const char *compression_problem(const char *name);
+static const char *header_value_problem(const char *value);
+static const char *utf8_problem(const char *value);
 
 #define PL_OFF(field) offsetof(struct parley_conf, field)
 
@@ -61,8 +66,8 @@ static const pl_prop pl_props[] = {
      "OPENAI_API_KEY",
      NULL},
     {"api_key.file", PL_PROP_STRING, PL_OFF(api_key_file), 0, 0, NULL,
-     "File that holds the API key instead (mode 0600 or stricter; one "
-     "trailing newline is ignored)",
+     "File that holds the API key instead (a regular file, mode 0600 or "
+     "stricter; one trailing newline is ignored)",
      NULL},
     {"heartbeat.interval.s", PL_PROP_INT, PL_OFF(heartbeat_interval_s), 1,
      3600, "30",
@@ -88,13 +93,15 @@ static const pl_prop pl_props[] = {
      NULL},
     {"system", PL_PROP_STRING, PL_OFF(system_prompt), 0, 0, NULL,
      "System prompt sent with every turn (anthropic and openai dialects); "
-     "sessions may set their own",
-     NULL},
+     "sessions may set their own; UTF-8",
+     utf8_problem},
     {"anthropic.version", PL_PROP_STRING, PL_OFF(anthropic_version), 0, 0,
-     "2023-06-01", "The anthropic-version header of the anthropic dialect",
-     NULL},
+     "2023-06-01",
+     "The anthropic-version header of the anthropic dialect; no control "
+     "characters",
+     header_value_problem},
     {"model", PL_PROP_STRING, PL_OFF(model), 0, 0, NULL,
-     "Model to ask for; unset: the server's default", NULL},
+     "Model to ask for; unset: the server's default; UTF-8", utf8_problem},
     {"max_tokens", PL_PROP_INT, PL_OFF(max_tokens), 0, 1000000, "0",
      "Most tokens per reply; 0: not sent (the server decides)", NULL},
     {"connect.timeout.ms", PL_PROP_INT, PL_OFF(connect_timeout_ms), 1,
@@ -199,6 +206,9 @@ static const pl_prop pl_props[] = {
 
 /* Room for any number's text form and for a quoted property name. */
 #define PL_TEXT_MAX 64
+
+/* The most of a refused value an error message quotes. */
+#define PL_VALUE_SHOWN_MAX 200
 
 /* An API key file larger than this is not an API key file. */
 #define PL_KEY_FILE_MAX 65536
@@ -367,7 +377,33 @@ static const char *endpoint_problem(const char *url)
     return NULL;
 }
 
+/* A CR or LF would end the header and start one of the value's choosing. */
+static const char *header_value_problem(const char *value)
+{
+    for (const unsigned char *c = (const unsigned char *)value; *c; c++)
+        if ((*c < ' ' && *c != '\t') || *c == 0x7f)
+            return "must not contain control characters (CR, LF): it is sent as an HTTP "
+                   "header";
+    return NULL;
+}
+
+/* Sent inside the JSON of every request: invalid UTF-8 would fail each. */
+static const char *utf8_problem(const char *value)
+{
+    return pl_utf8_valid(value, strlen(value)) ? NULL : "is not valid UTF-8";
+}
+
 /* ---- storing and reading values ---------------------------------------- */
+
+/* A value as error messages quote it: an endpoint without its credentials
+ * (pl_safe_url), any value without control characters, both cut short. */
+static void value_shown(const pl_prop *p, const char *value, char *buf, size_t size)
+{
+    if (p->check == endpoint_problem)
+        pl_safe_url(value, buf, size);
+    else
+        pl_safe_text(buf, size, value, strlen(value), NULL);
+}
 
 static parley_err_t store_string(parley_conf_t *conf, const pl_prop *p,
                                  const char *value, char *errstr,
@@ -380,9 +416,12 @@ static parley_err_t store_string(parley_conf_t *conf, const pl_prop *p,
 
     if (v && p->check) {
         const char *why = p->check(v);
-        if (why)
+        char shown[PL_VALUE_SHOWN_MAX];
+        if (why) {
+            value_shown(p, v, shown, sizeof(shown));
             return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
-                              "\"%s\": \"%s\" %s", p->name, v, why);
+                              "\"%s\": \"%s\" %s", p->name, shown, why);
+        }
     }
     if (v && !(copy = strdup(v)))
         return conf_error(errstr, errstr_size, PARLEY_ERR_NO_MEMORY,
@@ -390,6 +429,18 @@ static parley_err_t store_string(parley_conf_t *conf, const pl_prop *p,
     free(*field);
     *field = copy;
     return PARLEY_OK;
+}
+
+parley_err_t pl_conf_parse_int_as(const char *name, const char *text, int64_t *out,
+                                  char *errstr, size_t errstr_size)
+{
+    const pl_prop *p = prop_find(name);
+    char label[PL_TEXT_MAX];
+    if (!p || (p->type != PL_PROP_INT && p->type != PL_PROP_INT64))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
+                          "no integer property \"%s\"", name);
+    prop_label(p, label, sizeof(label));
+    return parse_int(label, text, p->min, p->max, out, errstr, errstr_size);
 }
 
 /* Parse `value` for property p and store it; conf is unchanged on error. */
@@ -692,10 +743,13 @@ static parley_err_t resolve_endpoint(const parley_conf_t *conf, char **out,
         return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
                           "no endpoint: set the \"endpoint\" property or "
                           "PARLEY_ENDPOINT");
-    if ((why = endpoint_problem(env)))
+    if ((why = endpoint_problem(env))) {
+        char shown[PL_VALUE_SHOWN_MAX];
+        pl_safe_url(env, shown, sizeof(shown));
         return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
                           "environment variable PARLEY_ENDPOINT: \"%s\" %s",
-                          env, why);
+                          shown, why);
+    }
     if (!(*out = strdup(env)))
         return conf_error(errstr, errstr_size, PARLEY_ERR_NO_MEMORY,
                           "out of memory");
@@ -813,7 +867,9 @@ static parley_err_t key_from_fd(int fd, const char *path, char **key,
 static parley_err_t key_from_file(const char *path, char **key, char *errstr,
                                   size_t errstr_size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* Without O_NONBLOCK, opening a FIFO would wait for a writer forever;
+     * key_from_fd then refuses anything but a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     parley_err_t err;
 
     if (fd < 0)

@@ -86,6 +86,15 @@ struct parley_conf {
 parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
                               char *errstr, size_t errstr_size);
 
+/*
+ * Parse text as a value of the integer property `name`, by the rules and
+ * range of parley_conf_set() (no blanks, no junk): PARLEY_OK, or
+ * PARLEY_ERR_INVALID_VALUE with a sentence in errstr. For the session
+ * options that mean what a property means.
+ */
+parley_err_t pl_conf_parse_int_as(const char *name, const char *text, int64_t *out,
+                                  char *errstr, size_t errstr_size);
+
 /* The number of connections the client opens (explicit or sizing rule). */
 unsigned pl_conf_connections(const parley_conf_t *conf);
 

@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "route.h"
+#include "safe_text.h"
 
 #define ERROR_BODY_MAX 16384
 /* The vendors' SDKs cap a server's retry-after at a minute; so do we. */
@@ -29,7 +30,10 @@ int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d)
         pl_buf_free(&url);
         return -1;
     }
-    cfg->url = pl_buf_steal(&url, NULL);
+    size_t len;
+    cfg->url = pl_buf_steal(&url, &len);
+    cfg->url_shown = pl_xmalloc(len * 6 + 1); /* room for every escape */
+    pl_safe_url(cfg->url, cfg->url_shown, len * 6 + 1);
     cfg->tls = strncasecmp(endpoint, "https://", 8) == 0;
     return 0;
 }
@@ -44,6 +48,8 @@ void pl_http_config_free(pl_http_config *cfg)
     cfg->nidle = 0;
     free(cfg->url);
     cfg->url = NULL;
+    free(cfg->url_shown);
+    cfg->url_shown = NULL;
 }
 
 /* ---- answer headers ------------------------------------------------------ */
@@ -418,11 +424,8 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
         } else if (rc != CURLE_OK && s->status == 0) {
             char msg[CURL_ERROR_SIZE + 200];
             bool retryable;
-            char url[256] = "";
-            char *eff = NULL;
-            curl_easy_getinfo(s->easy, CURLINFO_EFFECTIVE_URL, &eff);
-            snprintf(url, sizeof(url), "%s", eff ? eff : "the endpoint");
-            parley_err_t err = pl_easy_explain(rc, s->errbuf, url, msg, sizeof(msg), &retryable);
+            parley_err_t err = pl_easy_explain(rc, s->errbuf, s->cfg->url_shown, msg,
+                                               sizeof(msg), &retryable);
             pl_io_http_failed(s->io, r, err, msg, retryable, -1);
         } else {
             /* The stream ended, or broke, before the reply did. */

@@ -24,6 +24,7 @@ struct pl_route;
 
 typedef struct pl_http_config {
     char *url;                  /* the endpoint, with the dialect's path */
+    char *url_shown;            /* url as messages show it (pl_safe_url) */
     pl_dialect dialect;
     const char *api_key;
     const char *anthropic_version;

@@ -80,7 +80,23 @@ struct pl_io {
     uint64_t http_status[6];                   /* HTTP: by status / 100 */
     uint64_t http2_answers;
     int64_t next_stats_ms;                     /* 0: statistics are off */
+    int64_t wakes_held_ms;  /* since when curl_multi_perform holds wake-ups */
 };
+
+/* Wake-ups are held while curl_multi_perform reads (run_once), but a read
+ * that goes on (a flood of messages, each inflated) must not keep the
+ * workers waiting for its end. */
+#define WAKES_HELD_MAX_MS 2
+
+static void pass_on_held_wakes(pl_io *io)
+{
+    int64_t now = pl_monotonic_ms();
+    if (now - io->wakes_held_ms < WAKES_HELD_MAX_MS)
+        return;
+    pl_pool_release_wakes(io->client->pool);
+    pl_pool_hold_wakes(io->client->pool);
+    io->wakes_held_ms = now;
+}
 
 CURLM *pl_io_multi(pl_io *io)
 {
@@ -358,7 +374,7 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
 static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
     pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
-           conn->index, io->conf->endpoint, conn->failures ? " again" : "");
+           conn->index, io->client->endpoint_shown, conn->failures ? " again" : "");
     if (io->easy.insecure) {
         PL_COUNT(io->client, insecure_connections, 1);
         pl_log(io->client, PARLEY_LOG_WARNING, "tls",
@@ -540,7 +556,7 @@ static void carry_out_doom(pl_io *io, pl_ws_conn *conn)
 static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
                                 char *msg, size_t size, bool *retryable)
 {
-    const char *url = io->conf->endpoint;
+    const char *url = io->client->endpoint_shown;
     long status = 0;
     curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *detail = conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(rc);
@@ -857,6 +873,7 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
 void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
                       bool binary)
 {
+    pass_on_held_wakes(io);
     PL_COUNT(io->client, frames_received, 1);
     PL_COUNT(io->client, bytes_received, len);
     conn->stats.frames_received++;
@@ -920,6 +937,7 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
 
 void pl_io_http_text(pl_io *io, pl_route *r, const char *text, size_t len)
 {
+    pass_on_held_wakes(io);
     if (!reply_within_bound(io, r, len))
         return;
     pl_session_post_text(r->session, r->id, r->next_seq, text, len);
@@ -1068,7 +1086,7 @@ static int64_t judge_conn(pl_io *io, pl_ws_conn *conn, int64_t now)
     char msg[200];
     snprintf(msg, sizeof(msg),
              "connection to %s is dead: a request stalled and a Ping got no Pong within "
-             "%d ms (stall.ping.timeout.ms)", io->conf->endpoint,
+             "%d ms (stall.ping.timeout.ms)", io->client->endpoint_shown,
              io->conf->stall_ping_timeout_ms);
     conn_found_dead(io, conn, msg);
     return 0;
@@ -1155,7 +1173,7 @@ static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
     }
     pl_log(io->client, PARLEY_LOG_WARNING, "conn",
            "an HTTP connection to %s went silent (%u stream%s on it heard nothing for %d ms): "
-           "it is closed and its requests start again", io->conf->endpoint,
+           "it is closed and its requests start again", io->client->endpoint_shown,
            t.silent_witnesses + 1, t.silent_witnesses ? "s" : "",
            io->conf->stall_timeout_ms);
     pl_route_foreach(&io->routes, leave_dead_http_conn, &t);
@@ -1263,7 +1281,7 @@ static int64_t heartbeat(pl_io *io, pl_ws_conn *conn, int64_t now)
         char msg[160];
         snprintf(msg, sizeof(msg),
                  "connection to %s lost: nothing received for %lld ms",
-                 io->conf->endpoint, (long long)(now - conn->last_rx_ms));
+                 io->client->endpoint_shown, (long long)(now - conn->last_rx_ms));
         conn_found_dead(io, conn, msg);
         return IO_POLL_MAX_MS;
     }
@@ -1295,7 +1313,7 @@ static int64_t tend_conn(pl_io *io, pl_ws_conn *conn, int64_t now,
         char msg[200];
         snprintf(msg, sizeof(msg), "no %s from %s within connect.timeout.ms (%d ms)",
                  conn->upgraded ? "hello" : "answer to the WebSocket upgrade",
-                 io->conf->endpoint, io->conf->connect_timeout_ms);
+                 io->client->endpoint_shown, io->conf->connect_timeout_ms);
         conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
         return 0;
     }
@@ -1419,6 +1437,7 @@ static void run_once(pl_io *io)
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
     atomic_store_explicit(&io->polling, false, memory_order_relaxed);
     pl_pool_hold_wakes(io->client->pool);
+    io->wakes_held_ms = pl_monotonic_ms();
     int running;
     curl_multi_perform(io->multi, &running);
     handle_finished_transfers(io);

@@ -3,13 +3,14 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "client.h"
+#include "safe_text.h"
 
 #define LOG_LINE_MAX 1024
-#define REDACTED "[redacted]"
 
 static const char *level_name(int level)
 {
@@ -23,30 +24,14 @@ static const char *level_name(int level)
     return level < PARLEY_LOG_ERROR ? "CRITICAL" : "DEBUG";
 }
 
-/* Replace every occurrence of the key in line (size bytes of room). The
- * key is never logged on purpose; this catches what a server or libcurl
- * might echo back. */
-static void redact_key(char *line, size_t size, const char *key)
-{
-    size_t klen = key ? strlen(key) : 0;
-    if (klen < 4)
-        return; /* too short to tell from ordinary text */
-    char *hit;
-    while ((hit = strstr(line, key))) {
-        size_t tail = strlen(hit + klen);
-        size_t rlen = sizeof(REDACTED) - 1;
-        if ((size_t)(hit - line) + rlen + tail + 1 > size)
-            tail = size - (size_t)(hit - line) - rlen - 1;
-        memmove(hit + rlen, hit + klen, tail);
-        memcpy(hit, REDACTED, rlen);
-        hit[rlen + tail] = '\0';
-    }
-}
-
+/* Every line leaves through here: the key is never logged on purpose, and
+ * this takes out what a server or libcurl might echo back, and escapes the
+ * control characters a server could forge lines or drive a terminal with. */
 static void emit(const parley_client_t *c, int level, const char *facility,
-                 char *line)
+                 const char *text, size_t len)
 {
-    redact_key(line, LOG_LINE_MAX, c->api_key);
+    char line[LOG_LINE_MAX];
+    pl_safe_text(line, sizeof(line), text, len, c->api_key);
     if (c->conf->log_cb)
         c->conf->log_cb(c, level, facility, line, c->conf->log_opaque);
     else
@@ -58,24 +43,87 @@ void pl_log(const parley_client_t *c, int level, const char *facility,
 {
     if (!PL_LOG_ON(c, level))
         return;
+    /* The whole text is redacted before it is cut to a line, so that a cut
+     * never leaves part of the key behind. */
     char line[LOG_LINE_MAX];
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    emit(c, level, facility, line);
+    char *whole = n >= (int)sizeof(line) ? malloc((size_t)n + 1) : NULL;
+    if (whole)
+        vsnprintf(whole, (size_t)n + 1, fmt, again);
+    va_end(again);
+    if (n < 0)
+        return;
+    if (whole)
+        emit(c, level, facility, whole, (size_t)n);
+    else /* short, or out of memory: then the key's start is still caught */
+        emit(c, level, facility, line, strlen(line));
+    free(whole);
 }
 
-static bool names_credentials(const char *line, size_t len)
+/* The headers that carry credentials; their values are never logged. */
+static const char *const credential_headers[] = {"authorization:", "proxy-authorization:",
+                                                 "cookie:", "x-api-key:"};
+
+/* The length of the credential header name (with its colon) at s, or 0. */
+static size_t credential_name(const char *s, size_t len)
 {
-    static const char *const headers[] = {"authorization:", "proxy-authorization:",
-                                          "cookie:", "x-api-key:"};
-    for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
-        size_t n = strlen(headers[i]);
-        if (len >= n && strncasecmp(line, headers[i], n) == 0)
-            return true;
+    for (size_t i = 0; i < sizeof(credential_headers) / sizeof(credential_headers[0]); i++) {
+        size_t n = strlen(credential_headers[i]);
+        if (len >= n && strncasecmp(s, credential_headers[i], n) == 0)
+            return n;
+    }
+    return 0;
+}
+
+/*
+ * Where the value of a credential header starts and ends in a trace line:
+ * an HTTP/1 header line ("Authorization: Bearer k"), or libcurl's HTTP/2 and
+ * HTTP/3 trace of a request header ("[HTTP/2] [1] [authorization: Bearer k]",
+ * the value up to the line's last ']'). The whole value goes, whatever the
+ * key's length: a short key cannot be found in free text (safe_text.h).
+ * Returns false when the line names no credential.
+ */
+static bool credential_value(const char *line, size_t len, size_t *from, size_t *to)
+{
+    size_t n = credential_name(line, len);
+    if (n) {
+        *from = n;
+        *to = len;
+        return true;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] != '[' || !(n = credential_name(line + i + 1, len - i - 1)))
+            continue;
+        *from = i + 1 + n;
+        *to = len;
+        while (*to > *from && line[*to - 1] != ']')
+            (*to)--;
+        if (*to > *from)
+            (*to)--; /* keep the ']' */
+        else
+            *to = len; /* no ']': the rest of the line */
+        return true;
     }
     return false;
+}
+
+/* One trace line, with a credential header's value replaced. */
+static void trace_line(const parley_client_t *c, const char *data, size_t len)
+{
+    size_t from, to;
+    if (!credential_value(data, len, &from, &to)) {
+        emit(c, PARLEY_LOG_DEBUG, "curl", data, len);
+        return;
+    }
+    char line[LOG_LINE_MAX];
+    int n = snprintf(line, sizeof(line), "%.*s " PL_REDACTED "%.*s", (int)from, data,
+                     (int)(len - to), data + to);
+    if (n > 0)
+        emit(c, PARLEY_LOG_DEBUG, "curl", line, strlen(line));
 }
 
 void pl_log_curl_trace(const parley_client_t *c, const char *data, size_t len)
@@ -88,17 +136,8 @@ void pl_log_curl_trace(const parley_client_t *c, const char *data, size_t len)
         size_t shown = n;
         while (shown > 0 && data[shown - 1] == '\r')
             shown--;
-        if (shown > 0) {
-            char line[LOG_LINE_MAX];
-            if (names_credentials(data, shown)) {
-                const char *colon = memchr(data, ':', shown);
-                snprintf(line, sizeof(line), "%.*s " REDACTED,
-                         (int)(colon - data + 1), data);
-            } else {
-                snprintf(line, sizeof(line), "%.*s", (int)shown, data);
-            }
-            emit(c, PARLEY_LOG_DEBUG, "curl", line);
-        }
+        if (shown > 0)
+            trace_line(c, data, shown);
         data += nl ? n + 1 : n;
         len -= nl ? n + 1 : n;
     }

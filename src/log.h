@@ -1,6 +1,7 @@
 /*
- * Logging: formats a line, redacts secrets from it, and hands it to the
- * user's log callback or stderr. Callable from any thread.
+ * Logging: formats a line, redacts the API key from it, escapes its control
+ * characters (safe_text.h), and hands it to the user's log callback or
+ * stderr. Callable from any thread.
  */
 #ifndef PL_LOG_H
 #define PL_LOG_H
@@ -16,8 +17,9 @@ void pl_log(const parley_client_t *client, int level, const char *facility,
             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /*
- * Log one line of libcurl's trace at debug level. Header lines naming
- * credentials (Authorization, Proxy-Authorization, Cookie) lose their value.
+ * Log libcurl's trace (one or more lines) at debug level. Header lines
+ * naming credentials (Authorization, Proxy-Authorization, Cookie,
+ * x-api-key), and libcurl's HTTP/2 trace of such headers, lose their value.
  */
 void pl_log_curl_trace(const parley_client_t *client, const char *line,
                        size_t len);

@@ -16,6 +16,7 @@
 #include "dialect.h"
 #include "event.h"
 #include "io.h"
+#include "safe_text.h"
 #include "snowflake.h"
 #include "utf8.h"
 
@@ -392,17 +393,21 @@ static void session_handle(pl_actor *actor, pl_actor_msg *msg)
 }
 
 /* The last reference is gone: no turn is in flight or waiting, since each
- * holds a reference through its message or its I/O route. */
+ * holds a reference through its message or its I/O route. The state goes;
+ * the handle itself stays until the client is destroyed, so that a caller
+ * still holding it gets PARLEY_ERR_STATE rather than freed memory. */
 static void session_finalize(pl_actor *actor)
 {
     parley_session_t *s = SESSION_OF(actor);
-    pl_client_unregister(s->client, s);
     for (size_t i = 0; i < s->nhistory; i++)
         free((char *)s->history[i].content);
     free(s->history);
     free(s->model);
     free(s->system_prompt);
-    free(s);
+    s->history = NULL;
+    s->nhistory = s->history_cap = 0;
+    s->model = s->system_prompt = NULL;
+    pl_client_session_ended(s->client);
 }
 
 void pl_session_ref(parley_session_t *s)
@@ -444,22 +449,24 @@ void pl_session_post_done(parley_session_t *s, uint64_t id,
     pl_actor_post(&s->actor, &m->base);
 }
 
+/* Every error event's text passes here, whether it quotes a server or not. */
 void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
                            const char *message)
 {
     size_t len = strlen(message);
-    error_msg *m = pl_xmalloc(sizeof(*m) + len + 1);
+    const char *key = s->client->api_key;
+    size_t shown = pl_safe_text(NULL, 0, message, len, key);
+    error_msg *m = pl_xmalloc(sizeof(*m) + shown + 1);
     m->base.kind = MSG_ERROR;
     m->id = id;
     m->err = err;
-    memcpy(m->message, message, len + 1);
+    pl_safe_text(m->message, shown + 1, message, len, key);
     pl_actor_post(&s->actor, &m->base);
 }
 
-bool pl_session_close_once(parley_session_t *s)
+/* Post the close, which drops the handle's reference. */
+static void post_close(parley_session_t *s)
 {
-    if (atomic_exchange(&s->closed, true))
-        return false;
     pl_actor_msg *m = pl_xcalloc(1, sizeof(*m));
     m->kind = MSG_CLOSE;
     /* The close drops the handle's reference, maybe the last: hold our own
@@ -467,7 +474,23 @@ bool pl_session_close_once(parley_session_t *s)
     pl_session_ref(s);
     pl_actor_post(&s->actor, m);
     pl_session_unref(s);
+}
+
+bool pl_session_close_once(parley_session_t *s)
+{
+    bool empty;
+    if (!pl_gate_close(&s->gate, &empty))
+        return false;
+    if (empty) /* no caller inside: none will post the close */
+        post_close(s);
     return true;
+}
+
+/* A caller of the public API is done posting to the session. */
+static void session_leave(parley_session_t *s)
+{
+    if (pl_gate_leave(&s->gate))
+        post_close(s);
 }
 
 /* ---- public API --------------------------------------------------------- */
@@ -514,13 +537,9 @@ parley_session_t *parley_session_open(parley_client_t *client,
     return s;
 }
 
-parley_err_t parley_session_set(parley_session_t *s, const char *name, const char *value,
+static parley_err_t session_set(parley_session_t *s, const char *name, const char *value,
                                 char *errstr, size_t errstr_size)
 {
-    if (!s || !name || !value) {
-        set_err(errstr, errstr_size, "session, name and value must not be NULL");
-        return PARLEY_ERR_INVALID_ARG;
-    }
     set_msg m = {.base.kind = MSG_SET};
     if (!strcmp(name, "model") || !strcmp(name, "system")) {
         m.what = name[0] == 'm' ? SET_MODEL : SET_SYSTEM;
@@ -529,12 +548,11 @@ parley_err_t parley_session_set(parley_session_t *s, const char *name, const cha
             return PARLEY_ERR_INVALID_VALUE;
         }
     } else if (!strcmp(name, "max_tokens")) {
-        char *end;
-        unsigned long n = *value ? strtoul(value, &end, 10) : 0;
-        if (*value && (*end || value[0] == '-' || n > 1000000)) {
-            set_err(errstr, errstr_size, "\"max_tokens\" must be an integer 0..1000000");
+        /* As the client's property, so that a value means the same in both. */
+        int64_t n = 0;
+        if (*value && pl_conf_parse_int_as("max_tokens", value, &n, errstr, errstr_size) !=
+                          PARLEY_OK)
             return PARLEY_ERR_INVALID_VALUE;
-        }
         m.what = SET_MAX_TOKENS;
         m.number = (uint32_t)n;
     } else {
@@ -557,6 +575,22 @@ parley_err_t parley_session_set(parley_session_t *s, const char *name, const cha
     return PARLEY_OK;
 }
 
+parley_err_t parley_session_set(parley_session_t *s, const char *name, const char *value,
+                                char *errstr, size_t errstr_size)
+{
+    if (!s || !name || !value) {
+        set_err(errstr, errstr_size, "session, name and value must not be NULL");
+        return PARLEY_ERR_INVALID_ARG;
+    }
+    if (!pl_gate_enter(&s->gate)) {
+        set_err(errstr, errstr_size, "the session is closed");
+        return PARLEY_ERR_STATE;
+    }
+    parley_err_t err = session_set(s, name, value, errstr, errstr_size);
+    session_leave(s);
+    return err;
+}
+
 const char *parley_session_id(const parley_session_t *session)
 {
     return session ? session->id : NULL;
@@ -572,7 +606,7 @@ static parley_err_t send_precheck(parley_session_t *s, const char *content, size
         return PARLEY_ERR_INVALID_ARG;
     if ((int64_t)*len > s->client->conf->max_message_bytes)
         return PARLEY_ERR_TOO_LARGE;
-    if (atomic_load(&s->closed))
+    if (pl_gate_is_closed(&s->gate))
         return PARLEY_ERR_STATE;
     if (atomic_load(&s->client->shutting_down))
         return PARLEY_ERR_SHUTDOWN;
@@ -607,13 +641,10 @@ static parley_err_t send_admitted(parley_session_t *s, const char *content, size
     return PARLEY_OK;
 }
 
-parley_err_t parley_send(parley_session_t *s, const char *content,
-                         uint64_t *request_id)
+static parley_err_t send_now(parley_session_t *s, const char *content, size_t len,
+                             uint64_t *request_id)
 {
-    size_t len;
-    parley_err_t err = send_precheck(s, content, &len);
-    if (err == PARLEY_OK)
-        err = pl_client_admit(s->client, s, len);
+    parley_err_t err = pl_client_admit(s->client, s, len);
     if (err == PARLEY_ERR_QUEUE_FULL)
         PL_COUNT(s->client, queue_full, 1);
     if (err != PARLEY_OK)
@@ -621,14 +652,26 @@ parley_err_t parley_send(parley_session_t *s, const char *content,
     return send_admitted(s, content, len, request_id);
 }
 
-parley_err_t parley_send_wait(parley_session_t *s, const char *content,
-                              uint64_t *request_id, int timeout_ms)
+parley_err_t parley_send(parley_session_t *s, const char *content,
+                         uint64_t *request_id)
 {
     size_t len;
     parley_err_t err = send_precheck(s, content, &len);
     if (err != PARLEY_OK)
         return err;
-    err = pl_client_admit(s->client, s, len);
+    if (!pl_gate_enter(&s->gate))
+        return PARLEY_ERR_STATE; /* closed since the check */
+    err = send_now(s, content, len, request_id);
+    session_leave(s);
+    return err;
+}
+
+/* parley_send_wait() inside the session's gate. A close while it waits
+ * for room takes effect when it leaves. */
+static parley_err_t send_waiting(parley_session_t *s, const char *content, size_t len,
+                                 uint64_t *request_id, int timeout_ms)
+{
+    parley_err_t err = pl_client_admit(s->client, s, len);
     bool was_full = err == PARLEY_ERR_QUEUE_FULL;
     if (was_full && timeout_ms != 0 && !pl_pool_in_worker()) {
         parley_client_t *c = s->client;
@@ -662,10 +705,22 @@ parley_err_t parley_send_wait(parley_session_t *s, const char *content,
     return send_admitted(s, content, len, request_id);
 }
 
-parley_err_t parley_cancel(parley_session_t *s, uint64_t request_id)
+parley_err_t parley_send_wait(parley_session_t *s, const char *content,
+                              uint64_t *request_id, int timeout_ms)
 {
-    if (!s)
-        return PARLEY_ERR_INVALID_ARG;
+    size_t len;
+    parley_err_t err = send_precheck(s, content, &len);
+    if (err != PARLEY_OK)
+        return err;
+    if (!pl_gate_enter(&s->gate))
+        return PARLEY_ERR_STATE;
+    err = send_waiting(s, content, len, request_id, timeout_ms);
+    session_leave(s);
+    return err;
+}
+
+static parley_err_t post_cancel(parley_session_t *s, uint64_t request_id)
+{
     cancel_msg *m = calloc(1, sizeof(*m));
     if (!m)
         return PARLEY_ERR_NO_MEMORY;
@@ -673,6 +728,26 @@ parley_err_t parley_cancel(parley_session_t *s, uint64_t request_id)
     m->id = request_id;
     pl_actor_post(&s->actor, &m->base);
     return PARLEY_OK;
+}
+
+/* A closed session still runs the turns it accepted, and they may still be
+ * cancelled: through a reference of our own, taken only while the session
+ * has not ended (its last reference is never taken back). */
+parley_err_t parley_cancel(parley_session_t *s, uint64_t request_id)
+{
+    if (!s)
+        return PARLEY_ERR_INVALID_ARG;
+    parley_err_t err;
+    if (pl_gate_enter(&s->gate)) {
+        err = post_cancel(s, request_id);
+        session_leave(s);
+    } else if (pl_actor_try_ref(&s->actor)) {
+        err = post_cancel(s, request_id);
+        pl_session_unref(s);
+    } else {
+        err = PARLEY_ERR_STATE; /* closed, and every turn has ended */
+    }
+    return err;
 }
 
 void parley_session_close(parley_session_t *session)

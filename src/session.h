@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "actor.h"
+#include "gate.h"
 #include "parley.h"
 #include "protocol.h"
 
@@ -26,8 +27,10 @@ struct parley_session {
     char *model;          /* NULL: the client's */
     char *system_prompt;  /* NULL: the client's */
 
-    /* Registry links, guarded by the client's registry_mu. */
-    parley_session_t *reg_prev, *reg_next;
+    /* Registry link, guarded by the client's registry_mu. The handle stays
+     * in the registry, and allocated, until the client is destroyed: a
+     * caller may still pass it after closing it (parley.h). */
+    parley_session_t *reg_next;
 
     /* The small members last, so that they pack, and the id right after
      * them: a server holds many sessions, mostly idle, and ids are much
@@ -35,11 +38,15 @@ struct parley_session {
      * the id (a generated one is about 20 bytes). */
     uint32_t max_tokens;  /* actor state; 0: the client's */
     _Atomic int unfinished; /* turns accepted and not ended (session.queue.max) */
-    _Atomic bool closed; /* set once, by parley_session_close or destroy */
+    /* The handle's callers between their check that the session is open
+     * and their post, and the closed bit (gate.h): closed once, by
+     * parley_session_close or destroy. */
+    _Atomic uint32_t gate;
     char id[];           /* NUL-terminated, at most PL_PROTO_SESSION_MAX bytes */
 };
 
-/* Drop the handle's reference through the session's mailbox, once. Returns
+/* Close the handle, once: its reference is dropped through the session's
+ * mailbox after the last message of a caller that got in before. Returns
  * false when the session was already closed. */
 bool pl_session_close_once(parley_session_t *session);
 
@@ -49,6 +56,8 @@ void pl_session_post_text(parley_session_t *s, uint64_t id, uint32_t seq,
 void pl_session_post_done(parley_session_t *s, uint64_t id,
                           const char *stop_reason, uint64_t input_tokens,
                           uint64_t output_tokens);
+/* The message is made safe to show first (safe_text.h): it may quote a
+ * server, which may echo the API key or send control characters. */
 void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
                            const char *message);
 

@@ -61,18 +61,6 @@ void pl_stats_sink_free(pl_stats_sink *sink)
     free(sink);
 }
 
-void pl_stats_safe_url(const char *url, char *out, size_t size)
-{
-    const char *scheme_end = strstr(url, "://");
-    const char *host = scheme_end ? scheme_end + 3 : url;
-    size_t authority = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', authority);
-    const char *host_start = at ? at + 1 : host;
-    size_t path = strcspn(host + authority, "?#");
-    snprintf(out, size, "%.*s%.*s%.*s", (int)(host - url), url,
-             (int)(host + authority - host_start), host_start, (int)path, host + authority);
-}
-
 static uint64_t load(_Atomic uint64_t *counter)
 {
     return atomic_load_explicit(counter, memory_order_relaxed);
@@ -176,14 +164,12 @@ static void write_document(pl_json_writer *w, parley_client_t *c, const pl_stats
 {
     pl_counters *k = &c->counters;
     int64_t now = pl_monotonic_ms();
-    char endpoint[512];
-    pl_stats_safe_url(c->conf->endpoint, endpoint, sizeof(endpoint));
 
     pl_jw_object(w, NULL);
     pl_jw_str(w, "version", PARLEY_VERSION_STR);
     pl_jw_i64(w, "time_ms", unix_ms());
     pl_jw_i64(w, "age_ms", now - c->created_ms);
-    pl_jw_str(w, "endpoint", endpoint);
+    pl_jw_str(w, "endpoint", c->endpoint_shown);
     pl_jw_u64(w, "worker_id", c->worker_id);
     pl_jw_u64(w, "workers", pl_pool_size(c->pool));
 

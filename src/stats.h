@@ -38,8 +38,4 @@ void pl_stats_sink_free(pl_stats_sink *sink);
 /* Build the document and post it to the sink (I/O thread). */
 void pl_stats_publish(parley_client_t *client, const pl_stats_io_view *view);
 
-/* The endpoint without user information, query or fragment, which may carry
- * credentials, into out. */
-void pl_stats_safe_url(const char *url, char *out, size_t size);
-
 #endif

@@ -4,10 +4,10 @@
  *
  * Stopping. A send checks that the actor is running, then posts; a stop
  * between the two must not let the message land after state_free. So each
- * actor has a gate: one word holding a "closed" bit and the number of sends
- * between their check and their post. A send enters only while the gate is
- * open. The stop message is posted by whoever leaves the gate closed and
- * empty (parley_actor_stop() itself, or the last send still inside), so
+ * actor has a gate (gate.h): one word holding a "closed" bit and the number
+ * of sends between their check and their post. A send enters only while the
+ * gate is open. The stop message is posted by whoever leaves the gate closed
+ * and empty (parley_actor_stop() itself, or the last send still inside), so
  * every accepted message is in the mailbox before it and is handled first.
  *
  * Lifetime. The pl_actor reference count (actor.h) counts queued messages
@@ -32,10 +32,8 @@
 #include <unistd.h>
 
 #include "actor.h"
+#include "gate.h"
 #include "pool.h"
-
-/* The gate's closed bit; the bits below count the sends inside. */
-#define GATE_CLOSED (UINT32_C(1) << 31)
 
 enum user_msg_kind {
     MSG_USER = 1,
@@ -144,32 +142,19 @@ static void finalize(pl_actor *actor)
 
 /* ---- the gate ------------------------------------------------------------- */
 
-/* Count a send in, unless the gate is closed. A compare-and-swap rather than
- * an add, so that a refused send never changes the count: once the gate is
- * closed and empty it stays so, and the stop message is posted once. */
-static bool gate_enter(parley_actor_t *a)
-{
-    uint32_t g = atomic_load(&a->gate);
-    do {
-        if (g & GATE_CLOSED)
-            return false;
-    } while (!atomic_compare_exchange_weak(&a->gate, &g, g + 1));
-    return true;
-}
-
 static void gate_leave(parley_actor_t *a)
 {
-    if (atomic_fetch_sub(&a->gate, 1) == (GATE_CLOSED | 1))
+    if (pl_gate_leave(&a->gate))
         pl_actor_post(&a->actor, &a->stop_msg);
 }
 
 /* Close the gate; false when it already was. */
 static bool gate_close(parley_actor_t *a)
 {
-    uint32_t old = atomic_fetch_or(&a->gate, GATE_CLOSED);
-    if (old & GATE_CLOSED)
+    bool empty;
+    if (!pl_gate_close(&a->gate, &empty))
         return false;
-    if (old == 0) /* no send inside: none will post the stop message */
+    if (empty) /* no send inside: none will post the stop message */
         pl_actor_post(&a->actor, &a->stop_msg);
     return true;
 }
@@ -270,7 +255,7 @@ parley_err_t parley_actor_send(parley_actor_t *a, void *msg)
         return PARLEY_ERR_NO_MEMORY;
     m->base.kind = MSG_USER;
     m->payload = msg;
-    if (!gate_enter(a)) {
+    if (!pl_gate_enter(&a->gate)) {
         free(m);
         return PARLEY_ERR_STATE;
     }

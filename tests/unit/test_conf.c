@@ -6,6 +6,8 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -385,8 +388,9 @@ static void test_endpoint_validation(void **state)
               "\"endpoint\": \"wss:///v1\" has no host");
     set_fails(conf, "endpoint", "ws://:8080", PARLEY_ERR_INVALID_VALUE,
               "\"endpoint\": \"ws://:8080\" has no host");
-    set_fails(conf, "endpoint", "ws://user@/x", PARLEY_ERR_INVALID_VALUE,
-              "\"endpoint\": \"ws://user@/x\" has no host");
+    /* Quoted without user information, which may hold a password. */
+    set_fails(conf, "endpoint", "ws://user:pw@/x", PARLEY_ERR_INVALID_VALUE,
+              "\"endpoint\": \"ws:///x\" has no host");
     set_fails(conf, "endpoint", "ws://a b", PARLEY_ERR_INVALID_VALUE,
               "\"endpoint\": \"ws://a b\" must not contain spaces or "
               "control characters");
@@ -945,6 +949,139 @@ static void test_finalize_dialect(void **state)
     assert_null(key);
 }
 
+/* ---- issue 12: values that reach a header, the request, or block -------- */
+
+static bool has_control(const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return true;
+    return false;
+}
+
+/* A CR LF in anthropic.version would become request headers of its own. */
+static void test_header_values_refused_with_controls(void **state)
+{
+    parley_conf_t *conf = *state;
+    static const char *const bad[] = {"2023-06-01\r\nX-Injected: 1", "2023-06-01\n",
+                                      "a\rb", "a\x01", "a\x7f"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char errstr[ERRSTR_SIZE] = "";
+        assert_int_equal(parley_conf_set(conf, "anthropic.version", bad[i], errstr,
+                                         sizeof(errstr)),
+                         PARLEY_ERR_INVALID_VALUE);
+        assert_non_null(strstr(errstr, "\"anthropic.version\""));
+        assert_non_null(strstr(errstr, "header"));
+        assert_false(has_control(errstr)); /* the value is quoted escaped */
+    }
+    set_fails(conf, "anthropic.version", "2023-06-01\r\nX-Injected: 1",
+              PARLEY_ERR_INVALID_VALUE,
+              "\"anthropic.version\": \"2023-06-01\\r\\nX-Injected: 1\" must not "
+              "contain control characters (CR, LF): it is sent as an HTTP header");
+    assert_string_equal(conf->anthropic_version, "2023-06-01"); /* unchanged */
+    set_ok(conf, "anthropic.version", "2023-06-01\tbeta");
+}
+
+/* Invalid UTF-8 in model or system made every request stall; now the set
+ * fails at once. */
+static void test_model_and_system_must_be_utf8(void **state)
+{
+    parley_conf_t *conf = *state;
+    static const char *const names[] = {"model", "system"};
+    for (size_t i = 0; i < 2; i++) {
+        char errstr[ERRSTR_SIZE] = "";
+        assert_int_equal(parley_conf_set(conf, names[i], "caf\xe9", errstr, sizeof(errstr)),
+                         PARLEY_ERR_INVALID_VALUE);
+        char expected[ERRSTR_SIZE];
+        snprintf(expected, sizeof(expected), "\"%s\": \"caf\\xe9\" is not valid UTF-8",
+                 names[i]);
+        assert_string_equal(errstr, expected);
+        snprintf(expected, sizeof(expected), "\"%s\": \"\\xc0\\xaf\" is not valid UTF-8",
+                 names[i]); /* an overlong '/' */
+        set_fails(conf, names[i], "\xc0\xaf", PARLEY_ERR_INVALID_VALUE, expected);
+        set_ok(conf, names[i], "caf\xc3\xa9 \xe2\x82\xac");
+    }
+}
+
+typedef struct blocking_new {
+    parley_conf_t *conf;
+    parley_client_t *client;
+    char errstr[ERRSTR_SIZE];
+} blocking_new;
+
+static void *client_new_thread(void *arg)
+{
+    blocking_new *b = arg;
+    b->client = parley_client_new(b->conf, b->errstr, sizeof(b->errstr));
+    return NULL;
+}
+
+/* api_key.file naming a FIFO: refused at once, not a wait for a writer. */
+static void test_key_file_fifo_refused_without_blocking(void **state)
+{
+    parley_conf_t *conf = *state;
+    char path[sizeof(tmpdir) + 16];
+    snprintf(path, sizeof(path), "%s/key-fifo", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    make_ready(conf);
+    set_ok(conf, "endpoint", "ws://h");
+    set_ok(conf, "api_key.file", path);
+    blocking_new b = {.conf = conf};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, client_new_thread, &b), 0);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    int rc = pthread_timedjoin_np(t, NULL, &deadline);
+    if (rc != 0) { /* blocked in open(): a writer releases it, then fail */
+        int w = open(path, O_WRONLY | O_NONBLOCK);
+        pthread_join(t, NULL);
+        if (w >= 0)
+            close(w);
+    }
+    unlink(path);
+    assert_int_equal(rc, 0);
+    assert_null(b.client);
+    char expected[ERRSTR_SIZE];
+    snprintf(expected, sizeof(expected), "API key file \"%s\" is not a regular file", path);
+    assert_string_equal(b.errstr, expected);
+}
+
+/* The session option max_tokens takes exactly what the property takes. */
+static void test_session_max_tokens_parsed_as_conf(void **state)
+{
+    parley_conf_t *conf = *state;
+    static const char *const values[] = {"5", " 5", "5 ", "+7", "-1", "0", "1000000",
+                                         "1000001", "0x10", "1e3", "7abc",
+                                         "99999999999999999999", "+", "-"};
+    parley_conf_t *client_conf = parley_conf_new();
+    make_ready(client_conf);
+    char errstr[ERRSTR_SIZE] = "";
+    assert_int_equal(parley_conf_set(client_conf, "endpoint", "ws://127.0.0.1:1", errstr,
+                                     sizeof(errstr)), PARLEY_OK);
+    setenv("PARLEY_API_KEY", "k", 1);
+    parley_client_t *c = parley_client_new(client_conf, errstr, sizeof(errstr));
+    if (!c)
+        fail_msg("parley_client_new: %s", errstr);
+    parley_session_t *s = parley_session_open(c, "options", errstr, sizeof(errstr));
+    assert_non_null(s);
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char conf_err[ERRSTR_SIZE] = "", session_err[ERRSTR_SIZE] = "";
+        parley_err_t by_conf =
+            parley_conf_set(conf, "max_tokens", values[i], conf_err, sizeof(conf_err));
+        parley_err_t by_session =
+            parley_session_set(s, "max_tokens", values[i], session_err, sizeof(session_err));
+        if (by_conf != by_session)
+            fail_msg("max_tokens \"%s\": the property says %s, the session option %s",
+                     values[i], parley_err2name(by_conf), parley_err2name(by_session));
+        assert_string_equal(session_err, conf_err);
+    }
+    assert_int_equal(parley_session_set(s, "max_tokens", "", errstr, sizeof(errstr)),
+                     PARLEY_OK); /* empty: back to the client's */
+    parley_session_close(s);
+    parley_client_destroy(c);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -983,6 +1120,10 @@ int main(void)
         T(test_key_never_in_errstr),
         T(test_finalize_cross_checks),
         T(test_finalize_dialect),
+        T(test_header_values_refused_with_controls),
+        T(test_model_and_system_must_be_utf8),
+        T(test_key_file_fifo_refused_without_blocking),
+        T(test_session_max_tokens_parsed_as_conf),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

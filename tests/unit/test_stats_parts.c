@@ -15,6 +15,7 @@
 
 #include "histogram.h"
 #include "json_writer.h"
+#include "safe_text.h"
 #include "stats.h"
 
 static void buckets_cover_every_value_tightly(void **state)
@@ -140,10 +141,11 @@ static void endpoint_without_credentials(void **state)
         {"wss://user:secret@example.com/v1/stream?key=abc#x", "wss://example.com/v1/stream"},
         {"https://api.example.com", "https://api.example.com"},
         {"http://token@host:1?x=@y", "http://host:1"},
+        {"wss://user:p@ss@example.com/v1", "wss://example.com/v1"}, /* the last '@' */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char out[128];
-        pl_stats_safe_url(cases[i][0], out, sizeof(out));
+        pl_safe_url(cases[i][0], out, sizeof(out));
         assert_string_equal(out, cases[i][1]);
     }
 }
