@@ -70,6 +70,7 @@ typedef enum parley_err {
     PARLEY_ERR_FORBIDDEN,       /* HTTP 403: the key may not do this */
     PARLEY_ERR_NOT_FOUND,       /* HTTP 404: no such path or model */
     PARLEY_ERR_TLS,             /* TLS: the certificate or key was refused */
+    PARLEY_ERR_REPLY_TOO_LARGE, /* the reply grew past reply.max.bytes */
     PARLEY_ERR__COUNT           /* number of codes; not an error */
 } parley_err_t;
 

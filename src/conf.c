@@ -166,6 +166,17 @@ static const pl_prop pl_props[] = {
      "A request with no ack, text or done for this long is resumed on "
      "another connection; 0: off",
      NULL},
+    {"stall.ping.timeout.ms", PL_PROP_INT, PL_OFF(stall_ping_timeout_ms), 1,
+     600000, "3000",
+     "After a stall, time the connection has to answer a Ping; without a "
+     "Pong it is dead: it is closed and every request on it resumes on a "
+     "fresh connection",
+     NULL},
+    {"reply.max.bytes", PL_PROP_INT64, PL_OFF(reply_max_bytes), 1024,
+     INT64_C(1) << 40, "16777216",
+     "Largest reply accepted, in bytes of text; a longer one fails its "
+     "request (PARLEY_ERR_REPLY_TOO_LARGE) instead of growing memory",
+     NULL},
     {"session.queue.max", PL_PROP_INT, PL_OFF(session_queue_max), 1, 1000000,
      "1024", "Turns one session may hold unfinished (in flight and waiting)",
      NULL},

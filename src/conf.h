@@ -47,6 +47,8 @@ struct parley_conf {
     int reconnect_backoff_max_ms; /* "reconnect.backoff.max.ms", 1..3600000, default 10000 */
     int request_timeout_ms;    /* "request.timeout.ms", 0..86400000, default 300000 */
     int stall_timeout_ms;      /* "stall.timeout.ms", 0..3600000, default 30000 */
+    int stall_ping_timeout_ms; /* "stall.ping.timeout.ms", 1..600000, default 3000 */
+    int64_t reply_max_bytes;   /* "reply.max.bytes", 1024..(1<<40), default 16 MiB */
     int session_queue_max;     /* "session.queue.max", 1..1000000, default 1024 */
     int max_inflight_requests; /* "max.inflight.requests", 1..10000000, default 100000 */
     int http_idle_connections; /* "http.idle.connections", 1..1000000, default 1024 */

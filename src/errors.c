@@ -29,6 +29,7 @@ static const struct {
     [PARLEY_ERR_FORBIDDEN] = {"FORBIDDEN", "the API key is not allowed to do this"},
     [PARLEY_ERR_NOT_FOUND] = {"NOT_FOUND", "the server has no such path or model"},
     [PARLEY_ERR_TLS] = {"TLS", "the TLS handshake failed: certificate, host name or key"},
+    [PARLEY_ERR_REPLY_TOO_LARGE] = {"REPLY_TOO_LARGE", "the reply is longer than reply.max.bytes"},
 };
 
 const char *parley_err2str(parley_err_t err)

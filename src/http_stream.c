@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "route.h"
 
 #define ERROR_BODY_MAX 16384
@@ -107,6 +108,7 @@ static void on_header_line(pl_http_stream *s, const char *line, size_t len)
 
 static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
 {
+    ((pl_http_stream *)userdata)->last_rx_ms = pl_monotonic_ms();
     on_header_line(userdata, line, size * n);
     return size * n;
 }
@@ -173,6 +175,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
     size_t len = size * n;
     if (s->state == PL_HTTP_ABANDONED)
         return 0; /* ends the transfer */
+    s->last_rx_ms = pl_monotonic_ms();
     if (s->status != 200 || !s->event_stream) {
         /* An error answer (or not a stream): keep its body to explain it. */
         size_t room = ERROR_BODY_MAX - s->error_body.len;
@@ -281,6 +284,8 @@ static int stream_begin(pl_http_stream *s, struct pl_route *r)
     s->retry_after_ms = -1;
     s->should_retry = -1;
     s->request_id[0] = '\0';
+    s->last_rx_ms = 0;
+    curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 0L);
     pl_sse_reset(&s->sse);
     pl_stream_state_reset(&s->decoder);
     pl_buf_reset(&s->error_body);
@@ -350,6 +355,19 @@ pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi, pl_http_config *cf
         return NULL;
     }
     return s;
+}
+
+curl_off_t pl_http_conn_id(pl_http_stream *s)
+{
+    curl_off_t id = -1;
+    if (curl_easy_getinfo(s->easy, CURLINFO_CONN_ID, &id) != CURLE_OK)
+        return -1;
+    return id;
+}
+
+void pl_http_condemn_conn(pl_http_stream *s)
+{
+    curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 1L);
 }
 
 void pl_http_release(pl_http_stream *s)

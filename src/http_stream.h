@@ -63,6 +63,7 @@ typedef struct pl_http_stream {
     pl_sse_parser sse;
     pl_stream_state decoder;
     pl_buf error_body;          /* a non-200 answer's body, bounded */
+    int64_t last_rx_ms;         /* the last header or body bytes; 0: none yet */
 } pl_http_stream;
 
 /* Build the configuration; url gets the dialect's path when the endpoint
@@ -94,6 +95,14 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc);
  * decided inside a callback). Outside callbacks the transfer is removed at
  * once (the stream kept or freed); inside, it stops at the next callback. */
 void pl_http_release(pl_http_stream *s);
+
+/* The id of the connection the transfer uses (libcurl's CURLINFO_CONN_ID),
+ * or -1 before it has one: streams that share an HTTP/2 connection share it. */
+curl_off_t pl_http_conn_id(pl_http_stream *s);
+
+/* The stream's connection is dead: once its last transfer is released it is
+ * closed, not kept for reuse, so that no retry is handed it back. */
+void pl_http_condemn_conn(pl_http_stream *s);
 
 /* Implemented by the I/O thread; done and failed detach the route. */
 void pl_io_http_text(struct pl_io *io, struct pl_route *r, const char *text,

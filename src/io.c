@@ -7,7 +7,10 @@
  * fails, or that the server turns away with a retryable error, or that makes
  * no progress for stall.timeout.ms, is sent again with the same id and
  * resume_from = pieces delivered, after a backoff, until retry.max.attempts
- * sends in a row made no progress or request.timeout.ms passed.
+ * sends in a row failed for a reason of its own or request.timeout.ms
+ * passed. A stall first puts its connection on trial (a Ping): a dead
+ * connection is replaced and its requests resume free of charge; a live one
+ * means the request alone was slow.
  */
 #include "io.h"
 
@@ -41,7 +44,14 @@
 #define SEND_FAILURE_GRACE_MS 250
 /* Penalties that steer new requests away from a connection (pick_conn). */
 #define AVOID_PENALTY (1u << 20)
+#define SUSPECT_PENALTY (1u << 22)
 #define BACKOFF_PENALTY (1u << 24)
+/* A server's retry_after_ms is obeyed up to this (the vendors' SDKs cap
+ * retry-after at 60 s too); larger values, 2^63-1 included, are clamped. */
+#define RETRY_AFTER_MAX_MS 60000
+/* A server that skips pieces gets this many repeats per request; past them
+ * the request fails rather than the repeats filling the send queue. */
+#define GAP_REPEATS_MAX 16
 
 struct pl_io {
     parley_client_t *client;
@@ -234,8 +244,10 @@ static int64_t route_due(const pl_io *io, const pl_route *r)
     int64_t due = INT64_MAX;
     if (r->waiting)
         due = r->retry_at_ms;
-    else if (io->conf->stall_timeout_ms > 0)
+    else if (io->conf->stall_timeout_ms > 0 && route_sent(r) && !r->stalled)
         due = r->progress_ms + io->conf->stall_timeout_ms;
+    /* Otherwise the connection's handshake or trial has its own clock
+     * (tend_conn), and the deadline bounds the wait. */
     if (r->deadline_ms && r->deadline_ms < due)
         due = r->deadline_ms;
     return due;
@@ -248,6 +260,11 @@ static void route_arm(pl_io *io, pl_route *r)
     int64_t due = route_due(io, r);
     if (due == INT64_MAX || (r->armed_ms && r->armed_ms <= due))
         return;
+    /* Never in the past: an entry already due would be popped again by the
+     * same run_timers pass, forever. */
+    int64_t now = pl_monotonic_ms();
+    if (due <= now)
+        due = now + 1;
     r->armed_ms = due;
     pl_timer_push(&io->timers, (pl_timer){due, r->id, ++r->timer_gen});
 }
@@ -256,6 +273,10 @@ static void route_arm(pl_io *io, pl_route *r)
  * one, else the backoff for its attempts so far. */
 static void route_wait(pl_io *io, pl_route *r, int64_t now, int64_t delay_ms)
 {
+    if (delay_ms > RETRY_AFTER_MAX_MS)
+        delay_ms = RETRY_AFTER_MAX_MS;
+    if (delay_ms < 0)
+        delay_ms = 0;
     route_detach(r);
     r->waiting = true;
     r->acked = false;
@@ -300,6 +321,8 @@ static pl_ws_conn *pick_conn(pl_io *io, const pl_ws_conn *avoid, int64_t now)
         uint64_t load = c->inflight;
         if (c == avoid)
             load += AVOID_PENALTY;
+        if (c->suspect_since_ms)
+            load += SUSPECT_PENALTY;
         if (conn_in_backoff(c, now))
             load += BACKOFF_PENALTY;
         if (load < best_load) {
@@ -351,7 +374,19 @@ static void http_place(pl_io *io, pl_route *r)
 /* Send (or send again) a route on the best connection. */
 static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t now)
 {
+    pl_ws_conn *conn = NULL;
+    if (io->conf->dialect == PL_DIALECT_NATIVE) {
+        conn = pick_conn(io, avoid, now);
+        if (conn->suspect_since_ms) {
+            /* Every connection is on trial: wait for a verdict rather than
+             * send on one that may be dead. Not an attempt. */
+            route_wait(io, r, now, conn->suspect_since_ms +
+                                   io->conf->stall_ping_timeout_ms - now + 1);
+            return;
+        }
+    }
     r->waiting = false;
+    r->stalled = false;
     r->acked = false;
     if (r->attempts++ > 0 || r->next_seq > 0) {
         pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
@@ -365,7 +400,6 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
         http_place(io, r);
         return;
     }
-    pl_ws_conn *conn = pick_conn(io, avoid, now);
     r->conn = conn;
     conn->inflight++;
     route_send(r);
@@ -374,13 +408,22 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
         open_conn(io, conn); /* on failure the route waits or has failed */
 }
 
+/* For a pass over the routes of one connection. */
+typedef struct conn_routes {
+    pl_io *io;
+    pl_ws_conn *conn;
+    int64_t now;
+} conn_routes;
+
 typedef struct conn_loss {
     pl_io *io;
     pl_ws_conn *conn;
     parley_err_t err;
     const char *msg;
     bool retryable;
-    bool was_useful; /* it delivered messages before it broke */
+    /* The connection delivered pieces before it broke, or was found dead
+     * (silent, or no Pong after a stall): the network's failure. */
+    bool not_their_fault;
     int64_t now;
 } conn_loss;
 
@@ -397,39 +440,58 @@ static void requeue_if_on_conn(pl_route *r, void *arg)
         route_fail(l->io, r, l->err, l->msg);
         return;
     }
-    /* A connection that worked and broke is the network's failure, not the
-     * request's: the send is not held against it (request.timeout.ms still
-     * bounds it). Otherwise the request may have been what broke it. */
-    if (l->was_useful) {
+    /* A connection that worked and broke, or went silent, is the network's
+     * failure, not the request's: the send is not held against it
+     * (request.timeout.ms still bounds it). Otherwise the request may have
+     * been what broke it (an ack alone proves nothing: a server may ack and
+     * drop every time). */
+    if (l->not_their_fault) {
         if (r->attempts > 0)
             r->attempts--;
     } else if (!route_may_retry(l->io, r, l->err, l->msg)) {
         return;
     }
-    /* A working connection that broke: resume at once elsewhere or on its
-     * replacement. A connection that never worked: back off first. */
-    route_wait(l->io, r, l->now, l->was_useful ? 0 : retry_delay(l->io, r));
+    /* Resume at once elsewhere or on the replacement, which backs off by
+     * itself when it keeps failing; a connection that never worked: the
+     * request backs off too. */
+    route_wait(l->io, r, l->now, l->not_their_fault ? 0 : retry_delay(l->io, r));
 }
 
 /* The connection ended: its requests are sent again (or fail when they may
  * not be), and it reconnects after a backoff when requests need it. */
-static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
-                      const char *msg, bool retryable)
+static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *msg,
+                     bool retryable, bool found_dead)
 {
     int64_t now = pl_monotonic_ms();
-    bool was_open = conn->state == PL_WS_OPEN;
-    conn_loss l = {io, conn, err, msg, retryable, was_open && conn->delivered > 0, now};
+    bool delivered = conn->state == PL_WS_OPEN && conn->delivered > 0;
+    conn_loss l = {io, conn, err, msg, retryable, found_dead || delivered, now};
     pl_log(io->client, PARLEY_LOG_WARNING, "conn", "connection %u: %s (%u request%s on it)",
            conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s");
     pl_ws_conn_reset(conn);
-    conn->failures++;
-    /* The first reconnect after a working connection is immediate. */
+    conn->suspect_since_ms = 0;
+    /* The first reconnect after a connection that completed replies is
+     * immediate; every further one, whatever broke the connection, waits
+     * longer: no reconnect storm (failures is reset only by a done). */
     conn->reconnect_at_ms =
-        l.was_useful ? now
-                   : now + pl_backoff_ms(conn->failures, io->conf->reconnect_backoff_ms,
-                                         io->conf->reconnect_backoff_max_ms, &io->rng);
+        conn->failures++ == 0
+            ? now
+            : now + pl_backoff_ms(conn->failures - 1, io->conf->reconnect_backoff_ms,
+                                  io->conf->reconnect_backoff_max_ms, &io->rng);
     PL_COUNT(io->client, errors, 1);
     pl_route_foreach(&io->routes, requeue_if_on_conn, &l);
+}
+
+static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
+                      const char *msg, bool retryable)
+{
+    conn_end(io, conn, err, msg, retryable, false);
+}
+
+/* The connection went silent: it is replaced, and its requests resume
+ * without losing an attempt. */
+static void conn_found_dead(pl_io *io, pl_ws_conn *conn, const char *msg)
+{
+    conn_end(io, conn, PARLEY_ERR_CONNECTION_LOST, msg, true, true);
 }
 
 /* Called inside curl callbacks: the failure is carried out by the loop. */
@@ -531,8 +593,20 @@ static pl_route *route_for(pl_io *io, pl_ws_conn *conn, bool has_id, uint64_t id
 
 static void progress(pl_route *r)
 {
+    r->stalled = false;
     r->progress_ms = pl_monotonic_ms();
     r->attempts = 1; /* this send is working: retries count afresh */
+}
+
+/* The requests queued on a connection go out now that it is open: their
+ * stall time counts from here, not from the handshake. */
+static void start_stall_clock(pl_route *r, void *arg)
+{
+    conn_routes *cr = arg;
+    if (r->conn != cr->conn || r->waiting)
+        return;
+    r->progress_ms = cr->now;
+    route_arm(cr->io, r);
 }
 
 static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
@@ -563,6 +637,8 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     if (m->max_message_bytes && m->max_message_bytes < conn->max_message_bytes)
         conn->max_message_bytes = m->max_message_bytes;
     PL_COUNT(io->client, connections_opened, 1);
+    conn_routes cr = {io, conn, pl_monotonic_ms()};
+    pl_route_foreach(&io->routes, start_stall_clock, &cr);
 }
 
 static void on_ack(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
@@ -579,16 +655,73 @@ static void on_ack(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
 }
 
+/* Pieces are missing (a seq gap, or done's seq_end beyond what arrived): ask
+ * again from the first missing one (protocol 6), once per position: the
+ * repeat's own stream answers every later gap message of the old one. */
+static void repeat_for_gap(pl_io *io, pl_route *r)
+{
+    if (r->repeat_from == r->next_seq)
+        return;
+    if (++r->gap_repeats > GAP_REPEATS_MAX) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the server skipped pieces of the reply %u times; the "
+                 "request gave up", GAP_REPEATS_MAX);
+        PL_COUNT(io->client, errors, 1);
+        if (r->conn && r->conn->state == PL_WS_OPEN)
+            send_cancel(r->conn, r->id);
+        route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
+        return;
+    }
+    r->repeat_from = r->next_seq;
+    route_send(r);
+}
+
+/* Whether a message about r may be believed: one that names another session
+ * than the request's is the server's mistake, and fails the request. */
+static bool session_matches(pl_io *io, pl_route *r, const pl_server_msg *m)
+{
+    if (!m->session || !strcmp(m->session, r->session->id))
+        return true;
+    char msg[400];
+    snprintf(msg, sizeof(msg), "invalid message from the server: request %llu belongs to "
+             "session \"%s\", not \"%.128s\"", (unsigned long long)r->id, r->session->id,
+             m->session);
+    PL_COUNT(io->client, errors, 1);
+    if (r->conn && r->conn->state == PL_WS_OPEN)
+        send_cancel(r->conn, r->id);
+    route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
+    return false;
+}
+
+/* Count a piece against reply.max.bytes; false when the request failed. */
+static bool reply_within_bound(pl_io *io, pl_route *r, size_t len)
+{
+    r->reply_bytes += len;
+    if (r->reply_bytes <= (uint64_t)io->conf->reply_max_bytes)
+        return true;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "the reply grew past reply.max.bytes (%lld bytes) and was "
+             "abandoned", (long long)io->conf->reply_max_bytes);
+    PL_COUNT(io->client, errors, 1);
+    if (r->conn && r->conn->state == PL_WS_OPEN)
+        send_cancel(r->conn, r->id); /* stop the server's work too */
+    route_fail(io, r, PARLEY_ERR_REPLY_TOO_LARGE, msg);
+    return false;
+}
+
 static void on_text(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
     pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r || m->seq < r->next_seq)
         return; /* stale, or a piece already delivered */
+    if (!session_matches(io, r, m))
+        return;
     if (m->seq > r->next_seq) {
-        /* A gap: ask again from the first missing piece (protocol 6). */
-        route_send(r);
+        repeat_for_gap(io, r);
         return;
     }
+    if (!reply_within_bound(io, r, m->content_len))
+        return;
     pl_session_post_text(r->session, r->id, m->seq, m->content, m->content_len);
     r->next_seq++;
     progress(r);
@@ -613,8 +746,10 @@ static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
         return;
     }
+    if (!session_matches(io, r, m))
+        return;
     if (m->has_seq_end && m->seq_end > r->next_seq) {
-        route_send(r); /* pieces are missing: have them sent again */
+        repeat_for_gap(io, r);
         return;
     }
     pl_route_remove(&io->routes, r->id);
@@ -740,9 +875,12 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
         }
         return;
     }
-    /* A connection is counted as working once it delivers more than hello:
-     * one that says hello and breaks still backs off. */
-    if (m.type != PL_SMSG_HELLO && conn->delivered++ == 0)
+    /* Pieces show the connection works (its loss then costs its requests
+     * no attempt); a completed reply shows the server does (its reconnects
+     * start over without delay). An ack alone shows neither. */
+    if (m.type == PL_SMSG_TEXT || m.type == PL_SMSG_DONE)
+        conn->delivered++;
+    if (m.type == PL_SMSG_DONE)
         conn->failures = 0;
     switch (m.type) {
     case PL_SMSG_HELLO: on_hello(io, conn, &m); break;
@@ -762,7 +900,8 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
 
 void pl_io_http_text(pl_io *io, pl_route *r, const char *text, size_t len)
 {
-    (void)io;
+    if (!reply_within_bound(io, r, len))
+        return;
     pl_session_post_text(r->session, r->id, r->next_seq, text, len);
     r->next_seq++;
     progress(r);
@@ -801,6 +940,7 @@ static void accept_send(pl_io *io, pl_io_request *req, int64_t now)
 {
     pl_route *r = pl_xcalloc(1, sizeof(*r));
     r->id = req->id;
+    r->repeat_from = UINT32_MAX;
     r->session = req->session; /* the request's reference moves to the route */
     r->frame = req->frame;
     r->frame_len = req->frame_len;
@@ -856,6 +996,154 @@ static void drain_submissions(pl_io *io)
     }
 }
 
+/* ---- stalls: a connection on trial ----------------------------------------- */
+
+/* A request on the connection stalled: a Ping tells whether the connection
+ * still carries anything (tend_conn reads the verdict). */
+static void put_on_trial(pl_io *io, pl_ws_conn *conn, int64_t now)
+{
+    if (conn->suspect_since_ms)
+        return; /* one trial at a time: its Ping answers for every request */
+    conn->suspect_since_ms = now;
+    pl_ws_conn_queue_control(conn, CURLWS_PING, "stall", 5);
+    pl_log(io->client, PARLEY_LOG_NOTICE, "conn",
+           "connection %u: a request stalled; a Ping tells whether the connection is dead "
+           "(stall.ping.timeout.ms %d)", conn->index, io->conf->stall_ping_timeout_ms);
+}
+
+/* The connection answered: its stalled requests were slow on their own and
+ * are sent again elsewhere, at the cost of an attempt each. */
+static void resume_stalled_elsewhere(pl_route *r, void *arg)
+{
+    conn_routes *cr = arg;
+    if (r->conn != cr->conn || !r->stalled)
+        return;
+    r->stalled = false;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
+             (long long)(cr->now - r->progress_ms));
+    if (!route_may_retry(cr->io, r, PARLEY_ERR_TIMED_OUT, msg))
+        return;
+    route_detach(r);
+    route_place(cr->io, r, cr->conn, cr->now); /* a repeat: the newest wins */
+}
+
+static void conn_acquitted(pl_io *io, pl_ws_conn *conn, int64_t now)
+{
+    conn->suspect_since_ms = 0;
+    pl_log(io->client, PARLEY_LOG_INFO, "conn",
+           "connection %u answered the Ping: the stalled requests move elsewhere",
+           conn->index);
+    conn_routes cr = {io, conn, now};
+    pl_route_foreach(&io->routes, resume_stalled_elsewhere, &cr);
+}
+
+/* The trial's verdict, when there is one. Returns ms until it is due. */
+static int64_t judge_conn(pl_io *io, pl_ws_conn *conn, int64_t now)
+{
+    if (conn->last_pong_ms >= conn->suspect_since_ms) {
+        conn_acquitted(io, conn, now);
+        return IO_POLL_MAX_MS;
+    }
+    int64_t left = conn->suspect_since_ms + io->conf->stall_ping_timeout_ms - now;
+    if (left > 0)
+        return left;
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "connection to %s is dead: a request stalled and a Ping got no Pong within "
+             "%d ms (stall.ping.timeout.ms)", io->conf->endpoint,
+             io->conf->stall_ping_timeout_ms);
+    conn_found_dead(io, conn, msg);
+    return 0;
+}
+
+/* ---- stalls over HTTP ---------------------------------------------------- */
+
+/*
+ * libcurl offers no Ping of a given HTTP/2 connection; the stalled stream
+ * and its neighbours are the witnesses instead. A stream that heard nothing
+ * at all, not even the answer's headers, was never taken up: the silence is
+ * the connection's (or a frozen server's), not the request's. Streams that
+ * share the connection and heard nothing within the stall timeout either
+ * mean the connection is dead; one that heard anything (an SSE ping
+ * included) means it lives and the request alone was slow.
+ */
+typedef struct http_trial {
+    pl_io *io;
+    pl_route *stalled;
+    curl_off_t conn_id;
+    int64_t now;
+    unsigned silent_witnesses;
+    bool alive;
+    bool stalled_pays;  /* the stalled request loses an attempt */
+} http_trial;
+
+static void question_witness(pl_route *r, void *arg)
+{
+    http_trial *t = arg;
+    if (r == t->stalled || !r->http || pl_http_conn_id(r->http) != t->conn_id)
+        return;
+    if (r->http->last_rx_ms > t->now - t->io->conf->stall_timeout_ms)
+        t->alive = true;
+    else
+        t->silent_witnesses++;
+}
+
+/* Every request on the dead connection leaves it, the connection is closed
+ * behind the last one, and those that had received no piece start again
+ * (the others cannot resume over HTTP). */
+static void leave_dead_http_conn(pl_route *r, void *arg)
+{
+    http_trial *t = arg;
+    if (!r->http || pl_http_conn_id(r->http) != t->conn_id)
+        return;
+    pl_http_condemn_conn(r->http);
+    if (r->next_seq > 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "the connection went silent after %u piece%s; HTTP "
+                 "streaming APIs cannot resume a reply", r->next_seq,
+                 r->next_seq == 1 ? "" : "s");
+        route_fail(t->io, r, PARLEY_ERR_CONNECTION_LOST, msg);
+        return;
+    }
+    if ((r != t->stalled || !t->stalled_pays) && r->attempts > 0)
+        r->attempts--; /* the connection's fault: the send is not counted */
+    route_wait(t->io, r, t->now, 0);
+}
+
+static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
+{
+    http_trial t = {io, r, pl_http_conn_id(r->http), now, 0, false, false};
+    if (t.conn_id >= 0)
+        pl_route_foreach(&io->routes, question_witness, &t);
+    if (t.alive) {
+        /* The connection lives: the request alone was slow. */
+        if (!route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
+            return;
+        route_detach(r);
+        route_place(io, r, NULL, now);
+        return;
+    }
+    /* Answered and then alone in its silence, the request may be what the
+     * server chokes on: it pays. The connection goes either way. */
+    pl_http_condemn_conn(r->http);
+    t.stalled_pays = r->http->last_rx_ms > 0 && t.silent_witnesses == 0;
+    if (t.stalled_pays && !route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
+        return;
+    if (t.conn_id < 0) {
+        route_wait(io, r, now, 0); /* no connection to take the others off */
+        if (!t.stalled_pays && r->attempts > 0)
+            r->attempts--;
+        return;
+    }
+    pl_log(io->client, PARLEY_LOG_WARNING, "conn",
+           "an HTTP connection to %s went silent (%u stream%s on it heard nothing for %d ms): "
+           "it is closed and its requests start again", io->conf->endpoint,
+           t.silent_witnesses + 1, t.silent_witnesses ? "s" : "",
+           io->conf->stall_timeout_ms);
+    pl_route_foreach(&io->routes, leave_dead_http_conn, &t);
+}
+
 /* ---- timers ------------------------------------------------------------- */
 
 /* A route's timer fired: deadline, retry or stall, whichever is due. */
@@ -876,7 +1164,8 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
         return;
     }
     int64_t stall = io->conf->stall_timeout_ms;
-    if (!r->waiting && stall > 0 && now - r->progress_ms >= stall && route_sent(r)) {
+    if (!r->waiting && !r->stalled && stall > 0 && now - r->progress_ms >= stall &&
+        route_sent(r)) {
         PL_COUNT(io->client, stalls, 1);
         char msg[160];
         snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
@@ -895,11 +1184,13 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
             route_fail(io, r, PARLEY_ERR_TIMED_OUT, full);
             return;
         }
-        if (!route_may_retry(io, r, PARLEY_ERR_TIMED_OUT, msg))
+        if (r->http) {
+            http_stalled(io, r, now, msg);
             return;
-        pl_ws_conn *stalled_on = r->conn;
-        route_detach(r);
-        route_place(io, r, stalled_on, now); /* a repeat: the newest wins */
+        }
+        put_on_trial(io, r->conn, now);
+        r->stalled = true; /* the verdict moves it (conn_acquitted, conn_end) */
+        route_arm(io, r);
         return;
     }
     route_arm(io, r);
@@ -956,7 +1247,7 @@ static int64_t heartbeat(pl_io *io, pl_ws_conn *conn, int64_t now)
         snprintf(msg, sizeof(msg),
                  "connection to %s lost: nothing received for %lld ms",
                  io->conf->endpoint, (long long)(now - conn->last_rx_ms));
-        conn_lost(io, conn, PARLEY_ERR_CONNECTION_LOST, msg, true);
+        conn_found_dead(io, conn, msg);
         return IO_POLL_MAX_MS;
     }
     if (now - conn->last_ping_ms >= interval) {
@@ -982,9 +1273,30 @@ static int64_t tend_conn(pl_io *io, pl_ws_conn *conn, int64_t now,
         conn_ended(io, conn, CURLE_OK);
         return 0;
     }
+    if (conn->state == PL_WS_CONNECTING &&
+        now - conn->opened_at_ms >= io->conf->connect_timeout_ms) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no %s from %s within connect.timeout.ms (%d ms)",
+                 conn->upgraded ? "hello" : "answer to the WebSocket upgrade",
+                 io->conf->endpoint, io->conf->connect_timeout_ms);
+        conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
+        return 0;
+    }
     int64_t due = heartbeat(io, conn, now);
     if (conn->state == PL_WS_IDLE)
         return 0;
+    if (conn->state == PL_WS_CONNECTING) {
+        int64_t left = conn->opened_at_ms + io->conf->connect_timeout_ms - now;
+        if (left < due)
+            due = left;
+    }
+    if (conn->suspect_since_ms) {
+        int64_t left = judge_conn(io, conn, now);
+        if (conn->state == PL_WS_IDLE)
+            return 0;
+        if (left < due)
+            due = left;
+    }
     flush_conn(io, conn);
     if (conn->failed) {
         int64_t left = conn->failed_at_ms + SEND_FAILURE_GRACE_MS - now;

@@ -22,10 +22,14 @@ typedef struct pl_route {
     struct pl_ws_conn *conn;   /* native: the connection it was last sent on */
     struct pl_http_stream *http; /* HTTP dialects: the request under way */
     uint32_t next_seq;         /* pieces delivered so far */
+    uint32_t repeat_from;      /* a gap repeat asked from here; UINT32_MAX: none */
+    unsigned gap_repeats;      /* repeats asked because of gaps, in all */
+    uint64_t reply_bytes;      /* text delivered, against reply.max.bytes */
     bool acked;                /* by the server, on the current send */
     bool ever_acked;           /* on any send */
     bool waiting;              /* on no connection until retry_at_ms */
     bool cancelling;           /* the caller cancelled it */
+    bool stalled;              /* stalled: its connection's Ping decides */
     int attempts;              /* sends since the last progress, this one included */
     int64_t retry_at_ms;
     int64_t deadline_ms;       /* 0: none */

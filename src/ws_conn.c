@@ -150,6 +150,7 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
             pl_ws_conn_queue_control(conn, CURLWS_PONG, len ? ptr : "p", len ? len : 1);
     } else if (meta->flags & CURLWS_PONG) {
         conn->stats.rtt_ms = conn->last_rx_ms - conn->last_ping_ms;
+        conn->last_pong_ms = conn->last_rx_ms;
     } else if (meta->flags & CURLWS_CLOSE) {
         conn->peer_closed = true;
     } else if (meta->flags & (CURLWS_TEXT | CURLWS_BINARY | CURLWS_CONT)) {
@@ -215,7 +216,9 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     conn->max_message_bytes = max_message_bytes;
     conn->heartbeat_s = 0;
     conn->delivered = 0;
-    conn->last_rx_ms = conn->last_ping_ms = pl_monotonic_ms();
+    conn->last_rx_ms = conn->last_ping_ms = conn->opened_at_ms = pl_monotonic_ms();
+    conn->last_pong_ms = 0;
+    conn->suspect_since_ms = 0;
     if (curl_multi_add_handle(pl_io_multi(conn->io), e) != CURLM_OK) {
         snprintf(conn->errbuf, sizeof(conn->errbuf), "curl_multi_add_handle failed");
         pl_ws_conn_reset(conn);

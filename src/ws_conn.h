@@ -79,12 +79,18 @@ typedef struct pl_ws_conn {
     char doom_msg[256];
 
     unsigned inflight;      /* requests routed to this connection */
-    int failures;           /* consecutive failures; reset by hello */
-    uint64_t delivered;     /* messages after hello: the connection was useful */
+    int failures;           /* losses since it last completed a reply */
+    uint64_t delivered;     /* text and done messages: the connection was useful */
     int64_t reconnect_at_ms; /* no new connection before this */
     uint64_t max_message_bytes;
     unsigned heartbeat_s;   /* from hello; 0 when absent */
     int64_t last_rx_ms, last_ping_ms;
+    int64_t last_pong_ms;
+    int64_t opened_at_ms;   /* the transfer started: the handshake's clock */
+    /* A request on it stalled at this time and a Ping went out: a Pong
+     * after it clears the connection, none within stall.ping.timeout.ms
+     * condemns it. 0: not suspect. */
+    int64_t suspect_since_ms;
 
     /* For the statistics (docs/statistics.md); over every transfer of this
      * connection slot, kept by pl_ws_conn_reset(). */

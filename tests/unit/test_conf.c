@@ -45,7 +45,7 @@ static const char *const all_props[] = {
     "compression", "compression.dict",
     "retry.backoff.ms", "retry.backoff.max.ms",
     "reconnect.backoff.ms", "reconnect.backoff.max.ms",
-    "request.timeout.ms", "stall.timeout.ms",
+    "request.timeout.ms", "stall.timeout.ms", "stall.ping.timeout.ms", "reply.max.bytes",
     "session.queue.max", "max.inflight.requests",
     "max.queued.bytes", "statistics.interval.ms", "http.idle.connections"};
 
