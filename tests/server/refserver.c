@@ -92,6 +92,8 @@ struct outmsg {
     uint64_t req_id;      /* request whose stream it belongs to; 0: none */
     int is_text;          /* a `text` piece (or its faulty stand-in) */
     int binary;           /* a compressed message, sent as a binary frame */
+    int drop_here;        /* no message: drop_every's mark, the connection
+                             drops once what precedes it is written */
     size_t len;
     unsigned char buf[];  /* LWS_PRE bytes of headroom, then the JSON */
 };
@@ -145,6 +147,8 @@ struct request {
     int stalled;             /* stall_every: acked, generation waits for a repeat */
     int error_pending;       /* error_every: fails once error_at pieces exist */
     size_t error_at;
+    int drop_pending;        /* drop_every: drops its connection once... */
+    size_t drop_at;          /* ...this many pieces exist */
 };
 
 /* Chained hash table id -> request, 2^bits buckets. */
@@ -442,11 +446,11 @@ static double fault_random(struct fault_state *fs)
 
 enum request_fault {
     REQUEST_SERVE, REQUEST_REJECT, REQUEST_STALL, REQUEST_SILENCE,
-    REQUEST_ERROR
+    REQUEST_ERROR, REQUEST_DROP
 };
 
 /* Counts one new request and says what the knobs make of it (when several
- * hit it: reject, then silence, stall, error). */
+ * hit it: reject, then silence, stall, drop, error). */
 static enum request_fault next_request_fault(pl_refserver *srv)
 {
     struct fault_state *fs = faults(srv);
@@ -460,6 +464,8 @@ static enum request_fault next_request_fault(pl_refserver *srv)
         return REQUEST_SILENCE;
     if (every(f->stall_every, n))
         return REQUEST_STALL;
+    if (every(f->drop_every, n))
+        return REQUEST_DROP;
     return every(f->error_every, n) ? REQUEST_ERROR : REQUEST_SERVE;
 }
 
@@ -492,6 +498,7 @@ static struct outmsg *outmsg_new(uint64_t req_id, int is_text, size_t len)
     m->req_id = req_id;
     m->is_text = is_text;
     m->binary = 0;
+    m->drop_here = 0;
     m->len = len;
     return m;
 }
@@ -671,7 +678,7 @@ static int write_batch(struct conn *c)
     unsigned char *start = c->srv->tx + LWS_PRE, *p = start;
     size_t frag = fragment_size(c);
 
-    while (c->out_head && !c->drop_pending &&
+    while (c->out_head && !c->drop_pending && !c->out_head->drop_here &&
            wire_len(c->out_head, frag) <= (size_t)(start + PL_TX_BATCH - p)) {
         struct outmsg *m = queue_pop(c);
         p = put_message(p, m, frag);
@@ -706,6 +713,11 @@ static int conn_drain(struct conn *c)
     if (c->silent)
         return 0; /* its messages wait for ever (a repeat purges them) */
     while (c->out_head && !c->drop_pending && budget--) {
+        if (c->out_head->drop_here) {
+            free(queue_pop(c));
+            c->drop_pending = 1;
+            break;
+        }
         /* A message too big for a batch goes alone, unfragmented. */
         int n = c->batch_frames &&
                         wire_len(c->out_head, fragment_size(c)) <= PL_TX_BATCH
@@ -1147,20 +1159,45 @@ static int error_due(struct request *r)
     return 1;
 }
 
+/*
+ * drop_every: once drop_at pieces exist, r's connection drops (TCP, no
+ * Close) as soon as what is queued on it so far is written. The generation
+ * goes on, for a repeat to resume.
+ */
+static void drop_due(struct request *r)
+{
+    struct outmsg *m;
+
+    if (!r->drop_pending || r->generated != r->drop_at)
+        return;
+    r->drop_pending = 0;
+    if (!r->conn || r->conn->dropped)
+        return;
+    m = outmsg_new(0, 0, 0);
+    m->drop_here = 1;
+    *r->conn->out_tail = m;
+    r->conn->out_tail = &m->next;
+    lws_callback_on_writable(r->conn->wsi);
+}
+
 /* Produce the next piece (all remaining ones when token_ms is 0). */
 static void gen_step(struct request *r)
 {
     unsigned token_ms = r->srv->opts.token_ms;
 
     do {
+        drop_due(r);
         if (error_due(r))
             return;
         emit_piece(r, r->generated++);
     } while (!token_ms && r->generated < r->npieces);
 
-    if (r->generated < r->npieces)
+    if (r->generated < r->npieces) {
         gen_schedule(r, token_ms);
-    else if (!error_due(r)) /* a fault after the last piece still acts */
+        return;
+    }
+    drop_due(r); /* a fault after the last piece still acts */
+    if (!error_due(r))
         req_finish(r, r->truncated ? "max_tokens" : "end_turn");
 }
 
@@ -1448,6 +1485,10 @@ static void req_begin(struct conn *c, struct json_object *id,
     if (fault == REQUEST_ERROR) {
         r->error_pending = 1;
         r->error_at = faults(c->srv)->k.f.error_after_pieces;
+    }
+    if (fault == REQUEST_DROP) {
+        r->drop_pending = 1;
+        r->drop_at = faults(c->srv)->k.f.drop_after_pieces;
     }
     if (fault == REQUEST_STALL) {
         r->stalled = 1;
@@ -1840,13 +1881,13 @@ static void conn_hard_drop(struct conn *c)
     c->dropped = 1;
 }
 
-/* drop_after_texts, from the writeable callback: -1 has lws close it. */
+/* drop_after_texts or drop_every, from the writeable callback: -1 has lws
+ * close it. */
 static int conn_drop(struct conn *c)
 {
     conn_hard_drop(c);
     COUNT(c->srv, dropped);
-    srv_log(c->srv, "connection dropped after %llu texts (injected fault)",
-            (unsigned long long)c->texts_written);
+    srv_log(c->srv, "connection dropped (injected fault)");
     return -1;
 }
 

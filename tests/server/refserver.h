@@ -119,6 +119,11 @@ typedef struct pl_refserver_faults {
                                     connection: from then on it sends nothing
                                     and reads nothing (Pings go unanswered),
                                     while the TCP connection stays open */
+    unsigned drop_every;         /* every Nth new request drops its
+                                    connection (TCP, no Close) once... */
+    unsigned drop_after_pieces;  /* ...this many of its pieces were written
+                                    (0: right after its ack), with whatever
+                                    was queued before them */
     unsigned fragment_bytes;     /* tiny frames: every message goes out as
                                     fragments (continuation frames) of at most
                                     this many bytes */

@@ -66,10 +66,11 @@ static void usage(FILE *out)
         "  --drop-after-texts K   [ws] drop a connection (the TCP connection\n"
         "                         ends, no Close frame) once K text messages\n"
         "                         were written on it\n"
-        "  --drop-every N         [http] close the connection of every Nth\n"
-        "                         request once --drop-after-pieces pieces of\n"
-        "                         its reply were sent\n"
-        "  --drop-after-pieces K  [http] (default 0: before the first piece)\n"
+        "  --drop-every N         close the connection of every Nth new\n"
+        "                         request (TCP, no Close frame) once\n"
+        "                         --drop-after-pieces pieces of its reply\n"
+        "                         were sent\n"
+        "  --drop-after-pieces K  (default 0: before the first piece)\n"
         "  --stall-every N        every Nth new request gets nothing more: on\n"
         "                         WebSocket after its ack, until the client\n"
         "                         repeats it; on HTTP after --stall-after-pieces\n"
@@ -232,8 +233,8 @@ static unsigned *number_target(struct settings *s, int opt)
     case OPT_MALFORMED_EVERY: return &s->faults.malformed_every;
     case OPT_UNKNOWN_EVERY: return &s->faults.unknown_every;
     case OPT_OVERSIZED_EVERY: return &s->faults.oversized_every;
-    case OPT_DROP_EVERY: return &s->http.drop_every;
-    case OPT_DROP_AFTER_PIECES: return &s->http.drop_after_pieces;
+    case OPT_DROP_EVERY: return &s->faults.drop_every;
+    case OPT_DROP_AFTER_PIECES: return &s->faults.drop_after_pieces;
     case OPT_STALL_AFTER_PIECES: return &s->http.stall_after_pieces;
     case OPT_STALL_CONNECTION_EVERY: return &s->faults.stall_connection_every;
     case OPT_ERROR_EVERY: return &s->faults.error_every;
@@ -353,6 +354,8 @@ static void derive_http_faults(struct settings *s)
                          ? PL_RSHTTP_REJECT_INTERNAL
                          : PL_RSHTTP_REJECT_RATE_LIMITED;
     h->retry_after_ms = f->retry_after_ms;
+    h->drop_every = f->drop_every;
+    h->drop_after_pieces = f->drop_after_pieces;
     h->stall_every = f->stall_every;
     h->error_every = f->error_every;
     h->error_after_pieces = f->error_after_pieces;
