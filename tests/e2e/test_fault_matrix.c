@@ -50,7 +50,7 @@
 #else
 #define SESSIONS 40
 #define TURNS 5
-#define CELL_LIMIT_S 30
+#define CELL_LIMIT_S 45
 #endif
 #define STALL_MS "500"    /* stall.timeout.ms, as in the acceptance */
 /* Silence a connection this often: more of them over a cell than the
@@ -349,39 +349,41 @@ static unsigned load_check(const load *l, const expect *x, cell_result *r)
         for (int t = 0; t < l->turns; t++) {
             uint64_t id = l->ids[i * l->turns + t];
             recorder_entry e = recorder_get(id);
-            char text[96], want[160];
+            char text[96], want[160], who[80];
             load_text(text, sizeof(text), i, t);
             snprintf(want, sizeof(want), "[turn %d] %s", completed + 1, text);
+            /* The id, to find the request in the client's log. */
+            snprintf(who, sizeof(who), "session %d turn %d (request %llu)", i, t,
+                     (unsigned long long)id);
             if (e.terminals != 1) {
-                cell_fail(r, "session %d turn %d: %d terminal events", i, t, e.terminals);
+                cell_fail(r, "%s: %d terminal events", who, e.terminals);
                 continue;
             }
             if (e.seq_errors)
-                cell_fail(r, "session %d turn %d: %d pieces out of order (lost or "
-                          "repeated)", i, t, e.seq_errors);
+                cell_fail(r, "%s: %d pieces out of order (lost or repeated)", who,
+                          e.seq_errors);
             if (e.terminal == PARLEY_EVENT_DONE) {
                 completed++;
                 r->completed++;
                 if (strcmp(e.done, want) || strcmp(e.text, want))
-                    cell_fail(r, "session %d turn %d: DONE \"%s\" (pieces \"%s\"), "
-                              "want \"%s\"", i, t, e.done, e.text, want);
+                    cell_fail(r, "%s: DONE \"%s\" (pieces \"%s\"), want \"%s\"", who,
+                              e.done, e.text, want);
                 continue;
             }
             failed++;
             if (e.err >= 0 && e.err < PARLEY_ERR__COUNT)
                 r->failed_by[e.err]++;
             if (strncmp(e.text, want, strlen(e.text)))
-                cell_fail(r, "session %d turn %d: pieces \"%s\" are no prefix of \"%s\"",
-                          i, t, e.text, want);
+                cell_fail(r, "%s: pieces \"%s\" are no prefix of \"%s\"", who, e.text,
+                          want);
             if (x->all_done || e.err != x->code)
-                cell_fail(r, "session %d turn %d: %s: %s (expected %s)", i, t,
-                          parley_err2name(e.err), e.err_msg,
-                          x->all_done ? "completion" : parley_err2name(x->code));
+                cell_fail(r, "%s: %s: %s (expected %s)", who, parley_err2name(e.err),
+                          e.err_msg, x->all_done ? "completion" : parley_err2name(x->code));
             else if (x->after_pieces && e.pieces == 0)
-                cell_fail(r, "session %d turn %d: %s before any piece: %s", i, t,
-                          parley_err2name(e.err), e.err_msg);
+                cell_fail(r, "%s: %s before any piece: %s", who, parley_err2name(e.err),
+                          e.err_msg);
             else if (x->exact_pieces && e.pieces != x->exact_pieces)
-                cell_fail(r, "session %d turn %d: %s after %d pieces, expected %d", i, t,
+                cell_fail(r, "%s: %s after %d pieces, expected %d", who,
                           parley_err2name(e.err), e.pieces, x->exact_pieces);
         }
     }
@@ -390,9 +392,9 @@ static unsigned load_check(const load *l, const expect *x, cell_result *r)
 
 /* Waits for every terminal event until the requests' deadline (and some);
  * false with "[hung]" in r when they did not all come. */
-static bool flush_or_hang(parley_client_t *c, int extra_ms, cell_result *r)
+static bool flush_or_hang(parley_client_t *c, int deadline_ms, int extra_ms, cell_result *r)
 {
-    if (parley_flush(c, DEADLINE_MS + extra_ms) == PARLEY_OK)
+    if (parley_flush(c, deadline_ms + extra_ms) == PARLEY_OK)
         return true;
     cell_fail(r, "[hung] %zu terminal events by the deadline + %d ms", recorder_terminals(),
               extra_ms);
@@ -415,6 +417,7 @@ typedef struct fault_cell {
     pl_refserver_http_faults http;   /* the HTTP paths' (via http_faults()) */
     unsigned chunk_bytes;            /* 0: 8 */
     int restarts;                    /* server restarts during the load */
+    int deadline_ms;                 /* request.timeout.ms; 0: DEADLINE_MS */
     int load_divisor;                /* fewer requests (slow cells) */
     expect x[NPATHS];
     /* How often the fault struck, as the server (or the client) counted:
@@ -513,16 +516,17 @@ static const fault_cell cells[] = {
            {.code = PARLEY_ERR_SERVER_INTERNAL, .exact_pieces = HIT_AFTER,
             .exactly_the_hits = true}},
      .hits = stream_error_hits},
-    /* Native: a connection ends after its first text; HTTP: every 7th
-     * request's connection, before its first piece. Nothing was delivered:
-     * retried everywhere. */
+    /* Every 7th request's connection, before its first piece: nothing was
+     * delivered, retried everywhere. */
     {.name = "connection dropped before the first piece",
-     .native = {.drop_after_texts = 1, .retry_after_ms = -1},
+     .native = {.drop_every = 7, .drop_after_pieces = 0, .retry_after_ms = -1},
      .http = {.drop_every = 7, .drop_after_pieces = 0, NO_HTTP_HEADERS},
      .x = ALL_PATHS_DONE, .hits = drop_hits},
-    /* Native resumes from the pieces delivered; the HTTP APIs cannot. */
+    /* Every 7th request's connection (on WebSocket with the other requests
+     * on it). Native resumes from the pieces delivered; the HTTP APIs
+     * cannot. */
     {.name = "connection dropped after 3 pieces",
-     .native = {.drop_after_texts = HIT_AFTER, .retry_after_ms = -1},
+     .native = {.drop_every = 7, .drop_after_pieces = HIT_AFTER, .retry_after_ms = -1},
      .http = {.drop_every = 7, .drop_after_pieces = HIT_AFTER, NO_HTTP_HEADERS},
      .x = {ALL_DONE,
            {.code = PARLEY_ERR_CONNECTION_LOST, .exact_pieces = HIT_AFTER,
@@ -550,6 +554,10 @@ static const fault_cell cells[] = {
      * cannot resume, so exactly those fail, as timed out. */
     {.name = "connection stalled (silent, pings unanswered)",
      .native = {.stall_connection_every = CONNECTION_STALL_EVERY, .retry_after_ms = -1},
+     /* Each silenced connection costs its requests stall.timeout.ms and the
+      * Ping's bound (a few seconds), and a resumed request can meet a
+      * second and third silenced connection. */
+     .deadline_ms = 30000,
      .http = {.stall_every = 10, .stall_after_pieces = HIT_AFTER, NO_HTTP_HEADERS},
      .x = {ALL_DONE,
            {.code = PARLEY_ERR_TIMED_OUT, .exact_pieces = HIT_AFTER, .exactly_the_hits = true},
@@ -606,7 +614,11 @@ static void run_fault_cell(const void *arg, enum path p, cell_result *r)
         pl_refserver_set_faults(srv, &cell->native);
     else
         pl_refserver_http_set_faults(pl_refserver_http_of(srv), &cell->http);
-    parley_client_t *c = matrix_client(p, pl_refserver_port(srv), 1, r, NULL);
+    int deadline_ms = cell->deadline_ms ? cell->deadline_ms : DEADLINE_MS;
+    char deadline[16];
+    snprintf(deadline, sizeof(deadline), "%d", deadline_ms);
+    parley_client_t *c = matrix_client(p, pl_refserver_port(srv), 1, r, "request.timeout.ms",
+                                       deadline, NULL);
     if (!c)
         return;
     int divisor = cell->load_divisor ? cell->load_divisor : 1;
@@ -619,7 +631,7 @@ static void run_fault_cell(const void *arg, enum path p, cell_result *r)
         recorder_wait_terminals(total * (size_t)k / (size_t)(cell->restarts + 1), 30);
         pl_refserver_restart(srv);
     }
-    bool ended = flush_or_hang(c, 5000, r);
+    bool ended = flush_or_hang(c, deadline_ms, 5000, r);
     unsigned failed = load_check(&l, x, r);
     add_client_stats(c, r);
     if (!ended)
