@@ -273,10 +273,6 @@ static void route_arm(pl_io *io, pl_route *r)
  * one, else the backoff for its attempts so far. */
 static void route_wait(pl_io *io, pl_route *r, int64_t now, int64_t delay_ms)
 {
-    if (delay_ms > RETRY_AFTER_MAX_MS)
-        delay_ms = RETRY_AFTER_MAX_MS;
-    if (delay_ms < 0)
-        delay_ms = 0;
     route_detach(r);
     r->waiting = true;
     r->acked = false;
@@ -301,6 +297,29 @@ static bool route_may_retry(pl_io *io, pl_route *r, parley_err_t err, const char
              r->attempts == 1 ? "" : "s");
     route_fail(io, r, err, full);
     return false;
+}
+
+/* The server turned the request away (err, msg): send it again after the
+ * server's retry_after_ms (-1: none, then the backoff), at most 60 s. A wait
+ * that would pass the request's deadline ends it now with the server's
+ * error: waiting would only end it with a time-out that says less. */
+static void route_retry_later(pl_io *io, pl_route *r, parley_err_t err, const char *msg,
+                              int64_t retry_after_ms)
+{
+    if (!route_may_retry(io, r, err, msg))
+        return;
+    int64_t now = pl_monotonic_ms();
+    int64_t delay = retry_after_ms < 0                   ? retry_delay(io, r)
+                    : retry_after_ms < RETRY_AFTER_MAX_MS ? retry_after_ms
+                                                          : RETRY_AFTER_MAX_MS;
+    if (retry_after_ms >= 0 && r->deadline_ms && now + delay > r->deadline_ms) {
+        char full[700];
+        snprintf(full, sizeof(full), "%s (the server asked to retry after %lld ms, past "
+                 "request.timeout.ms)", msg, (long long)retry_after_ms);
+        route_fail(io, r, err, full);
+        return;
+    }
+    route_wait(io, r, now, delay);
 }
 
 /* ---- connections -------------------------------------------------------- */
@@ -388,7 +407,8 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
     r->waiting = false;
     r->stalled = false;
     r->acked = false;
-    if (r->attempts++ > 0 || r->next_seq > 0) {
+    r->attempts++;
+    if (r->sends++ > 0) {
         pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
                (unsigned long long)r->id, r->attempts, r->next_seq);
         PL_COUNT(io->client, retries, 1);
@@ -469,14 +489,13 @@ static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *
            conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s");
     pl_ws_conn_reset(conn);
     conn->suspect_since_ms = 0;
-    /* The first reconnect after a connection that completed replies is
-     * immediate; every further one, whatever broke the connection, waits
-     * longer: no reconnect storm (failures is reset only by a done). */
-    conn->reconnect_at_ms =
-        conn->failures++ == 0
-            ? now
-            : now + pl_backoff_ms(conn->failures - 1, io->conf->reconnect_backoff_ms,
-                                  io->conf->reconnect_backoff_max_ms, &io->rng);
+    /* Every reconnect waits, whatever broke the connection: at least about
+     * reconnect.backoff.ms, doubling while connections deliver no piece.
+     * No reconnect storm: a server that acks and drops gets ever fewer
+     * connections, one that drops after each piece at most one per delay. */
+    conn->failures++;
+    conn->reconnect_at_ms = now + pl_backoff_ms(conn->failures, io->conf->reconnect_backoff_ms,
+                                                io->conf->reconnect_backoff_max_ms, &io->rng);
     PL_COUNT(io->client, errors, 1);
     pl_route_foreach(&io->routes, requeue_if_on_conn, &l);
 }
@@ -783,26 +802,27 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         route_fail(io, r, err, msg);
         return;
     }
-    if (!route_may_retry(io, r, err, msg))
-        return;
-    int64_t delay = m->retry_after_ms >= 0 ? m->retry_after_ms : retry_delay(io, r);
-    route_wait(io, r, pl_monotonic_ms(), delay);
+    route_retry_later(io, r, err, msg, m->retry_after_ms);
 }
 
+/* A message over the limit: its request fails (a repeat would be sent the
+ * same message again), and the connection is closed with 1009 at once rather
+ * than read to the message's end, which the server may never reach; the
+ * other requests on it resume on the next connection. */
 void pl_io_on_oversized(pl_io *io, pl_ws_conn *conn, const char *start, size_t len)
 {
     PL_COUNT(io->client, errors, 1);
-    uint64_t id;
-    if (pl_proto_peek_id(start, len, &id) != 0)
-        return; /* nobody to tell; a request it starved is caught as stalled */
-    pl_route *r = route_for(io, conn, true, id);
-    if (!r)
-        return;
     char msg[160];
     snprintf(msg, sizeof(msg),
              "the server sent a message over max.message.bytes (%llu); it was discarded",
              (unsigned long long)conn->max_message_bytes);
-    route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
+    uint64_t id;
+    pl_route *r = pl_proto_peek_id(start, len, &id) == 0 ? route_for(io, conn, true, id) : NULL;
+    if (r)
+        route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
+    conn_doom(conn, PARLEY_ERR_CONNECTION_LOST,
+              "the server sent a message over max.message.bytes; connection closed (1009)",
+              1009, true);
 }
 
 static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len);
@@ -875,13 +895,13 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
         }
         return;
     }
-    /* Pieces show the connection works (its loss then costs its requests
-     * no attempt); a completed reply shows the server does (its reconnects
-     * start over without delay). An ack alone shows neither. */
-    if (m.type == PL_SMSG_TEXT || m.type == PL_SMSG_DONE)
+    /* Pieces show the connection works: its loss then costs its requests
+     * no attempt, and its replacement only the first reconnect delay. An
+     * ack alone proves nothing. */
+    if (m.type == PL_SMSG_TEXT || m.type == PL_SMSG_DONE) {
         conn->delivered++;
-    if (m.type == PL_SMSG_DONE)
         conn->failures = 0;
+    }
     switch (m.type) {
     case PL_SMSG_HELLO: on_hello(io, conn, &m); break;
     case PL_SMSG_ACK: on_ack(io, conn, &m); break;
@@ -928,10 +948,7 @@ void pl_io_http_failed(pl_io *io, pl_route *r, parley_err_t err, const char *msg
         route_fail(io, r, err, msg);
         return;
     }
-    if (!route_may_retry(io, r, err, msg))
-        return;
-    route_wait(io, r, pl_monotonic_ms(),
-               retry_after_ms >= 0 ? retry_after_ms : retry_delay(io, r));
+    route_retry_later(io, r, err, msg, retry_after_ms);
 }
 
 /* ---- orders from the sessions ------------------------------------------- */

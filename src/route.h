@@ -30,7 +30,9 @@ typedef struct pl_route {
     bool waiting;              /* on no connection until retry_at_ms */
     bool cancelling;           /* the caller cancelled it */
     bool stalled;              /* stalled: its connection's Ping decides */
-    int attempts;              /* sends since the last progress, this one included */
+    int attempts;              /* sends since the last progress, this one included,
+                                  less those lost through no fault of its own */
+    unsigned sends;            /* every send, for the retry statistics */
     int64_t retry_at_ms;
     int64_t deadline_ms;       /* 0: none */
     int64_t progress_ms;       /* the last ack or piece, or the last send */

@@ -58,10 +58,30 @@ void pl_ws_conn_queue_data(pl_ws_conn *conn, const char *data, size_t len)
     queue_push(&conn->data, CURLWS_TEXT, data, len);
 }
 
+/* RFC 6455 5.5.3: a Pong answers only the latest Ping, so a waiting Pong is
+ * replaced rather than joined; likewise a second Ping or Close of ours would
+ * say nothing new. The queue thus holds at most one frame of each kind. */
 void pl_ws_conn_queue_control(pl_ws_conn *conn, unsigned flags,
                               const char *data, size_t len)
 {
-    queue_push(&conn->control, flags, data, len);
+    pl_frame_queue *q = &conn->control;
+    pl_out_frame *prev = NULL;
+    for (pl_out_frame *f = q->head; f; prev = f, f = f->next) {
+        if (f->flags != flags)
+            continue;
+        pl_out_frame *g = pl_xmalloc(sizeof(*g) + len);
+        *g = (pl_out_frame){.next = f->next, .flags = flags, .len = len};
+        memcpy(g->data, data, len);
+        if (prev)
+            prev->next = g;
+        else
+            q->head = g;
+        if (q->tail == f)
+            q->tail = g;
+        free(f);
+        return;
+    }
+    queue_push(q, flags, data, len);
 }
 
 /* ---- curl callbacks ----------------------------------------------------- */
@@ -92,12 +112,13 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
     return len;
 }
 
-/* Bytes of a discarded message kept to find out whose it was. */
+/* Bytes of an oversized message kept to find out whose it was. */
 #define OVERSIZED_KEEP 256
 
 /* One piece of a data frame: reassemble into rx and hand over each complete
  * message. A message over the limit is not held: only its first bytes are
- * kept, so that the request it belonged to can be told. */
+ * kept, to tell the request it belonged to, and the connection is given up
+ * (pl_io_on_oversized) as soon as they are in. */
 static void on_data_piece(pl_ws_conn *conn, const struct curl_ws_frame *meta,
                           const char *ptr, size_t len)
 {
@@ -117,15 +138,98 @@ static void on_data_piece(pl_ws_conn *conn, const struct curl_ws_frame *meta,
         fprintf(stderr, "parley: out of memory receiving a message\n");
         abort();
     }
-    if (meta->bytesleft != 0 || (meta->flags & CURLWS_CONT))
+    bool complete = meta->bytesleft == 0 && !(meta->flags & CURLWS_CONT);
+    if (conn->rx_discard) {
+        if (complete || conn->rx.len >= OVERSIZED_KEEP) {
+            pl_io_on_oversized(conn->io, conn, conn->rx.data, conn->rx.len);
+            pl_buf_reset(&conn->rx);
+            conn->rx_discard = false;
+        }
         return;
-    if (conn->rx_discard)
-        pl_io_on_oversized(conn->io, conn, conn->rx.data, conn->rx.len);
-    else if (conn->rx.len > 0)
+    }
+    if (!complete)
+        return;
+    if (conn->rx.len > 0)
         pl_io_on_message(conn->io, conn, conn->rx.data, conn->rx.len,
                          conn->rx_binary);
     pl_buf_reset(&conn->rx);
-    conn->rx_discard = false;
+}
+
+/* ---- the raw tap: Pings (see pl_ws_tap) ---------------------------------- */
+
+static void tap_frame_end(pl_ws_conn *conn)
+{
+    pl_ws_tap *t = &conn->tap;
+    if (t->ping && !conn->doomed)
+        pl_ws_conn_queue_control(conn, CURLWS_PONG, (const char *)t->ping_data, t->ping_len);
+    t->ping = false;
+    t->ping_len = 0;
+}
+
+/* Follow frame headers and payload lengths over raw bytes; keep only Ping
+ * payloads (at most 125 bytes: libcurl fails the transfer on a longer Ping,
+ * which is therefore not answered). */
+static void tap_feed(pl_ws_conn *conn, const unsigned char *p, size_t n)
+{
+    pl_ws_tap *t = &conn->tap;
+    conn->last_rx_ms = pl_monotonic_ms(); /* any byte shows the peer alive */
+    while (n > 0) {
+        if (!t->in_payload) {
+            t->head[t->head_len++] = *p++;
+            n--;
+            if (t->head_len == 2) {
+                unsigned len7 = t->head[1] & 0x7F;
+                t->head_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) +
+                               (t->head[1] & 0x80 ? 4 : 0);
+            }
+            if (t->head_len < 2 || t->head_len < t->head_need)
+                continue;
+            uint64_t len = t->head[1] & 0x7F;
+            if (len == 126)
+                len = (uint64_t)t->head[2] << 8 | t->head[3];
+            else if (len == 127)
+                for (int i = 2; i < 10; i++)
+                    len = (i == 2 ? 0 : len << 8) | t->head[i];
+            t->ping = (t->head[0] & 0x0F) == 0x9 && len <= sizeof(t->ping_data);
+            t->ping_len = 0;
+            t->head_len = 0;
+            t->left = len;
+            t->in_payload = len > 0;
+            if (len == 0)
+                tap_frame_end(conn);
+            continue;
+        }
+        size_t take = (uint64_t)n < t->left ? n : (size_t)t->left;
+        if (t->ping) {
+            memcpy(t->ping_data + t->ping_len, p, take);
+            t->ping_len += take;
+        }
+        p += take;
+        n -= take;
+        t->left -= take;
+        if (t->left == 0) {
+            t->in_payload = false;
+            tap_frame_end(conn);
+        }
+    }
+}
+
+/* libcurl's trace: raw bytes received feed the tap once the 101 arrived;
+ * the rest goes to the I/O thread's trace when it has one. */
+static int debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
+{
+    pl_ws_conn *conn = userdata;
+    if (type == CURLINFO_DATA_IN) {
+        if (!conn->tap.active) {
+            long status = 0;
+            curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+            conn->tap.active = status == 101;
+        }
+        if (conn->tap.active)
+            tap_feed(conn, (const unsigned char *)data, size);
+        return 0;
+    }
+    return conn->trace ? conn->trace(easy, type, data, size, conn->trace_data) : 0;
 }
 
 static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
@@ -145,9 +249,10 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
     if (conn->doomed)
         return len; /* nothing more is read from a connection being dropped */
     if (meta->flags & CURLWS_PING) {
-        /* Ping payloads are at most 125 bytes and arrive whole. */
-        if (meta->offset == 0)
-            pl_ws_conn_queue_control(conn, CURLWS_PONG, len ? ptr : "p", len ? len : 1);
+        /* The tap answers Pings; without it (a libcurl built without its
+         * trace) only those with a payload, which arrive whole, can be. */
+        if (!conn->tap.active && meta->offset == 0 && len > 0)
+            pl_ws_conn_queue_control(conn, CURLWS_PONG, ptr, len);
     } else if (meta->flags & CURLWS_PONG) {
         conn->stats.rtt_ms = conn->last_rx_ms - conn->last_ping_ms;
         conn->last_pong_ms = conn->last_rx_ms;
@@ -198,6 +303,12 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
 
     CURL *e = conn->easy;
     pl_easy_setup(e, opts, conn->errbuf);
+    conn->trace = opts->trace;
+    conn->trace_data = opts->trace_data;
+    conn->tap = (pl_ws_tap){0};
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, conn);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, conn->headers);
     curl_easy_setopt(e, CURLOPT_WS_OPTIONS, (long)CURLWS_NOAUTOPONG);
@@ -303,7 +414,9 @@ static int send_frames(pl_ws_conn *conn, uint64_t *bytes_sent, uint64_t *bytes_s
         size_t sent = 0;
         CURLcode rc = curl_ws_send(conn->easy, f->data + f->off, f->len - f->off,
                                    &sent, 0, f->flags);
-        if (rc == CURLE_AGAIN || (rc == CURLE_OK && sent == 0)) {
+        /* An empty frame (a Pong to an empty Ping) is done once curl took
+         * it: sent is then 0 with CURLE_OK. */
+        if (rc == CURLE_AGAIN || (rc == CURLE_OK && sent == 0 && f->len > 0)) {
             conn->want_write = true;
             break;
         }
@@ -383,6 +496,7 @@ void pl_ws_conn_reset(pl_ws_conn *conn)
     pl_buf_free(&conn->rx);
     pl_buf_free(&conn->refusal_body);
     conn->rx_discard = false;
+    conn->tap = (pl_ws_tap){0};
     conn->state = PL_WS_IDLE;
     conn->sock = CURL_SOCKET_BAD;
     conn->want_write = false;

@@ -4,9 +4,10 @@
  *
  * libcurl 8.14 traps handled here (../shared/platform-notes.md): auto-pong is
  * off and Pongs are sent by us at a frame boundary; curl_ws_send may send part
- * of a frame, so frames leave strictly one at a time from a queue; empty frames
- * are never sent; frames arrive in pieces and are reassembled in our buffer,
- * with our own size limit.
+ * of a frame, so frames leave strictly one at a time from a queue; empty data
+ * frames are never sent; frames arrive in pieces and are reassembled in our
+ * buffer, with our own size limit; zero-length frames never reach the write
+ * callback, so Pings are found by a tap on the raw bytes (see pl_ws_tap).
  */
 #ifndef PL_WS_CONN_H
 #define PL_WS_CONN_H
@@ -40,6 +41,26 @@ typedef struct pl_frame_queue {
     pl_out_frame *head, *tail;
 } pl_frame_queue;
 
+/*
+ * A reader of frame headers over the raw bytes received after the upgrade.
+ * libcurl 8.14 never gives a zero-length frame to the write callback (curl
+ * issue 18286), so an empty Ping would go unanswered; its raw-data trace
+ * (CURLINFO_DATA_IN to the debug callback, with CURLOPT_VERBOSE) shows every
+ * byte before its frame decoder. The tap follows the frame boundaries there
+ * and answers every Ping, empty or not; data frames are still taken from the
+ * write callback.
+ */
+typedef struct pl_ws_tap {
+    bool active;               /* the 101 arrived: the bytes are frames */
+    unsigned char head[14];    /* the frame header being read */
+    unsigned head_len, head_need;
+    bool in_payload;
+    uint64_t left;             /* payload bytes of the frame still to come */
+    bool ping;                 /* the frame is a Ping: keep its payload */
+    unsigned char ping_data[125];
+    size_t ping_len;
+} pl_ws_tap;
+
 typedef struct pl_ws_conn {
     pl_easy_kind kind;      /* PL_EASY_WS: first, for CURLOPT_PRIVATE */
     struct pl_io *io;
@@ -59,7 +80,13 @@ typedef struct pl_ws_conn {
     int compression;        /* the selected pl_compress_alg; 0: parley.v1 */
     bool dict_agreed;       /* hello named our dictionary */
 
-    pl_frame_queue control; /* Ping, Pong, Close: sent at a frame boundary */
+    curl_debug_callback trace; /* the I/O thread's trace, or NULL */
+    void *trace_data;
+    pl_ws_tap tap;
+
+    /* Ping, Pong, Close: sent at a frame boundary; at most one of each waits
+     * (a ping flood cannot grow it: only the latest Ping needs its Pong). */
+    pl_frame_queue control;
     pl_frame_queue data;    /* requests, sent once open */
     pl_out_frame *sending;  /* the frame partly sent */
     bool want_write;        /* curl_ws_send said CURLE_AGAIN */
@@ -112,7 +139,7 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
                     bool offer_zstd, bool offer_gzip, bool offer_dict);
 
 /* Queue a frame (copied). Data frames wait for hello; control frames only
- * for the upgrade. */
+ * for the upgrade, and replace a waiting control frame of the same kind. */
 void pl_ws_conn_queue_data(pl_ws_conn *conn, const char *data, size_t len);
 void pl_ws_conn_queue_control(pl_ws_conn *conn, unsigned flags,
                               const char *data, size_t len);
@@ -143,8 +170,10 @@ void pl_ws_conn_reset(pl_ws_conn *conn);
 /* Implemented by the I/O thread: a complete message arrived. */
 void pl_io_on_message(struct pl_io *io, pl_ws_conn *conn, const char *data,
                       size_t len, bool binary);
-/* Implemented by the I/O thread: a message over the limit was discarded;
- * `start` holds its first bytes, to tell whose it was. */
+/* Implemented by the I/O thread: a message over the limit arrives; `start`
+ * holds its first bytes, to tell whose it was. Nothing more is read from
+ * the connection: it must be closed (1009), or it could be held for as long
+ * as the server makes the message (2^63 bytes, endless fragments). */
 void pl_io_on_oversized(struct pl_io *io, pl_ws_conn *conn, const char *start,
                         size_t len);
 /* Implemented by the I/O thread: the multi handle, to add or remove easies. */

@@ -1,0 +1,198 @@
+/*
+ * A hostile server against the retry logic (src/io.c): one that acks and
+ * drops the connection every time, or acks and sends invalid UTF-8 (close
+ * 1007), must not cause a reconnect storm and must exhaust the request's
+ * attempts; a retry_after_ms of 2^63-1 must neither overflow nor keep the
+ * request past its deadline; a piece naming another session fails its
+ * request. Each test failed before its fix.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "parley.h"
+#include "fixtures.h"
+#include "hostile_server.h"
+#include "recorder.h"
+
+#define TEST_KEY "hostile-protocol-key"
+#define MiB (1024u * 1024u)
+
+static int setup(void **state)
+{
+    (void)state;
+    recorder_reset();
+    setenv("PARLEY_API_KEY", TEST_KEY, 1);
+    setenv("PARLEY_LOG", "error", 0); /* the attacks make warnings by design */
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read one request; its id and session into the buffers. */
+static bool read_request(hs_conn *c, char id[32], char session[160])
+{
+    const char *m = hs_read_message(c, 5000);
+    if (!m)
+        return false;
+    hs_json_str(m, "id", id, 32);
+    hs_json_str(m, "session", session, 160);
+    return true;
+}
+
+/* Ack every request, then end the connection (returning closes it). */
+static void ack_then_drop(hs_conn *c, unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+    char id[32], session[160];
+    hs_send_hello(c, MiB);
+    if (read_request(c, id, session))
+        hs_send_textf(c, "{\"type\":\"ack\",\"id\":\"%s\"}", id);
+}
+
+/* Ack, then a text frame that is not UTF-8: the client closes with 1007. */
+static void ack_then_bad_utf8(hs_conn *c, unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+    char id[32], session[160];
+    hs_send_hello(c, MiB);
+    if (!read_request(c, id, session))
+        return;
+    hs_send_textf(c, "{\"type\":\"ack\",\"id\":\"%s\"}", id);
+    hs_send_frame(c, true, HS_OP_TEXT, "{\"type\":\"\xc3\x28\"}", 13);
+    hs_wait_closed(c, 5000);
+}
+
+/*
+ * The request runs out of attempts (an ack proves nothing), and the server
+ * sees about one connection per attempt, not a storm: before the fix every
+ * ack refunded the attempt and reconnects were immediate, about 1,300 a
+ * second until the deadline.
+ */
+static void expect_no_storm(hs_script *script, parley_err_t want)
+{
+    hs_server *srv = hs_start("parley.v1", script, NULL);
+    parley_client_t *c = fixture_client(hs_port(srv), "connections", "1",
+                                        "retry.max.attempts", "3", "retry.backoff.ms", "10",
+                                        "reconnect.backoff.ms", "10",
+                                        "reconnect.backoff.max.ms", "1000",
+                                        "request.timeout.ms", "8000", NULL);
+    parley_session_t *s = parley_session_open(c, "victim", NULL, 0);
+    uint64_t id;
+    assert_int_equal(parley_send(s, "hello?", &id), PARLEY_OK);
+    assert_int_equal(recorder_wait_terminals(1, 20), 1);
+    recorder_entry r = recorder_get(id);
+    hs_counts before = hs_get_counts(srv);
+    parley_client_destroy(c);
+    hs_stop(srv);
+    print_message("%s: %s; %llu connections\n", parley_err2name(r.err), r.err_msg,
+                  (unsigned long long)before.connections);
+    assert_int_equal(r.terminal, PARLEY_EVENT_ERROR);
+    assert_int_equal(r.err, want);
+    assert_non_null(strstr(r.err_msg, "(after 3 attempts)"));
+    assert_true(before.connections >= 3 && before.connections <= 4);
+}
+
+static void test_ack_then_drop_is_no_storm(void **state)
+{
+    (void)state;
+    expect_no_storm(ack_then_drop, PARLEY_ERR_CONNECTION_LOST);
+}
+
+static void test_invalid_utf8_after_ack_is_no_storm(void **state)
+{
+    (void)state;
+    expect_no_storm(ack_then_bad_utf8, PARLEY_ERR_PROTOCOL);
+}
+
+/* Rate-limit every request with the largest retry_after_ms there is. */
+static void huge_retry_after(hs_conn *c, unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+    char id[32], session[160];
+    hs_send_hello(c, MiB);
+    while (read_request(c, id, session))
+        hs_send_textf(c, "{\"type\":\"error\",\"id\":\"%s\",\"code\":\"rate_limited\","
+                      "\"content\":\"slow down\",\"retry_after_ms\":9223372036854775807}", id);
+}
+
+/* No overflow (UBSan), no wait past the deadline: the request ends at once
+ * with the server's own error, which says why it was not retried. */
+static void test_huge_retry_after_ends_the_request_at_once(void **state)
+{
+    (void)state;
+    hs_server *srv = hs_start("parley.v1", huge_retry_after, NULL);
+    parley_client_t *c = fixture_client(hs_port(srv), "connections", "1",
+                                        "request.timeout.ms", "20000", NULL);
+    parley_session_t *s = parley_session_open(c, "patient", NULL, 0);
+    uint64_t id;
+    int64_t t0 = now_ms();
+    assert_int_equal(parley_send(s, "may I?", &id), PARLEY_OK);
+    assert_int_equal(recorder_wait_terminals(1, 30), 1);
+    int64_t took = now_ms() - t0;
+    recorder_entry r = recorder_get(id);
+    parley_client_destroy(c);
+    hs_stop(srv);
+    assert_int_equal(r.terminal, PARLEY_EVENT_ERROR);
+    assert_int_equal(r.err, PARLEY_ERR_RATE_LIMITED);
+    assert_non_null(strstr(r.err_msg, "slow down"));
+    assert_non_null(strstr(r.err_msg, "past request.timeout.ms"));
+    assert_true(took < 10000);
+}
+
+/* The piece and done of a request name a session that is not the request's. */
+static void wrong_session(hs_conn *c, unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+    char id[32], session[160];
+    hs_send_hello(c, MiB);
+    if (!read_request(c, id, session))
+        return;
+    hs_send_textf(c, "{\"type\":\"ack\",\"id\":\"%s\"}", id);
+    hs_send_textf(c, "{\"type\":\"text\",\"id\":\"%s\",\"session\":\"someone-else\",\"seq\":0,"
+                  "\"content\":\"not yours\"}", id);
+    hs_send_textf(c, "{\"type\":\"done\",\"id\":\"%s\",\"session\":\"someone-else\","
+                  "\"stop_reason\":\"end_turn\",\"seq_end\":1}", id);
+    hs_wait_closed(c, 5000);
+}
+
+static void test_piece_of_another_session_fails_the_request(void **state)
+{
+    (void)state;
+    hs_server *srv = hs_start("parley.v1", wrong_session, NULL);
+    parley_client_t *c = fixture_client(hs_port(srv), "connections", "1", NULL);
+    parley_session_t *s = parley_session_open(c, "mine", NULL, 0);
+    uint64_t id;
+    assert_int_equal(parley_send(s, "whose?", &id), PARLEY_OK);
+    assert_int_equal(recorder_wait_terminals(1, 15), 1);
+    recorder_entry r = recorder_get(id);
+    parley_client_destroy(c);
+    hs_stop(srv);
+    assert_int_equal(r.terminal, PARLEY_EVENT_ERROR);
+    assert_int_equal(r.err, PARLEY_ERR_PROTOCOL);
+    assert_int_equal(r.pieces, 0);
+    assert_non_null(strstr(r.err_msg, "belongs to session \"mine\""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_ack_then_drop_is_no_storm, setup),
+        cmocka_unit_test_setup(test_invalid_utf8_after_ack_is_no_storm, setup),
+        cmocka_unit_test_setup(test_huge_retry_after_ends_the_request_at_once, setup),
+        cmocka_unit_test_setup(test_piece_of_another_session_fails_the_request, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
