@@ -8,8 +8,8 @@
 //
 // Usage:
 //   node server.js [--port N] [--api-key KEY] [--drop-after-texts N]
-//                  [--rate-limit-every K] [--token-ms N] [--chunk-bytes N]
-//                  [--latency-ms N] [--verbose]
+//                  [--rate-limit-every K] [--stall-every K] [--token-ms N]
+//                  [--chunk-bytes N] [--latency-ms N] [--verbose]
 // Prints exactly "listening on 127.0.0.1:PORT" on stdout once it accepts
 // connections. Diagnostics (with --verbose) go to stderr.
 
@@ -50,8 +50,8 @@ function usage(msg) {
   if (msg) process.stderr.write(`server.js: ${msg}\n`);
   process.stderr.write(
     'usage: node server.js [--port N] [--api-key KEY] [--drop-after-texts N]\n' +
-    '                      [--rate-limit-every K] [--token-ms N] [--chunk-bytes N]\n' +
-    '                      [--latency-ms N] [--verbose]\n');
+    '                      [--rate-limit-every K] [--stall-every K] [--token-ms N]\n' +
+    '                      [--chunk-bytes N] [--latency-ms N] [--verbose]\n');
   process.exit(2);
 }
 
@@ -60,6 +60,7 @@ const DEFAULTS = {
   apiKey: process.env.PARLEY_API_KEY || '',
   dropAfterTexts: 0,   // 0 = never drop
   rateLimitEvery: 0,   // 0 = never rate-limit
+  stallEvery: 0,       // 0 = never stall a connection
   tokenMs: 0,
   latencyMs: 0,
   chunkBytes: 16,
@@ -70,6 +71,7 @@ const NUMERIC = {
   '--port': ['port', 0],
   '--drop-after-texts': ['dropAfterTexts', 0],
   '--rate-limit-every': ['rateLimitEvery', 0],
+  '--stall-every': ['stallEvery', 0],
   '--token-ms': ['tokenMs', 0],
   '--latency-ms': ['latencyMs', 0],
   '--chunk-bytes': ['chunkBytes', 1],
@@ -98,6 +100,8 @@ const requests = new Map();
 const rateLimitedOnce = new Set();
 /** Count of distinct new requests seen, for --rate-limit-every. */
 let newRequestCount = 0;
+/** Count of new requests acked, for --stall-every. */
+let ackedCount = 0;
 let nextConnNo = 1;
 
 /**
@@ -272,6 +276,7 @@ class Conn {
     this.owned = new Set();       // requests this connection currently owns
     this.textsSent = 0;           // for --drop-after-texts
     this.dropping = false;        // set once a drop is scheduled: send nothing more
+    this.stalled = false;         // --stall-every: sends and reads nothing more
     this.lastSeen = Date.now();   // for the 2 x heartbeat_s idle close (s.2)
   }
 
@@ -280,7 +285,7 @@ class Conn {
    * the connection is closed or about to be dropped.
    */
   send(obj) {
-    if (this.dropping || this.ws.readyState !== WebSocket.OPEN) return false;
+    if (this.dropping || this.stalled || this.ws.readyState !== WebSocket.OPEN) return false;
     const data = JSON.stringify(obj);
     log(`#${this.no} >> ${data.length > 300 ? data.slice(0, 300) + '...' : data}`);
     if (obj.type === 'text' && opts.dropAfterTexts > 0 &&
@@ -297,6 +302,18 @@ class Conn {
     }
     this.ws.send(data);
     return true;
+  }
+
+  /**
+   * Fault knob: the connection goes silent, as behind a dead NAT mapping or a
+   * frozen load balancer. The socket stays open but is no longer read (so
+   * pings get no pong) and nothing more is written on it. Requests it owns
+   * keep generating; a repeat on another connection takes them over (s.6).
+   */
+  stall() {
+    log(`#${this.no} stalling: nothing more is sent or read`);
+    this.stalled = true;
+    this.ws.pause();
   }
 
   /** Send an `error`; `id` is included only when given (s.4.5). */
@@ -387,6 +404,9 @@ class Conn {
     const req = new Request(msg.id, msg.session, plan, plan.length < all.length,
       Math.ceil(inBytes / 4));
     requests.set(req.id, req);
+    // Fault knob: every K-th acked new request silences its connection
+    // before the ack goes out.
+    if (opts.stallEvery > 0 && ++ackedCount % opts.stallEvery === 0) this.stall();
     attach(req, this, 0);             // ack before any text (s.4.2)
     if (opts.latencyMs > 0) req.timer = setTimeout(step, opts.latencyMs, req);
     else step(req);

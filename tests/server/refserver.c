@@ -92,6 +92,8 @@ struct outmsg {
     uint64_t req_id;      /* request whose stream it belongs to; 0: none */
     int is_text;          /* a `text` piece (or its faulty stand-in) */
     int binary;           /* a compressed message, sent as a binary frame */
+    int drop_here;        /* no message: drop_every's mark, the connection
+                             drops once what precedes it is written */
     size_t len;
     unsigned char buf[];  /* LWS_PRE bytes of headroom, then the JSON */
 };
@@ -112,6 +114,7 @@ struct conn {
     unsigned faults_gen;
     int drop_pending;  /* drop once the socket has taken the last text */
     int dropped;       /* hard-dropped: no more input or output, closing */
+    int silent;        /* stall_connection_every: reads and writes nothing */
     int batch_frames;  /* frames may go out several per write (not h2) */
     int zstd;          /* parley.v1.zstd was selected */
     int gzip;          /* parley.v1.gzip was selected (extension) */
@@ -142,6 +145,10 @@ struct request {
     uint64_t input_tokens;
     int64_t expires_ms;
     int stalled;             /* stall_every: acked, generation waits for a repeat */
+    int error_pending;       /* error_every: fails once error_at pieces exist */
+    size_t error_at;
+    int drop_pending;        /* drop_every: drops its connection once... */
+    size_t drop_at;          /* ...this many pieces exist */
 };
 
 /* Chained hash table id -> request, 2^bits buckets. */
@@ -156,7 +163,7 @@ struct pl_stats_atomic {
         upgrades_refused, messages_received, requests_started,
         requests_replayed, cancels_received, errors_sent, pings_received,
         rejected, dropped, restarts, compressed_received, compressed_sent,
-        dict_agreed;
+        dict_agreed, stream_errors, silenced;
 };
 
 /* Fault knobs with their own copy of the reject code. */
@@ -437,9 +444,13 @@ static double fault_random(struct fault_state *fs)
     return (double)((fs->rng * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53;
 }
 
-enum request_fault { REQUEST_SERVE, REQUEST_REJECT, REQUEST_STALL };
+enum request_fault {
+    REQUEST_SERVE, REQUEST_REJECT, REQUEST_STALL, REQUEST_SILENCE,
+    REQUEST_ERROR, REQUEST_DROP
+};
 
-/* Counts one new request and says what the knobs make of it. */
+/* Counts one new request and says what the knobs make of it (when several
+ * hit it: reject, then silence, stall, drop, error). */
 static enum request_fault next_request_fault(pl_refserver *srv)
 {
     struct fault_state *fs = faults(srv);
@@ -449,7 +460,13 @@ static enum request_fault next_request_fault(pl_refserver *srv)
     if (every(f->reject_every, n) ||
         (f->reject_fraction > 0 && fault_random(fs) < f->reject_fraction))
         return REQUEST_REJECT;
-    return every(f->stall_every, n) ? REQUEST_STALL : REQUEST_SERVE;
+    if (every(f->stall_connection_every, n))
+        return REQUEST_SILENCE;
+    if (every(f->stall_every, n))
+        return REQUEST_STALL;
+    if (every(f->drop_every, n))
+        return REQUEST_DROP;
+    return every(f->error_every, n) ? REQUEST_ERROR : REQUEST_SERVE;
 }
 
 enum text_fault { TEXT_PLAIN, TEXT_MALFORMED, TEXT_OVERSIZED };
@@ -481,6 +498,7 @@ static struct outmsg *outmsg_new(uint64_t req_id, int is_text, size_t len)
     m->req_id = req_id;
     m->is_text = is_text;
     m->binary = 0;
+    m->drop_here = 0;
     m->len = len;
     return m;
 }
@@ -575,19 +593,38 @@ static void count_text_written(struct conn *c)
 
 static int conn_drop(struct conn *c);
 
-/* Bytes of m as a WebSocket frame: a server's header (RFC 6455 5.2, no
- * mask) takes 2, 4 or 10 bytes by the payload's length. */
-static size_t frame_len(const struct outmsg *m)
+/* Bytes of a WebSocket frame of len payload bytes: a server's header
+ * (RFC 6455 5.2, no mask) takes 2, 4 or 10 bytes by the payload's length. */
+static size_t frame_bytes(size_t len)
 {
-    return m->len + (m->len < 126 ? 2 : m->len < 65536 ? 4 : 10);
+    return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
 }
 
-/* The header of a final, unmasked frame of len (< 65536) bytes at p;
- * returns where the payload goes. */
-static unsigned char *put_frame_header(unsigned char *p, int binary,
+/* The fragment size the fragment_bytes knob asks for; 0: whole frames. */
+static size_t fragment_size(struct conn *c)
+{
+    return faults(c->srv)->k.f.fragment_bytes;
+}
+
+/* Bytes of m on the wire: one frame, or fragments of at most frag bytes. */
+static size_t wire_len(const struct outmsg *m, size_t frag)
+{
+    size_t whole, last;
+
+    if (!frag || m->len <= frag)
+        return frame_bytes(m->len);
+    whole = m->len / frag;
+    last = m->len % frag;
+    return whole * frame_bytes(frag) + (last ? frame_bytes(last) : 0);
+}
+
+/* The header of an unmasked frame of len (< 65536) bytes at p: opcode 0
+ * continues a fragmented message, fin ends it. Returns where the payload
+ * goes. */
+static unsigned char *put_frame_header(unsigned char *p, int opcode, int fin,
                                        size_t len)
 {
-    *p++ = 0x80 | (binary ? 0x2 : 0x1); /* FIN, and the opcode */
+    *p++ = (unsigned char)((fin ? 0x80 : 0) | opcode);
     if (len < 126) {
         *p++ = (unsigned char)len;
     } else {
@@ -608,6 +645,27 @@ static struct outmsg *queue_pop(struct conn *c)
     return m;
 }
 
+/* m framed at p, as one frame or as fragments of at most frag bytes (the
+ * first with m's opcode, the others continuations, the last with FIN).
+ * Returns the end. */
+static unsigned char *put_message(unsigned char *p, const struct outmsg *m,
+                                  size_t frag)
+{
+    size_t off = 0;
+
+    do {
+        size_t n = m->len - off;
+        if (frag && n > frag)
+            n = frag;
+        p = put_frame_header(p, off ? 0x0 : m->binary ? 0x2 : 0x1,
+                             off + n == m->len, n);
+        memcpy(p, m->buf + LWS_PRE + off, n);
+        p += n;
+        off += n;
+    } while (off < m->len);
+    return p;
+}
+
 /*
  * Frame queued messages back to back in srv->tx and hand them to lws as
  * one write of raw bytes (LWS_WRITE_HTTP: lws adds no framing of its own):
@@ -618,13 +676,12 @@ static struct outmsg *queue_pop(struct conn *c)
 static int write_batch(struct conn *c)
 {
     unsigned char *start = c->srv->tx + LWS_PRE, *p = start;
+    size_t frag = fragment_size(c);
 
-    while (c->out_head && !c->drop_pending &&
-           frame_len(c->out_head) <= (size_t)(start + PL_TX_BATCH - p)) {
+    while (c->out_head && !c->drop_pending && !c->out_head->drop_here &&
+           wire_len(c->out_head, frag) <= (size_t)(start + PL_TX_BATCH - p)) {
         struct outmsg *m = queue_pop(c);
-        p = put_frame_header(p, m->binary, m->len);
-        memcpy(p, m->buf + LWS_PRE, m->len);
-        p += m->len;
+        p = put_message(p, m, frag);
         if (m->is_text)
             count_text_written(c); /* a failed write closes c anyway */
         free(m);
@@ -653,8 +710,17 @@ static int conn_drain(struct conn *c)
 
     if (c->dropped)
         return -1; /* restart: have lws close it */
+    if (c->silent)
+        return 0; /* its messages wait for ever (a repeat purges them) */
     while (c->out_head && !c->drop_pending && budget--) {
-        int n = c->batch_frames && frame_len(c->out_head) <= PL_TX_BATCH
+        if (c->out_head->drop_here) {
+            free(queue_pop(c));
+            c->drop_pending = 1;
+            break;
+        }
+        /* A message too big for a batch goes alone, unfragmented. */
+        int n = c->batch_frames &&
+                        wire_len(c->out_head, fragment_size(c)) <= PL_TX_BATCH
                     ? write_batch(c) : write_alone(c);
         if (n < 0)
             return -1;
@@ -1068,18 +1134,70 @@ static void gen_schedule(struct request *r, unsigned ms)
     pl_rs_timer_set(&r->srv->steps, &r->step, gen_timer, ms);
 }
 
+/*
+ * error_every: once error_at pieces exist, the request ends with an
+ * `internal` error (after ack the client may not retry it) and is
+ * forgotten, as a server whose generation crashed would. Returns 1 when it
+ * did so: r is freed.
+ */
+static int error_due(struct request *r)
+{
+    pl_refserver *srv = r->srv;
+
+    if (!r->error_pending || r->generated != r->error_at)
+        return 0;
+    if (r->conn) {
+        struct json_object *id = json_object_new_string(r->id_str);
+        send_error(r->conn, id, "internal",
+                   "generation failed (injected fault)");
+        json_object_put(id);
+    }
+    COUNT(srv, stream_errors);
+    pl_rs_timer_cancel(&srv->steps, &r->step);
+    table_remove(&srv->reqs, r);
+    req_free(r);
+    return 1;
+}
+
+/*
+ * drop_every: once drop_at pieces exist, r's connection drops (TCP, no
+ * Close) as soon as what is queued on it so far is written. The generation
+ * goes on, for a repeat to resume.
+ */
+static void drop_due(struct request *r)
+{
+    struct outmsg *m;
+
+    if (!r->drop_pending || r->generated != r->drop_at)
+        return;
+    r->drop_pending = 0;
+    if (!r->conn || r->conn->dropped)
+        return;
+    m = outmsg_new(0, 0, 0);
+    m->drop_here = 1;
+    *r->conn->out_tail = m;
+    r->conn->out_tail = &m->next;
+    lws_callback_on_writable(r->conn->wsi);
+}
+
 /* Produce the next piece (all remaining ones when token_ms is 0). */
 static void gen_step(struct request *r)
 {
     unsigned token_ms = r->srv->opts.token_ms;
 
-    do
+    do {
+        drop_due(r);
+        if (error_due(r))
+            return;
         emit_piece(r, r->generated++);
-    while (!token_ms && r->generated < r->npieces);
+    } while (!token_ms && r->generated < r->npieces);
 
-    if (r->generated < r->npieces)
+    if (r->generated < r->npieces) {
         gen_schedule(r, token_ms);
-    else
+        return;
+    }
+    drop_due(r); /* a fault after the last piece still acts */
+    if (!error_due(r))
         req_finish(r, r->truncated ? "max_tokens" : "end_turn");
 }
 
@@ -1331,6 +1449,20 @@ static void req_replay(struct request *r, struct conn *c, uint64_t resume_from)
         emit_done(r);
 }
 
+/*
+ * stall_connection_every: c goes silent, as behind a dead NAT or load
+ * balancer: nothing more is written (its queue only grows until repeats
+ * elsewhere purge it) and nothing is read, so lws answers no Ping. The TCP
+ * connection stays open until the client closes it or the server stops.
+ */
+static void conn_silence(struct conn *c)
+{
+    c->silent = 1;
+    lws_rx_flow_control(c->wsi, 0);
+    COUNT(c->srv, silenced);
+    srv_log(c->srv, "connection silenced (injected fault)");
+}
+
 /* A new id with resume_from 0: rejected (recording nothing), or acked and
  * generated, or acked and stalled, as the fault knobs say. */
 static void req_begin(struct conn *c, struct json_object *id,
@@ -1343,11 +1475,21 @@ static void req_begin(struct conn *c, struct json_object *id,
         send_rejection(c, id);
         return;
     }
+    if (fault == REQUEST_SILENCE)
+        conn_silence(c); /* the request is served, to nobody */
     r = req_new(c->srv, t);
     table_insert(&c->srv->reqs, r);
     req_attach(r, c, 0);
     COUNT(c->srv, requests_started);
     emit_ack(r);
+    if (fault == REQUEST_ERROR) {
+        r->error_pending = 1;
+        r->error_at = faults(c->srv)->k.f.error_after_pieces;
+    }
+    if (fault == REQUEST_DROP) {
+        r->drop_pending = 1;
+        r->drop_at = faults(c->srv)->k.f.drop_after_pieces;
+    }
     if (fault == REQUEST_STALL) {
         r->stalled = 1;
         srv_log(c->srv, "request %s: stalled until repeated", r->id_str);
@@ -1627,7 +1769,7 @@ static void conn_receive(struct conn *c, const char *in, size_t len)
 {
     int binary = lws_frame_is_binary(c->wsi);
 
-    if (c->dropped)
+    if (c->dropped || c->silent)
         return; /* as if the bytes had never arrived */
     if (!c->rx_too_large && c->rx_len + len > rx_limit(c, binary)) {
         /* Over the limit: stop holding it, discard the rest as it comes. */
@@ -1739,13 +1881,13 @@ static void conn_hard_drop(struct conn *c)
     c->dropped = 1;
 }
 
-/* drop_after_texts, from the writeable callback: -1 has lws close it. */
+/* drop_after_texts or drop_every, from the writeable callback: -1 has lws
+ * close it. */
 static int conn_drop(struct conn *c)
 {
     conn_hard_drop(c);
     COUNT(c->srv, dropped);
-    srv_log(c->srv, "connection dropped after %llu texts (injected fault)",
-            (unsigned long long)c->texts_written);
+    srv_log(c->srv, "connection dropped (injected fault)");
     return -1;
 }
 
@@ -2131,6 +2273,7 @@ static void restart_now(pl_refserver *srv)
     pl_rs_timer_queue_clear(&srv->steps);
     free_requests(srv);
     srv->expiry_head = srv->expiry_tail = NULL;
+    pl_refserver_http_restart(srv->http);
     srv_log(srv, "restarted: connections dropped, requests forgotten");
 }
 
@@ -2344,6 +2487,8 @@ void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *st)
     st->compressed_received = atomic_load(&a->compressed_received);
     st->compressed_sent = atomic_load(&a->compressed_sent);
     st->dict_agreed = atomic_load(&a->dict_agreed);
+    st->stream_errors = atomic_load(&a->stream_errors);
+    st->silenced = atomic_load(&a->silenced);
 }
 
 char *pl_refserver_received(pl_refserver *srv, size_t n)

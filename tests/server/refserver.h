@@ -74,6 +74,9 @@ typedef struct pl_refserver_stats {
     uint64_t compressed_received;  /* binary (zstd) messages received */
     uint64_t compressed_sent;      /* messages sent as binary zstd frames */
     uint64_t dict_agreed;          /* connections that agreed on the dictionary */
+    uint64_t stream_errors;        /* requests ended by error_every */
+    uint64_t silenced;             /* connections silenced by
+                                      stall_connection_every */
 } pl_refserver_stats;
 
 void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *stats);
@@ -108,6 +111,22 @@ typedef struct pl_refserver_faults {
     uint64_t oversized_bytes;    /* size of those messages (0: 2 MiB) */
     unsigned mute_connections;   /* the next N connections send hello, then
                                     read and write nothing: they look dead */
+    unsigned error_every;        /* every Nth new request ends with an
+                                    `internal` error after... */
+    unsigned error_after_pieces; /* ...this many of its pieces (a shorter
+                                    reply is not hit); it is then forgotten */
+    unsigned stall_connection_every; /* every Nth new request silences its
+                                    connection: from then on it sends nothing
+                                    and reads nothing (Pings go unanswered),
+                                    while the TCP connection stays open */
+    unsigned drop_every;         /* every Nth new request drops its
+                                    connection (TCP, no Close) once... */
+    unsigned drop_after_pieces;  /* ...this many of its pieces were written
+                                    (0: right after its ack), with whatever
+                                    was queued before them */
+    unsigned fragment_bytes;     /* tiny frames: every message goes out as
+                                    fragments (continuation frames) of at most
+                                    this many bytes */
 } pl_refserver_faults;
 
 /* Replace the fault knobs (any thread; applies to what happens next). The
@@ -117,6 +136,8 @@ void pl_refserver_set_faults(pl_refserver *srv, const pl_refserver_faults *f);
 /*
  * Behave as a restarted server: close every connection abruptly and forget
  * every request (idempotency state), but keep listening on the same port.
+ * The HTTP endpoints' replies under way are cut off too (their connections
+ * closed).
  */
 void pl_refserver_restart(pl_refserver *srv);
 

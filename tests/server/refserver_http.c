@@ -62,7 +62,8 @@
 struct stats_atomic {
     _Atomic uint64_t requests_messages, requests_chat, answered_ok,
         streams_started, streams_completed, errors_sent, rejected, dropped,
-        stalled, stream_errors, connections, connections_h2, h2_unverified,
+        stalled, stream_errors, unknown_sent, connections, connections_h2,
+        h2_unverified,
         in_flight, max_in_flight;
 };
 
@@ -76,8 +77,10 @@ struct pl_refserver_http {
     pl_refserver_http_faults faults;
     uint64_t valid_seen, served_seen;
     struct stats_atomic stats;
-    /* Streams waiting for their next piece; the lws service thread's. */
+    /* Streams waiting for their next piece, and every bound stream (for
+     * restarts); the lws service thread's. */
     pl_rs_timer_queue steps;
+    struct stream *streams;
     _Atomic uint64_t next_request; /* numbers msg_<n>, req_<n>, chatcmpl-<n> */
     pthread_mutex_t rec_lock;
     char **received;
@@ -96,6 +99,7 @@ struct buf {
 struct stream {
     struct lws *wsi;
     pl_refserver_http *srv;
+    struct stream *prev, *next; /* on srv->streams while active */
     int active;            /* bound: owns memory */
     int in_flight;         /* counted in stats.in_flight */
     int h2;                /* an HTTP/2 stream: no chunk framing */
@@ -121,6 +125,8 @@ struct stream {
     size_t generated;      /* pieces produced */
     enum fault fault;
     size_t fault_at;       /* pieces before the fault acts */
+    unsigned unknown_every;/* the knobs that shape every reply */
+    unsigned write_bytes;
     pl_rs_timer step;      /* the next piece is due (srv->steps) */
     /* The answer. */
     unsigned status;
@@ -614,6 +620,8 @@ static int apply_faults(struct stream *s, unsigned *status)
     int rejected = 0;
 
     pthread_mutex_lock(&h->lock);
+    s->unknown_every = f->unknown_every;
+    s->write_bytes = f->write_bytes;
     if (f->reject_every && ++h->valid_seen % f->reject_every == 0) {
         rejected = 1;
         *status = reject_status(s->dialect, f);
@@ -734,12 +742,41 @@ static void anthropic_stream_start(struct stream *s)
     emit_event(s, "ping", ev);
 }
 
+/*
+ * unknown_every: what a newer server might send that a client must pass
+ * over. Anthropic documents that new event types may appear; an OpenAI
+ * stream may carry SSE comments, and a chunk with no choices (as its usage
+ * chunk has) and a member this client has never heard of.
+ */
+static void emit_unknown(struct stream *s)
+{
+    struct json_object *ev;
+
+    COUNT(s->srv, unknown_sent);
+    if (s->dialect == ANTHROPIC) {
+        ev = json_object_new_object();
+        put_str(ev, "type", "bogus_future_event");
+        put_u64(ev, "x", 1);
+        emit_event(s, "bogus_future_event", ev);
+        return;
+    }
+    buf_append(&s->out, ": a comment, to be ignored\n\n", 28);
+    ev = openai_object(s, "chat.completion.chunk");
+    json_object_object_add(ev, "choices", json_object_new_array());
+    put_str(ev, "bogus_future_member", "x");
+    emit_event(s, NULL, ev);
+}
+
 /* One piece, as the dialect streams it. */
 static void emit_piece(struct stream *s, size_t k)
 {
     const char *text = s->reply.text + pl_echo_piece_start(&s->reply, k);
     size_t len = pl_echo_piece_len(&s->reply, k);
-    struct json_object *delta = json_object_new_object();
+    struct json_object *delta;
+
+    if (s->unknown_every && (k + 1) % s->unknown_every == 0)
+        emit_unknown(s);
+    delta = json_object_new_object();
 
     if (s->dialect == ANTHROPIC) {
         struct json_object *ev = json_object_new_object();
@@ -1123,6 +1160,11 @@ static int stream_bind(struct stream *s, struct lws *wsi)
     if (!s->srv)
         return -1; /* no pvo: refuse rather than crash (see the header) */
     s->active = 1;
+    s->next = s->srv->streams;
+    s->prev = NULL;
+    if (s->next)
+        s->next->prev = s;
+    s->srv->streams = s;
     s->h2 = lws_get_network_wsi(wsi) != wsi;
     s->retry_after_s = s->retry_after_ms = s->should_retry = -1;
     return 0;
@@ -1146,6 +1188,12 @@ static void stream_end(struct stream *s)
     if (!s || !s->active)
         return;
     s->active = 0;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->srv->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
     pl_rs_timer_cancel(&s->srv->steps, &s->step);
     free(s->key);
     buf_free(&s->body);
@@ -1354,6 +1402,8 @@ static int write_body(struct stream *s)
 
     if (n > WRITE_MAX)
         n = WRITE_MAX;
+    if (s->write_bytes && n > s->write_bytes)
+        n = s->write_bytes;
     if (credit >= 0 && (lws_fileofs_t)n > credit)
         n = (size_t)credit; /* HTTP/2 flow control; lws calls back later */
     last = s->out_complete && n == pending && !s->kill;
@@ -1669,6 +1719,17 @@ void pl_refserver_http_set_faults(pl_refserver_http *h,
     pthread_mutex_unlock(&h->lock);
 }
 
+void pl_refserver_http_restart(pl_refserver_http *h)
+{
+    struct stream *s;
+
+    for (s = h->streams; s; s = s->next) {
+        pl_rs_timer_cancel(&h->steps, &s->step);
+        s->kill = 1;
+        lws_callback_on_writable(s->wsi);
+    }
+}
+
 void pl_refserver_http_get_stats(pl_refserver_http *h,
                                  pl_refserver_http_stats *st)
 {
@@ -1684,6 +1745,7 @@ void pl_refserver_http_get_stats(pl_refserver_http *h,
     st->dropped = atomic_load(&a->dropped);
     st->stalled = atomic_load(&a->stalled);
     st->stream_errors = atomic_load(&a->stream_errors);
+    st->unknown_sent = atomic_load(&a->unknown_sent);
     st->connections = atomic_load(&a->connections);
     st->connections_h2 = atomic_load(&a->connections_h2);
     st->h2_unverified = atomic_load(&a->h2_unverified);

@@ -225,6 +225,14 @@ typedef struct pl_refserver_http_faults {
     unsigned error_every;     /* every Nth served request ends with an
                                  in-stream error event (overloaded)... */
     unsigned error_after_pieces; /* ...after this many pieces */
+    unsigned unknown_every;   /* an event stream carries an event of an
+                                 unknown kind before every Nth piece of each
+                                 reply (Anthropic: an event type from the
+                                 future; OpenAI: an SSE comment and a chunk
+                                 with no choices and an unknown member) */
+    unsigned write_bytes;     /* tiny writes: the body goes out this many
+                                 bytes per write (each its own chunk on
+                                 HTTP/1.1), cutting events anywhere */
 } pl_refserver_http_faults;
 
 /*
@@ -241,6 +249,12 @@ void pl_refserver_http_faults_init(pl_refserver_http_faults *f);
 void pl_refserver_http_set_faults(pl_refserver_http *h,
                                   const pl_refserver_http_faults *f);
 
+/*
+ * For pl_refserver_restart, on the lws service thread: cut off every reply
+ * under way by closing its connection, as a crashed server would.
+ */
+void pl_refserver_http_restart(pl_refserver_http *h);
+
 /* ---- counters ----------------------------------------------------------- */
 
 typedef struct pl_refserver_http_stats {
@@ -254,6 +268,7 @@ typedef struct pl_refserver_http_stats {
     uint64_t dropped;            /* by drop_every */
     uint64_t stalled;            /* by stall_every */
     uint64_t stream_errors;      /* by error_every */
+    uint64_t unknown_sent;       /* events by unknown_every */
     uint64_t connections;        /* distinct TCP connections that carried at
                                     least one request to these paths */
     uint64_t connections_h2;     /* ... of which HTTP/2 */

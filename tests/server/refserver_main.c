@@ -4,6 +4,7 @@
  * to learn the port, so nothing else goes to stdout.
  */
 #include "refserver.h"
+#include "refserver_http.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -46,24 +47,52 @@ static void usage(FILE *out)
         "  --help             show this help\n"
         "\n"
         "Injected faults, for reliability tests (all off by default; N = 0 is\n"
-        "off; \"new requests\" are distinct ids, counted over all connections):\n"
+        "off; \"new requests\" are distinct ids, counted over all connections;\n"
+        "on the HTTP paths, /v1/messages and /v1/chat/completions, every valid\n"
+        "request counts, retries included). [ws] marks a fault of the WebSocket\n"
+        "path only, [http] one of the HTTP paths only; the others act on all:\n"
         "  --reject-every N       answer every Nth new request with an error\n"
         "                         instead of ack (nothing is recorded: a retry\n"
-        "                         of the same id is a new request again)\n"
-        "  --reject-fraction F    or reject each new request with probability\n"
-        "                         F, 0 <= F <= 1 (fixed seed: reproducible)\n"
-        "  --reject-code CODE     rate_limited (default), overloaded or internal\n"
-        "  --retry-after-ms N     retry_after_ms sent with rejections; -1 (the\n"
-        "                         default) leaves the field out\n"
-        "  --drop-after-texts K   drop a connection (the TCP connection ends,\n"
-        "                         no Close frame) once K text messages were\n"
-        "                         written on it\n"
-        "  --stall-every N        ack every Nth new request, then send nothing\n"
-        "                         for it until the client repeats it\n"
+        "                         of the same id is a new request again); on\n"
+        "                         HTTP the dialect's error status\n"
+        "  --reject-fraction F    [ws] or reject each new request with\n"
+        "                         probability F, 0 <= F <= 1 (fixed seed)\n"
+        "  --reject-code CODE     rate_limited (default; HTTP 429), overloaded\n"
+        "                         (HTTP 529 Anthropic, 503 OpenAI) or internal\n"
+        "                         (HTTP 500)\n"
+        "  --retry-after-ms N     retry_after_ms sent with rejections (on HTTP\n"
+        "                         the retry-after-ms header); -1 (the default)\n"
+        "                         leaves it out\n"
+        "  --drop-after-texts K   [ws] drop a connection (the TCP connection\n"
+        "                         ends, no Close frame) once K text messages\n"
+        "                         were written on it\n"
+        "  --drop-every N         close the connection of every Nth new\n"
+        "                         request (TCP, no Close frame) once\n"
+        "                         --drop-after-pieces pieces of its reply\n"
+        "                         were sent\n"
+        "  --drop-after-pieces K  (default 0: before the first piece)\n"
+        "  --stall-every N        every Nth new request gets nothing more: on\n"
+        "                         WebSocket after its ack, until the client\n"
+        "                         repeats it; on HTTP after --stall-after-pieces\n"
+        "                         pieces, for ever (the connection stays open)\n"
+        "  --stall-after-pieces K [http] (default 0)\n"
+        "  --stall-connection-every N\n"
+        "                         [ws] every Nth new request silences its\n"
+        "                         connection: nothing more is sent or read on\n"
+        "                         it (Pings go unanswered), the TCP connection\n"
+        "                         stays open\n"
+        "  --error-every N        every Nth new request ends with an error after\n"
+        "                         --error-after-pieces pieces: WebSocket\n"
+        "                         `internal`, HTTP the dialect's overloaded\n"
+        "                         error event in the stream\n"
+        "  --error-after-pieces K (default 0)\n"
+        "  --tiny-writes N        WebSocket messages go out as fragments of at\n"
+        "                         most N bytes; HTTP bodies N bytes per write\n"
         "  --malformed-every N    send every Nth text message as truncated JSON\n"
         "                         (naming its id); that request ends there\n"
         "  --unknown-every N      send an unknown-type message before every Nth\n"
-        "                         text message\n"
+        "                         text message (HTTP: an unknown event before\n"
+        "                         every Nth piece of each reply)\n"
         "  --oversized-every N    pad every Nth text message to --oversized-bytes;\n"
         "                         that request ends there\n"
         "  --oversized-bytes N    size of those messages (default 2097152)\n"
@@ -142,7 +171,9 @@ enum { OPT_BIND = 1, OPT_PORT, OPT_KEY, OPT_LATENCY, OPT_TOKEN, OPT_CHUNK,
        OPT_REJECT_FRACTION, OPT_REJECT_CODE, OPT_RETRY_AFTER, OPT_DROP_AFTER,
        OPT_STALL_EVERY, OPT_MALFORMED_EVERY, OPT_UNKNOWN_EVERY,
        OPT_OVERSIZED_EVERY, OPT_OVERSIZED_BYTES, OPT_NO_ZSTD, OPT_NO_ZSTD_DICT, OPT_NO_GZIP,
-       OPT_TLS_CERT, OPT_TLS_KEY };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_DROP_EVERY, OPT_DROP_AFTER_PIECES,
+       OPT_STALL_AFTER_PIECES, OPT_STALL_CONNECTION_EVERY, OPT_ERROR_EVERY,
+       OPT_ERROR_AFTER_PIECES, OPT_TINY_WRITES };
 
 static const struct option long_options[] = {
     { "bind", required_argument, NULL, OPT_BIND },
@@ -169,13 +200,23 @@ static const struct option long_options[] = {
     { "no-zstd-dict", no_argument, NULL, OPT_NO_ZSTD_DICT },
     { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
     { "tls-key", required_argument, NULL, OPT_TLS_KEY },
+    { "drop-every", required_argument, NULL, OPT_DROP_EVERY },
+    { "drop-after-pieces", required_argument, NULL, OPT_DROP_AFTER_PIECES },
+    { "stall-after-pieces", required_argument, NULL, OPT_STALL_AFTER_PIECES },
+    { "stall-connection-every", required_argument, NULL,
+      OPT_STALL_CONNECTION_EVERY },
+    { "error-every", required_argument, NULL, OPT_ERROR_EVERY },
+    { "error-after-pieces", required_argument, NULL, OPT_ERROR_AFTER_PIECES },
+    { "tiny-writes", required_argument, NULL, OPT_TINY_WRITES },
     { NULL, 0, NULL, 0 },
 };
 
-/* Everything the command line sets. */
+/* Everything the command line sets: the WebSocket path's faults and the
+ * HTTP paths'. */
 struct settings {
     pl_refserver_opts opts;
     pl_refserver_faults faults;
+    pl_refserver_http_faults http;
 };
 
 /* Where a numeric option goes: an unsigned field of opts or faults. */
@@ -192,6 +233,13 @@ static unsigned *number_target(struct settings *s, int opt)
     case OPT_MALFORMED_EVERY: return &s->faults.malformed_every;
     case OPT_UNKNOWN_EVERY: return &s->faults.unknown_every;
     case OPT_OVERSIZED_EVERY: return &s->faults.oversized_every;
+    case OPT_DROP_EVERY: return &s->faults.drop_every;
+    case OPT_DROP_AFTER_PIECES: return &s->faults.drop_after_pieces;
+    case OPT_STALL_AFTER_PIECES: return &s->http.stall_after_pieces;
+    case OPT_STALL_CONNECTION_EVERY: return &s->faults.stall_connection_every;
+    case OPT_ERROR_EVERY: return &s->faults.error_every;
+    case OPT_ERROR_AFTER_PIECES: return &s->faults.error_after_pieces;
+    case OPT_TINY_WRITES: return &s->faults.fragment_bytes;
     default: return NULL;
     }
 }
@@ -215,7 +263,8 @@ static int set_number(struct settings *s, int opt, const char *arg)
     unsigned long v, min = 0, max = UINT_MAX;
     unsigned *target = number_target(s, opt);
 
-    if (opt == OPT_CHUNK || opt == OPT_HEARTBEAT || opt == OPT_OVERSIZED_BYTES)
+    if (opt == OPT_CHUNK || opt == OPT_HEARTBEAT || opt == OPT_OVERSIZED_BYTES ||
+        opt == OPT_TINY_WRITES)
         min = 1;
     if (opt == OPT_PORT)
         max = 65535;
@@ -292,9 +341,32 @@ static int parse_args(int argc, char **argv, struct settings *s, int *help)
     return 0;
 }
 
+/* The HTTP paths' share of the faults that act on every path. */
+static void derive_http_faults(struct settings *s)
+{
+    const pl_refserver_faults *f = &s->faults;
+    pl_refserver_http_faults *h = &s->http;
+
+    h->reject_every = f->reject_every;
+    h->reject_kind = !strcmp(f->reject_code, "overloaded")
+                         ? PL_RSHTTP_REJECT_OVERLOADED
+                     : !strcmp(f->reject_code, "internal")
+                         ? PL_RSHTTP_REJECT_INTERNAL
+                         : PL_RSHTTP_REJECT_RATE_LIMITED;
+    h->retry_after_ms = f->retry_after_ms;
+    h->drop_every = f->drop_every;
+    h->drop_after_pieces = f->drop_after_pieces;
+    h->stall_every = f->stall_every;
+    h->error_every = f->error_every;
+    h->error_after_pieces = f->error_after_pieces;
+    h->unknown_every = f->unknown_every;
+    h->write_bytes = f->fragment_bytes;
+}
+
 int main(int argc, char **argv)
 {
-    struct settings s = { .faults = { .retry_after_ms = -1 } };
+    struct settings s = { .faults = { .retry_after_ms = -1,
+                                      .reject_code = "rate_limited" } };
     const pl_refserver_opts *opts = &s.opts;
     pl_refserver *srv;
     sigset_t stop_signals;
@@ -302,12 +374,14 @@ int main(int argc, char **argv)
     int help = 0, status, sig;
 
     pl_refserver_opts_init(&s.opts);
+    pl_refserver_http_faults_init(&s.http);
     status = parse_args(argc, argv, &s, &help);
     if (status || help) {
         if (help)
             usage(stdout);
         return status;
     }
+    derive_http_faults(&s);
 
     /* Blocked before the server thread exists, so it inherits the mask and
      * the signals wait for sigwait below instead of interrupting anyone. */
@@ -322,6 +396,7 @@ int main(int argc, char **argv)
         return 1;
     }
     pl_refserver_set_faults(srv, &s.faults);
+    pl_refserver_http_set_faults(pl_refserver_http_of(srv), &s.http);
     /* An IPv6 address goes in brackets, so the port stays after the last ':'. */
     printf(strchr(opts->bind_addr, ':') ? "listening on [%s]:%d\n"
                                         : "listening on %s:%d\n",
