@@ -6,6 +6,8 @@
 
 #include <json.h>
 
+#include "utf8.h"
+
 int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req,
                       const char *system)
 {
@@ -66,8 +68,8 @@ static struct json_object *parse_object(struct json_tokener **tok, const char *t
     return obj;
 }
 
-int pl_dialect_event(pl_stream_state *st, const pl_sse_event *ev,
-                     pl_stream_result *res, char *err, size_t err_size)
+static int decode_event(pl_stream_state *st, const pl_sse_event *ev,
+                        pl_stream_result *res, char *err, size_t err_size)
 {
     memset(res, 0, sizeof(*res));
     if (st->last) {
@@ -94,6 +96,20 @@ int pl_dialect_event(pl_stream_state *st, const pl_sse_event *ev,
     return st->dialect == PL_DIALECT_ANTHROPIC
                ? pl_anthropic_event(st, st->last, ev, res, err, err_size)
                : pl_openai_event(st, st->last, res, err, err_size);
+}
+
+int pl_dialect_event(pl_stream_state *st, const pl_sse_event *ev,
+                     pl_stream_result *res, char *err, size_t err_size)
+{
+    if (decode_event(st, ev, res, err, err_size) != 0)
+        return -1;
+    /* json-c passes raw bytes of a JSON string through unchecked; a piece
+     * must be UTF-8 (parley.h), as the native path requires of its frames. */
+    if (res->kind == PL_STREAM_TEXT && !pl_utf8_valid(res->text, res->text_len)) {
+        snprintf(err, err_size, "a text piece that is not valid UTF-8");
+        return -1;
+    }
+    return 0;
 }
 
 static void copy_string(struct json_object *obj, const char *key, char *out, size_t size)

@@ -165,6 +165,27 @@ static void test_malformed_events(void **state)
     assert_int_equal(o.pieces, 0);
 }
 
+/* json-c passes raw bytes of a string through: a piece that is not UTF-8 is
+ * a malformed event on both dialects, never a TEXT event (found by
+ * fuzz_http). */
+static void test_text_must_be_utf8(void **state)
+{
+    (void)state;
+    outcome o;
+    run_stream(PL_DIALECT_ANTHROPIC,
+               "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+               "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"ok \x91\xe1\"}}\n\n",
+               5, &o);
+    assert_int_equal(o.malformed, 1);
+    assert_int_equal(o.pieces, 0);
+    run_stream(PL_DIALECT_OPENAI,
+               "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok \xc3\x28\"},"
+               "\"finish_reason\":null}]}\n\n",
+               5, &o);
+    assert_int_equal(o.malformed, 1);
+    assert_int_equal(o.pieces, 0);
+}
+
 static void test_error_bodies_and_statuses(void **state)
 {
     (void)state;
@@ -344,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_openai_stream),
         cmocka_unit_test(test_errors_inside_streams),
         cmocka_unit_test(test_malformed_events),
+        cmocka_unit_test(test_text_must_be_utf8),
         cmocka_unit_test(test_error_bodies_and_statuses),
         cmocka_unit_test(test_encoders),
         cmocka_unit_test(test_anthropic_fast_path),
