@@ -124,24 +124,18 @@ fz_client *fz_client_new(const char *endpoint, const char *const *props)
     const char *const common[] = {"endpoint", endpoint, "api_key.env", "FZ_PARLEY_KEY",
                                   "log.level", "7", "workers", "1", NULL};
     for (const char *const *p = common; *p; p += 2)
-        if (parley_conf_set(conf, p[0], p[1], err, sizeof(err)) != PARLEY_OK) {
-            fprintf(stderr, "fuzz: %s=%s: %s\n", p[0], p[1], err);
-            abort();
-        }
+        if (parley_conf_set(conf, p[0], p[1], err, sizeof(err)) != PARLEY_OK)
+            fz_fail("%s=%s: %s", p[0], p[1], err);
     for (const char *const *p = props; *p; p += 2)
-        if (parley_conf_set(conf, p[0], p[1], err, sizeof(err)) != PARLEY_OK) {
-            fprintf(stderr, "fuzz: %s=%s: %s\n", p[0], p[1], err);
-            abort();
-        }
+        if (parley_conf_set(conf, p[0], p[1], err, sizeof(err)) != PARLEY_OK)
+            fz_fail("%s=%s: %s", p[0], p[1], err);
     parley_conf_set_event_cb(conf, on_event, c);
     /* FUZZ_VERBOSE=1 shows the client's log lines on stderr. */
     const char *verbose = getenv("FUZZ_VERBOSE");
     parley_conf_set_log_cb(conf, on_log, verbose && !strcmp(verbose, "1") ? c : NULL);
     c->client = parley_client_new(conf, err, sizeof(err));
-    if (!c->client) {
-        fprintf(stderr, "fuzz: parley_client_new: %s\n", err);
-        abort();
-    }
+    if (!c->client)
+        fz_fail("parley_client_new: %s", err);
     FZ_CHECK(parley_start(c->client) == PARLEY_OK);
     return c;
 }
@@ -206,11 +200,10 @@ void fz_round_end(fz_client *c)
     pthread_mutex_lock(&c->mu);
     for (unsigned i = 0; i < c->n; i++) {
         fz_request *r = &c->req[i];
-        if (!r->ended) {
-            fprintf(stderr, "fuzz: request %llu (%s) has had no terminal event\n",
-                    (unsigned long long)r->id, parley_session_id(r->session));
-            abort();
-        }
+        if (!r->ended)
+            fz_fail("request %llu (%s) has had no terminal event %d ms after it was cancelled",
+                    (unsigned long long)r->id, parley_session_id(r->session),
+                    FZ_ROUND_MAX_MS);
         parley_session_close(r->session);
         free(r->text);
         *r = (fz_request){0};
@@ -236,11 +229,8 @@ void fz_round_finish(fz_client *c)
         ;
     bool stuck = !c->served && c->ended < c->n;
     pthread_mutex_unlock(&c->mu);
-    if (stuck) {
-        fprintf(stderr, "fuzz: the server was not done with the round in %d ms\n",
-                FZ_ROUND_MAX_MS);
-        abort();
-    }
+    if (stuck)
+        fz_fail("the server was not done with the round in %d ms", FZ_ROUND_MAX_MS);
     if (!fz_round_wait(c, 100)) {
         fz_round_cancel(c);
         fz_round_wait(c, FZ_ROUND_MAX_MS);

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -17,6 +18,23 @@ typedef struct fz_server {
     fz_conn_fn *fn;
     void *arg;
 } fz_server;
+
+void fz_fail(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "fuzz: %s\n", msg);
+    const char *path = getenv("FUZZ_FINDINGS_LOG");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    if (f) {
+        fprintf(f, "pid %ld: %s\n", (long)getpid(), msg);
+        fclose(f);
+    }
+    abort();
+}
 
 int64_t fz_now_ms(void)
 {

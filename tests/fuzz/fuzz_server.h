@@ -19,13 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Say what failed on stderr and in $FUZZ_FINDINGS_LOG (when set: in fork
+ * mode libFuzzer keeps only one line of a crashed job's output), then
+ * abort, which libFuzzer reports with the stack. */
+__attribute__((noreturn, format(printf, 1, 2))) void fz_fail(const char *fmt, ...);
+
 #define FZ_CHECK(cond)                                                       \
     do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            abort();                                                         \
-        }                                                                    \
+        if (!(cond))                                                         \
+            fz_fail("%s:%d: check failed: %s", __FILE__, __LINE__, #cond);   \
     } while (0)
 
 /* Where an iteration stands, as the server sees it. */

@@ -27,6 +27,14 @@ set -- -max_total_time="$seconds" -print_final_stats=1 \
 if [ -f "$dict" ]; then
     set -- -dict="$dict" "$@"
 fi
+# In fork mode libFuzzer keeps one line of a crashed job's output: the
+# sanitizers' reports (stacks) go to files of their own, one per process,
+# and the targets' own checks say what failed in $name.findings.
+rm -f "$logs/$name".sanitizer.* "$logs/$name.findings"
+ASAN_OPTIONS="log_path=$logs/$name.sanitizer:${ASAN_OPTIONS:-}"
+UBSAN_OPTIONS="log_path=$logs/$name.sanitizer:print_stacktrace=1:${UBSAN_OPTIONS:-}"
+FUZZ_FINDINGS_LOG=$logs/$name.findings
+export ASAN_OPTIONS UBSAN_OPTIONS FUZZ_FINDINGS_LOG
 marker=$logs/.$name.start
 : > "$marker"
 "$target" "$@" "$work" "$seeds" > "$log" 2>&1
@@ -36,12 +44,14 @@ status=$?
 # ("#N NEW cov: C ft: F corp: I/S ... exec/s: R", or with -fork
 # "#N: cov: C ft: F corp: I exec/s R oom/timeout/crash: ...").
 stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n 1; }
-last=$(grep -E '^#[0-9]+:? .*cov: ' "$log" | tail -n 1)
+last=$(grep -E '^#[0-9]+:?[[:space:]].*cov: ' "$log" | tail -n 1)
 field() { printf '%s\n' "$last" | sed -n "s|.* $1:* \([^ ]*\).*|\1|p"; }
 execs=$(stat number_of_executed_units)
 execs=${execs:-$(printf '%s\n' "$last" | sed -n 's/^#\([0-9]*\).*/\1/p')}
 rate=$(stat average_exec_per_sec)
-rate=${rate:-$(field exec/s)}
+# In fork mode the status line's rate is the last job's: the whole run's
+# average is the executions over the time.
+rate=${rate:-$(awk -v n="${execs:-0}" -v s="$seconds" 'BEGIN { printf "%d", n / s }')}
 rss=$(stat peak_rss_mb)
 cov=$(field cov) ft=$(field ft) corp=$(field corp)
 found=$(find "$dir" -maxdepth 1 -name "$name-*-*" -newer "$marker" | sort)
@@ -54,8 +64,15 @@ for f in $found; do
     echo "  found: $f"
 done
 if [ "$crashes" -gt 0 ]; then
-    grep -E '^==[0-9]+==ERROR|^SUMMARY|check failed|^fuzz[_a-z]*:|ALARM|out-of-memory' "$log" |
-        sed 's/^==[0-9]*==/==/; s/(BuildId: [0-9a-f]*)//' | sort | uniq -c | sort -rn | head -n 5 | sed 's/^/  /'
+    # What failed, most frequent first: the targets' checks, then the
+    # first line of each sanitizer report.
+    {
+        cat "$logs/$name.findings" 2>/dev/null | sed 's/^pid [0-9]*: //'
+        for f in "$logs/$name".sanitizer.*; do
+            [ -f "$f" ] && grep -m 1 -E 'ERROR|runtime error' "$f" | sed 's/^==[0-9]*==//'
+        done
+    } | sort | uniq -c | sort -rn | head -n 5 | sed 's/^/  /'
+    echo "  (stacks: $logs/$name.sanitizer.<pid>)"
 fi
 if [ "$crashes" -gt 0 ] || [ "$status" -ne 0 ]; then
     echo "  (exit status $status; the whole output is in $log)"
