@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # make soak (issue 12): SOAK_MINUTES (default 30) of a steady, moderate load
 # with faults on, and a check that nothing grows without bound.
 #
@@ -47,20 +47,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 export PARLEY_API_KEY=soak-key
-"$refserver" --quiet --port 0 --latency-ms 100 --token-ms 100 --chunk-bytes 8 \
-    --reject-every 50 --retry-after-ms 20 --stall-every 200 \
-    --drop-after-texts 2000 --unknown-every 100 > "$work/server.out" &
+# It prints "listening on ADDR:PORT" once ready: read waits for that line
+# (at most 30 s).
+exec {server_out}< <(exec "$refserver" --quiet --port 0 --latency-ms 100 --token-ms 100 \
+    --chunk-bytes 8 --reject-every 50 --retry-after-ms 20 --stall-every 200 \
+    --drop-after-texts 2000 --unknown-every 100)
 server_pid=$!
-# Its first line says the port; nothing to wait on but the file.
-tries=0
-until line=$(grep -m 1 '^listening on' "$work/server.out" 2>/dev/null); do
-    tries=$((tries + 1))
-    if [ $tries -gt 100 ] || ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "soak: parley-refserver did not start"
-        exit 1
-    fi
-    sleep 0.1
-done
+line=
+read -r -t 30 -u "$server_out" line
 port=${line##*:}
 case $port in
     '' | *[!0-9]*) echo "soak: parley-refserver did not start ($line)"; exit 1 ;;
