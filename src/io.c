@@ -1391,6 +1391,7 @@ static int64_t publish_stats(pl_io *io, int64_t now)
             .conns = io->conf->dialect == PL_DIALECT_NATIVE ? io->conns : NULL,
             .nconns = io->conf->dialect == PL_DIALECT_NATIVE ? io->nconns : 0,
             .routes = io->routes.count,
+            .timers = io->timers.len,
             .server_errors = io->server_errors,
             .http_status = io->http_status,
             .http2_answers = io->http2_answers,

@@ -181,6 +181,7 @@ static void write_document(pl_json_writer *w, parley_client_t *c, const pl_stats
     pl_jw_i64(w, "queued_bytes", atomic_load(&c->queued_bytes));
     pl_jw_u64(w, "at_io_thread", v->routes);
     pl_jw_u64(w, "waiting_retry", v->routes_waiting);
+    pl_jw_u64(w, "timers", v->timers);
     pl_jw_u64(w, "queue_full", load(&k->queue_full));
     pl_jw_end_object(w);
 

@@ -27,6 +27,7 @@
 #include "bench_options.h"
 #include "bench_progress.h"
 #include "bench_record.h"
+#include "bench_report.h"
 #include "cli_properties.h"
 #include "parley.h"
 
@@ -53,6 +54,7 @@ typedef struct bench_run {
     unsigned long nslots;
     bench_gate gate;
     bench_record record;
+    bench_report report;
     atomic_uint_fast64_t conversations; /* numbers the conversations */
     atomic_uint errors_shown;
 } bench_run;
@@ -66,6 +68,7 @@ typedef struct bench_args {
     bool insecure;
     char **assignments; /* --set name=value, in order */
     size_t nassignments;
+    double report_every_s; /* --report-every; 0: no reports */
 } bench_args;
 
 static void synopsis(FILE *out)
@@ -73,6 +76,7 @@ static void synopsis(FILE *out)
     fputs("usage: parley bench --endpoint URL [--dialect native|anthropic|openai]\n"
           "                    --requests R [--concurrency N] [--turns K] [--duration S]\n"
           "                    [--connections C] [--set NAME=VALUE]...\n"
+          "                    [--report-every S]\n"
           "                    [--cacert FILE] [--capath DIR] [--pinnedpubkey PINS]\n"
           "                    [--cert FILE] [--key FILE] [-k|--insecure]\n",
           out);
@@ -107,6 +111,10 @@ static int help(void)
           "  --set NAME=VALUE any client property (docs/configuration.md), applied\n"
           "                   last; the bench raises max.inflight.requests to twice\n"
           "                   the concurrency when the default is lower\n"
+          "  --report-every S every S seconds a line \"report t_s=... rss_kb=... fds=...\n"
+          "                   timers=... inflight=... done=... failed=...\" on stdout:\n"
+          "                   memory, open descriptors, timer-heap size, requests\n"
+          "                   in flight and ended (what `make soak` watches)\n"
           "  TLS options take curl's names, as in `parley chat`.\n"
           "\n"
           "The API key comes from PARLEY_API_KEY (ANTHROPIC_API_KEY or OPENAI_API_KEY\n"
@@ -232,13 +240,14 @@ static void on_event(parley_client_t *client, const parley_event_t *ev, void *op
 
 /* ---- command line and configuration ------------------------------------- */
 
-enum { OPT_DIALECT = BENCH_OPT__NEXT, OPT_CONNECTIONS, OPT_SET, OPT_TLS };
+enum { OPT_DIALECT = BENCH_OPT__NEXT, OPT_CONNECTIONS, OPT_SET, OPT_REPORT, OPT_TLS };
 
 static const struct option own_options[] = {
     BENCH_LOAD_OPTIONS,
     {"dialect", required_argument, NULL, OPT_DIALECT},
     {"connections", required_argument, NULL, OPT_CONNECTIONS},
     {"set", required_argument, NULL, OPT_SET},
+    {"report-every", required_argument, NULL, OPT_REPORT},
     {"insecure", no_argument, NULL, 'k'},
     {"help", no_argument, NULL, 'h'},
 };
@@ -274,6 +283,13 @@ static int parse_args(int argc, char **argv, bench_args *args)
             args->connections = optarg;
         } else if (c == OPT_SET) {
             args->assignments[args->nassignments++] = optarg;
+        } else if (c == OPT_REPORT) {
+            char *end;
+            args->report_every_s = strtod(optarg, &end);
+            if (end == optarg || *end || !(args->report_every_s >= 0.001)) {
+                fprintf(stderr, PROG ": --report-every wants seconds > 0, not \"%s\"\n", optarg);
+                return usage_error();
+            }
         } else if (c == 'k') {
             args->insecure = true;
         } else if (c == 'h') {
@@ -335,7 +351,9 @@ static bool configure(parley_conf_t *conf, const bench_args *args)
 static parley_client_t *make_client(const bench_args *args, bench_run *run)
 {
     parley_conf_t *conf = parley_conf_new();
-    if (!conf || !configure(conf, args)) {
+    if (!conf || !configure(conf, args) ||
+        (args->report_every_s > 0 &&
+         !bench_report_setup(&run->report, conf, args->report_every_s))) {
         parley_conf_destroy(conf);
         return NULL;
     }
