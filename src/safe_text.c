@@ -36,22 +36,35 @@ static size_t key_run(const char *s, size_t len, const char *key, size_t klen)
     return n;
 }
 
+/* How many bytes of the key to redact at s: the whole key, or a run of its
+ * start long enough to tell; 0 when neither starts there. */
+static size_t key_at(const char *s, size_t len, const char *key, size_t klen)
+{
+    if (klen < PL_KEY_MATCH_MIN || *s != key[0])
+        return 0;
+    size_t run = key_run(s, len, key, klen);
+    return run == klen || run >= PL_KEY_PART_MIN ? run : 0;
+}
+
 static void escape_into(text_out *o, const char *in, size_t len, const char *key)
 {
     size_t klen = key ? strlen(key) : 0;
     size_t i = 0;
     while (i < len) {
         unsigned char c = (unsigned char)in[i];
-        if (klen >= PL_KEY_MATCH_MIN && c == (unsigned char)key[0]) {
-            size_t run = key_run(in + i, len - i, key, klen);
-            if (run == klen || run >= PL_KEY_PART_MIN) {
-                put(o, PL_REDACTED, sizeof(PL_REDACTED) - 1);
-                i += run;
-                continue;
-            }
+        size_t run = key_at(in + i, len - i, key, klen);
+        if (run) {
+            put(o, PL_REDACTED, sizeof(PL_REDACTED) - 1);
+            i += run;
+            continue;
         }
         char esc[8];
         size_t n = c < 0x80 ? 1 : pl_utf8_char_len(in + i, len - i);
+        /* A key need not be UTF-8: one that starts inside this character
+         * must not be passed over with it; the bytes before it go escaped. */
+        for (size_t j = 1; j < n; j++)
+            if (key_at(in + i + j, len - i - j, key, klen))
+                n = 0;
         if (c == '\n' || c == '\r' || c == '\t') {
             put(o, c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t", 2);
         } else if (c < 0x20 || c == 0x7f || n == 0) {

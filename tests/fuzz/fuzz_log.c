@@ -41,18 +41,46 @@ static const char *key;      /* the current case's key */
 static const char *secret;   /* a credential header's value in the trace */
 static size_t lines;
 
-/* Whether the key shows in a line outside the "[redacted]" markers (a key
- * such as "ted]" is part of every marker, which is no leak). */
-static bool shows_key(const char *message, size_t len, const char *key)
+/* The length of the escape (\n, \r, \t, \xHH, \u00HH) or "[redacted]" that
+ * starts at p, or 0. */
+static size_t unit_at(const char *p, const char *end)
 {
     static const char marker[] = "[redacted]";
-    char *copy = malloc(len + 1);
-    memcpy(copy, message, len + 1);
-    for (char *m = copy; (m = strstr(m, marker)); m += sizeof(marker) - 1)
-        memset(m, '\x01', sizeof(marker) - 1);
-    bool shown = memmem(copy, len, key, strlen(key)) != NULL;
-    free(copy);
-    return shown;
+    size_t left = (size_t)(end - p);
+    if (left >= sizeof(marker) - 1 && !memcmp(p, marker, sizeof(marker) - 1))
+        return sizeof(marker) - 1;
+    if (*p != '\\' || left < 2)
+        return 0;
+    if (p[1] == 'n' || p[1] == 'r' || p[1] == 't')
+        return 2;
+    if (p[1] == 'x' && left >= 4)
+        return 4;
+    if (p[1] == 'u' && left >= 6)
+        return 6;
+    return 0;
+}
+
+/*
+ * Whether the key shows in a line, other than where the library's own
+ * units (a "[redacted]" marker, an escape) make part of it: a key such as
+ * "ted]" is in every marker, and "\x19" + "999" reads "9999". What the
+ * library promises is that the key's own bytes never go through whole.
+ */
+static bool shows_key(const char *message, size_t len, const char *key)
+{
+    const char *end = message + len;
+    size_t klen = strlen(key);
+    for (const char *hit = message; (hit = memmem(hit, (size_t)(end - hit), key, klen)); hit++) {
+        bool formed = false;
+        for (const char *p = message; !formed && p < hit + klen;) {
+            size_t n = unit_at(p, end);
+            formed = n && p + n > hit;
+            p += n ? n : 1;
+        }
+        if (!formed)
+            return true;
+    }
+    return false;
 }
 
 static void on_log(const parley_client_t *client, int level, const char *facility,

@@ -54,6 +54,10 @@ static void test_key_redacted_anywhere(void **state)
     expect_safe("echo: sk-ant-api03-AAAA", "sk-ant-api03-AAAABBBBCCCC", "echo: [redacted]");
     expect_safe("echo: sk-ant-a (cut)", "sk-ant-api03-AAAABBBBCCCC", "echo: [redacted] (cut)");
     expect_safe("echo: sk-ant-", "sk-ant-api03-AAAABBBBCCCC", "echo: sk-ant-"); /* 7 < 8 */
+    /* A key need not be UTF-8: one that starts inside a character is found
+     * (found by fuzz_log: the character's first bytes go escaped). */
+    expect_safe("\xf4\x85\x85\x85\xf4\x85\x85\x85", "\x85\x85\xf4\x85\x85",
+                "\\xf4\\x85[redacted]\\x85");
 }
 
 static void test_control_characters_escaped(void **state)
