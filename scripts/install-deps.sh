@@ -16,6 +16,7 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config
           libck-dev libjson-c-dev libzstd-dev zlib1g-dev libwebsockets-dev libcmocka-dev
           clang openssl
           libmicrohttpd-dev   # examples/gateway.c
+          libssl-dev          # SHA-1 of the tests' hostile WebSocket server
           wrk gnuplot-nox)    # make bench: load against the gateway, plots
 # Node.js runs the independent interop server (tests/interop); the machine
 # image may bring its own, else Debian's.
