@@ -11,8 +11,6 @@
 #include "safe_text.h"
 
 #define ERROR_BODY_MAX 16384
-/* The vendors' SDKs cap a server's retry-after at a minute; so do we. */
-#define RETRY_AFTER_CAP_MS 60000
 
 static void stream_destroy(pl_http_stream *s);
 
@@ -81,8 +79,10 @@ static int64_t parse_ms(const char *v, size_t len, int64_t scale)
     double x = strtod(tmp, &end);
     if (*end || !(x >= 0))
         return -1; /* an HTTP date is possible in retry-after: not honoured */
+    /* The I/O thread caps what it obeys (io.c, route_retry_later); here
+     * only the conversion is kept in range. */
     double ms = x * (double)scale;
-    return ms > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : (int64_t)ms;
+    return ms >= (double)INT64_MAX ? INT64_MAX : (int64_t)ms;
 }
 
 static void on_header_line(pl_http_stream *s, const char *line, size_t len)
