@@ -5,6 +5,8 @@
 #ifndef PL_TEST_FIXTURES_H
 #define PL_TEST_FIXTURES_H
 
+#include <stdint.h>
+
 #include "parley.h"
 #include "refserver.h"
 
@@ -21,6 +23,11 @@ parley_client_t *fixture_client_url(const char *url, ...);
 parley_client_t *fixture_client_stats(const char *url, parley_stats_cb *cb, void *opaque, ...);
 /* The same for the native endpoint of a server on `port`. */
 parley_client_t *fixture_client(int port, ...);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t fixture_now_ms(void);
+/* Sleep; for pacing and sampling, never to wait for a condition. */
+void fixture_pause_ms(long ms);
 
 /* A loopback port that was free a moment ago: connecting to it is refused. */
 int fixture_closed_port(void);

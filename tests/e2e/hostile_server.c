@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "compress.h"
+#include "fixtures.h"
 
 /* Every wait is cut into slices this long, to notice hs_stop(). */
 #define SLICE_MS 20
@@ -48,13 +49,6 @@ struct hs_conn {
     pl_buf payload; /* the last frame's payload */
     pl_buf message; /* the message being reassembled, or inflated */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 #define COUNT(srv, stmt)                                                                 \
     do {                                                                                 \
@@ -93,7 +87,7 @@ static int wait_fd(hs_conn *c, short events, int64_t deadline)
     for (;;) {
         if (hs_stopping(c))
             return -1;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - fixture_now_ms();
         if (left <= 0)
             return 0;
         struct pollfd p = {c->fd, events, 0};
@@ -116,7 +110,7 @@ int hs_send_raw(hs_conn *c, const void *buf, size_t len)
             p += n;
             len -= (size_t)n;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            if (wait_fd(c, POLLOUT, now_ms() + SLICE_MS) < 0)
+            if (wait_fd(c, POLLOUT, fixture_now_ms() + SLICE_MS) < 0)
                 return -1;
         } else {
             return -1; /* what the peer sent before it went away is still read */
@@ -283,7 +277,7 @@ static int parse_frame(hs_conn *c, hs_frame *f)
 
 int hs_read_frame(hs_conn *c, int timeout_ms, hs_frame *f)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = fixture_now_ms() + timeout_ms;
     for (;;) {
         int rc = parse_frame(c, f);
         if (rc != 0) {
@@ -300,12 +294,12 @@ int hs_read_frame(hs_conn *c, int timeout_ms, hs_frame *f)
 /* Read until a data message is whole, answering Pings: 1, 0 timeout, -1 gone. */
 static int read_message(hs_conn *c, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = fixture_now_ms() + timeout_ms;
     pl_buf_reset(&c->message);
     bool binary = false;
     for (;;) {
         hs_frame f;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - fixture_now_ms();
         int rc = hs_read_frame(c, left > 0 ? (int)left : 0, &f);
         if (rc <= 0)
             return rc;
@@ -348,10 +342,10 @@ const char *hs_read_message(hs_conn *c, int timeout_ms)
 
 bool hs_wait_closed(hs_conn *c, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = fixture_now_ms() + timeout_ms;
     for (;;) {
         hs_frame f;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - fixture_now_ms();
         if (left <= 0)
             return false;
         int rc = hs_read_frame(c, (int)left, &f);
@@ -431,7 +425,7 @@ static void accept_value(const char *key, char out[64])
  * upgrade, or the client went away). */
 static int upgrade(hs_conn *c)
 {
-    int64_t deadline = now_ms() + 5000;
+    int64_t deadline = fixture_now_ms() + 5000;
     char *end;
     for (;;) {
         if (c->in.len && (end = memmem(c->in.data, c->in.len, "\r\n\r\n", 4)))

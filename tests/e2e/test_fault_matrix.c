@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fixtures.h"
 #include "blackhole_proxy.h"
 #include "parley.h"
 #include "recorder.h"
@@ -110,13 +111,6 @@ static void cell_fail(cell_result *r, const char *fmt, ...)
     va_end(ap);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- running cells in child processes ---------------------------------- */
 
 enum path { NATIVE, ANTHROPIC, OPENAI, NPATHS };
@@ -145,9 +139,9 @@ static void child_start(child *ch, cell_fn *fn, const void *arg, const char *fau
     if (ch->pid == 0) {
         close(fds[0]);
         recorder_reset();
-        int64_t t0 = now_ms();
+        int64_t t0 = fixture_now_ms();
         fn(arg, p, &ch->r);
-        ch->r.elapsed_ms = now_ms() - t0;
+        ch->r.elapsed_ms = fixture_now_ms() - t0;
         ssize_t w = write(fds[1], &ch->r, sizeof(ch->r));
         /* A cell that gave up on a hung client skips the exit handlers, which
          * could wait on it too. */
@@ -170,7 +164,7 @@ static cell_result child_finish(child *ch, int64_t deadline_ms, int limit_s)
     struct pollfd pfd = {.fd = ch->fd, .events = POLLIN};
     int ready;
     do {
-        int64_t left = deadline_ms - now_ms();
+        int64_t left = deadline_ms - fixture_now_ms();
         ready = poll(&pfd, 1, left > 0 ? (int)left : 0);
     } while (ready < 0 && errno == EINTR);
     cell_result got;
@@ -207,7 +201,7 @@ static bool run_row(cell_fn *fn, const void *arg, const char *fault, int limit_s
     if (only && !strstr(fault, only))
         return true;
     child kids[NPATHS];
-    int64_t deadline = now_ms() + (int64_t)limit_s * 1000;
+    int64_t deadline = fixture_now_ms() + (int64_t)limit_s * 1000;
     for (enum path p = NATIVE; p < NPATHS; p++)
         child_start(&kids[p], fn, arg, fault, p);
     bool all_ok = true;
@@ -757,7 +751,7 @@ static void check_short_deadline(parley_client_t *c, const load *l, int64_t sent
                                  cell_result *r)
 {
     parley_err_t fe = parley_flush(c, SHORT_DEADLINE_MS + 2000);
-    int64_t took = now_ms() - sent_ms;
+    int64_t took = fixture_now_ms() - sent_ms;
     if (fe != PARLEY_OK) {
         cell_fail(r, "[hung] requests of %d ms deadline not ended after %lld ms",
                   SHORT_DEADLINE_MS, (long long)took);
@@ -798,12 +792,12 @@ static void run_frozen(const void *arg, enum path p, cell_result *r)
     if (c && quick && load_send(c, &l, FROZEN_SESSIONS, FROZEN_TURNS, r)) {
         /* Freeze it with replies under way. */
         recorder_wait_terminals((size_t)FROZEN_SESSIONS, 30);
-        int64_t frozen_at = now_ms();
+        int64_t frozen_at = fixture_now_ms();
         kill(pid, SIGSTOP);
-        int64_t sent = now_ms();
+        int64_t sent = fixture_now_ms();
         if (load_send(quick, &lq, FROZEN_SESSIONS, 1, r))
             check_short_deadline(quick, &lq, sent, r);
-        int64_t left = FREEZE_MS - (now_ms() - frozen_at);
+        int64_t left = FREEZE_MS - (fixture_now_ms() - frozen_at);
         if (left > 0) /* the fault's duration, not a wait for a condition */
             usleep((useconds_t)left * 1000);
         kill(pid, SIGCONT);

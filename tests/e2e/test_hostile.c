@@ -35,26 +35,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Read until a Pong arrives: whether its payload is exactly `want`. */
 static bool pong_is(hs_conn *c, const char *want, size_t len, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = fixture_now_ms() + timeout_ms;
     hs_frame f;
-    while (now_ms() < deadline) {
-        int rc = hs_read_frame(c, (int)(deadline - now_ms()), &f);
+    while (fixture_now_ms() < deadline) {
+        int rc = hs_read_frame(c, (int)(deadline - fixture_now_ms()), &f);
         if (rc < 0)
             return false;
         if (rc == 1 && f.opcode == HS_OP_PONG)
@@ -146,9 +133,9 @@ static void flood_script(hs_conn *c, unsigned index, void *arg)
     /* Pings of the largest size (125 bytes), as fast as the client reads
      * them; their Pongs pile up on the client, as nothing is read here. */
     static unsigned char batch[FLOOD_BATCH * 127];
-    int64_t end = now_ms() + FLOOD_MS;
+    int64_t end = fixture_now_ms() + FLOOD_MS;
     unsigned long long n = 0;
-    while (now_ms() < end && !hs_stopping(c)) {
+    while (fixture_now_ms() < end && !hs_stopping(c)) {
         for (unsigned i = 0; i < FLOOD_BATCH; i++, n++) {
             unsigned char *f = batch + i * 127;
             hs_frame_header(f, true, HS_OP_PING, 125);
@@ -164,9 +151,9 @@ static void flood_script(hs_conn *c, unsigned index, void *arg)
     /* Only the latest Ping must be answered (RFC 6455 5.5.3). */
     hs_send_frame(c, true, HS_OP_PING, "last", 4);
     bool last = false;
-    int64_t drain_end = now_ms() + 10000;
-    while (!last && now_ms() < drain_end && !hs_stopping(c))
-        last = pong_is(c, "last", 4, (int)(drain_end - now_ms()));
+    int64_t drain_end = fixture_now_ms() + 10000;
+    while (!last && fixture_now_ms() < drain_end && !hs_stopping(c))
+        last = pong_is(c, "last", 4, (int)(drain_end - fixture_now_ms()));
     atomic_store(&st->last_answered, last);
     answer(c, id, session);
     hs_wait_closed(c, 20000);
@@ -185,12 +172,12 @@ static void test_ping_flood_bounded(void **state)
     memwatch_start(&w);
     assert_int_equal(parley_send(s, "flood me", &id), PARLEY_OK);
     size_t growth = 0;
-    int64_t end = now_ms() + FLOOD_MS + 10000;
-    while (!atomic_load(&st.flooded) && now_ms() < end) {
+    int64_t end = fixture_now_ms() + FLOOD_MS + 10000;
+    while (!atomic_load(&st.flooded) && fixture_now_ms() < end) {
         growth = memwatch_sample(&w);
         if (growth > FLOOD_LIMIT)
             break; /* unbounded: stop before it hurts the machine */
-        pause_ms(10);
+        fixture_pause_ms(10);
     }
     growth = memwatch_sample(&w);
     print_message("ping flood: %llu pings in %d ms, resident memory grew %zu KiB "
@@ -252,8 +239,8 @@ static void endless_script(hs_conn *c, unsigned index, void *arg)
     }
     static char filler[65536];
     memset(filler, 'x', sizeof(filler));
-    int64_t end = now_ms() + ATTACK_MS;
-    while (now_ms() < end) {
+    int64_t end = fixture_now_ms() + ATTACK_MS;
+    while (fixture_now_ms() < end) {
         int rc = ec->fragments ? hs_send_frame(c, false, HS_OP_CONT, filler, 4096)
                                : hs_send_raw(c, filler, sizeof(filler));
         if (rc != 0)
@@ -277,9 +264,9 @@ static void run_endless(bool fragments)
         parley_session_t *s = parley_session_open(c, NULL, NULL, 0);
         assert_int_equal(parley_send(s, "hold me hostage", &ids[i]), PARLEY_OK);
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = fixture_now_ms();
     size_t ended = recorder_wait_terminals(2, 6);
-    int64_t took = now_ms() - t0;
+    int64_t took = fixture_now_ms() - t0;
     recorder_entry r[2] = {recorder_get(ids[0]), recorder_get(ids[1])};
     parley_client_destroy(c);
     hs_counts counts = hs_get_counts(srv);

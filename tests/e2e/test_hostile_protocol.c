@@ -34,13 +34,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read one request; its id and session into the buffers. */
 static bool read_request(hs_conn *c, char id[32], char session[160])
 {
@@ -138,10 +131,10 @@ static void test_huge_retry_after_ends_the_request_at_once(void **state)
                                         "request.timeout.ms", "20000", NULL);
     parley_session_t *s = parley_session_open(c, "patient", NULL, 0);
     uint64_t id;
-    int64_t t0 = now_ms();
+    int64_t t0 = fixture_now_ms();
     assert_int_equal(parley_send(s, "may I?", &id), PARLEY_OK);
     assert_int_equal(recorder_wait_terminals(1, 30), 1);
-    int64_t took = now_ms() - t0;
+    int64_t took = fixture_now_ms() - t0;
     recorder_entry r = recorder_get(id);
     parley_client_destroy(c);
     hs_stop(srv);

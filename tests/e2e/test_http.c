@@ -37,13 +37,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The server's HTTP endpoint (the dialect adds the path). */
 static const char *http_url(pl_refserver *srv)
 {
@@ -262,10 +255,10 @@ static void test_retry_after_and_should_retry(void **state)
     uint64_t first, second;
     assert_int_equal(parley_send(s, "one", &first), PARLEY_OK);
     assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
-    int64_t t0 = now_ms();
+    int64_t t0 = fixture_now_ms();
     assert_int_equal(parley_send(s, "two", &second), PARLEY_OK);
     assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
-    assert_true(now_ms() - t0 >= 400 - 5);
+    assert_true(fixture_now_ms() - t0 >= 400 - 5);
     assert_string_equal(recorder_get(second).done, "[turn 2] two");
 
     /* retry-after in seconds, when no retry-after-ms. */
@@ -274,11 +267,11 @@ static void test_retry_after_and_should_retry(void **state)
     set_http_faults(srv, f);
     assert_int_equal(parley_send(s, "three", NULL), PARLEY_OK);
     assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
-    t0 = now_ms();
+    t0 = fixture_now_ms();
     uint64_t fourth;
     assert_int_equal(parley_send(s, "four", &fourth), PARLEY_OK);
     assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
-    assert_true(now_ms() - t0 >= 1000 - 5);
+    assert_true(fixture_now_ms() - t0 >= 1000 - 5);
     assert_string_equal(recorder_get(fourth).done, "[turn 4] four");
 
     /* x-should-retry: false wins over a retryable 429. */

@@ -29,13 +29,6 @@
 
 #define TEST_KEY "liveness-key"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* CPU time (user + system) of the whole process so far, in ms. */
 static int64_t cpu_ms(void)
 {
@@ -78,10 +71,10 @@ static void expect_error_by_deadline_without_spin(parley_client_t *c, int deadli
 {
     parley_session_t *s = parley_session_open(c, "patient", NULL, 0);
     uint64_t id;
-    int64_t wall0 = now_ms(), cpu0 = cpu_ms();
+    int64_t wall0 = fixture_now_ms(), cpu0 = cpu_ms();
     assert_int_equal(parley_send(s, "anyone?", &id), PARLEY_OK);
     assert_int_equal(recorder_wait_terminals(1, 30), 1);
-    int64_t wall = now_ms() - wall0, cpu = cpu_ms() - cpu0;
+    int64_t wall = fixture_now_ms() - wall0, cpu = cpu_ms() - cpu0;
     recorder_entry r = recorder_get(id);
     assert_int_equal(r.terminals, 1);
     assert_int_equal(r.terminal, PARLEY_EVENT_ERROR);
@@ -90,9 +83,9 @@ static void expect_error_by_deadline_without_spin(parley_client_t *c, int deadli
                   parley_err2name(r.err), r.err_msg, (long long)cpu);
     /* Idle waiting costs a few ms; spinning costs about the wall time. */
     assert_true(cpu * 3 < wall);
-    int64_t t0 = now_ms();
+    int64_t t0 = fixture_now_ms();
     parley_client_destroy(c);
-    assert_true(now_ms() - t0 < 5000);
+    assert_true(fixture_now_ms() - t0 < 5000);
 }
 
 /* The server accepts TCP and never answers the upgrade. */

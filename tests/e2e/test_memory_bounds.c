@@ -45,19 +45,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* What a script shares with its test. */
 typedef struct attack {
     atomic_bool over;         /* the attack ended */
@@ -91,10 +78,10 @@ static size_t watch(hs_server *srv, attack *a, const char *what, recorder_entry 
     memwatch w;
     memwatch_start(&w);
     size_t growth = 0;
-    int64_t end = now_ms() + ATTACK_MS + 5000;
-    while (!atomic_load(&a->over) && now_ms() < end && growth <= GROWTH_LIMIT) {
+    int64_t end = fixture_now_ms() + ATTACK_MS + 5000;
+    while (!atomic_load(&a->over) && fixture_now_ms() < end && growth <= GROWTH_LIMIT) {
         growth = memwatch_sample(&w);
-        pause_ms(10);
+        fixture_pause_ms(10);
     }
     if (growth > GROWTH_LIMIT)
         hs_request_stop(srv); /* and no waiting: the backlog would inflate */
@@ -139,8 +126,8 @@ static void gaps_script(hs_conn *c, unsigned index, void *arg)
         pl_buf_append(&batch, head, hs_frame_header(head, true, HS_OP_TEXT, (uint64_t)n));
         pl_buf_append(&batch, msg, (size_t)n);
     }
-    int64_t end = now_ms() + ATTACK_MS;
-    while (now_ms() < end && hs_send_raw(c, batch.data, batch.len) == 0) {
+    int64_t end = fixture_now_ms() + ATTACK_MS;
+    while (fixture_now_ms() < end && hs_send_raw(c, batch.data, batch.len) == 0) {
         atomic_fetch_add(&a->frames, 64);
         atomic_fetch_add(&a->wire_bytes, batch.len);
     }
@@ -187,8 +174,8 @@ static void endless_reply_script(hs_conn *c, unsigned index, void *arg)
         return;
     static char piece[256 * 1024 + 1];
     memset(piece, 'a', sizeof(piece) - 1);
-    int64_t end = now_ms() + ATTACK_MS;
-    for (unsigned seq = 0; now_ms() < end; seq++) {
+    int64_t end = fixture_now_ms() + ATTACK_MS;
+    for (unsigned seq = 0; fixture_now_ms() < end; seq++) {
         if (hs_send_textf(c, "{\"type\":\"text\",\"id\":\"%s\",\"session\":\"%s\",\"seq\":%u,"
                           "\"content\":\"%s\"}", id, session, seq, piece) != 0)
             break;
@@ -240,8 +227,8 @@ static void zstd_script(hs_conn *c, unsigned index, void *arg)
     size_t fill = MiB - 400;
     char *content = malloc(fill);
     memset(content, 'a', fill);
-    int64_t end = now_ms() + ATTACK_MS;
-    for (unsigned seq = 0; now_ms() < end && !hs_stopping(c); seq++) {
+    int64_t end = fixture_now_ms() + ATTACK_MS;
+    for (unsigned seq = 0; fixture_now_ms() < end && !hs_stopping(c); seq++) {
         pl_buf msg = PL_BUF_INIT;
         char head[300];
         int n = snprintf(head, sizeof(head), "{\"type\":\"text\",\"id\":\"%s\",\"session\":\"%s\","

@@ -35,13 +35,6 @@
 #define ATTACK_MS 4000
 #define GROWTH_LIMIT ((size_t)64 * MiB * MEMWATCH_SLACK)
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -121,9 +114,9 @@ static void stream_body(attacker *a, int fd)
     if (a->gzip)
         assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY), Z_OK);
     unsigned char out[64 * 1024];
-    int64_t end = now_ms() + ATTACK_MS;
+    int64_t end = fixture_now_ms() + ATTACK_MS;
     bool first = true;
-    while (now_ms() < end && !atomic_load(&a->stop)) {
+    while (fixture_now_ms() < end && !atomic_load(&a->stop)) {
         /* A batch of events: 256 KB inflated. */
         static char batch[256 * 1400 + sizeof(anthropic_start)];
         size_t blen = 0;
@@ -232,9 +225,9 @@ static void run_attack(bool openai, bool gzip)
     memwatch_start(&w);
     uint64_t id;
     assert_int_equal(parley_send(s, "talk for ever", &id), PARLEY_OK);
-    int64_t end = now_ms() + ATTACK_MS + 5000;
+    int64_t end = fixture_now_ms() + ATTACK_MS + 5000;
     size_t growth = 0;
-    while (recorder_terminals() < 1 && now_ms() < end && growth <= GROWTH_LIMIT) {
+    while (recorder_terminals() < 1 && fixture_now_ms() < end && growth <= GROWTH_LIMIT) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL); /* a sampling period, not a synchronisation */
         growth = memwatch_sample(&w);

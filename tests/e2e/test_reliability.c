@@ -22,13 +22,6 @@
 
 #define TEST_KEY "reliability-key"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -46,10 +39,10 @@ static void test_no_server_retries_then_fails(void **state)
                                      "reconnect.backoff.ms", "100", NULL);
     parley_session_t *s = parley_session_open(c, "nobody", NULL, 0);
     uint64_t id;
-    int64_t start = now_ms();
+    int64_t start = fixture_now_ms();
     assert_int_equal(parley_send(s, "anyone?", &id), PARLEY_OK);
     assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
-    int64_t elapsed = now_ms() - start;
+    int64_t elapsed = fixture_now_ms() - start;
     recorder_entry r = recorder_get(id);
     assert_int_equal(r.terminals, 1);
     assert_int_equal(r.err, PARLEY_ERR_CONNECT);
@@ -199,9 +192,9 @@ static void test_destroy_with_thousand_in_flight(void **state)
         assert_int_equal(parley_send(s, "streaming slowly", &ids[i][0]), PARLEY_OK);
         assert_int_equal(parley_send(s, "waiting", &ids[i][1]), PARLEY_OK);
     }
-    int64_t start = now_ms();
+    int64_t start = fixture_now_ms();
     parley_client_destroy(c);
-    int64_t took = now_ms() - start;
+    int64_t took = fixture_now_ms() - start;
     size_t ended = recorder_terminals();
     assert_int_equal(ended, 2 * DESTROY_SESSIONS);
     for (int i = 0; i < DESTROY_SESSIONS; i++)

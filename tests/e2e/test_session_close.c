@@ -35,20 +35,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait (bounded) until no session of c is running any more: the closed
  * ones have handled their last message and freed their state. */
 static bool wait_sessions_ended(parley_client_t *c, int seconds)
 {
-    int64_t deadline = now_ms() + seconds * 1000;
+    int64_t deadline = fixture_now_ms() + seconds * 1000;
     while (atomic_load(&c->sessions_open) != 0) {
-        if (now_ms() > deadline)
+        if (fixture_now_ms() > deadline)
             return false;
         sched_yield();
     }
@@ -169,8 +162,8 @@ static void test_close_races_sends(void **state)
             assert_int_equal(pthread_create(&t[i], NULL, send_until_refused, &r), 0);
         atomic_store(&r.go, true);
         /* Close while the senders are at it: after the first accepted. */
-        int64_t deadline = now_ms() + 10000;
-        while (atomic_load(&r.accepted) == 0 && now_ms() < deadline)
+        int64_t deadline = fixture_now_ms() + 10000;
+        while (atomic_load(&r.accepted) == 0 && fixture_now_ms() < deadline)
             sched_yield();
         parley_session_close(r.session);
         for (int i = 0; i < RACE_THREADS; i++)
