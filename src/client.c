@@ -1,4 +1,4 @@
-/* Client lifecycle: create, start, flush, destroy; stats; the session registry. */
+/* Client lifecycle: create, start, flush, destroy; stats. */
 #include "client.h"
 
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include "log.h"
 #include "safe_text.h"
 #include "session.h"
+#include "session_table.h"
 #include "stats.h"
 
 static void set_err(char *errstr, size_t size, const char *msg)
@@ -70,7 +71,6 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     pthread_mutex_init(&c->lifecycle_mu, NULL);
     pthread_mutex_init(&c->idle_mu, NULL);
     pthread_cond_init(&c->idle_cv, NULL);
-    pthread_mutex_init(&c->registry_mu, NULL);
     pthread_mutex_init(&c->space_mu, NULL);
     pthread_cond_init(&c->space_cv, NULL);
     c->created_ms = pl_monotonic_ms();
@@ -115,7 +115,7 @@ parley_err_t parley_start(parley_client_t *c)
     return err;
 }
 
-parley_err_t pl_client_admit(parley_client_t *c, parley_session_t *s, size_t bytes)
+parley_err_t pl_client_admit(parley_client_t *c, pl_session *s, size_t bytes)
 {
     const parley_conf_t *conf = c->conf;
     /* Add first, then check: concurrent senders can never overshoot. */
@@ -141,7 +141,7 @@ static void wake(pthread_mutex_t *mu, pthread_cond_t *cv)
     pthread_mutex_unlock(mu);
 }
 
-void pl_client_release(parley_client_t *c, parley_session_t *s, size_t bytes)
+void pl_client_release(parley_client_t *c, pl_session *s, size_t bytes)
 {
     atomic_fetch_sub(&s->unfinished, 1);
     atomic_fetch_sub(&c->queued_bytes, (int64_t)bytes);
@@ -193,12 +193,8 @@ parley_err_t parley_flush(parley_client_t *c, int timeout_ms)
     return wait_idle(c, &deadline) ? PARLEY_OK : PARLEY_ERR_TIMED_OUT;
 }
 
-void pl_client_register(parley_client_t *c, parley_session_t *s)
+void pl_client_session_opened(parley_client_t *c)
 {
-    pthread_mutex_lock(&c->registry_mu);
-    s->reg_next = c->sessions;
-    c->sessions = s;
-    pthread_mutex_unlock(&c->registry_mu);
     atomic_fetch_add_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
@@ -207,40 +203,17 @@ void pl_client_session_ended(parley_client_t *c)
     atomic_fetch_sub_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
-/* Close every session the user left open. The registry lock is not held
- * while closing, which may run a session's finalizer. Sessions that ended
- * already are skipped. */
+/* Close every session the user left open; those that ended are gone from
+ * the table. No lock is held while closing, which may free a session. */
 static void close_all_sessions(parley_client_t *c)
 {
-    pthread_mutex_lock(&c->registry_mu);
-    size_t n = 0;
-    for (parley_session_t *s = c->sessions; s; s = s->reg_next)
-        n++;
-    parley_session_t **live = malloc((n ? n : 1) * sizeof(*live));
-    size_t nlive = 0;
-    for (parley_session_t *s = c->sessions; s && live; s = s->reg_next)
-        if (pl_actor_try_ref(&s->actor))
-            live[nlive++] = s;
-    pthread_mutex_unlock(&c->registry_mu);
-    if (!live) {
-        fprintf(stderr, "parley: out of memory closing sessions\n");
-        abort();
-    }
-    for (size_t i = 0; i < nlive; i++) {
+    size_t n;
+    pl_session **live = pl_session_table_ref_client(c, &n);
+    for (size_t i = 0; i < n; i++) {
         pl_session_close_once(live[i]);
         pl_session_unref(live[i]);
     }
     free(live);
-}
-
-/* Every session has ended and no thread runs any more: the handles go. */
-static void free_session_handles(parley_client_t *c)
-{
-    while (c->sessions) {
-        parley_session_t *s = c->sessions;
-        c->sessions = s->reg_next;
-        free(s);
-    }
 }
 
 void parley_client_destroy(parley_client_t *c)
@@ -268,7 +241,6 @@ void parley_client_destroy(parley_client_t *c)
     close_all_sessions(c);
     pl_pool_stop(c->pool);
     pthread_mutex_unlock(&c->lifecycle_mu);
-    free_session_handles(c);
 
     pl_io_free(c->io);
     pl_stats_sink_free(c->stats); /* the pool delivered every document */
@@ -282,7 +254,6 @@ void parley_client_destroy(parley_client_t *c)
     pthread_mutex_destroy(&c->lifecycle_mu);
     pthread_mutex_destroy(&c->idle_mu);
     pthread_cond_destroy(&c->idle_cv);
-    pthread_mutex_destroy(&c->registry_mu);
     pthread_mutex_destroy(&c->space_mu);
     pthread_cond_destroy(&c->space_cv);
     free(c);

@@ -25,7 +25,7 @@ typedef struct pl_io_request {
     ck_stack_entry_t entry;
     pl_io_op op;
     uint64_t id;
-    parley_session_t *session; /* SEND: holds a session reference */
+    struct pl_session *session; /* SEND: holds a session reference */
     char *frame;               /* SEND: the encoded message, without resume_from */
     size_t frame_len;
 } pl_io_request;

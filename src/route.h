@@ -16,7 +16,7 @@ struct pl_http_stream;
 
 typedef struct pl_route {
     uint64_t id;
-    parley_session_t *session; /* holds a session reference */
+    struct pl_session *session; /* holds a session reference */
     char *frame;               /* the encoded message, for repeats */
     size_t frame_len;
     struct pl_ws_conn *conn;   /* native: the connection it was last sent on */
