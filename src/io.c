@@ -98,11 +98,6 @@ static void pass_on_held_wakes(pl_io *io)
     io->wakes_held_ms = now;
 }
 
-CURLM *pl_io_multi(pl_io *io)
-{
-    return io->multi;
-}
-
 /* libcurl's trace, at debug level: text and headers only, never payloads. */
 static int trace_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
 {
@@ -128,6 +123,19 @@ static void easy_opts_init(pl_io *io, const parley_conf_t *conf)
     };
 }
 
+static void on_message(void *owner, pl_ws_conn *conn, const char *data, size_t len,
+                       bool binary);
+static void on_oversized(void *owner, pl_ws_conn *conn, const char *start, size_t len);
+static const pl_ws_conn_events ws_conn_events = {.message = on_message,
+                                                 .oversized = on_oversized};
+static void http_text(void *owner, void *req, const char *text, size_t len);
+static void http_done(void *owner, void *req, const pl_stream_result *res);
+static void http_failed(void *owner, void *req, parley_err_t err, const char *msg,
+                        bool retryable, int64_t retry_after_ms);
+static const pl_http_events http_events = {.text = http_text,
+                                           .done = http_done,
+                                           .failed = http_failed};
+
 pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
 {
     pl_io *io = pl_xcalloc(1, sizeof(*io));
@@ -148,7 +156,9 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
     io->nconns = pl_conf_connections(client->conf);
     io->conns = pl_xcalloc(io->nconns, sizeof(*io->conns));
     for (unsigned i = 0; i < io->nconns; i++) {
-        io->conns[i].io = io;
+        io->conns[i].multi = io->multi;
+        io->conns[i].events = &ws_conn_events;
+        io->conns[i].owner = io;
         io->conns[i].index = i;
         io->conns[i].sock = CURL_SOCKET_BAD;
         io->conns[i].stats.rtt_ms = -1;
@@ -166,6 +176,8 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
         io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
         io->http.easy = io->easy;
         io->http.max_idle = (size_t)client->conf->http_idle_connections;
+        io->http.events = &http_events;
+        io->http.owner = io;
         /* libcurl's own cache limit follows the handles added at the moment
          * and closed connections that the next turns then opened again:
          * more connections than conversations (docs/dialects.md). */
@@ -398,7 +410,8 @@ static void open_conn(pl_io *io, pl_ws_conn *conn)
 static void http_place(pl_io *io, pl_route *r)
 {
     char err[128];
-    r->http = pl_http_start(io, io->multi, &io->http, r, err, sizeof(err));
+    r->http = pl_http_start(io->multi, &io->http, r, r->id, r->frame, r->frame_len, err,
+                            sizeof(err));
     if (!r->http) {
         route_fail(io, r, PARLEY_ERR_NO_MEMORY, err);
         return;
@@ -825,8 +838,9 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
  * same message again), and the connection is closed with 1009 at once rather
  * than read to the message's end, which the server may never reach; the
  * other requests on it resume on the next connection. */
-void pl_io_on_oversized(pl_io *io, pl_ws_conn *conn, const char *start, size_t len)
+static void on_oversized(void *owner, pl_ws_conn *conn, const char *start, size_t len)
 {
+    pl_io *io = owner;
     PL_COUNT(io->client, errors, 1);
     char msg[160];
     snprintf(msg, sizeof(msg),
@@ -870,9 +884,10 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
     pl_buf_free(&plain);
 }
 
-void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
-                      bool binary)
+static void on_message(void *owner, pl_ws_conn *conn, const char *data, size_t len,
+                       bool binary)
 {
+    pl_io *io = owner;
     pass_on_held_wakes(io);
     PL_COUNT(io->client, frames_received, 1);
     PL_COUNT(io->client, bytes_received, len);
@@ -935,8 +950,10 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
 
 /* ---- the HTTP dialects' streams ---------------------------------------- */
 
-void pl_io_http_text(pl_io *io, pl_route *r, const char *text, size_t len)
+static void http_text(void *owner, void *req, const char *text, size_t len)
 {
+    pl_io *io = owner;
+    pl_route *r = req;
     pass_on_held_wakes(io);
     if (!reply_within_bound(io, r, len))
         return;
@@ -945,8 +962,10 @@ void pl_io_http_text(pl_io *io, pl_route *r, const char *text, size_t len)
     progress(r);
 }
 
-void pl_io_http_done(pl_io *io, pl_route *r, const pl_stream_result *res)
+static void http_done(void *owner, void *req, const pl_stream_result *res)
 {
+    pl_io *io = owner;
+    pl_route *r = req;
     r->http = NULL; /* the stream finishes on its own */
     pl_route_remove(&io->routes, r->id);
     pl_session_post_done(r->session, r->id, res->stop_reason, res->input_tokens,
@@ -954,9 +973,11 @@ void pl_io_http_done(pl_io *io, pl_route *r, const pl_stream_result *res)
     route_free(r);
 }
 
-void pl_io_http_failed(pl_io *io, pl_route *r, parley_err_t err, const char *msg,
-                       bool retryable, int64_t retry_after_ms)
+static void http_failed(void *owner, void *req, parley_err_t err, const char *msg,
+                        bool retryable, int64_t retry_after_ms)
 {
+    pl_io *io = owner;
+    pl_route *r = req;
     r->http = NULL; /* the stream finishes on its own */
     if (r->cancelling) {
         route_end_cancelled(io, r);
