@@ -38,6 +38,12 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* A statistics document is due: the I/O thread's part comes with it. */
+static void publish_stats(void *client, const pl_io_stats_view *view)
+{
+    pl_stats_publish(client, view);
+}
+
 parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
                                    size_t errstr_size)
 {
@@ -77,7 +83,10 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     c->pool = pl_pool_new(conf->workers > 0 ? (unsigned)conf->workers : default_workers());
     if (c->pool) {
         c->stats = pl_stats_sink_new(c);
-        c->io = pl_io_new(c, errstr, errstr_size);
+        pl_io_sink sink = pl_session_sink;
+        sink.stats = publish_stats;
+        sink.stats_ctx = c;
+        c->io = pl_io_new(c, &sink, errstr, errstr_size);
     }
     if (c->pool && c->io)
         pl_log(c, PARLEY_LOG_INFO, "client",

@@ -32,8 +32,6 @@
 #include "pool.h"
 #include "protocol.h"
 #include "route.h"
-#include "session.h"
-#include "stats.h"
 #include "timer_heap.h"
 #include "utf8.h"
 #include "ws_conn.h"
@@ -55,6 +53,7 @@
 
 struct pl_io {
     parley_client_t *client;
+    pl_io_sink sink; /* the sessions and the statistics */
     const parley_conf_t *conf;
     CURLM *multi;
     pthread_t thread;
@@ -136,10 +135,12 @@ static const pl_http_events http_events = {.text = http_text,
                                            .done = http_done,
                                            .failed = http_failed};
 
-pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
+pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
+                 size_t errstr_size)
 {
     pl_io *io = pl_xcalloc(1, sizeof(*io));
     io->client = client;
+    io->sink = *sink;
     io->conf = client->conf;
     io->multi = curl_multi_init();
     io->decoder = pl_decoder_new();
@@ -195,9 +196,9 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
 
 /* ---- routes ------------------------------------------------------------- */
 
-static void route_free(pl_route *r)
+static void route_free(pl_io *io, pl_route *r)
 {
-    pl_session_unref(r->session);
+    io->sink.release(r->owner);
     free(r->frame);
     free(r);
 }
@@ -225,8 +226,8 @@ static void route_fail(pl_io *io, pl_route *r, parley_err_t err, const char *msg
            (unsigned long long)r->id, msg, parley_err2name(err));
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
-    pl_session_post_error(r->session, r->id, err, msg);
-    route_free(r);
+    io->sink.error(r->owner, r->id, err, msg);
+    route_free(io, r);
 }
 
 /* End a request as cancelled without the server (it holds it no more). */
@@ -234,8 +235,8 @@ static void route_end_cancelled(pl_io *io, pl_route *r)
 {
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
-    pl_session_post_done(r->session, r->id, "cancelled", 0, r->next_seq);
-    route_free(r);
+    io->sink.done(r->owner, r->id, "cancelled", 0, r->next_seq);
+    route_free(io, r);
 }
 
 /* Queue the route's message on its connection, asking the server to resume
@@ -728,11 +729,11 @@ static void repeat_for_gap(pl_io *io, pl_route *r)
  * than the request's is the server's mistake, and fails the request. */
 static bool session_matches(pl_io *io, pl_route *r, const pl_server_msg *m)
 {
-    if (!m->session || !strcmp(m->session, r->session->id))
+    if (!m->session || !strcmp(m->session, r->owner_id))
         return true;
     char msg[400];
     snprintf(msg, sizeof(msg), "invalid message from the server: request %llu belongs to "
-             "session \"%s\", not \"%.128s\"", (unsigned long long)r->id, r->session->id,
+             "session \"%s\", not \"%.128s\"", (unsigned long long)r->id, r->owner_id,
              m->session);
     PL_COUNT(io->client, errors, 1);
     if (r->conn && r->conn->state == PL_WS_OPEN)
@@ -770,7 +771,7 @@ static void on_text(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
     if (!reply_within_bound(io, r, m->content_len))
         return;
-    pl_session_post_text(r->session, r->id, m->seq, m->content, m->content_len);
+    io->sink.text(r->owner, r->id, m->seq, m->content, m->content_len);
     r->next_seq++;
     progress(r);
 }
@@ -802,9 +803,9 @@ static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
-    pl_session_post_done(r->session, r->id, m->stop_reason, m->input_tokens,
+    io->sink.done(r->owner, r->id, m->stop_reason, m->input_tokens,
                          m->output_tokens);
-    route_free(r);
+    route_free(io, r);
 }
 
 static bool retryable_before_ack(pl_server_err code)
@@ -957,7 +958,7 @@ static void http_text(void *owner, void *req, const char *text, size_t len)
     pass_on_held_wakes(io);
     if (!reply_within_bound(io, r, len))
         return;
-    pl_session_post_text(r->session, r->id, r->next_seq, text, len);
+    io->sink.text(r->owner, r->id, r->next_seq, text, len);
     r->next_seq++;
     progress(r);
 }
@@ -968,9 +969,9 @@ static void http_done(void *owner, void *req, const pl_stream_result *res)
     pl_route *r = req;
     r->http = NULL; /* the stream finishes on its own */
     pl_route_remove(&io->routes, r->id);
-    pl_session_post_done(r->session, r->id, res->stop_reason, res->input_tokens,
+    io->sink.done(r->owner, r->id, res->stop_reason, res->input_tokens,
                          res->output_tokens);
-    route_free(r);
+    route_free(io, r);
 }
 
 static void http_failed(void *owner, void *req, parley_err_t err, const char *msg,
@@ -997,7 +998,8 @@ static void accept_send(pl_io *io, pl_io_request *req, int64_t now)
     pl_route *r = pl_xcalloc(1, sizeof(*r));
     r->id = req->id;
     r->repeat_from = UINT32_MAX;
-    r->session = req->session; /* the request's reference moves to the route */
+    r->owner = req->owner; /* the request's reference moves to the route */
+    r->owner_id = req->owner_id;
     r->frame = req->frame;
     r->frame_len = req->frame_len;
     if (io->conf->request_timeout_ms > 0)
@@ -1408,7 +1410,7 @@ static int64_t publish_stats(pl_io *io, int64_t now)
     if (!io->next_stats_ms)
         return IO_POLL_MAX_MS;
     if (now >= io->next_stats_ms) {
-        pl_stats_io_view v = {
+        pl_io_stats_view v = {
             .conns = io->conf->dialect == PL_DIALECT_NATIVE ? io->conns : NULL,
             .nconns = io->conf->dialect == PL_DIALECT_NATIVE ? io->nconns : 0,
             .routes = io->routes.count,
@@ -1418,7 +1420,7 @@ static int64_t publish_stats(pl_io *io, int64_t now)
             .http2_answers = io->http2_answers,
         };
         pl_route_foreach(&io->routes, count_waiting, &v.routes_waiting);
-        pl_stats_publish(io->client, &v);
+        io->sink.stats(io->sink.stats_ctx, &v);
         /* Fixed steps from the start, but never a burst after a long pause. */
         io->next_stats_ms += io->conf->stats_interval_ms;
         if (io->next_stats_ms <= now)

@@ -16,7 +16,8 @@ struct pl_http_stream;
 
 typedef struct pl_route {
     uint64_t id;
-    struct pl_session *session; /* holds a session reference */
+    void *owner;               /* its session, holding a reference (pl_io_sink) */
+    const char *owner_id;      /* the session's id, as long as owner */
     char *frame;               /* the encoded message, for repeats */
     size_t frame_len;
     struct pl_ws_conn *conn;   /* native: the connection it was last sent on */

@@ -150,7 +150,8 @@ static bool submit(pl_session *s, pl_request *req, char *frame, size_t len)
     pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
     io_req->op = PL_IO_SEND;
     io_req->id = req->id;
-    io_req->session = s;
+    io_req->owner = s;
+    io_req->owner_id = s->id;
     io_req->frame = frame;
     io_req->frame_len = len;
     pl_session_ref(s);
@@ -421,9 +422,10 @@ void pl_session_unref(pl_session *s)
 
 /* ---- posting from other threads ---------------------------------------- */
 
-void pl_session_post_text(pl_session *s, uint64_t id, uint32_t seq,
-                          const char *text, size_t len)
+static void post_text(void *owner, uint64_t id, uint32_t seq, const char *text,
+                      size_t len)
 {
+    pl_session *s = owner;
     text_msg *m = pl_xmalloc(sizeof(*m) + len + 1);
     m->base.kind = MSG_TEXT;
     m->id = id;
@@ -434,10 +436,10 @@ void pl_session_post_text(pl_session *s, uint64_t id, uint32_t seq,
     pl_actor_post(&s->actor, &m->base);
 }
 
-void pl_session_post_done(pl_session *s, uint64_t id,
-                          const char *stop_reason, uint64_t input_tokens,
-                          uint64_t output_tokens)
+static void post_done(void *owner, uint64_t id, const char *stop_reason,
+                      uint64_t input_tokens, uint64_t output_tokens)
 {
+    pl_session *s = owner;
     done_msg *m = pl_xcalloc(1, sizeof(*m));
     m->base.kind = MSG_DONE;
     m->id = id;
@@ -449,9 +451,9 @@ void pl_session_post_done(pl_session *s, uint64_t id,
 }
 
 /* Every error event's text passes here, whether it quotes a server or not. */
-void pl_session_post_error(pl_session *s, uint64_t id, parley_err_t err,
-                           const char *message)
+static void post_error(void *owner, uint64_t id, parley_err_t err, const char *message)
 {
+    pl_session *s = owner;
     size_t len = strlen(message);
     const char *key = s->client->api_key;
     size_t shown = pl_safe_text(NULL, 0, message, len, key);
@@ -462,6 +464,18 @@ void pl_session_post_error(pl_session *s, uint64_t id, parley_err_t err,
     pl_safe_text(m->message, shown + 1, message, len, key);
     pl_actor_post(&s->actor, &m->base);
 }
+
+static void release_owner(void *owner)
+{
+    pl_session_unref(owner);
+}
+
+const pl_io_sink pl_session_sink = {
+    .text = post_text,
+    .done = post_done,
+    .error = post_error,
+    .release = release_owner,
+};
 
 /* Post the close, which drops the handle's reference. */
 static void post_close(pl_session *s)

@@ -12,6 +12,7 @@
 
 #include "actor.h"
 #include "gate.h"
+#include "io.h"
 #include "parley.h"
 #include "protocol.h"
 
@@ -51,16 +52,11 @@ struct pl_session {
  * false when the session was already closed. */
 bool pl_session_close_once(pl_session *session);
 
-/* Results from the I/O thread; each message holds a session reference. */
-void pl_session_post_text(pl_session *s, uint64_t id, uint32_t seq,
-                          const char *text, size_t len);
-void pl_session_post_done(pl_session *s, uint64_t id,
-                          const char *stop_reason, uint64_t input_tokens,
-                          uint64_t output_tokens);
-/* The message is made safe to show first (safe_text.h): it may quote a
- * server, which may echo the API key or send control characters. */
-void pl_session_post_error(pl_session *s, uint64_t id, parley_err_t err,
-                           const char *message);
+/* Results from the I/O thread, posted to the session named as a request's
+ * owner (text, done, error, release; no statistics). An error's message is
+ * made safe to show first (safe_text.h): it may quote a server, which may
+ * echo the API key or send control characters. */
+extern const pl_io_sink pl_session_sink;
 
 void pl_session_ref(pl_session *s);
 void pl_session_unref(pl_session *s);

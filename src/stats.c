@@ -131,7 +131,7 @@ static void write_connection(pl_json_writer *w, const pl_ws_conn *c, int64_t now
 }
 
 static void write_dialect(pl_json_writer *w, const parley_client_t *c,
-                          const pl_stats_io_view *v)
+                          const pl_io_stats_view *v)
 {
     static const char *const names[] = {"native", "anthropic", "openai"};
     pl_jw_object(w, "dialects");
@@ -160,7 +160,7 @@ static int64_t unix_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void write_document(pl_json_writer *w, parley_client_t *c, const pl_stats_io_view *v)
+static void write_document(pl_json_writer *w, parley_client_t *c, const pl_io_stats_view *v)
 {
     pl_counters *k = &c->counters;
     int64_t now = pl_monotonic_ms();
@@ -226,7 +226,7 @@ static void write_document(pl_json_writer *w, parley_client_t *c, const pl_stats
     pl_jw_end_object(w);
 }
 
-void pl_stats_publish(parley_client_t *c, const pl_stats_io_view *v)
+void pl_stats_publish(parley_client_t *c, const pl_io_stats_view *v)
 {
     if (!c->stats)
         return;
