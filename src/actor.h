@@ -11,17 +11,18 @@
 #ifndef PL_ACTOR_H
 #define PL_ACTOR_H
 
-#include <ck_stack.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "mpsc.h"
 
 typedef struct pl_pool pl_pool;
 typedef struct pl_actor pl_actor;
 
 /* A message; embed it as the first member of your own message struct. */
 typedef struct pl_actor_msg {
-    ck_stack_entry_t entry;
+    pl_mpsc_node entry;
     int kind;
 } pl_actor_msg;
 
@@ -31,8 +32,8 @@ typedef void pl_actor_handler(pl_actor *actor, pl_actor_msg *msg);
 typedef void pl_actor_finalizer(pl_actor *actor);
 
 struct pl_actor {
-    ck_stack_t mailbox;             /* many producers, one consumer */
-    ck_stack_entry_t ready_entry;   /* link in a worker's ready stack */
+    pl_mpsc mailbox;                /* many producers, one consumer */
+    pl_mpsc_node ready_entry;       /* link in a worker's ready queue */
     pl_actor_msg *backlog;          /* consumer-private FIFO, oldest first */
     _Atomic int scheduled;          /* 1 while queued on or run by a worker */
     _Atomic uint32_t refs;

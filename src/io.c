@@ -29,6 +29,7 @@
 #include "compress.h"
 #include "http_stream.h"
 #include "log.h"
+#include "mpsc.h"
 #include "pool.h"
 #include "protocol.h"
 #include "route.h"
@@ -60,7 +61,7 @@ struct pl_io {
     pthread_t thread;
     bool thread_started;
     _Atomic bool stopping;
-    ck_stack_t submissions; /* pl_io_request, newest first */
+    pl_mpsc submissions; /* pl_io_request */
     /* Set while the thread is in (or about to enter) curl_multi_poll(): only
      * then does a submission need curl_multi_wakeup(), a system call. */
     _Atomic bool polling;
@@ -144,7 +145,7 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
         free(io);
         return NULL;
     }
-    ck_stack_init(&io->submissions);
+    pl_mpsc_init(&io->submissions);
     io->nconns = pl_conf_connections(client->conf);
     io->conns = pl_xcalloc(io->nconns, sizeof(*io->conns));
     for (unsigned i = 0; i < io->nconns; i++) {
@@ -1000,34 +1001,20 @@ static void accept_cancel(pl_io *io, uint64_t id)
     send_cancel(r->conn, r->id);
 }
 
-/* Oldest first: the stack gives newest first. */
-static pl_io_request *take_submissions(pl_io *io)
-{
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&io->submissions);
-    pl_io_request *fifo = NULL;
-    while (e) {
-        ck_stack_entry_t *next = e->next;
-        pl_io_request *req = (pl_io_request *)e;
-        req->entry.next = fifo ? &fifo->entry : NULL;
-        fifo = req;
-        e = next;
-    }
-    return fifo;
-}
-
 static void drain_submissions(pl_io *io)
 {
-    pl_io_request *req = take_submissions(io);
+    pl_mpsc_node *e = pl_mpsc_take_all(&io->submissions);
     int64_t now = pl_monotonic_ms();
-    while (req) {
-        pl_io_request *next = (pl_io_request *)req->entry.next;
+    while (e) {
+        pl_mpsc_node *next = e->next;
+        pl_io_request *req = pl_mpsc_entry(e, pl_io_request, entry);
         if (req->op == PL_IO_SEND) {
             accept_send(io, req, now);
         } else {
             accept_cancel(io, req->id);
         }
         free(req);
-        req = next;
+        e = next;
     }
 }
 
@@ -1432,7 +1419,7 @@ static void run_once(pl_io *io)
      * either pushed before the look (we do not sleep) or sees the flag after
      * its push (it wakes us). The seq_cst store and load keep that order. */
     atomic_store(&io->polling, true);
-    if (__atomic_load_n(&io->submissions.head, __ATOMIC_SEQ_CST) != NULL)
+    if (pl_mpsc_nonempty(&io->submissions))
         timeout = 0;
     pl_pool_release_wakes(io->client->pool);
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
@@ -1503,7 +1490,7 @@ int pl_io_start(pl_io *io)
  * takes the submission before it next sleeps (see run_once). */
 void pl_io_submit(pl_io *io, pl_io_request *req)
 {
-    ck_stack_push_upmc(&io->submissions, &req->entry);
+    pl_mpsc_push(&io->submissions, &req->entry);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
         atomic_exchange(&io->polling, false))

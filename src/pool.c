@@ -6,10 +6,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#define READY_ACTOR(e) ((pl_actor *)((char *)(e) - offsetof(pl_actor, ready_entry)))
+#define READY_ACTOR(e) pl_mpsc_entry(e, pl_actor, ready_entry)
 
 typedef struct pl_worker {
-    ck_stack_t ready; /* scheduled actors, newest first */
+    pl_mpsc ready; /* scheduled actors */
     sem_t wake;       /* posted to end a sleep, and at stop */
     /* Set by the worker before it sleeps; whoever clears it posts `wake`.
      * A worker that is awake finds new actors on its own, so a schedule
@@ -50,7 +50,7 @@ pl_pool *pl_pool_new(unsigned nworkers)
     }
     pool->nworkers = nworkers;
     for (unsigned i = 0; i < nworkers; i++) {
-        ck_stack_init(&pool->workers[i].ready);
+        pl_mpsc_init(&pool->workers[i].ready);
         sem_init(&pool->workers[i].wake, 0, 0);
         pool->workers[i].pool = pool;
     }
@@ -79,7 +79,7 @@ void pl_pool_schedule(pl_pool *pool, pl_actor *actor)
     unsigned i = atomic_fetch_add_explicit(&pool->next_worker, 1,
                                            memory_order_relaxed) % pool->nworkers;
     pl_worker *w = &pool->workers[i];
-    ck_stack_push_upmc(&w->ready, &actor->ready_entry);
+    pl_mpsc_push(&w->ready, &actor->ready_entry);
     if (holding_wakes != pool)
         wake_if_sleeping(w);
 }
@@ -94,7 +94,7 @@ void pl_pool_release_wakes(pl_pool *pool)
     holding_wakes = NULL;
     for (unsigned i = 0; i < pool->nworkers; i++) {
         pl_worker *w = &pool->workers[i];
-        if (__atomic_load_n(&w->ready.head, __ATOMIC_RELAXED) != NULL)
+        if (pl_mpsc_nonempty(&w->ready))
             wake_if_sleeping(w);
     }
 }
@@ -103,20 +103,13 @@ void pl_pool_release_wakes(pl_pool *pool)
  * when the stack was empty. */
 static bool run_ready(pl_worker *w)
 {
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&w->ready);
-    if (!e)
+    pl_mpsc_node *fifo = pl_mpsc_take_all(&w->ready);
+    if (!fifo)
         return false;
-    ck_stack_entry_t *fifo = NULL;
-    while (e) {
-        ck_stack_entry_t *next = e->next;
-        e->next = fifo;
-        fifo = e;
-        e = next;
-    }
     while (fifo) {
         /* Read the link first: once run, the actor may be rescheduled and
          * its link reused by another worker. */
-        ck_stack_entry_t *next = fifo->next;
+        pl_mpsc_node *next = fifo->next;
         pl_actor_run(READY_ACTOR(fifo), PL_POOL_RUN_BUDGET);
         fifo = next;
     }
@@ -132,10 +125,9 @@ static void *worker_main(void *arg)
             continue;
         if (atomic_load(&w->pool->stopping))
             break;
-        /* Announce the sleep, then look once more (see wake_if_sleeping).
-         * The read is ck_pr_load_ptr() as ThreadSanitizer can see it. */
+        /* Announce the sleep, then look once more (see wake_if_sleeping). */
         atomic_store(&w->sleeping, true);
-        if (__atomic_load_n(&w->ready.head, __ATOMIC_SEQ_CST) != NULL ||
+        if (pl_mpsc_nonempty(&w->ready) ||
             atomic_load(&w->pool->stopping)) {
             atomic_store(&w->sleeping, false); /* a post crossing this is harmless */
             continue;
