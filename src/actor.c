@@ -2,9 +2,12 @@
 
 #include <stddef.h>
 
-#include "pool.h"
-
 #define ACTOR_MSG(e) pl_mpsc_entry(e, pl_actor_msg, entry)
+
+/* Messages an actor handles per run before others get a turn. */
+#define RUN_BUDGET 64
+
+static void run_actor(pl_pool_job *job);
 
 void pl_actor_init(pl_actor *actor, pl_pool *pool, pl_actor_handler *handle,
                    pl_actor_finalizer *finalize)
@@ -13,6 +16,7 @@ void pl_actor_init(pl_actor *actor, pl_pool *pool, pl_actor_handler *handle,
     actor->backlog = NULL;
     atomic_init(&actor->scheduled, 0);
     atomic_init(&actor->refs, 1);
+    actor->job.run = run_actor;
     actor->pool = pool;
     actor->handle = handle;
     actor->finalize = finalize;
@@ -45,7 +49,7 @@ static void schedule_if_idle(pl_actor *actor)
 {
     if (atomic_exchange(&actor->scheduled, 1) == 0) {
         pl_actor_ref(actor);
-        pl_pool_schedule(actor->pool, actor);
+        pl_pool_schedule(actor->pool, &actor->job);
     }
 }
 
@@ -63,9 +67,12 @@ static void take_mailbox(pl_actor *actor)
     actor->backlog = e ? ACTOR_MSG(e) : NULL;
 }
 
-void pl_actor_run(pl_actor *actor, unsigned budget)
+/* Run on a worker: handle at most RUN_BUDGET messages, then release the run
+ * or reschedule the actor when more are waiting. */
+static void run_actor(pl_pool_job *job)
 {
-    for (unsigned handled = 0; handled < budget; handled++) {
+    pl_actor *actor = pl_mpsc_entry(job, pl_actor, job);
+    for (unsigned handled = 0; handled < RUN_BUDGET; handled++) {
         if (!actor->backlog)
             take_mailbox(actor);
         pl_actor_msg *m = actor->backlog;
@@ -77,7 +84,7 @@ void pl_actor_run(pl_actor *actor, unsigned budget)
     }
 
     if (actor->backlog) { /* budget spent: give other actors a turn */
-        pl_pool_schedule(actor->pool, actor);
+        pl_pool_schedule(actor->pool, &actor->job);
         return;
     }
     atomic_store(&actor->scheduled, 0);
@@ -86,7 +93,7 @@ void pl_actor_run(pl_actor *actor, unsigned budget)
     atomic_thread_fence(memory_order_seq_cst);
     if (pl_mpsc_nonempty(&actor->mailbox) &&
         atomic_exchange(&actor->scheduled, 1) == 0) {
-        pl_pool_schedule(actor->pool, actor); /* keeps the run's reference */
+        pl_pool_schedule(actor->pool, &actor->job); /* keeps the run's reference */
         return;
     }
     pl_actor_unref(actor); /* the run's reference */
