@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "io.h"
 #include "log.h"
@@ -216,16 +217,12 @@ static void close_all_sessions(parley_client_t *c)
     size_t n = 0;
     for (parley_session_t *s = c->sessions; s; s = s->reg_next)
         n++;
-    parley_session_t **live = malloc((n ? n : 1) * sizeof(*live));
+    parley_session_t **live = pl_xmalloc(n * sizeof(*live));
     size_t nlive = 0;
-    for (parley_session_t *s = c->sessions; s && live; s = s->reg_next)
+    for (parley_session_t *s = c->sessions; s; s = s->reg_next)
         if (pl_actor_try_ref(&s->actor))
             live[nlive++] = s;
     pthread_mutex_unlock(&c->registry_mu);
-    if (!live) {
-        fprintf(stderr, "parley: out of memory closing sessions\n");
-        abort();
-    }
     for (size_t i = 0; i < nlive; i++) {
         pl_session_close_once(live[i]);
         pl_session_unref(live[i]);

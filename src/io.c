@@ -158,10 +158,8 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
     io->heartbeat_ms = (int64_t)client->conf->heartbeat_interval_s * 1000;
     easy_opts_init(io, client->conf);
     if (client->conf->dialect != PL_DIALECT_NATIVE) {
-        if (pl_http_config_init(&io->http, client->conf->endpoint, client->conf->dialect) != 0) {
-            fprintf(stderr, "parley: out of memory\n");
-            abort();
-        }
+        if (pl_http_config_init(&io->http, client->conf->endpoint, client->conf->dialect) != 0)
+            pl_oom("configuring the HTTP dialect");
         io->http.api_key = client->api_key;
         io->http.anthropic_version = client->conf->anthropic_version;
         io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
@@ -236,10 +234,8 @@ static void route_send(pl_route *r)
         return;
     }
     pl_buf b = PL_BUF_INIT;
-    if (pl_proto_add_resume_from(&b, r->frame, r->frame_len, r->next_seq) != 0) {
-        fprintf(stderr, "parley: out of memory repeating a request\n");
-        abort();
-    }
+    if (pl_proto_add_resume_from(&b, r->frame, r->frame_len, r->next_seq) != 0)
+        pl_oom("repeating a request");
     pl_ws_conn_queue_data(r->conn, b.data, b.len);
     pl_buf_free(&b);
 }
@@ -247,10 +243,8 @@ static void route_send(pl_route *r)
 static void send_cancel(pl_ws_conn *conn, uint64_t id)
 {
     pl_buf b = PL_BUF_INIT;
-    if (pl_proto_encode_cancel(&b, id) != 0) {
-        fprintf(stderr, "parley: out of memory encoding a cancel\n");
-        abort();
-    }
+    if (pl_proto_encode_cancel(&b, id) != 0)
+        pl_oom("encoding a cancel");
     pl_ws_conn_queue_data(conn, b.data, b.len);
     pl_buf_free(&b);
 }
