@@ -42,36 +42,37 @@ PARLEY_EXPORT int parley_version(void);
 /* Run-time version as a string such as "0.1.0". */
 PARLEY_EXPORT const char *parley_version_str(void);
 
-/* Error codes. Returned by functions and carried by error events. */
+/* Error codes. Returned by functions and carried by error events. The
+ * numbers are ABI: a code keeps its number, new codes take the next ones. */
 typedef enum parley_err {
     PARLEY_OK = 0,
     /* Caller errors, returned by functions. */
-    PARLEY_ERR_INVALID_ARG,     /* a NULL or malformed argument */
-    PARLEY_ERR_UNKNOWN_OPTION,  /* parley_conf_set(): no such property */
-    PARLEY_ERR_INVALID_VALUE,   /* parley_conf_set(): value out of range */
-    PARLEY_ERR_NO_MEMORY,       /* an allocation failed */
-    PARLEY_ERR_STATE,           /* not allowed now (see the function) */
-    PARLEY_ERR_NO_KEY,          /* no API key in the environment or file */
-    PARLEY_ERR_TIMED_OUT,       /* a wait, or a request, ran out of time */
-    PARLEY_ERR_TOO_LARGE,       /* a message exceeds max_message_bytes */
-    PARLEY_ERR_SHUTDOWN,        /* the client is being destroyed */
-    PARLEY_ERR_QUEUE_FULL,      /* a queue limit is reached: try again later */
+    PARLEY_ERR_INVALID_ARG = 1,      /* a NULL or malformed argument */
+    PARLEY_ERR_UNKNOWN_OPTION = 2,   /* parley_conf_set(): no such property */
+    PARLEY_ERR_INVALID_VALUE = 3,    /* parley_conf_set(): value out of range */
+    PARLEY_ERR_NO_MEMORY = 4,        /* an allocation failed */
+    PARLEY_ERR_STATE = 5,            /* not allowed now (see the function) */
+    PARLEY_ERR_NO_KEY = 6,           /* no API key in the environment or file */
+    PARLEY_ERR_TIMED_OUT = 7,        /* a wait, or a request, ran out of time */
+    PARLEY_ERR_TOO_LARGE = 8,        /* a message exceeds max_message_bytes */
+    PARLEY_ERR_SHUTDOWN = 9,         /* the client is being destroyed */
+    PARLEY_ERR_QUEUE_FULL = 10,      /* a queue limit is reached: try again later */
     /* Request outcomes, carried by PARLEY_EVENT_ERROR. */
-    PARLEY_ERR_CONNECT,         /* could not connect to the endpoint */
-    PARLEY_ERR_UNAUTHORIZED,    /* the server refused the API key */
-    PARLEY_ERR_CONNECTION_LOST, /* the connection broke during the request */
-    PARLEY_ERR_PROTOCOL,        /* the server broke the protocol */
-    PARLEY_ERR_INVALID_REQUEST, /* server: invalid_request */
-    PARLEY_ERR_RATE_LIMITED,    /* server: rate_limited */
-    PARLEY_ERR_OVERLOADED,      /* server: overloaded */
-    PARLEY_ERR_SERVER_INTERNAL, /* server: internal */
-    PARLEY_ERR_RESUME_FAILED,   /* server: resume_failed */
-    PARLEY_ERR_SERVER_TOO_LARGE,/* server: too_large (HTTP 413) */
-    PARLEY_ERR_FORBIDDEN,       /* HTTP 403: the key may not do this */
-    PARLEY_ERR_NOT_FOUND,       /* HTTP 404: no such path or model */
-    PARLEY_ERR_TLS,             /* TLS: the certificate or key was refused */
-    PARLEY_ERR_REPLY_TOO_LARGE, /* the reply grew past reply.max.bytes */
-    PARLEY_ERR__COUNT           /* number of codes; not an error */
+    PARLEY_ERR_CONNECT = 11,         /* could not connect to the endpoint */
+    PARLEY_ERR_UNAUTHORIZED = 12,    /* the server refused the API key */
+    PARLEY_ERR_CONNECTION_LOST = 13, /* the connection broke during the request */
+    PARLEY_ERR_PROTOCOL = 14,        /* the server broke the protocol */
+    PARLEY_ERR_INVALID_REQUEST = 15, /* server: invalid_request */
+    PARLEY_ERR_RATE_LIMITED = 16,    /* server: rate_limited */
+    PARLEY_ERR_OVERLOADED = 17,      /* server: overloaded */
+    PARLEY_ERR_SERVER_INTERNAL = 18, /* server: internal */
+    PARLEY_ERR_RESUME_FAILED = 19,   /* server: resume_failed */
+    PARLEY_ERR_SERVER_TOO_LARGE = 20, /* server: too_large (HTTP 413) */
+    PARLEY_ERR_FORBIDDEN = 21,       /* HTTP 403: the key may not do this */
+    PARLEY_ERR_NOT_FOUND = 22,       /* HTTP 404: no such path or model */
+    PARLEY_ERR_TLS = 23,             /* TLS: the certificate or key was refused */
+    PARLEY_ERR_REPLY_TOO_LARGE = 24, /* the reply grew past reply.max.bytes */
+    PARLEY_ERR__COUNT                /* number of codes; not an error */
 } parley_err_t;
 
 /* A sentence describing err, e.g. "could not connect to the endpoint". */
@@ -435,6 +436,7 @@ PARLEY_EXPORT void parley_actor_unref(parley_actor_t *actor);
 
 /* ---- Statistics ------------------------------------------------------- */
 
+/* Its layout is ABI: counters are only ever added at the end. */
 typedef struct parley_stats {
     uint64_t requests_sent;      /* accepted by parley_send() */
     uint64_t requests_done;      /* ended with DONE */
@@ -456,9 +458,23 @@ typedef struct parley_stats {
     uint64_t bytes_decompressed;   /* bytes received compressed, once inflated */
 } parley_stats_t;
 
-/* A snapshot of the client's counters. */
-PARLEY_EXPORT void parley_stats_get(parley_client_t *client,
-                                    parley_stats_t *stats);
+/*
+ * A snapshot of the client's counters: fills the first min(size,
+ * sizeof(parley_stats_t) of the library) bytes of *stats, zeroes the rest of
+ * size, and returns how many bytes it filled (0 when client or stats is
+ * NULL). Pass sizeof *stats: the struct only grows at its end, so a program
+ * and a library built against different versions of this header agree on
+ * every counter both know, and new ones read as 0.
+ */
+PARLEY_EXPORT size_t parley_stats_read(parley_client_t *client,
+                                       parley_stats_t *stats, size_t size);
+
+/* parley_stats_read() with this header's size of the struct. */
+static inline void parley_stats_get(parley_client_t *client,
+                                    parley_stats_t *stats)
+{
+    parley_stats_read(client, stats, sizeof(*stats));
+}
 
 #ifdef __cplusplus
 }

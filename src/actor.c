@@ -2,17 +2,21 @@
 
 #include <stddef.h>
 
-#include "pool.h"
+#define ACTOR_MSG(e) pl_mpsc_entry(e, pl_actor_msg, entry)
 
-#define ACTOR_MSG(e) ((pl_actor_msg *)((char *)(e) - offsetof(pl_actor_msg, entry)))
+/* Messages an actor handles per run before others get a turn. */
+#define RUN_BUDGET 64
+
+static void run_actor(pl_pool_job *job);
 
 void pl_actor_init(pl_actor *actor, pl_pool *pool, pl_actor_handler *handle,
                    pl_actor_finalizer *finalize)
 {
-    ck_stack_init(&actor->mailbox);
+    pl_mpsc_init(&actor->mailbox);
     actor->backlog = NULL;
     atomic_init(&actor->scheduled, 0);
     atomic_init(&actor->refs, 1);
+    actor->job.run = run_actor;
     actor->pool = pool;
     actor->handle = handle;
     actor->finalize = finalize;
@@ -45,37 +49,30 @@ static void schedule_if_idle(pl_actor *actor)
 {
     if (atomic_exchange(&actor->scheduled, 1) == 0) {
         pl_actor_ref(actor);
-        pl_pool_schedule(actor->pool, actor);
+        pl_pool_schedule(actor->pool, &actor->job);
     }
 }
 
 void pl_actor_post(pl_actor *actor, pl_actor_msg *msg)
 {
     pl_actor_ref(actor);
-    ck_stack_push_upmc(&actor->mailbox, &msg->entry);
+    pl_mpsc_push(&actor->mailbox, &msg->entry);
     schedule_if_idle(actor);
 }
 
-/* Refill the empty backlog with the mailbox's contents in FIFO order. The
- * one-swap batch pop takes the whole stack (newest first), so it cannot
- * suffer ABA; reversing it restores the order of sending. */
+/* Refill the empty backlog with the mailbox's contents, oldest first. */
 static void take_mailbox(pl_actor *actor)
 {
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&actor->mailbox);
-    pl_actor_msg *fifo = NULL;
-    while (e) {
-        ck_stack_entry_t *next = e->next;
-        pl_actor_msg *m = ACTOR_MSG(e);
-        m->entry.next = fifo ? &fifo->entry : NULL;
-        fifo = m;
-        e = next;
-    }
-    actor->backlog = fifo;
+    pl_mpsc_node *e = pl_mpsc_take_all(&actor->mailbox);
+    actor->backlog = e ? ACTOR_MSG(e) : NULL;
 }
 
-void pl_actor_run(pl_actor *actor, unsigned budget)
+/* Run on a worker: handle at most RUN_BUDGET messages, then release the run
+ * or reschedule the actor when more are waiting. */
+static void run_actor(pl_pool_job *job)
 {
-    for (unsigned handled = 0; handled < budget; handled++) {
+    pl_actor *actor = pl_mpsc_entry(job, pl_actor, job);
+    for (unsigned handled = 0; handled < RUN_BUDGET; handled++) {
         if (!actor->backlog)
             take_mailbox(actor);
         pl_actor_msg *m = actor->backlog;
@@ -87,19 +84,16 @@ void pl_actor_run(pl_actor *actor, unsigned budget)
     }
 
     if (actor->backlog) { /* budget spent: give other actors a turn */
-        pl_pool_schedule(actor->pool, actor);
+        pl_pool_schedule(actor->pool, &actor->job);
         return;
     }
     atomic_store(&actor->scheduled, 0);
     /* A producer that pushed before seeing the flag clear did not schedule;
-     * the full fence orders our store before re-reading the mailbox. The
-     * read is the same instruction as ck_pr_load_ptr(), but ThreadSanitizer
-     * sees it as atomic: a suppression of ck's plain load fails whenever TSan
-     * has lost this read's stack by the time a producer's push races it. */
+     * the full fence orders our store before re-reading the mailbox. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (__atomic_load_n(&actor->mailbox.head, __ATOMIC_RELAXED) != NULL &&
+    if (pl_mpsc_nonempty(&actor->mailbox) &&
         atomic_exchange(&actor->scheduled, 1) == 0) {
-        pl_pool_schedule(actor->pool, actor); /* keeps the run's reference */
+        pl_pool_schedule(actor->pool, &actor->job); /* keeps the run's reference */
         return;
     }
     pl_actor_unref(actor); /* the run's reference */

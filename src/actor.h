@@ -11,17 +11,18 @@
 #ifndef PL_ACTOR_H
 #define PL_ACTOR_H
 
-#include <ck_stack.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct pl_pool pl_pool;
+#include "mpsc.h"
+#include "pool.h"
+
 typedef struct pl_actor pl_actor;
 
 /* A message; embed it as the first member of your own message struct. */
 typedef struct pl_actor_msg {
-    ck_stack_entry_t entry;
+    pl_mpsc_node entry;
     int kind;
 } pl_actor_msg;
 
@@ -31,8 +32,8 @@ typedef void pl_actor_handler(pl_actor *actor, pl_actor_msg *msg);
 typedef void pl_actor_finalizer(pl_actor *actor);
 
 struct pl_actor {
-    ck_stack_t mailbox;             /* many producers, one consumer */
-    ck_stack_entry_t ready_entry;   /* link in a worker's ready stack */
+    pl_mpsc mailbox;                /* many producers, one consumer */
+    pl_pool_job job;                /* what the pool runs: a turn of the actor */
     pl_actor_msg *backlog;          /* consumer-private FIFO, oldest first */
     _Atomic int scheduled;          /* 1 while queued on or run by a worker */
     _Atomic uint32_t refs;
@@ -57,12 +58,5 @@ void pl_actor_unref(pl_actor *actor);
  * a reference on the actor until it has been handled.
  */
 void pl_actor_post(pl_actor *actor, pl_actor_msg *msg);
-
-/*
- * Run the actor on the calling worker: handle at most `budget` messages, then
- * release the run or reschedule the actor when more are waiting. Called only
- * by the pool.
- */
-void pl_actor_run(pl_actor *actor, unsigned budget);
 
 #endif

@@ -2,9 +2,14 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-static void out_of_memory(size_t size)
+_Noreturn void pl_oom(const char *doing)
+{
+    fprintf(stderr, "parley: out of memory %s\n", doing);
+    abort();
+}
+
+static _Noreturn void out_of_memory(size_t size)
 {
     fprintf(stderr, "parley: out of memory allocating %zu bytes\n", size);
     abort();
@@ -32,12 +37,4 @@ void *pl_xrealloc(void *p, size_t size)
     if (!q)
         out_of_memory(size);
     return q;
-}
-
-char *pl_xstrndup(const char *s, size_t len)
-{
-    char *p = pl_xmalloc(len + 1);
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
 }

@@ -13,14 +13,21 @@ typedef struct pl_buf {
 
 #define PL_BUF_INIT {NULL, 0, 0}
 
-/* Each append returns 0, or -1 when memory ran out (the buffer is unchanged). */
-int pl_buf_reserve(pl_buf *b, size_t extra);
-int pl_buf_append(pl_buf *b, const void *data, size_t len);
-int pl_buf_append_str(pl_buf *b, const char *s);
-int pl_buf_append_u64(pl_buf *b, uint64_t v);
-int pl_buf_append_i64(pl_buf *b, int64_t v);
+/*
+ * Each append returns 0, or -1 when memory ran out or the size would not fit
+ * in a size_t (the buffer is unchanged). They return rather than abort
+ * because some callers can report the failure (an encoder's caller answers
+ * PARLEY_ERR_NO_MEMORY, an HTTP stream ends its transfer); those that cannot
+ * call pl_oom() (alloc.h). Ignoring the result is a compiler warning.
+ */
+#define PL_BUF_MUST_CHECK __attribute__((warn_unused_result))
+PL_BUF_MUST_CHECK int pl_buf_reserve(pl_buf *b, size_t extra);
+PL_BUF_MUST_CHECK int pl_buf_append(pl_buf *b, const void *data, size_t len);
+PL_BUF_MUST_CHECK int pl_buf_append_str(pl_buf *b, const char *s);
+PL_BUF_MUST_CHECK int pl_buf_append_u64(pl_buf *b, uint64_t v);
+PL_BUF_MUST_CHECK int pl_buf_append_i64(pl_buf *b, int64_t v);
 /* Append `s` as a JSON string literal, quotes included. */
-int pl_buf_append_json_str(pl_buf *b, const char *s, size_t len);
+PL_BUF_MUST_CHECK int pl_buf_append_json_str(pl_buf *b, const char *s, size_t len);
 void pl_buf_reset(pl_buf *b);
 void pl_buf_free(pl_buf *b);
 /* Hand the data over to the caller (who frees it), in an allocation shrunk

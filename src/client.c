@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "io.h"
 #include "log.h"
@@ -268,28 +270,36 @@ void parley_client_destroy(parley_client_t *c)
     free(c);
 }
 
-void parley_stats_get(parley_client_t *c, parley_stats_t *st)
+/* parley_stats_t holds the counters of PL_COUNTERS, in its order, and no
+ * more: so the list is the one place to add one. */
+enum {
+#define X(field, group, key) COUNTER_##field,
+    PL_COUNTERS(X)
+#undef X
+    NCOUNTERS
+};
+#define X(field, group, key)                                                          \
+    _Static_assert(offsetof(parley_stats_t, field) == COUNTER_##field * sizeof(uint64_t), \
+                   "parley_stats_t." #field " is not where PL_COUNTERS puts it");
+PL_COUNTERS(X)
+#undef X
+_Static_assert(sizeof(parley_stats_t) == NCOUNTERS * sizeof(uint64_t),
+               "parley_stats_t has a field PL_COUNTERS lacks");
+
+size_t parley_stats_read(parley_client_t *c, parley_stats_t *st, size_t size)
 {
     if (!c || !st)
-        return;
-#define READ(f) st->f = atomic_load_explicit(&c->counters.f, memory_order_relaxed)
-    READ(requests_sent);
-    READ(requests_done);
-    READ(requests_failed);
-    READ(frames_sent);
-    READ(frames_received);
-    READ(bytes_sent);
-    READ(bytes_received);
-    READ(connections_opened);
-    READ(errors);
-    READ(unknown_messages);
-    READ(retries);
-    READ(resumes);
-    READ(stalls);
-    READ(reconnects);
-    READ(queue_full);
-    READ(insecure_connections);
-    READ(bytes_compression_saved);
-    READ(bytes_decompressed);
-#undef READ
+        return 0;
+    parley_stats_t all;
+#define X(field, group, key) \
+    all.field = atomic_load_explicit(&c->counters.field, memory_order_relaxed);
+    PL_COUNTERS(X)
+#undef X
+    /* A program built against an older header passes a shorter struct and
+     * gets the counters it knows; one built against a newer header finds
+     * the counters this library lacks zeroed. */
+    size_t n = size < sizeof(all) ? size : sizeof(all);
+    memcpy(st, &all, n);
+    memset((char *)st + n, 0, size - n);
+    return n;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "counters.h"
 #include "histogram.h"
 #include "parley.h"
 #include "pool.h"
@@ -16,17 +17,6 @@
 typedef struct pl_io pl_io;
 typedef struct pl_stats_sink pl_stats_sink;
 struct pl_session;
-
-/* Counters behind parley_stats_get(); each is updated with relaxed atomics. */
-typedef struct pl_counters {
-    _Atomic uint64_t requests_sent, requests_done, requests_failed;
-    _Atomic uint64_t frames_sent, frames_received;
-    _Atomic uint64_t bytes_sent, bytes_received;
-    _Atomic uint64_t connections_opened, errors, unknown_messages;
-    _Atomic uint64_t retries, resumes, stalls, reconnects, queue_full;
-    _Atomic uint64_t insecure_connections;
-    _Atomic uint64_t bytes_compression_saved, bytes_decompressed;
-} pl_counters;
 
 #define PL_COUNT(client, field, n) \
     atomic_fetch_add_explicit(&(client)->counters.field, (n), memory_order_relaxed)

@@ -218,13 +218,15 @@ static struct curl_slist *fixed_headers(const pl_http_config *cfg)
     struct curl_slist *h = NULL;
     pl_buf auth = PL_BUF_INIT;
     if (cfg->dialect == PL_DIALECT_ANTHROPIC) {
-        pl_buf_append_str(&auth, "x-api-key: ");
-        pl_buf_append_str(&auth, cfg->api_key);
+        if (pl_buf_append_str(&auth, "x-api-key: ") != 0 ||
+            pl_buf_append_str(&auth, cfg->api_key) != 0)
+            pl_oom("building the x-api-key header");
         snprintf(line, sizeof(line), "anthropic-version: %s", cfg->anthropic_version);
         h = curl_slist_append(h, line);
     } else {
-        pl_buf_append_str(&auth, "Authorization: Bearer ");
-        pl_buf_append_str(&auth, cfg->api_key);
+        if (pl_buf_append_str(&auth, "Authorization: Bearer ") != 0 ||
+            pl_buf_append_str(&auth, cfg->api_key) != 0)
+            pl_oom("building the Authorization header");
     }
     h = curl_slist_append(h, auth.data);
     memset(auth.data, 0, auth.len); /* the key in as few places as possible */

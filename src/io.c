@@ -29,6 +29,7 @@
 #include "compress.h"
 #include "http_stream.h"
 #include "log.h"
+#include "mpsc.h"
 #include "pool.h"
 #include "protocol.h"
 #include "route.h"
@@ -59,7 +60,7 @@ struct pl_io {
     pthread_t thread;
     bool thread_started;
     _Atomic bool stopping;
-    ck_stack_t submissions; /* pl_io_request, newest first */
+    pl_mpsc submissions; /* pl_io_request */
     /* Set while the thread is in (or about to enter) curl_multi_poll(): only
      * then does a submission need curl_multi_wakeup(), a system call. */
     _Atomic bool polling;
@@ -153,7 +154,7 @@ pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
         free(io);
         return NULL;
     }
-    ck_stack_init(&io->submissions);
+    pl_mpsc_init(&io->submissions);
     io->nconns = pl_conf_connections(client->conf);
     io->conns = pl_xcalloc(io->nconns, sizeof(*io->conns));
     for (unsigned i = 0; i < io->nconns; i++) {
@@ -168,10 +169,8 @@ pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
     io->heartbeat_ms = (int64_t)client->conf->heartbeat_interval_s * 1000;
     easy_opts_init(io, client->conf);
     if (client->conf->dialect != PL_DIALECT_NATIVE) {
-        if (pl_http_config_init(&io->http, client->conf->endpoint, client->conf->dialect) != 0) {
-            fprintf(stderr, "parley: out of memory\n");
-            abort();
-        }
+        if (pl_http_config_init(&io->http, client->conf->endpoint, client->conf->dialect) != 0)
+            pl_oom("configuring the HTTP dialect");
         io->http.api_key = client->api_key;
         io->http.anthropic_version = client->conf->anthropic_version;
         io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
@@ -248,10 +247,8 @@ static void route_send(pl_route *r)
         return;
     }
     pl_buf b = PL_BUF_INIT;
-    if (pl_proto_add_resume_from(&b, r->frame, r->frame_len, r->next_seq) != 0) {
-        fprintf(stderr, "parley: out of memory repeating a request\n");
-        abort();
-    }
+    if (pl_proto_add_resume_from(&b, r->frame, r->frame_len, r->next_seq) != 0)
+        pl_oom("repeating a request");
     pl_ws_conn_queue_data(r->conn, b.data, b.len);
     pl_buf_free(&b);
 }
@@ -259,10 +256,8 @@ static void route_send(pl_route *r)
 static void send_cancel(pl_ws_conn *conn, uint64_t id)
 {
     pl_buf b = PL_BUF_INIT;
-    if (pl_proto_encode_cancel(&b, id) != 0) {
-        fprintf(stderr, "parley: out of memory encoding a cancel\n");
-        abort();
-    }
+    if (pl_proto_encode_cancel(&b, id) != 0)
+        pl_oom("encoding a cancel");
     pl_ws_conn_queue_data(conn, b.data, b.len);
     pl_buf_free(&b);
 }
@@ -1023,34 +1018,20 @@ static void accept_cancel(pl_io *io, uint64_t id)
     send_cancel(r->conn, r->id);
 }
 
-/* Oldest first: the stack gives newest first. */
-static pl_io_request *take_submissions(pl_io *io)
-{
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&io->submissions);
-    pl_io_request *fifo = NULL;
-    while (e) {
-        ck_stack_entry_t *next = e->next;
-        pl_io_request *req = (pl_io_request *)e;
-        req->entry.next = fifo ? &fifo->entry : NULL;
-        fifo = req;
-        e = next;
-    }
-    return fifo;
-}
-
 static void drain_submissions(pl_io *io)
 {
-    pl_io_request *req = take_submissions(io);
+    pl_mpsc_node *e = pl_mpsc_take_all(&io->submissions);
     int64_t now = pl_monotonic_ms();
-    while (req) {
-        pl_io_request *next = (pl_io_request *)req->entry.next;
+    while (e) {
+        pl_mpsc_node *next = e->next;
+        pl_io_request *req = pl_mpsc_entry(e, pl_io_request, entry);
         if (req->op == PL_IO_SEND) {
             accept_send(io, req, now);
         } else {
             accept_cancel(io, req->id);
         }
         free(req);
-        req = next;
+        e = next;
     }
 }
 
@@ -1455,7 +1436,7 @@ static void run_once(pl_io *io)
      * either pushed before the look (we do not sleep) or sees the flag after
      * its push (it wakes us). The seq_cst store and load keep that order. */
     atomic_store(&io->polling, true);
-    if (__atomic_load_n(&io->submissions.head, __ATOMIC_SEQ_CST) != NULL)
+    if (pl_mpsc_nonempty(&io->submissions))
         timeout = 0;
     pl_pool_release_wakes(io->client->pool);
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
@@ -1526,7 +1507,7 @@ int pl_io_start(pl_io *io)
  * takes the submission before it next sleeps (see run_once). */
 void pl_io_submit(pl_io *io, pl_io_request *req)
 {
-    ck_stack_push_upmc(&io->submissions, &req->entry);
+    pl_mpsc_push(&io->submissions, &req->entry);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
         atomic_exchange(&io->polling, false))

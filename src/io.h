@@ -1,16 +1,16 @@
 /*
  * The I/O thread: owns the curl multi handle and every connection. Session
- * actors hand it requests through a lock-free stack and wake it with
+ * actors hand it requests through a lock-free queue (mpsc.h) and wake it with
  * curl_multi_wakeup(); it routes what the server sends back to the sessions
  * by request id.
  */
 #ifndef PL_IO_H
 #define PL_IO_H
 
-#include <ck_stack.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mpsc.h"
 #include "parley.h"
 
 typedef struct pl_io pl_io;
@@ -22,7 +22,7 @@ typedef enum pl_io_op {
 
 /* An order for the I/O thread; it takes ownership. */
 typedef struct pl_io_request {
-    ck_stack_entry_t entry;
+    pl_mpsc_node entry;
     pl_io_op op;
     uint64_t id;
     void *owner;                /* SEND: its session, holding a reference */

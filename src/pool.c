@@ -6,13 +6,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#define READY_ACTOR(e) ((pl_actor *)((char *)(e) - offsetof(pl_actor, ready_entry)))
-
 typedef struct pl_worker {
-    ck_stack_t ready; /* scheduled actors, newest first */
+    pl_mpsc ready; /* scheduled jobs */
     sem_t wake;       /* posted to end a sleep, and at stop */
     /* Set by the worker before it sleeps; whoever clears it posts `wake`.
-     * A worker that is awake finds new actors on its own, so a schedule
+     * A worker that is awake finds new jobs on its own, so a schedule
      * costs a system call only when the worker really sleeps. */
     _Atomic bool sleeping;
     pthread_t thread;
@@ -50,7 +48,7 @@ pl_pool *pl_pool_new(unsigned nworkers)
     }
     pool->nworkers = nworkers;
     for (unsigned i = 0; i < nworkers; i++) {
-        ck_stack_init(&pool->workers[i].ready);
+        pl_mpsc_init(&pool->workers[i].ready);
         sem_init(&pool->workers[i].wake, 0, 0);
         pool->workers[i].pool = pool;
     }
@@ -62,10 +60,10 @@ unsigned pl_pool_size(const pl_pool *pool)
     return pool->nworkers;
 }
 
-/* Wake the worker if it sleeps. Called after a push to its ready stack: the
+/* Wake the worker if it sleeps. Called after a push to its ready queue: the
  * fence orders the push before reading the flag, as the worker orders
- * setting the flag before its last look at the stack (worker_main), so
- * either the worker sees the actor or we see it sleeping. */
+ * setting the flag before its last look at the queue (worker_main), so
+ * either the worker sees the job or we see it sleeping. */
 static void wake_if_sleeping(pl_worker *w)
 {
     atomic_thread_fence(memory_order_seq_cst);
@@ -74,12 +72,12 @@ static void wake_if_sleeping(pl_worker *w)
         sem_post(&w->wake);
 }
 
-void pl_pool_schedule(pl_pool *pool, pl_actor *actor)
+void pl_pool_schedule(pl_pool *pool, pl_pool_job *job)
 {
     unsigned i = atomic_fetch_add_explicit(&pool->next_worker, 1,
                                            memory_order_relaxed) % pool->nworkers;
     pl_worker *w = &pool->workers[i];
-    ck_stack_push_upmc(&w->ready, &actor->ready_entry);
+    pl_mpsc_push(&w->ready, &job->link);
     if (holding_wakes != pool)
         wake_if_sleeping(w);
 }
@@ -94,30 +92,24 @@ void pl_pool_release_wakes(pl_pool *pool)
     holding_wakes = NULL;
     for (unsigned i = 0; i < pool->nworkers; i++) {
         pl_worker *w = &pool->workers[i];
-        if (__atomic_load_n(&w->ready.head, __ATOMIC_RELAXED) != NULL)
+        if (pl_mpsc_nonempty(&w->ready))
             wake_if_sleeping(w);
     }
 }
 
-/* Run every actor on the worker's ready stack, oldest first. Returns false
- * when the stack was empty. */
+/* Run every job on the worker's ready queue, oldest first. Returns false
+ * when the queue was empty. */
 static bool run_ready(pl_worker *w)
 {
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&w->ready);
-    if (!e)
+    pl_mpsc_node *fifo = pl_mpsc_take_all(&w->ready);
+    if (!fifo)
         return false;
-    ck_stack_entry_t *fifo = NULL;
-    while (e) {
-        ck_stack_entry_t *next = e->next;
-        e->next = fifo;
-        fifo = e;
-        e = next;
-    }
     while (fifo) {
-        /* Read the link first: once run, the actor may be rescheduled and
+        /* Read the link first: once run, the job may be rescheduled and
          * its link reused by another worker. */
-        ck_stack_entry_t *next = fifo->next;
-        pl_actor_run(READY_ACTOR(fifo), PL_POOL_RUN_BUDGET);
+        pl_mpsc_node *next = fifo->next;
+        pl_pool_job *job = pl_mpsc_entry(fifo, pl_pool_job, link);
+        job->run(job);
         fifo = next;
     }
     return true;
@@ -132,10 +124,9 @@ static void *worker_main(void *arg)
             continue;
         if (atomic_load(&w->pool->stopping))
             break;
-        /* Announce the sleep, then look once more (see wake_if_sleeping).
-         * The read is ck_pr_load_ptr() as ThreadSanitizer can see it. */
+        /* Announce the sleep, then look once more (see wake_if_sleeping). */
         atomic_store(&w->sleeping, true);
-        if (__atomic_load_n(&w->ready.head, __ATOMIC_SEQ_CST) != NULL ||
+        if (pl_mpsc_nonempty(&w->ready) ||
             atomic_load(&w->pool->stopping)) {
             atomic_store(&w->sleeping, false); /* a post crossing this is harmless */
             continue;
@@ -167,7 +158,7 @@ void pl_pool_stop(pl_pool *pool)
             pthread_join(pool->workers[i].thread, NULL);
         pool->workers[i].started = false;
     }
-    /* An actor rescheduled onto a worker that had already left is run here,
+    /* A job rescheduled onto a worker that had already left is run here,
      * so that no message is left behind. */
     bool again = true;
     while (again) {

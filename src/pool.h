@@ -1,37 +1,45 @@
 /*
- * The worker pool: threads that run scheduled actors. Each worker has a
- * lock-free stack of ready actors and a semaphore to sleep on; scheduling
- * spreads actors over the workers round-robin.
+ * The worker pool: threads that run scheduled jobs. Each worker has a
+ * lock-free queue of ready jobs and a semaphore to sleep on; scheduling
+ * spreads jobs over the workers round-robin. The pool knows nothing of what
+ * a job is: actors (actor.h) embed one and schedule themselves.
  */
 #ifndef PL_POOL_H
 #define PL_POOL_H
 
 #include <stdbool.h>
 
-#include "actor.h"
+#include "mpsc.h"
 
-/* Messages an actor handles per run before others get a turn. */
-#define PL_POOL_RUN_BUDGET 64
+typedef struct pl_pool pl_pool;
+typedef struct pl_pool_job pl_pool_job;
+
+/* Work for a worker; embed it in whatever runs. */
+struct pl_pool_job {
+    pl_mpsc_node link;             /* in a worker's ready queue */
+    void (*run)(pl_pool_job *job); /* on a worker; may schedule the job again */
+};
 
 pl_pool *pl_pool_new(unsigned nworkers);
 /* Start the threads. Returns 0, or -1 when a thread could not be created. */
 int pl_pool_start(pl_pool *pool);
 /*
- * Stop the threads once their ready stacks are empty and join them, then run
- * whatever actors are still scheduled on the calling thread until none is.
+ * Stop the threads once their ready queues are empty and join them, then run
+ * whatever jobs are still scheduled on the calling thread until none is.
  */
 void pl_pool_stop(pl_pool *pool);
 void pl_pool_free(pl_pool *pool);
 
-/* Queue a scheduled actor on a worker (any thread); wakes the worker when
- * it sleeps, unless the calling thread holds the pool's wake-ups. */
-void pl_pool_schedule(pl_pool *pool, pl_actor *actor);
+/* Queue a job on a worker (any thread); wakes the worker when it sleeps,
+ * unless the calling thread holds the pool's wake-ups. A job is queued once
+ * at a time: schedule it again only from its run or after it ran. */
+void pl_pool_schedule(pl_pool *pool, pl_pool_job *job);
 
 /*
  * A thread that posts many messages in a burst (the I/O thread, for what one
  * read brought) holds the wake-ups back, then wakes each sleeping worker
- * that was given actors once, instead of once per message. Between the two
- * calls, actors scheduled from this thread wait: release before blocking.
+ * that was given jobs once, instead of once per message. Between the two
+ * calls, jobs scheduled from this thread wait: release before blocking.
  */
 void pl_pool_hold_wakes(const pl_pool *pool);
 void pl_pool_release_wakes(pl_pool *pool);

@@ -260,10 +260,8 @@ static void on_text(pl_session *s, text_msg *m)
         req->piece_seen = true;
         pl_histogram_record(&s->client->ttft, elapsed_us(req));
     }
-    if (pl_buf_append(&req->reply, m->text, m->len) != 0) {
-        fprintf(stderr, "parley: out of memory keeping a reply\n");
-        abort();
-    }
+    if (pl_buf_append(&req->reply, m->text, m->len) != 0)
+        pl_oom("keeping a reply");
     parley_event_t ev = {.type = PARLEY_EVENT_TEXT,
                          .request_id = m->id,
                          .content = m->text,
@@ -278,8 +276,8 @@ static void on_done(pl_session *s, done_msg *m)
     if (!req)
         return;
     s->inflight = NULL;
-    if (!req->reply.data)
-        pl_buf_append(&req->reply, "", 0);
+    if (!req->reply.data && pl_buf_append(&req->reply, "", 0) != 0)
+        pl_oom("keeping a reply");
     parley_event_t ev = {.type = PARLEY_EVENT_DONE,
                          .request_id = m->id,
                          .content = req->reply.data,

@@ -160,6 +160,16 @@ static int64_t unix_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The counters that the document shows in `group`, in PL_COUNTERS' order. */
+static void write_counters(pl_json_writer *w, pl_counters *k, const char *group)
+{
+#define X(field, in_group, key)         \
+    if (!strcmp(in_group, group))       \
+        pl_jw_u64(w, key, load(&k->field));
+    PL_COUNTERS(X)
+#undef X
+}
+
 static void write_document(pl_json_writer *w, parley_client_t *c, const pl_io_stats_view *v)
 {
     pl_counters *k = &c->counters;
@@ -174,15 +184,12 @@ static void write_document(pl_json_writer *w, parley_client_t *c, const pl_io_st
     pl_jw_u64(w, "workers", pl_pool_size(c->pool));
 
     pl_jw_object(w, "requests");
-    pl_jw_u64(w, "sent", load(&k->requests_sent));
-    pl_jw_u64(w, "done", load(&k->requests_done));
-    pl_jw_u64(w, "failed", load(&k->requests_failed));
+    write_counters(w, k, "requests");
     pl_jw_i64(w, "outstanding", atomic_load(&c->outstanding));
     pl_jw_i64(w, "queued_bytes", atomic_load(&c->queued_bytes));
     pl_jw_u64(w, "at_io_thread", v->routes);
     pl_jw_u64(w, "waiting_retry", v->routes_waiting);
     pl_jw_u64(w, "timers", v->timers);
-    pl_jw_u64(w, "queue_full", load(&k->queue_full));
     pl_jw_end_object(w);
 
     pl_jw_object(w, "sessions");
@@ -190,28 +197,16 @@ static void write_document(pl_json_writer *w, parley_client_t *c, const pl_io_st
     pl_jw_end_object(w);
 
     pl_jw_object(w, "reliability");
-    pl_jw_u64(w, "retries", load(&k->retries));
-    pl_jw_u64(w, "resumes", load(&k->resumes));
-    pl_jw_u64(w, "stalls", load(&k->stalls));
-    pl_jw_u64(w, "reconnects", load(&k->reconnects));
-    pl_jw_u64(w, "errors", load(&k->errors));
-    pl_jw_u64(w, "unknown_messages", load(&k->unknown_messages));
+    write_counters(w, k, "reliability");
     pl_jw_end_object(w);
 
     pl_jw_object(w, "traffic");
-    pl_jw_u64(w, "connections_opened", load(&k->connections_opened));
-    pl_jw_u64(w, "insecure_connections", load(&k->insecure_connections));
-    pl_jw_u64(w, "frames_sent", load(&k->frames_sent));
-    pl_jw_u64(w, "frames_received", load(&k->frames_received));
-    pl_jw_u64(w, "bytes_sent", load(&k->bytes_sent));
-    pl_jw_u64(w, "bytes_received", load(&k->bytes_received));
+    write_counters(w, k, "traffic");
     pl_jw_end_object(w);
 
-    uint64_t sent = load(&k->bytes_sent), saved = load(&k->bytes_compression_saved);
     pl_jw_object(w, "compression");
-    pl_jw_u64(w, "bytes_saved", saved);
-    write_ratio(w, "ratio_sent", sent, saved);
-    pl_jw_u64(w, "bytes_decompressed", load(&k->bytes_decompressed));
+    write_counters(w, k, "compression");
+    write_ratio(w, "ratio_sent", load(&k->bytes_sent), load(&k->bytes_compression_saved));
     pl_jw_end_object(w);
 
     write_histogram(w, "latency_ms", &c->latency);

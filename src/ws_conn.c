@@ -134,10 +134,8 @@ static void on_data_piece(pl_ws_conn *conn, const struct curl_ws_frame *meta,
     size_t room = conn->rx_discard
                       ? (conn->rx.len < OVERSIZED_KEEP ? OVERSIZED_KEEP - conn->rx.len : 0)
                       : len;
-    if (room && pl_buf_append(&conn->rx, ptr, len < room ? len : room) != 0) {
-        fprintf(stderr, "parley: out of memory receiving a message\n");
-        abort();
-    }
+    if (room && pl_buf_append(&conn->rx, ptr, len < room ? len : room) != 0)
+        pl_oom("receiving a message");
     bool complete = meta->bytesleft == 0 && !(meta->flags & CURLWS_CONT);
     if (conn->rx_discard) {
         if (complete || conn->rx.len >= OVERSIZED_KEEP) {
@@ -240,8 +238,9 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
     if (!meta) {
         /* The body of an answer that refused the upgrade (401, 404...). */
         size_t room = REFUSAL_BODY_MAX - conn->refusal_body.len;
-        if (conn->refusal_body.len < REFUSAL_BODY_MAX)
-            pl_buf_append(&conn->refusal_body, ptr, len < room ? len : room);
+        if (conn->refusal_body.len < REFUSAL_BODY_MAX &&
+            pl_buf_append(&conn->refusal_body, ptr, len < room ? len : room) != 0)
+            pl_oom("keeping a refused upgrade's answer");
         return len;
     }
     conn->upgraded = true;
@@ -278,8 +277,9 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
         return -1;
     }
     pl_buf auth = PL_BUF_INIT;
-    pl_buf_append_str(&auth, "Authorization: Bearer ");
-    pl_buf_append_str(&auth, api_key);
+    if (pl_buf_append_str(&auth, "Authorization: Bearer ") != 0 ||
+        pl_buf_append_str(&auth, api_key) != 0)
+        pl_oom("building the Authorization header");
     conn->headers = curl_slist_append(NULL, auth.data);
     memset(auth.data, 0, auth.len); /* keep the key in as few places as possible */
     pl_buf_free(&auth);

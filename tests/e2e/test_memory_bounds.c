@@ -123,8 +123,9 @@ static void gaps_script(hs_conn *c, unsigned index, void *arg)
                     : snprintf(msg, sizeof(msg), "{\"type\":\"done\",\"id\":\"%s\",\"session\":"
                                "\"%s\",\"stop_reason\":\"end_turn\",\"seq_end\":5}", id, session);
         unsigned char head[14];
-        pl_buf_append(&batch, head, hs_frame_header(head, true, HS_OP_TEXT, (uint64_t)n));
-        pl_buf_append(&batch, msg, (size_t)n);
+        if (pl_buf_append(&batch, head, hs_frame_header(head, true, HS_OP_TEXT, (uint64_t)n)) ||
+            pl_buf_append(&batch, msg, (size_t)n))
+            abort(); /* the test's own memory */
     }
     int64_t end = fixture_now_ms() + ATTACK_MS;
     while (fixture_now_ms() < end && hs_send_raw(c, batch.data, batch.len) == 0) {
@@ -233,9 +234,9 @@ static void zstd_script(hs_conn *c, unsigned index, void *arg)
         char head[300];
         int n = snprintf(head, sizeof(head), "{\"type\":\"text\",\"id\":\"%s\",\"session\":\"%s\","
                          "\"seq\":%u,\"content\":\"", id, session, seq);
-        pl_buf_append(&msg, head, (size_t)n);
-        pl_buf_append(&msg, content, fill);
-        pl_buf_append(&msg, "\"}", 2);
+        if (pl_buf_append(&msg, head, (size_t)n) || pl_buf_append(&msg, content, fill) ||
+            pl_buf_append(&msg, "\"}", 2))
+            abort(); /* the test's own memory */
         if (seq == 0) {
             pl_buf z = PL_BUF_INIT;
             pl_compress(PL_COMPRESS_ZSTD, 1, NULL, msg.data, msg.len, &z);

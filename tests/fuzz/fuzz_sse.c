@@ -30,16 +30,16 @@ static int on_event(void *userdata, const pl_sse_event *ev)
 {
     transcript *t = userdata;
     CHECK(ev->data[ev->data_len] == '\0');
-    pl_buf_append(&t->text, ev->type, ev->type_len);
-    pl_buf_append(&t->text, "|", 1);
-    pl_buf_append(&t->text, ev->data, ev->data_len);
+    CHECK(pl_buf_append(&t->text, ev->type, ev->type_len) == 0);
+    CHECK(pl_buf_append(&t->text, "|", 1) == 0);
+    CHECK(pl_buf_append(&t->text, ev->data, ev->data_len) == 0);
     pl_stream_result res;
     char err[128];
     int rc = pl_dialect_event(&t->st, ev, &res, err, sizeof(err));
-    pl_buf_append(&t->text, rc == 0 ? "|ok" : "|bad", rc == 0 ? 3 : 4);
+    CHECK(pl_buf_append(&t->text, rc == 0 ? "|ok" : "|bad", rc == 0 ? 3 : 4) == 0);
     if (rc == 0 && res.kind == PL_STREAM_TEXT)
-        pl_buf_append(&t->text, res.text, res.text_len);
-    pl_buf_append(&t->text, "\n", 1);
+        CHECK(pl_buf_append(&t->text, res.text, res.text_len) == 0);
+    CHECK(pl_buf_append(&t->text, "\n", 1) == 0);
     return 0;
 }
 
