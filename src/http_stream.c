@@ -390,18 +390,33 @@ void pl_http_release(pl_http_stream *s)
     stream_done(s);
 }
 
-/* Why an answer with an error status failed, in the vendor's words. */
+/* What to check after an answer that says the request cannot work. */
+static const char *status_advice(long status)
+{
+    switch (status) {
+    case 401: return "; check the API key";
+    case 403: return "; the key may not use this model or endpoint";
+    case 404: return "; check the endpoint's path, the dialect and the \"model\" property";
+    }
+    return "";
+}
+
+/* Why an answer with an error status failed, in the vendor's words, with
+ * the URL and the dialect (which decided the path and the body). */
 static void report_error_status(pl_http_stream *s, void *req)
 {
-    char type[64] = "", vendor_msg[300] = "", msg[600];
+    char type[64] = "", vendor_msg[300] = "", msg[900];
     if (pl_dialect_error_body(s->error_body.data ? s->error_body.data : "",
                               s->error_body.len, type, sizeof(type), vendor_msg,
                               sizeof(vendor_msg)) != 0)
         snprintf(vendor_msg, sizeof(vendor_msg), "%s",
                  s->status == 200 ? "the answer is not an event stream" : "no error body");
-    snprintf(msg, sizeof(msg), "HTTP %ld%s%s: %s%s%s%s", s->status, type[0] ? " " : "", type,
-             vendor_msg, s->request_id[0] ? " (request-id " : "", s->request_id,
-             s->request_id[0] ? ")" : "");
+    snprintf(msg, sizeof(msg), "HTTP %ld from %s (%s): %s%s%s%s%s%s", s->status,
+             s->cfg->url_shown, s->cfg->dialect_shown ? s->cfg->dialect_shown : "",
+             type, type[0] ? ": " : "", vendor_msg, s->request_id[0] ? " (request-id " : "",
+             s->request_id, s->request_id[0] ? ")" : "");
+    size_t used = strlen(msg);
+    snprintf(msg + used, sizeof(msg) - used, "%s", status_advice(s->status));
     parley_err_t err = s->status == 200 ? PARLEY_ERR_PROTOCOL
                        : type[0] && pl_dialect_map_status(s->status) == PARLEY_ERR_PROTOCOL
                            ? pl_dialect_map_error_type(type)
@@ -434,11 +449,16 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
             ev->failed(s->cfg->owner, req, err, msg, retryable, -1);
         } else {
             /* The stream ended, or broke, before the reply did. */
-            char msg[CURL_ERROR_SIZE + 200];
-            snprintf(msg, sizeof(msg), "the stream ended after %u piece%s, before the reply "
-                     "completed (%s)%s", s->pieces, s->pieces == 1 ? "" : "s",
-                     s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc),
-                     s->pieces ? "; HTTP streaming APIs cannot resume a reply" : "");
+            char msg[CURL_ERROR_SIZE + 400];
+            const char *detail = s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc);
+            if (s->pieces)
+                snprintf(msg, sizeof(msg), "connection lost mid-reply: the stream from %s "
+                         "ended after %u piece%s, before the reply completed (%s); HTTP "
+                         "streaming APIs cannot resume a reply: send the turn again",
+                         s->cfg->url_shown, s->pieces, s->pieces == 1 ? "" : "s", detail);
+            else
+                snprintf(msg, sizeof(msg), "the stream from %s ended before the reply's "
+                         "first piece (%s)", s->cfg->url_shown, detail);
             ev->failed(s->cfg->owner, req, PARLEY_ERR_CONNECTION_LOST, msg, s->pieces == 0, -1);
         }
     }

@@ -36,6 +36,7 @@ typedef struct pl_http_config {
     char *url;                  /* the endpoint, with the dialect's path */
     char *url_shown;            /* url as messages show it (pl_safe_url) */
     pl_dialect dialect;
+    const char *dialect_shown;  /* the dialect and why, for messages (conf.h) */
     const char *api_key;
     const char *anthropic_version;
     size_t max_event_bytes;

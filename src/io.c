@@ -51,6 +51,9 @@
 /* A server that skips pieces gets this many repeats per request; past them
  * the request fails rather than the repeats filling the send queue. */
 #define GAP_REPEATS_MAX 16
+/* Waits the user should hear of (stalls, retries) are logged at WARNING at
+ * most once per this many ms; the rest at NOTICE. */
+#define WAIT_WARNING_EVERY_MS 10000
 
 struct pl_io {
     parley_client_t *client;
@@ -81,7 +84,19 @@ struct pl_io {
     uint64_t http2_answers;
     int64_t next_stats_ms;                     /* 0: statistics are off */
     int64_t wakes_held_ms;  /* since when curl_multi_perform holds wake-ups */
+    int64_t last_wait_warning_ms; /* wait_log_level(); 0: none yet */
 };
+
+/* WARNING for the first wait in WAIT_WARNING_EVERY_MS, so that the default
+ * log level shows that something is being waited for, without a flood;
+ * NOTICE for the others. */
+static int wait_log_level(pl_io *io, int64_t now)
+{
+    if (io->last_wait_warning_ms && now - io->last_wait_warning_ms < WAIT_WARNING_EVERY_MS)
+        return PARLEY_LOG_NOTICE;
+    io->last_wait_warning_ms = now;
+    return PARLEY_LOG_WARNING;
+}
 
 /* Wake-ups are held while curl_multi_perform reads (run_once), but a read
  * that goes on (a flood of messages, each inflated) must not keep the
@@ -118,6 +133,7 @@ static void easy_opts_init(pl_io *io, const parley_conf_t *conf)
         .cert_file = conf->tls_cert_file,
         .key_file = conf->tls_key_file,
         .insecure = conf->tls_insecure != 0,
+        .connect_to = pl_easy_connect_to(conf->connect_to),
         .trace = PL_LOG_ON(io->client, PARLEY_LOG_DEBUG) ? trace_cb : NULL,
         .trace_data = io,
     };
@@ -171,6 +187,7 @@ pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
     if (client->conf->dialect != PL_DIALECT_NATIVE) {
         if (pl_http_config_init(&io->http, client->conf->endpoint, client->conf->dialect) != 0)
             pl_oom("configuring the HTTP dialect");
+        io->http.dialect_shown = client->conf->dialect_shown;
         io->http.api_key = client->api_key;
         io->http.anthropic_version = client->conf->anthropic_version;
         io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
@@ -316,9 +333,17 @@ static bool route_may_retry(pl_io *io, pl_route *r, parley_err_t err, const char
 {
     if (r->attempts < io->conf->retry_max_attempts)
         return true;
-    char full[700];
-    snprintf(full, sizeof(full), "%s (after %d attempt%s)", msg, r->attempts,
-             r->attempts == 1 ? "" : "s");
+    char full[800];
+    /* Pieces arrived, so the connection was lost mid-reply; that the
+     * attempts to resume could not connect is the lesser part of it. */
+    if (r->next_seq > 0 && err == PARLEY_ERR_CONNECT) {
+        snprintf(full, sizeof(full), "connection lost mid-reply after %u piece%s, and "
+                 "resuming failed: %s (after %d attempt%s)", r->next_seq,
+                 r->next_seq == 1 ? "" : "s", msg, r->attempts, r->attempts == 1 ? "" : "s");
+        err = PARLEY_ERR_CONNECTION_LOST;
+    } else
+        snprintf(full, sizeof(full), "%s (after %d attempt%s)", msg, r->attempts,
+                 r->attempts == 1 ? "" : "s");
     route_fail(io, r, err, full);
     return false;
 }
@@ -510,8 +535,13 @@ static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *
     int64_t now = pl_monotonic_ms();
     bool delivered = conn->state == PL_WS_OPEN && conn->delivered > 0;
     conn_loss l = {io, conn, err, msg, retryable, found_dead || delivered, now};
-    pl_log(io->client, PARLEY_LOG_WARNING, "conn", "connection %u: %s (%u request%s on it)",
-           conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s");
+    /* A failure that ends the requests reaches the user as their error
+     * events; one they are retried after is worth a warning, once while
+     * the connection keeps failing. */
+    pl_log(io->client, retryable && conn->failures == 0 ? PARLEY_LOG_WARNING : PARLEY_LOG_NOTICE,
+           "conn", "connection %u: %s (%u request%s on it%s)", conn->index, msg, conn->inflight,
+           conn->inflight == 1 ? "" : "s",
+           retryable && conn->inflight ? ", sent again while attempts remain" : "");
     pl_ws_conn_reset(conn);
     conn->suspect_since_ms = 0;
     /* Every reconnect waits, whatever broke the connection: at least about
@@ -811,9 +841,13 @@ static bool retryable_before_ack(pl_server_err code)
 
 static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
-    char msg[512];
-    snprintf(msg, sizeof(msg), "server error %s: %.*s", m->code_str ? m->code_str : "?",
-             (int)(m->content ? m->content_len : 0), m->content ? m->content : "");
+    char msg[640];
+    snprintf(msg, sizeof(msg), "server error %s: %.*s%s", m->code_str ? m->code_str : "?",
+             (int)(m->content ? m->content_len : 0), m->content ? m->content : "",
+             m->code == PL_SERR_RESUME_FAILED
+                 ? " (the server no longer holds the reply, e.g. after a restart: the "
+                   "session is unchanged and the turn can be sent again)"
+                 : "");
     if (m->code >= PL_SERR_INVALID_REQUEST && m->code <= PL_SERR_OTHER)
         io->server_errors[m->code]++;
     pl_route *r = route_for(io, conn, m->has_id, m->id);
@@ -983,6 +1017,12 @@ static void http_failed(void *owner, void *req, parley_err_t err, const char *ms
         route_fail(io, r, err, msg);
         return;
     }
+    /* Over HTTP no connection logs its failures: say here that the request
+     * waits (a connect that hangs would be silent for every attempt). */
+    if (r->attempts < io->conf->retry_max_attempts)
+        pl_log(io->client, wait_log_level(io, pl_monotonic_ms()), "request",
+               "%llu: %s; sending it again (attempt %d of %d done)", (unsigned long long)r->id,
+               msg, r->attempts, io->conf->retry_max_attempts);
     route_retry_later(io, r, err, msg, retry_after_ms);
 }
 
@@ -1045,7 +1085,7 @@ static void put_on_trial(pl_io *io, pl_ws_conn *conn, int64_t now)
         return; /* one trial at a time: its Ping answers for every request */
     conn->suspect_since_ms = now;
     pl_ws_conn_queue_control(conn, CURLWS_PING, "stall", 5);
-    pl_log(io->client, PARLEY_LOG_NOTICE, "conn",
+    pl_log(io->client, wait_log_level(io, now), "conn",
            "connection %u: a request stalled; a Ping tells whether the connection is dead "
            "(stall.ping.timeout.ms %d)", conn->index, io->conf->stall_ping_timeout_ms);
 }
@@ -1209,8 +1249,8 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
         char msg[160];
         snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
                  (long long)(now - r->progress_ms));
-        pl_log(io->client, PARLEY_LOG_NOTICE, "request", "%llu: %s",
-               (unsigned long long)r->id, msg);
+        pl_log(io->client, wait_log_level(io, now), "request", "%llu: %s; waiting on %s",
+               (unsigned long long)r->id, msg, io->client->endpoint_shown);
         if (r->cancelling) {
             route_end_cancelled(io, r);
             return;
@@ -1535,6 +1575,7 @@ void pl_io_free(pl_io *io)
     pl_route_table_free(&io->routes);
     pl_timer_heap_free(&io->timers);
     pl_http_config_free(&io->http);
+    curl_slist_free_all(io->easy.connect_to);
     free(io->conns);
     pl_decoder_free(io->decoder);
     curl_multi_cleanup(io->multi);
