@@ -66,6 +66,11 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     }
     c->conf = conf;
     c->api_key = api_key;
+    c->log = (pl_logger){.level = conf->log_level,
+                         .cb = conf->log_cb,
+                         .opaque = conf->log_opaque,
+                         .client = c,
+                         .api_key = api_key};
     size_t shown_size = strlen(conf->endpoint) * 6 + 1; /* room for every escape */
     c->endpoint_shown = malloc(shown_size);
     if (!c->endpoint_shown) {
@@ -91,7 +96,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
         c->io = pl_io_new(c, &sink, errstr, errstr_size);
     }
     if (c->pool && c->io)
-        pl_log(c, PARLEY_LOG_INFO, "client",
+        pl_log(&c->log, PARLEY_LOG_INFO, "client",
                "parley %s: endpoint %s, %u connection%s, %u worker%s, worker id %u",
                PARLEY_VERSION_STR, c->endpoint_shown, pl_conf_connections(conf),
                pl_conf_connections(conf) == 1 ? "" : "s", pl_pool_size(c->pool),
@@ -232,7 +237,7 @@ void parley_client_destroy(parley_client_t *c)
     if (!c)
         return;
     if (pl_pool_in_worker()) {
-        pl_log(c, PARLEY_LOG_ERROR, "client",
+        pl_log(&c->log, PARLEY_LOG_ERROR, "client",
                "parley_client_destroy() called from a callback; ignored");
         return;
     }

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "counters.h"
 #include "histogram.h"
+#include "log.h"
 #include "parley.h"
 #include "pool.h"
 
@@ -23,6 +24,7 @@ struct pl_session;
 
 struct parley_client {
     parley_conf_t *conf;
+    pl_logger log; /* from conf, with the key to take out */
     char *api_key;
     /* The endpoint as every log line, error and statistics document shows
      * it: without user information, query or fragment (pl_safe_url). */

@@ -58,6 +58,7 @@
 struct pl_io {
     parley_client_t *client;
     pl_io_sink sink; /* the sessions and the statistics */
+    const pl_logger *log;
     const parley_conf_t *conf;
     CURLM *multi;
     pthread_t thread;
@@ -119,7 +120,7 @@ static int trace_cb(CURL *easy, curl_infotype type, char *data, size_t size, voi
     (void)easy;
     pl_io *io = userdata;
     if (type == CURLINFO_TEXT || type == CURLINFO_HEADER_IN || type == CURLINFO_HEADER_OUT)
-        pl_log_curl_trace(io->client, data, size);
+        pl_log_curl_trace(io->log, data, size);
     return 0;
 }
 
@@ -134,7 +135,7 @@ static void easy_opts_init(pl_io *io, const parley_conf_t *conf)
         .key_file = conf->tls_key_file,
         .insecure = conf->tls_insecure != 0,
         .connect_to = pl_easy_connect_to(conf->connect_to),
-        .trace = PL_LOG_ON(io->client, PARLEY_LOG_DEBUG) ? trace_cb : NULL,
+        .trace = PL_LOG_ON(io->log, PARLEY_LOG_DEBUG) ? trace_cb : NULL,
         .trace_data = io,
     };
 }
@@ -158,6 +159,7 @@ pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
     pl_io *io = pl_xcalloc(1, sizeof(*io));
     io->client = client;
     io->sink = *sink;
+    io->log = &client->log;
     io->conf = client->conf;
     io->multi = curl_multi_init();
     io->decoder = pl_decoder_new();
@@ -238,7 +240,7 @@ static bool route_sent(const pl_route *r)
 /* End a request with an error event and forget it. */
 static void route_fail(pl_io *io, pl_route *r, parley_err_t err, const char *msg)
 {
-    pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu failed: %s (%s)",
+    pl_log(io->log, PARLEY_LOG_DEBUG, "request", "%llu failed: %s (%s)",
            (unsigned long long)r->id, msg, parley_err2name(err));
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
@@ -406,11 +408,11 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
 
 static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
-    pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
+    pl_log(io->log, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
            conn->index, io->client->endpoint_shown, conn->failures ? " again" : "");
     if (io->easy.insecure) {
         PL_COUNT(io->client, insecure_connections, 1);
-        pl_log(io->client, PARLEY_LOG_WARNING, "tls",
+        pl_log(io->log, PARLEY_LOG_WARNING, "tls",
                "connection %u: certificate verification is off (tls.insecure)", conn->index);
     }
     const char *want = io->conf->compression ? io->conf->compression : "none";
@@ -459,7 +461,7 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
     r->acked = false;
     r->attempts++;
     if (r->sends++ > 0) {
-        pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
+        pl_log(io->log, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
                (unsigned long long)r->id, r->attempts, r->next_seq);
         PL_COUNT(io->client, retries, 1);
         if (r->next_seq > 0)
@@ -538,7 +540,7 @@ static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *
     /* A failure that ends the requests reaches the user as their error
      * events; one they are retried after is worth a warning, once while
      * the connection keeps failing. */
-    pl_log(io->client, retryable && conn->failures == 0 ? PARLEY_LOG_WARNING : PARLEY_LOG_NOTICE,
+    pl_log(io->log, retryable && conn->failures == 0 ? PARLEY_LOG_WARNING : PARLEY_LOG_NOTICE,
            "conn", "connection %u: %s (%u request%s on it%s)", conn->index, msg, conn->inflight,
            conn->inflight == 1 ? "" : "s",
            retryable && conn->inflight ? ", sent again while attempts remain" : "");
@@ -702,7 +704,7 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     conn->state = PL_WS_OPEN;
     conn->compression = zstd ? PL_COMPRESS_ZSTD : gzip ? PL_COMPRESS_GZIP : 0;
     conn->dict_agreed = zstd && conn->offered_dict && m->zstd_dict == pl_compress_dict_id();
-    pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
+    pl_log(io->log, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
            conn->index, m->server ? m->server : "server", m->protocol,
            conn->dict_agreed ? " with the dictionary" : "", m->heartbeat_s);
     conn->heartbeat_s = m->heartbeat_s;
@@ -853,7 +855,7 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r) {
         PL_COUNT(io->client, errors, 1); /* about the connection, or stale */
-        pl_log(io->client, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, msg);
+        pl_log(io->log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, msg);
         return;
     }
     parley_err_t err = map_server_error(m->code);
@@ -894,7 +896,7 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
 {
     if (!conn->compression) {
         PL_COUNT(io->client, errors, 1);
-        pl_log(io->client, PARLEY_LOG_WARNING, "proto",
+        pl_log(io->log, PARLEY_LOG_WARNING, "proto",
                "connection %u: a binary frame on parley.v1, ignored", conn->index);
         return;
     }
@@ -905,7 +907,7 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
                            data, len, (size_t)conn->max_message_bytes, &plain, err, sizeof(err));
     if (rc != PL_COMPRESS_OK) {
         PL_COUNT(io->client, errors, 1);
-        pl_log(io->client, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, err);
+        pl_log(io->log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, err);
         pl_buf_free(&plain);
         return; /* whose it was is unknown: its request is caught as stalled */
     }
@@ -944,7 +946,7 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
     char err[256];
     if (pl_proto_decode(io->decoder, data, len, &m, err, sizeof(err)) != 0) {
         PL_COUNT(io->client, errors, 1);
-        pl_log(io->client, PARLEY_LOG_WARNING, "proto",
+        pl_log(io->log, PARLEY_LOG_WARNING, "proto",
                "connection %u: invalid message from the server: %s", conn->index, err);
         /* A message too broken to parse may still name its request early on. */
         uint64_t id = m.id;
@@ -972,7 +974,7 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
     case PL_SMSG_ERROR: on_error(io, conn, &m); break;
     case PL_SMSG_UNKNOWN:
         PL_COUNT(io->client, unknown_messages, 1);
-        pl_log(io->client, PARLEY_LOG_DEBUG, "proto", "connection %u: ignored a message of unknown type",
+        pl_log(io->log, PARLEY_LOG_DEBUG, "proto", "connection %u: ignored a message of unknown type",
                conn->index);
         break;
     }
@@ -1020,7 +1022,7 @@ static void http_failed(void *owner, void *req, parley_err_t err, const char *ms
     /* Over HTTP no connection logs its failures: say here that the request
      * waits (a connect that hangs would be silent for every attempt). */
     if (r->attempts < io->conf->retry_max_attempts)
-        pl_log(io->client, wait_log_level(io, pl_monotonic_ms()), "request",
+        pl_log(io->log, wait_log_level(io, pl_monotonic_ms()), "request",
                "%llu: %s; sending it again (attempt %d of %d done)", (unsigned long long)r->id,
                msg, r->attempts, io->conf->retry_max_attempts);
     route_retry_later(io, r, err, msg, retry_after_ms);
@@ -1085,7 +1087,7 @@ static void put_on_trial(pl_io *io, pl_ws_conn *conn, int64_t now)
         return; /* one trial at a time: its Ping answers for every request */
     conn->suspect_since_ms = now;
     pl_ws_conn_queue_control(conn, CURLWS_PING, "stall", 5);
-    pl_log(io->client, wait_log_level(io, now), "conn",
+    pl_log(io->log, wait_log_level(io, now), "conn",
            "connection %u: a request stalled; a Ping tells whether the connection is dead "
            "(stall.ping.timeout.ms %d)", conn->index, io->conf->stall_ping_timeout_ms);
 }
@@ -1110,7 +1112,7 @@ static void resume_stalled_elsewhere(pl_route *r, void *arg)
 static void conn_acquitted(pl_io *io, pl_ws_conn *conn, int64_t now)
 {
     conn->suspect_since_ms = 0;
-    pl_log(io->client, PARLEY_LOG_INFO, "conn",
+    pl_log(io->log, PARLEY_LOG_INFO, "conn",
            "connection %u answered the Ping: the stalled requests move elsewhere",
            conn->index);
     conn_routes cr = {io, conn, now};
@@ -1215,7 +1217,7 @@ static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
             r->attempts--;
         return;
     }
-    pl_log(io->client, PARLEY_LOG_WARNING, "conn",
+    pl_log(io->log, PARLEY_LOG_WARNING, "conn",
            "an HTTP connection to %s went silent (%u stream%s on it heard nothing for %d ms): "
            "it is closed and its requests start again", io->client->endpoint_shown,
            t.silent_witnesses + 1, t.silent_witnesses ? "s" : "",
@@ -1249,7 +1251,7 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
         char msg[160];
         snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
                  (long long)(now - r->progress_ms));
-        pl_log(io->client, wait_log_level(io, now), "request", "%llu: %s; waiting on %s",
+        pl_log(io->log, wait_log_level(io, now), "request", "%llu: %s; waiting on %s",
                (unsigned long long)r->id, msg, io->client->endpoint_shown);
         if (r->cancelling) {
             route_end_cancelled(io, r);
@@ -1412,7 +1414,7 @@ static void handle_finished_transfers(pl_io *io)
             PL_COUNT(io->client, connections_opened, (uint64_t)connects);
             if (io->easy.insecure) {
                 PL_COUNT(io->client, insecure_connections, (uint64_t)connects);
-                pl_log(io->client, PARLEY_LOG_WARNING, "tls",
+                pl_log(io->log, PARLEY_LOG_WARNING, "tls",
                        "an HTTP connection was made without certificate verification "
                        "(tls.insecure)");
             }
