@@ -216,6 +216,7 @@ pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
 
 static void route_free(pl_io *io, pl_route *r)
 {
+    pl_timer_cancel(&io->timers, &r->timer);
     io->sink.release(r->owner);
     free(r->frame);
     free(r);
@@ -296,20 +297,20 @@ static int64_t route_due(const pl_io *io, const pl_route *r)
     return due;
 }
 
-/* Make sure a timer fires no later than the route's due time. A later timer
- * entry is left to fire and re-arm (progress only moves stall times later). */
+/* Make sure the route's timer fires no later than its due time. A timer due
+ * earlier is left to fire and re-arm: progress only moves stall times later,
+ * and a piece then costs no sift of the heap. */
 static void route_arm(pl_io *io, pl_route *r)
 {
     int64_t due = route_due(io, r);
-    if (due == INT64_MAX || (r->armed_ms && r->armed_ms <= due))
+    if (due == INT64_MAX || (pl_timer_pending(&r->timer) && r->timer.due <= due))
         return;
-    /* Never in the past: an entry already due would be popped again by the
+    /* Never in the past: a timer already due would be popped again by the
      * same run_timers pass, forever. */
     int64_t now = pl_monotonic_ms();
     if (due <= now)
         due = now + 1;
-    r->armed_ms = due;
-    pl_timer_push(&io->timers, (pl_timer){due, r->id, ++r->timer_gen});
+    pl_timer_set(&io->timers, &r->timer, due);
 }
 
 /* Wait before sending the route again: retry_after_ms when the server gave
@@ -1230,7 +1231,6 @@ static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
 /* A route's timer fired: deadline, retry or stall, whichever is due. */
 static void route_check(pl_io *io, pl_route *r, int64_t now)
 {
-    r->armed_ms = 0;
     if (r->deadline_ms && now >= r->deadline_ms) {
         if (r->conn && r->conn->state == PL_WS_OPEN && !r->cancelling)
             send_cancel(r->conn, r->id); /* stop the server's work too */
@@ -1280,16 +1280,11 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
 /* Run due timers; returns the milliseconds until the next one. */
 static int64_t run_timers(pl_io *io, int64_t now)
 {
-    const pl_timer *top;
-    while ((top = pl_timer_peek(&io->timers)) && top->due_ms <= now) {
-        pl_timer t;
-        pl_timer_pop(&io->timers, &t);
-        pl_route *r = pl_route_find(&io->routes, t.id);
-        if (r && r->timer_gen == t.gen)
-            route_check(io, r, now);
-    }
-    top = pl_timer_peek(&io->timers);
-    return top ? top->due_ms - now : IO_POLL_MAX_MS;
+    pl_timer *t;
+    while ((t = pl_timer_pop_due(&io->timers, now)))
+        route_check(io, pl_container_of(t, pl_route, timer), now);
+    t = pl_timer_first(&io->timers);
+    return t ? t->due - now : IO_POLL_MAX_MS;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -1437,7 +1432,7 @@ static int64_t publish_stats(pl_io *io, int64_t now)
             .conns = io->conf->dialect == PL_DIALECT_NATIVE ? io->conns : NULL,
             .nconns = io->conf->dialect == PL_DIALECT_NATIVE ? io->nconns : 0,
             .routes = io->routes.count,
-            .timers = io->timers.len,
+            .timers = pl_timer_heap_len(&io->timers),
             .server_errors = io->server_errors,
             .http_status = io->http_status,
             .http2_answers = io->http2_answers,

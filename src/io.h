@@ -41,7 +41,7 @@ typedef struct pl_io_stats_view {
     unsigned nconns;
     size_t routes;           /* requests the I/O thread holds */
     size_t routes_waiting;   /* of which waiting to be sent again */
-    size_t timers;           /* entries in the timer heap, stale ones included */
+    size_t timers;           /* pending timers: at most one per route */
     const uint64_t *server_errors; /* native: error messages by pl_server_err */
     const uint64_t *http_status;   /* HTTP: answers by status / 100; [0]: none */
     uint64_t http2_answers;

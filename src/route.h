@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "parley.h"
+#include "timer_heap.h"
 
 struct pl_ws_conn;
 struct pl_http_stream;
@@ -37,8 +38,7 @@ typedef struct pl_route {
     int64_t retry_at_ms;
     int64_t deadline_ms;       /* 0: none */
     int64_t progress_ms;       /* the last ack or piece, or the last send */
-    int64_t armed_ms;          /* due time of its live timer entry; 0: none */
-    uint64_t timer_gen;        /* generation of that entry */
+    pl_timer timer;            /* its deadline, retry or stall check (io.c) */
     struct pl_route *next;     /* hash chain */
 } pl_route;
 
