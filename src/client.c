@@ -40,6 +40,48 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* What the I/O thread reads of the client (io.h). */
+static pl_io_settings io_settings(parley_client_t *c)
+{
+    const parley_conf_t *conf = c->conf;
+    return (pl_io_settings){
+        .endpoint = conf->endpoint,
+        .endpoint_shown = c->endpoint_shown,
+        .dialect_shown = conf->dialect_shown,
+        .dialect = conf->dialect,
+        .api_key = c->api_key,
+        .anthropic_version = conf->anthropic_version,
+        .compression = conf->compression,
+        .compression_dict = conf->compression_dict != 0,
+        .connections = pl_conf_connections(conf),
+        .heartbeat_interval_s = conf->heartbeat_interval_s,
+        .connect_timeout_ms = conf->connect_timeout_ms,
+        .max_message_bytes = conf->max_message_bytes,
+        .reply_max_bytes = conf->reply_max_bytes,
+        .retry_max_attempts = conf->retry_max_attempts,
+        .retry_backoff_ms = conf->retry_backoff_ms,
+        .retry_backoff_max_ms = conf->retry_backoff_max_ms,
+        .reconnect_backoff_ms = conf->reconnect_backoff_ms,
+        .reconnect_backoff_max_ms = conf->reconnect_backoff_max_ms,
+        .request_timeout_ms = conf->request_timeout_ms,
+        .stall_timeout_ms = conf->stall_timeout_ms,
+        .stall_ping_timeout_ms = conf->stall_ping_timeout_ms,
+        .http_idle_connections = conf->http_idle_connections,
+        .stats_interval_ms = c->stats ? conf->stats_interval_ms : 0,
+        .easy = {.connect_timeout_ms = conf->connect_timeout_ms,
+                 .ca_file = conf->tls_ca_file,
+                 .ca_path = conf->tls_ca_path,
+                 .pinned_pubkey = conf->tls_pinned_pubkey,
+                 .cert_file = conf->tls_cert_file,
+                 .key_file = conf->tls_key_file,
+                 .insecure = conf->tls_insecure != 0},
+        .connect_to = conf->connect_to,
+        .pool = c->pool,
+        .counters = &c->counters,
+        .log = &c->log,
+    };
+}
+
 /* A statistics document is due: the I/O thread's part comes with it. */
 static void publish_stats(void *client, const pl_io_stats_view *view)
 {
@@ -93,7 +135,8 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
         pl_io_sink sink = pl_session_sink;
         sink.stats = publish_stats;
         sink.stats_ctx = c;
-        c->io = pl_io_new(c, &sink, errstr, errstr_size);
+        pl_io_settings settings = io_settings(c);
+        c->io = pl_io_new(&settings, &sink, errstr, errstr_size);
     }
     if (c->pool && c->io)
         pl_log(&c->log, PARLEY_LOG_INFO, "client",

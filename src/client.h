@@ -19,8 +19,7 @@ typedef struct pl_io pl_io;
 typedef struct pl_stats_sink pl_stats_sink;
 struct pl_session;
 
-#define PL_COUNT(client, field, n) \
-    atomic_fetch_add_explicit(&(client)->counters.field, (n), memory_order_relaxed)
+#define PL_COUNT(client, field, n) PL_COUNTER_ADD(&(client)->counters, field, n)
 
 struct parley_client {
     parley_conf_t *conf;

@@ -31,11 +31,15 @@
     X(bytes_compression_saved, "compression", "bytes_saved")       \
     X(bytes_decompressed, "compression", "bytes_decompressed")
 
-/* Each is updated with relaxed atomics (PL_COUNT, client.h). */
+/* Each is updated with relaxed atomics (PL_COUNTER_ADD below). */
 typedef struct pl_counters {
 #define PL_COUNTER_FIELD(field, group, key) _Atomic uint64_t field;
     PL_COUNTERS(PL_COUNTER_FIELD)
 #undef PL_COUNTER_FIELD
 } pl_counters;
+
+/* Add n to one counter (relaxed: they are read only as statistics). */
+#define PL_COUNTER_ADD(counters, field, n) \
+    atomic_fetch_add_explicit(&(counters)->field, (n), memory_order_relaxed)
 
 #endif

@@ -25,7 +25,6 @@
 
 #include "alloc.h"
 #include "backoff.h"
-#include "client.h"
 #include "compress.h"
 #include "http_stream.h"
 #include "log.h"
@@ -56,10 +55,8 @@
 #define WAIT_WARNING_EVERY_MS 10000
 
 struct pl_io {
-    parley_client_t *client;
     pl_io_sink sink; /* the sessions and the statistics */
-    const pl_logger *log;
-    const parley_conf_t *conf;
+    pl_io_settings set;
     CURLM *multi;
     pthread_t thread;
     bool thread_started;
@@ -109,8 +106,8 @@ static void pass_on_held_wakes(pl_io *io)
     int64_t now = pl_monotonic_ms();
     if (now - io->wakes_held_ms < WAKES_HELD_MAX_MS)
         return;
-    pl_pool_release_wakes(io->client->pool);
-    pl_pool_hold_wakes(io->client->pool);
+    pl_pool_release_wakes(io->set.pool);
+    pl_pool_hold_wakes(io->set.pool);
     io->wakes_held_ms = now;
 }
 
@@ -120,24 +117,8 @@ static int trace_cb(CURL *easy, curl_infotype type, char *data, size_t size, voi
     (void)easy;
     pl_io *io = userdata;
     if (type == CURLINFO_TEXT || type == CURLINFO_HEADER_IN || type == CURLINFO_HEADER_OUT)
-        pl_log_curl_trace(io->log, data, size);
+        pl_log_curl_trace(io->set.log, data, size);
     return 0;
-}
-
-static void easy_opts_init(pl_io *io, const parley_conf_t *conf)
-{
-    io->easy = (pl_easy_opts){
-        .connect_timeout_ms = conf->connect_timeout_ms,
-        .ca_file = conf->tls_ca_file,
-        .ca_path = conf->tls_ca_path,
-        .pinned_pubkey = conf->tls_pinned_pubkey,
-        .cert_file = conf->tls_cert_file,
-        .key_file = conf->tls_key_file,
-        .insecure = conf->tls_insecure != 0,
-        .connect_to = pl_easy_connect_to(conf->connect_to),
-        .trace = PL_LOG_ON(io->log, PARLEY_LOG_DEBUG) ? trace_cb : NULL,
-        .trace_data = io,
-    };
 }
 
 static void on_message(void *owner, pl_ws_conn *conn, const char *data, size_t len,
@@ -153,14 +134,16 @@ static const pl_http_events http_events = {.text = http_text,
                                            .done = http_done,
                                            .failed = http_failed};
 
-pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
+pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *errstr,
                  size_t errstr_size)
 {
     pl_io *io = pl_xcalloc(1, sizeof(*io));
-    io->client = client;
+    io->set = *settings;
     io->sink = *sink;
-    io->log = &client->log;
-    io->conf = client->conf;
+    /* libcurl's trace, at debug level only. */
+    io->set.easy.trace = PL_LOG_ON(io->set.log, PARLEY_LOG_DEBUG) ? trace_cb : NULL;
+    io->set.easy.trace_data = io;
+    io->set.easy.connect_to = pl_easy_connect_to(settings->connect_to);
     io->multi = curl_multi_init();
     io->decoder = pl_decoder_new();
     if (!io->multi || !io->decoder) {
@@ -173,7 +156,7 @@ pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
         return NULL;
     }
     pl_mpsc_init(&io->submissions);
-    io->nconns = pl_conf_connections(client->conf);
+    io->nconns = settings->connections;
     io->conns = pl_xcalloc(io->nconns, sizeof(*io->conns));
     for (unsigned i = 0; i < io->nconns; i++) {
         io->conns[i].multi = io->multi;
@@ -184,24 +167,23 @@ pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
         io->conns[i].stats.rtt_ms = -1;
     }
     pl_route_table_init(&io->routes);
-    io->heartbeat_ms = (int64_t)client->conf->heartbeat_interval_s * 1000;
-    easy_opts_init(io, client->conf);
-    if (client->conf->dialect != PL_DIALECT_NATIVE) {
-        if (pl_http_config_init(&io->http, client->conf->endpoint, client->conf->dialect) != 0)
+    io->heartbeat_ms = (int64_t)settings->heartbeat_interval_s * 1000;
+    if (settings->dialect != PL_DIALECT_NATIVE) {
+        if (pl_http_config_init(&io->http, settings->endpoint, settings->dialect) != 0)
             pl_oom("configuring the HTTP dialect");
-        io->http.dialect_shown = client->conf->dialect_shown;
-        io->http.api_key = client->api_key;
-        io->http.anthropic_version = client->conf->anthropic_version;
-        io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
-        io->http.easy = io->easy;
-        io->http.max_idle = (size_t)client->conf->http_idle_connections;
+        io->http.dialect_shown = settings->dialect_shown;
+        io->http.api_key = settings->api_key;
+        io->http.anthropic_version = settings->anthropic_version;
+        io->http.max_event_bytes = (size_t)settings->max_message_bytes;
+        io->http.easy = io->set.easy;
+        io->http.max_idle = (size_t)settings->http_idle_connections;
         io->http.events = &http_events;
         io->http.owner = io;
         /* libcurl's own cache limit follows the handles added at the moment
          * and closed connections that the next turns then opened again:
          * more connections than conversations (docs/dialects.md). */
         curl_multi_setopt(io->multi, CURLMOPT_MAXCONNECTS,
-                          (long)client->conf->http_idle_connections);
+                          (long)settings->http_idle_connections);
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -241,7 +223,7 @@ static bool route_sent(const pl_route *r)
 /* End a request with an error event and forget it. */
 static void route_fail(pl_io *io, pl_route *r, parley_err_t err, const char *msg)
 {
-    pl_log(io->log, PARLEY_LOG_DEBUG, "request", "%llu failed: %s (%s)",
+    pl_log(io->set.log, PARLEY_LOG_DEBUG, "request", "%llu failed: %s (%s)",
            (unsigned long long)r->id, msg, parley_err2name(err));
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
@@ -288,8 +270,8 @@ static int64_t route_due(const pl_io *io, const pl_route *r)
     int64_t due = INT64_MAX;
     if (r->waiting)
         due = r->retry_at_ms;
-    else if (io->conf->stall_timeout_ms > 0 && route_sent(r) && !r->stalled)
-        due = r->progress_ms + io->conf->stall_timeout_ms;
+    else if (io->set.stall_timeout_ms > 0 && route_sent(r) && !r->stalled)
+        due = r->progress_ms + io->set.stall_timeout_ms;
     /* Otherwise the connection's handshake or trial has its own clock
      * (tend_conn), and the deadline bounds the wait. */
     if (r->deadline_ms && r->deadline_ms < due)
@@ -326,15 +308,15 @@ static void route_wait(pl_io *io, pl_route *r, int64_t now, int64_t delay_ms)
 
 static int64_t retry_delay(pl_io *io, const pl_route *r)
 {
-    return pl_backoff_ms(r->attempts, io->conf->retry_backoff_ms,
-                         io->conf->retry_backoff_max_ms, &io->rng);
+    return pl_backoff_ms(r->attempts, io->set.retry_backoff_ms,
+                         io->set.retry_backoff_max_ms, &io->rng);
 }
 
 /* Whether the route may be sent again; when not, it is failed with the
  * reason, which says how many sends were made. */
 static bool route_may_retry(pl_io *io, pl_route *r, parley_err_t err, const char *msg)
 {
-    if (r->attempts < io->conf->retry_max_attempts)
+    if (r->attempts < io->set.retry_max_attempts)
         return true;
     char full[800];
     /* Pieces arrived, so the connection was lost mid-reply; that the
@@ -409,25 +391,25 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
 
 static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
-    pl_log(io->log, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
-           conn->index, io->client->endpoint_shown, conn->failures ? " again" : "");
-    if (io->easy.insecure) {
-        PL_COUNT(io->client, insecure_connections, 1);
-        pl_log(io->log, PARLEY_LOG_WARNING, "tls",
+    pl_log(io->set.log, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
+           conn->index, io->set.endpoint_shown, conn->failures ? " again" : "");
+    if (io->set.easy.insecure) {
+        PL_COUNTER_ADD(io->set.counters, insecure_connections, 1);
+        pl_log(io->set.log, PARLEY_LOG_WARNING, "tls",
                "connection %u: certificate verification is off (tls.insecure)", conn->index);
     }
-    const char *want = io->conf->compression ? io->conf->compression : "none";
+    const char *want = io->set.compression ? io->set.compression : "none";
     bool zstd = !strcmp(want, "zstd"), gzip = zstd || !strcmp(want, "gzip");
-    if (pl_ws_conn_open(conn, io->conf->endpoint, io->client->api_key, &io->easy,
-                        (uint64_t)io->conf->max_message_bytes, zstd, gzip,
-                        io->conf->compression_dict != 0) != 0) {
+    if (pl_ws_conn_open(conn, io->set.endpoint, io->set.api_key, &io->set.easy,
+                        (uint64_t)io->set.max_message_bytes, zstd, gzip,
+                        io->set.compression_dict != 0) != 0) {
         char msg[CURL_ERROR_SIZE + 64];
         snprintf(msg, sizeof(msg), "could not start a connection: %s", conn->errbuf);
         conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
         return;
     }
     if (conn->failures > 0)
-        PL_COUNT(io->client, reconnects, 1);
+        PL_COUNTER_ADD(io->set.counters, reconnects, 1);
 }
 
 /* Start the route's HTTP request; libcurl picks or shares the connection. */
@@ -447,13 +429,13 @@ static void http_place(pl_io *io, pl_route *r)
 static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t now)
 {
     pl_ws_conn *conn = NULL;
-    if (io->conf->dialect == PL_DIALECT_NATIVE) {
+    if (io->set.dialect == PL_DIALECT_NATIVE) {
         conn = pick_conn(io, avoid, now);
         if (conn->suspect_since_ms) {
             /* Every connection is on trial: wait for a verdict rather than
              * send on one that may be dead. Not an attempt. */
             route_wait(io, r, now, conn->suspect_since_ms +
-                                   io->conf->stall_ping_timeout_ms - now + 1);
+                                   io->set.stall_ping_timeout_ms - now + 1);
             return;
         }
     }
@@ -462,14 +444,14 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
     r->acked = false;
     r->attempts++;
     if (r->sends++ > 0) {
-        pl_log(io->log, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
+        pl_log(io->set.log, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
                (unsigned long long)r->id, r->attempts, r->next_seq);
-        PL_COUNT(io->client, retries, 1);
+        PL_COUNTER_ADD(io->set.counters, retries, 1);
         if (r->next_seq > 0)
-            PL_COUNT(io->client, resumes, 1);
+            PL_COUNTER_ADD(io->set.counters, resumes, 1);
     }
     r->progress_ms = now;
-    if (io->conf->dialect != PL_DIALECT_NATIVE) {
+    if (io->set.dialect != PL_DIALECT_NATIVE) {
         http_place(io, r);
         return;
     }
@@ -541,7 +523,7 @@ static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *
     /* A failure that ends the requests reaches the user as their error
      * events; one they are retried after is worth a warning, once while
      * the connection keeps failing. */
-    pl_log(io->log, retryable && conn->failures == 0 ? PARLEY_LOG_WARNING : PARLEY_LOG_NOTICE,
+    pl_log(io->set.log, retryable && conn->failures == 0 ? PARLEY_LOG_WARNING : PARLEY_LOG_NOTICE,
            "conn", "connection %u: %s (%u request%s on it%s)", conn->index, msg, conn->inflight,
            conn->inflight == 1 ? "" : "s",
            retryable && conn->inflight ? ", sent again while attempts remain" : "");
@@ -552,9 +534,9 @@ static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *
      * No reconnect storm: a server that acks and drops gets ever fewer
      * connections, one that drops after each piece at most one per delay. */
     conn->failures++;
-    conn->reconnect_at_ms = now + pl_backoff_ms(conn->failures, io->conf->reconnect_backoff_ms,
-                                                io->conf->reconnect_backoff_max_ms, &io->rng);
-    PL_COUNT(io->client, errors, 1);
+    conn->reconnect_at_ms = now + pl_backoff_ms(conn->failures, io->set.reconnect_backoff_ms,
+                                                io->set.reconnect_backoff_max_ms, &io->rng);
+    PL_COUNTER_ADD(io->set.counters, errors, 1);
     pl_route_foreach(&io->routes, requeue_if_on_conn, &l);
 }
 
@@ -598,7 +580,7 @@ static void carry_out_doom(pl_io *io, pl_ws_conn *conn)
 static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
                                 char *msg, size_t size, bool *retryable)
 {
-    const char *url = io->client->endpoint_shown;
+    const char *url = io->set.endpoint_shown;
     long status = 0;
     curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *detail = conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(rc);
@@ -705,7 +687,7 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     conn->state = PL_WS_OPEN;
     conn->compression = zstd ? PL_COMPRESS_ZSTD : gzip ? PL_COMPRESS_GZIP : 0;
     conn->dict_agreed = zstd && conn->offered_dict && m->zstd_dict == pl_compress_dict_id();
-    pl_log(io->log, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
+    pl_log(io->set.log, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
            conn->index, m->server ? m->server : "server", m->protocol,
            conn->dict_agreed ? " with the dictionary" : "", m->heartbeat_s);
     conn->heartbeat_s = m->heartbeat_s;
@@ -713,7 +695,7 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     conn->stats.open_since_ms = pl_monotonic_ms();
     if (m->max_message_bytes && m->max_message_bytes < conn->max_message_bytes)
         conn->max_message_bytes = m->max_message_bytes;
-    PL_COUNT(io->client, connections_opened, 1);
+    PL_COUNTER_ADD(io->set.counters, connections_opened, 1);
     conn_routes cr = {io, conn, pl_monotonic_ms()};
     pl_route_foreach(&io->routes, start_stall_clock, &cr);
 }
@@ -743,7 +725,7 @@ static void repeat_for_gap(pl_io *io, pl_route *r)
         char msg[160];
         snprintf(msg, sizeof(msg), "the server skipped pieces of the reply %u times; the "
                  "request gave up", GAP_REPEATS_MAX);
-        PL_COUNT(io->client, errors, 1);
+        PL_COUNTER_ADD(io->set.counters, errors, 1);
         if (r->conn && r->conn->state == PL_WS_OPEN)
             send_cancel(r->conn, r->id);
         route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
@@ -763,7 +745,7 @@ static bool session_matches(pl_io *io, pl_route *r, const pl_server_msg *m)
     snprintf(msg, sizeof(msg), "invalid message from the server: request %llu belongs to "
              "session \"%s\", not \"%.128s\"", (unsigned long long)r->id, r->owner_id,
              m->session);
-    PL_COUNT(io->client, errors, 1);
+    PL_COUNTER_ADD(io->set.counters, errors, 1);
     if (r->conn && r->conn->state == PL_WS_OPEN)
         send_cancel(r->conn, r->id);
     route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
@@ -774,12 +756,12 @@ static bool session_matches(pl_io *io, pl_route *r, const pl_server_msg *m)
 static bool reply_within_bound(pl_io *io, pl_route *r, size_t len)
 {
     r->reply_bytes += len;
-    if (r->reply_bytes <= (uint64_t)io->conf->reply_max_bytes)
+    if (r->reply_bytes <= (uint64_t)io->set.reply_max_bytes)
         return true;
     char msg[200];
     snprintf(msg, sizeof(msg), "the reply grew past reply.max.bytes (%lld bytes) and was "
-             "abandoned", (long long)io->conf->reply_max_bytes);
-    PL_COUNT(io->client, errors, 1);
+             "abandoned", (long long)io->set.reply_max_bytes);
+    PL_COUNTER_ADD(io->set.counters, errors, 1);
     if (r->conn && r->conn->state == PL_WS_OPEN)
         send_cancel(r->conn, r->id); /* stop the server's work too */
     route_fail(io, r, PARLEY_ERR_REPLY_TOO_LARGE, msg);
@@ -819,7 +801,7 @@ static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         char msg[160];
         snprintf(msg, sizeof(msg), "invalid message from the server: unknown stop_reason \"%.40s\"",
                  m->stop_reason ? m->stop_reason : "");
-        PL_COUNT(io->client, errors, 1);
+        PL_COUNTER_ADD(io->set.counters, errors, 1);
         route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
         return;
     }
@@ -855,8 +837,8 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         io->server_errors[m->code]++;
     pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r) {
-        PL_COUNT(io->client, errors, 1); /* about the connection, or stale */
-        pl_log(io->log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, msg);
+        PL_COUNTER_ADD(io->set.counters, errors, 1); /* about the connection, or stale */
+        pl_log(io->set.log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, msg);
         return;
     }
     parley_err_t err = map_server_error(m->code);
@@ -874,7 +856,7 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 static void on_oversized(void *owner, pl_ws_conn *conn, const char *start, size_t len)
 {
     pl_io *io = owner;
-    PL_COUNT(io->client, errors, 1);
+    PL_COUNTER_ADD(io->set.counters, errors, 1);
     char msg[160];
     snprintf(msg, sizeof(msg),
              "the server sent a message over max.message.bytes (%llu); it was discarded",
@@ -896,8 +878,8 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
 static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
 {
     if (!conn->compression) {
-        PL_COUNT(io->client, errors, 1);
-        pl_log(io->log, PARLEY_LOG_WARNING, "proto",
+        PL_COUNTER_ADD(io->set.counters, errors, 1);
+        pl_log(io->set.log, PARLEY_LOG_WARNING, "proto",
                "connection %u: a binary frame on parley.v1, ignored", conn->index);
         return;
     }
@@ -907,12 +889,12 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
                            conn->dict_agreed ? pl_compress_dict_builtin() : NULL,
                            data, len, (size_t)conn->max_message_bytes, &plain, err, sizeof(err));
     if (rc != PL_COMPRESS_OK) {
-        PL_COUNT(io->client, errors, 1);
-        pl_log(io->log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, err);
+        PL_COUNTER_ADD(io->set.counters, errors, 1);
+        pl_log(io->set.log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, err);
         pl_buf_free(&plain);
         return; /* whose it was is unknown: its request is caught as stalled */
     }
-    PL_COUNT(io->client, bytes_decompressed, plain.len);
+    PL_COUNTER_ADD(io->set.counters, bytes_decompressed, plain.len);
     on_text_message(io, conn, plain.data ? plain.data : "", plain.len);
     pl_buf_free(&plain);
 }
@@ -922,8 +904,8 @@ static void on_message(void *owner, pl_ws_conn *conn, const char *data, size_t l
 {
     pl_io *io = owner;
     pass_on_held_wakes(io);
-    PL_COUNT(io->client, frames_received, 1);
-    PL_COUNT(io->client, bytes_received, len);
+    PL_COUNTER_ADD(io->set.counters, frames_received, 1);
+    PL_COUNTER_ADD(io->set.counters, bytes_received, len);
     conn->stats.frames_received++;
     conn->stats.bytes_received += len;
     if (binary)
@@ -946,8 +928,8 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
     pl_server_msg m;
     char err[256];
     if (pl_proto_decode(io->decoder, data, len, &m, err, sizeof(err)) != 0) {
-        PL_COUNT(io->client, errors, 1);
-        pl_log(io->log, PARLEY_LOG_WARNING, "proto",
+        PL_COUNTER_ADD(io->set.counters, errors, 1);
+        pl_log(io->set.log, PARLEY_LOG_WARNING, "proto",
                "connection %u: invalid message from the server: %s", conn->index, err);
         /* A message too broken to parse may still name its request early on. */
         uint64_t id = m.id;
@@ -974,8 +956,8 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
     case PL_SMSG_DONE: on_done(io, conn, &m); break;
     case PL_SMSG_ERROR: on_error(io, conn, &m); break;
     case PL_SMSG_UNKNOWN:
-        PL_COUNT(io->client, unknown_messages, 1);
-        pl_log(io->log, PARLEY_LOG_DEBUG, "proto", "connection %u: ignored a message of unknown type",
+        PL_COUNTER_ADD(io->set.counters, unknown_messages, 1);
+        pl_log(io->set.log, PARLEY_LOG_DEBUG, "proto", "connection %u: ignored a message of unknown type",
                conn->index);
         break;
     }
@@ -1022,10 +1004,10 @@ static void http_failed(void *owner, void *req, parley_err_t err, const char *ms
     }
     /* Over HTTP no connection logs its failures: say here that the request
      * waits (a connect that hangs would be silent for every attempt). */
-    if (r->attempts < io->conf->retry_max_attempts)
-        pl_log(io->log, wait_log_level(io, pl_monotonic_ms()), "request",
+    if (r->attempts < io->set.retry_max_attempts)
+        pl_log(io->set.log, wait_log_level(io, pl_monotonic_ms()), "request",
                "%llu: %s; sending it again (attempt %d of %d done)", (unsigned long long)r->id,
-               msg, r->attempts, io->conf->retry_max_attempts);
+               msg, r->attempts, io->set.retry_max_attempts);
     route_retry_later(io, r, err, msg, retry_after_ms);
 }
 
@@ -1040,8 +1022,8 @@ static void accept_send(pl_io *io, pl_io_request *req, int64_t now)
     r->owner_id = req->owner_id;
     r->frame = req->frame;
     r->frame_len = req->frame_len;
-    if (io->conf->request_timeout_ms > 0)
-        r->deadline_ms = now + io->conf->request_timeout_ms;
+    if (io->set.request_timeout_ms > 0)
+        r->deadline_ms = now + io->set.request_timeout_ms;
     pl_route_insert(&io->routes, r);
     route_place(io, r, NULL, now);
 }
@@ -1088,9 +1070,9 @@ static void put_on_trial(pl_io *io, pl_ws_conn *conn, int64_t now)
         return; /* one trial at a time: its Ping answers for every request */
     conn->suspect_since_ms = now;
     pl_ws_conn_queue_control(conn, CURLWS_PING, "stall", 5);
-    pl_log(io->log, wait_log_level(io, now), "conn",
+    pl_log(io->set.log, wait_log_level(io, now), "conn",
            "connection %u: a request stalled; a Ping tells whether the connection is dead "
-           "(stall.ping.timeout.ms %d)", conn->index, io->conf->stall_ping_timeout_ms);
+           "(stall.ping.timeout.ms %d)", conn->index, io->set.stall_ping_timeout_ms);
 }
 
 /* The connection answered: its stalled requests were slow on their own and
@@ -1113,7 +1095,7 @@ static void resume_stalled_elsewhere(pl_route *r, void *arg)
 static void conn_acquitted(pl_io *io, pl_ws_conn *conn, int64_t now)
 {
     conn->suspect_since_ms = 0;
-    pl_log(io->log, PARLEY_LOG_INFO, "conn",
+    pl_log(io->set.log, PARLEY_LOG_INFO, "conn",
            "connection %u answered the Ping: the stalled requests move elsewhere",
            conn->index);
     conn_routes cr = {io, conn, now};
@@ -1127,14 +1109,14 @@ static int64_t judge_conn(pl_io *io, pl_ws_conn *conn, int64_t now)
         conn_acquitted(io, conn, now);
         return IO_POLL_MAX_MS;
     }
-    int64_t left = conn->suspect_since_ms + io->conf->stall_ping_timeout_ms - now;
+    int64_t left = conn->suspect_since_ms + io->set.stall_ping_timeout_ms - now;
     if (left > 0)
         return left;
     char msg[200];
     snprintf(msg, sizeof(msg),
              "connection to %s is dead: a request stalled and a Ping got no Pong within "
-             "%d ms (stall.ping.timeout.ms)", io->client->endpoint_shown,
-             io->conf->stall_ping_timeout_ms);
+             "%d ms (stall.ping.timeout.ms)", io->set.endpoint_shown,
+             io->set.stall_ping_timeout_ms);
     conn_found_dead(io, conn, msg);
     return 0;
 }
@@ -1165,7 +1147,7 @@ static void question_witness(pl_route *r, void *arg)
     http_trial *t = arg;
     if (r == t->stalled || !r->http || pl_http_conn_id(r->http) != t->conn_id)
         return;
-    if (r->http->last_rx_ms > t->now - t->io->conf->stall_timeout_ms)
+    if (r->http->last_rx_ms > t->now - t->io->set.stall_timeout_ms)
         t->alive = true;
     else
         t->silent_witnesses++;
@@ -1218,11 +1200,11 @@ static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
             r->attempts--;
         return;
     }
-    pl_log(io->log, PARLEY_LOG_WARNING, "conn",
+    pl_log(io->set.log, PARLEY_LOG_WARNING, "conn",
            "an HTTP connection to %s went silent (%u stream%s on it heard nothing for %d ms): "
-           "it is closed and its requests start again", io->client->endpoint_shown,
+           "it is closed and its requests start again", io->set.endpoint_shown,
            t.silent_witnesses + 1, t.silent_witnesses ? "s" : "",
-           io->conf->stall_timeout_ms);
+           io->set.stall_timeout_ms);
     pl_route_foreach(&io->routes, leave_dead_http_conn, &t);
 }
 
@@ -1236,7 +1218,7 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
             send_cancel(r->conn, r->id); /* stop the server's work too */
         char msg[128];
         snprintf(msg, sizeof(msg), "no reply within request.timeout.ms (%d ms)",
-                 io->conf->request_timeout_ms);
+                 io->set.request_timeout_ms);
         route_fail(io, r, PARLEY_ERR_TIMED_OUT, msg);
         return;
     }
@@ -1244,15 +1226,15 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
         route_place(io, r, NULL, now);
         return;
     }
-    int64_t stall = io->conf->stall_timeout_ms;
+    int64_t stall = io->set.stall_timeout_ms;
     if (!r->waiting && !r->stalled && stall > 0 && now - r->progress_ms >= stall &&
         route_sent(r)) {
-        PL_COUNT(io->client, stalls, 1);
+        PL_COUNTER_ADD(io->set.counters, stalls, 1);
         char msg[160];
         snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
                  (long long)(now - r->progress_ms));
-        pl_log(io->log, wait_log_level(io, now), "request", "%llu: %s; waiting on %s",
-               (unsigned long long)r->id, msg, io->client->endpoint_shown);
+        pl_log(io->set.log, wait_log_level(io, now), "request", "%llu: %s; waiting on %s",
+               (unsigned long long)r->id, msg, io->set.endpoint_shown);
         if (r->cancelling) {
             route_end_cancelled(io, r);
             return;
@@ -1297,9 +1279,9 @@ static void flush_conn(pl_io *io, pl_ws_conn *conn)
         conn->stats.frames_sent += (uint64_t)frames;
         conn->stats.bytes_sent += bytes;
         conn->stats.bytes_saved += saved;
-        PL_COUNT(io->client, frames_sent, (uint64_t)frames);
-        PL_COUNT(io->client, bytes_sent, bytes);
-        PL_COUNT(io->client, bytes_compression_saved, saved);
+        PL_COUNTER_ADD(io->set.counters, frames_sent, (uint64_t)frames);
+        PL_COUNTER_ADD(io->set.counters, bytes_sent, bytes);
+        PL_COUNTER_ADD(io->set.counters, bytes_compression_saved, saved);
     }
 }
 
@@ -1322,7 +1304,7 @@ static int64_t heartbeat(pl_io *io, pl_ws_conn *conn, int64_t now)
         char msg[160];
         snprintf(msg, sizeof(msg),
                  "connection to %s lost: nothing received for %lld ms",
-                 io->client->endpoint_shown, (long long)(now - conn->last_rx_ms));
+                 io->set.endpoint_shown, (long long)(now - conn->last_rx_ms));
         conn_found_dead(io, conn, msg);
         return IO_POLL_MAX_MS;
     }
@@ -1350,11 +1332,11 @@ static int64_t tend_conn(pl_io *io, pl_ws_conn *conn, int64_t now,
         return 0;
     }
     if (conn->state == PL_WS_CONNECTING &&
-        now - conn->opened_at_ms >= io->conf->connect_timeout_ms) {
+        now - conn->opened_at_ms >= io->set.connect_timeout_ms) {
         char msg[200];
         snprintf(msg, sizeof(msg), "no %s from %s within connect.timeout.ms (%d ms)",
                  conn->upgraded ? "hello" : "answer to the WebSocket upgrade",
-                 io->client->endpoint_shown, io->conf->connect_timeout_ms);
+                 io->set.endpoint_shown, io->set.connect_timeout_ms);
         conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
         return 0;
     }
@@ -1362,7 +1344,7 @@ static int64_t tend_conn(pl_io *io, pl_ws_conn *conn, int64_t now,
     if (conn->state == PL_WS_IDLE)
         return 0;
     if (conn->state == PL_WS_CONNECTING) {
-        int64_t left = conn->opened_at_ms + io->conf->connect_timeout_ms - now;
+        int64_t left = conn->opened_at_ms + io->set.connect_timeout_ms - now;
         if (left < due)
             due = left;
     }
@@ -1406,10 +1388,10 @@ static void handle_finished_transfers(pl_io *io)
         io->http_status[out.status >= 100 && out.status < 600 ? out.status / 100 : 0]++;
         io->http2_answers += out.http2;
         if (connects > 0) {
-            PL_COUNT(io->client, connections_opened, (uint64_t)connects);
-            if (io->easy.insecure) {
-                PL_COUNT(io->client, insecure_connections, (uint64_t)connects);
-                pl_log(io->log, PARLEY_LOG_WARNING, "tls",
+            PL_COUNTER_ADD(io->set.counters, connections_opened, (uint64_t)connects);
+            if (io->set.easy.insecure) {
+                PL_COUNTER_ADD(io->set.counters, insecure_connections, (uint64_t)connects);
+                pl_log(io->set.log, PARLEY_LOG_WARNING, "tls",
                        "an HTTP connection was made without certificate verification "
                        "(tls.insecure)");
             }
@@ -1429,8 +1411,8 @@ static int64_t publish_stats(pl_io *io, int64_t now)
         return IO_POLL_MAX_MS;
     if (now >= io->next_stats_ms) {
         pl_io_stats_view v = {
-            .conns = io->conf->dialect == PL_DIALECT_NATIVE ? io->conns : NULL,
-            .nconns = io->conf->dialect == PL_DIALECT_NATIVE ? io->nconns : 0,
+            .conns = io->set.dialect == PL_DIALECT_NATIVE ? io->conns : NULL,
+            .nconns = io->set.dialect == PL_DIALECT_NATIVE ? io->nconns : 0,
             .routes = io->routes.count,
             .timers = pl_timer_heap_len(&io->timers),
             .server_errors = io->server_errors,
@@ -1440,9 +1422,9 @@ static int64_t publish_stats(pl_io *io, int64_t now)
         pl_route_foreach(&io->routes, count_waiting, &v.routes_waiting);
         io->sink.stats(io->sink.stats_ctx, &v);
         /* Fixed steps from the start, but never a burst after a long pause. */
-        io->next_stats_ms += io->conf->stats_interval_ms;
+        io->next_stats_ms += io->set.stats_interval_ms;
         if (io->next_stats_ms <= now)
-            io->next_stats_ms = now + io->conf->stats_interval_ms;
+            io->next_stats_ms = now + io->set.stats_interval_ms;
     }
     return io->next_stats_ms - now;
 }
@@ -1451,7 +1433,7 @@ static int64_t publish_stats(pl_io *io, int64_t now)
  * latest before the thread blocks in curl_multi_poll(). */
 static void run_once(pl_io *io)
 {
-    pl_pool_hold_wakes(io->client->pool);
+    pl_pool_hold_wakes(io->set.pool);
     drain_submissions(io);
     int64_t now = pl_monotonic_ms();
     int64_t timeout = run_timers(io, now);
@@ -1475,10 +1457,10 @@ static void run_once(pl_io *io)
     atomic_store(&io->polling, true);
     if (pl_mpsc_nonempty(&io->submissions))
         timeout = 0;
-    pl_pool_release_wakes(io->client->pool);
+    pl_pool_release_wakes(io->set.pool);
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
     atomic_store_explicit(&io->polling, false, memory_order_relaxed);
-    pl_pool_hold_wakes(io->client->pool);
+    pl_pool_hold_wakes(io->set.pool);
     io->wakes_held_ms = pl_monotonic_ms();
     int running;
     curl_multi_perform(io->multi, &running);
@@ -1486,7 +1468,7 @@ static void run_once(pl_io *io)
     for (unsigned i = 0; i < io->nconns; i++)
         if (io->conns[i].state != PL_WS_IDLE && io->conns[i].doomed)
             carry_out_doom(io, &io->conns[i]);
-    pl_pool_release_wakes(io->client->pool);
+    pl_pool_release_wakes(io->set.pool);
 }
 
 static void fail_route_shutdown(pl_route *r, void *arg)
@@ -1532,8 +1514,8 @@ static void *io_main(void *arg)
 
 int pl_io_start(pl_io *io)
 {
-    if (io->client->stats)
-        io->next_stats_ms = pl_monotonic_ms() + io->conf->stats_interval_ms;
+    if (io->set.stats_interval_ms > 0)
+        io->next_stats_ms = pl_monotonic_ms() + io->set.stats_interval_ms;
     if (pthread_create(&io->thread, NULL, io_main, io) != 0)
         return -1;
     io->thread_started = true;
@@ -1572,7 +1554,7 @@ void pl_io_free(pl_io *io)
     pl_route_table_free(&io->routes);
     pl_timer_heap_free(&io->timers);
     pl_http_config_free(&io->http);
-    curl_slist_free_all(io->easy.connect_to);
+    curl_slist_free_all(io->set.easy.connect_to);
     free(io->conns);
     pl_decoder_free(io->decoder);
     curl_multi_cleanup(io->multi);

@@ -8,10 +8,16 @@
 #define PL_IO_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "counters.h"
+#include "dialect.h"
+#include "easy.h"
+#include "log.h"
 #include "mpsc.h"
 #include "parley.h"
+#include "pool.h"
 
 typedef struct pl_io pl_io;
 
@@ -61,7 +67,40 @@ typedef struct pl_io_sink {
     void *stats_ctx;
 } pl_io_sink;
 
-pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
+/* What the I/O thread reads of the client: the settings (each one is the
+ * property of the same name, docs/configuration.md), taken once when the
+ * client is made, and the shared pieces it uses. Strings and pointers are
+ * the client's and outlive the I/O thread. */
+typedef struct pl_io_settings {
+    const char *endpoint;          /* as configured, with the dialect's path */
+    const char *endpoint_shown;    /* as messages show it (pl_safe_url) */
+    const char *dialect_shown;     /* the dialect and why, for messages */
+    pl_dialect dialect;
+    const char *api_key;
+    const char *anthropic_version;
+    const char *compression;       /* "zstd", "gzip" or "none"; NULL: none */
+    bool compression_dict;
+    unsigned connections;          /* native WebSocket connections */
+    int heartbeat_interval_s;
+    int connect_timeout_ms;
+    int64_t max_message_bytes;
+    int64_t reply_max_bytes;
+    int retry_max_attempts;
+    int retry_backoff_ms, retry_backoff_max_ms;
+    int reconnect_backoff_ms, reconnect_backoff_max_ms;
+    int request_timeout_ms;        /* 0: none */
+    int stall_timeout_ms;          /* 0: none */
+    int stall_ping_timeout_ms;
+    int http_idle_connections;
+    int stats_interval_ms;         /* 0: no statistics */
+    pl_easy_opts easy;             /* TLS and connect timeout; the rest set here */
+    const char *connect_to;        /* curl's CONNECT_TO entries, comma-separated */
+    pl_pool *pool;                 /* the workers the sink's posts wake */
+    pl_counters *counters;
+    const pl_logger *log;
+} pl_io_settings;
+
+pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *errstr,
                  size_t errstr_size);
 /* Start the thread. Returns 0 or -1. */
 int pl_io_start(pl_io *io);
