@@ -462,7 +462,7 @@ typedef struct parley_stats {
  * A snapshot of the client's counters: fills the first min(size,
  * sizeof(parley_stats_t) of the library) bytes of *stats, zeroes the rest of
  * size, and returns how many bytes it filled (0 when client or stats is
- * NULL). Pass sizeof *stats: the struct only grows at its end, so a program
+ * NULL). Pass sizeof(*stats): the struct only grows at its end, so a program
  * and a library built against different versions of this header agree on
  * every counter both know, and new ones read as 0.
  */

@@ -489,6 +489,36 @@ static bool scheme_is_http(const char *url)
     return strncasecmp(url, "http", 4) == 0;
 }
 
+/* The port after the host, if any (an IPv6 literal is in brackets). An
+ * empty one would silently mean the scheme's default port. */
+static const char *port_problem(const char *host, size_t authority)
+{
+    const char *end = host + authority;
+    const char *colon;
+    if (host[0] == '[') {
+        const char *close = memchr(host, ']', authority);
+        colon = close && close + 1 < end && close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = memchr(host, ':', authority);
+    }
+    if (!colon)
+        return NULL;
+    const char *port = colon + 1;
+    if (port == end)
+        return "has an empty port: put the port after the ':', or leave the ':' out "
+               "for the scheme's default";
+    unsigned long number = 0;
+    for (const char *d = port; d < end; d++) {
+        if (*d < '0' || *d > '9')
+            return "has a port that is not a number";
+        if (number <= 65535)
+            number = number * 10 + (unsigned long)(*d - '0');
+    }
+    if (number == 0 || number > 65535)
+        return "has a port outside 1-65535";
+    return NULL;
+}
+
 static const char *endpoint_problem(const char *url)
 {
     size_t scheme = scheme_length(url);
@@ -511,7 +541,7 @@ static const char *endpoint_problem(const char *url)
     }
     if (authority == 0 || host[0] == ':')
         return "has no host";
-    return NULL;
+    return port_problem(host, authority);
 }
 
 /* A CR or LF would end the header and start one of the value's choosing. */

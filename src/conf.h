@@ -10,14 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dialect.h"
 #include "parley.h"
-
-/* The API behind the endpoint; resolved by pl_conf_finalize(). */
-typedef enum pl_dialect {
-    PL_DIALECT_NATIVE = 0, /* parley.v1 over WebSocket */
-    PL_DIALECT_ANTHROPIC,  /* Anthropic Messages over HTTP + SSE */
-    PL_DIALECT_OPENAI      /* OpenAI Chat Completions over HTTP + SSE */
-} pl_dialect;
 
 struct parley_conf {
     char *endpoint;            /* "endpoint"; NULL: from $PARLEY_ENDPOINT */

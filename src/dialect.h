@@ -12,10 +12,16 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "conf.h"
 #include "parley.h"
 #include "protocol.h"
 #include "sse.h"
+
+/* The API behind the endpoint (conf.c resolves it from the configuration). */
+typedef enum pl_dialect {
+    PL_DIALECT_NATIVE = 0, /* parley.v1 over WebSocket */
+    PL_DIALECT_ANTHROPIC,  /* Anthropic Messages over HTTP + SSE */
+    PL_DIALECT_OPENAI      /* OpenAI Chat Completions over HTTP + SSE */
+} pl_dialect;
 
 /* What one stream event means for the request. */
 typedef enum pl_stream_kind {

@@ -1,5 +1,5 @@
 /*
- * The parley.v1 wire codec (../shared/protocol.md).
+ * The parley.v1 wire codec (docs/protocol.md).
  *
  * Encoding is done by hand into a pl_buf: it runs for every request and a
  * json-c tree would cost an allocation per field. Decoding uses json-c, since
@@ -125,45 +125,6 @@ int pl_proto_encode_cancel(pl_buf *out, uint64_t id)
         return -1;
     }
     return 0;
-}
-
-/* ======================================================================== */
-/* Shared helpers                                                            */
-/* ======================================================================== */
-
-int pl_proto_parse_id(const char *s, size_t len, uint64_t *id)
-{
-    /* 2^63-1 has 19 digits, and 19 digits cannot overflow a uint64, so the
-     * range check can come after the accumulation. */
-    if (!s || len == 0 || len > 19 || s[0] < '1' || s[0] > '9')
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v > (uint64_t)INT64_MAX)
-        return -1;
-    *id = v;
-    return 0;
-}
-
-static bool session_char_ok(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-        || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':'
-        || c == '-';
-}
-
-bool pl_proto_session_valid(const char *s, size_t len)
-{
-    if (!s || len == 0 || len > PL_PROTO_SESSION_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!session_char_ok(s[i]))
-            return false;
-    return true;
 }
 
 /* ======================================================================== */
@@ -500,39 +461,10 @@ static int decode_done(const reader *r, pl_server_msg *m)
     return 0;
 }
 
-static const struct {
-    const char *name;
-    pl_server_err code;
-} error_codes[] = {
-    {"invalid_request", PL_SERR_INVALID_REQUEST},
-    {"unauthorized", PL_SERR_UNAUTHORIZED},
-    {"too_large", PL_SERR_TOO_LARGE},
-    {"rate_limited", PL_SERR_RATE_LIMITED},
-    {"overloaded", PL_SERR_OVERLOADED},
-    {"internal", PL_SERR_INTERNAL},
-    {"resume_failed", PL_SERR_RESUME_FAILED},
-};
-
-const char *pl_proto_server_err_name(pl_server_err code)
-{
-    for (size_t i = 0; i < sizeof(error_codes) / sizeof(error_codes[0]); i++)
-        if (error_codes[i].code == code)
-            return error_codes[i].name;
-    return "other";
-}
-
 /* Compare by length too: a JSON string may hold NUL bytes ("ack\u0000x"). */
 static bool str_is(const char *s, size_t len, const char *lit)
 {
     return strlen(lit) == len && memcmp(s, lit, len) == 0;
-}
-
-static pl_server_err map_error_code(const char *s, size_t len)
-{
-    for (size_t i = 0; i < sizeof(error_codes) / sizeof(error_codes[0]); i++)
-        if (str_is(s, len, error_codes[i].name))
-            return error_codes[i].code;
-    return PL_SERR_OTHER;
 }
 
 static int decode_error(const reader *r, pl_server_msg *m)
@@ -546,7 +478,7 @@ static int decode_error(const reader *r, pl_server_msg *m)
         || read_uint(r, "retry_after_ms", false, INT64_MAX, &retry, &has_retry)
         || read_u32(r, "seq_end", false, &m->seq_end, &m->has_seq_end))
         return -1;
-    m->code = map_error_code(m->code_str, code_len);
+    m->code = pl_proto_server_err_of(m->code_str, code_len);
     if (has_retry)
         m->retry_after_ms = (int64_t)retry;
     return 0;

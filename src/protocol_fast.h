@@ -1,6 +1,7 @@
 /*
- * The fast path of pl_proto_decode() (protocol.h) for the messages a client
- * receives most: text, ack and done. One pass over the text, no json-c tree.
+ * The fast path of pl_proto_decode() (protocol.h calls it) for the messages
+ * a client receives most: text, ack and done. One pass over the text, no
+ * json-c tree. It needs only the message types (proto_msg.h).
  *
  * It decodes only what it understands completely and declines everything
  * else, so that the full decoder gives the result or the error sentence: it
@@ -13,7 +14,7 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "protocol.h"
+#include "proto_msg.h"
 
 /*
  * Decode buf into *msg (already initialised by the caller), with the

@@ -2,12 +2,13 @@
  * One WebSocket connection driven by the I/O thread's curl multi handle, in
  * write-callback mode. Only the I/O thread touches it.
  *
- * libcurl 8.14 traps handled here (../shared/platform-notes.md): auto-pong is
- * off and Pongs are sent by us at a frame boundary; curl_ws_send may send part
- * of a frame, so frames leave strictly one at a time from a queue; empty data
- * frames are never sent; frames arrive in pieces and are reassembled in our
- * buffer, with our own size limit; zero-length frames never reach the write
- * callback, so Pings are found by a tap on the raw bytes (see pl_ws_tap).
+ * libcurl 8.14 traps handled here (docs/protocol.md, "Control frames"):
+ * auto-pong is off and Pongs are sent by us at a frame boundary; curl_ws_send
+ * may send part of a frame, so frames leave strictly one at a time from a
+ * queue; empty data frames are never sent; frames arrive in pieces and are
+ * reassembled in our buffer, with our own size limit; zero-length frames
+ * never reach the write callback, so Pings are found by a tap on the raw
+ * bytes (see pl_ws_tap).
  */
 #ifndef PL_WS_CONN_H
 #define PL_WS_CONN_H
@@ -122,7 +123,8 @@ struct pl_ws_conn {
     char doom_msg[256];
 
     unsigned inflight;      /* requests routed to this connection */
-    int failures;           /* losses since it last completed a reply */
+    int failures;           /* losses since it last delivered a piece (text or
+                             * done; an ack does not count): io.c resets it */
     uint64_t delivered;     /* text and done messages: the connection was useful */
     int64_t reconnect_at_ms; /* no new connection before this */
     uint64_t max_message_bytes;

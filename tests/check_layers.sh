@@ -6,7 +6,7 @@
 # other, directly or through others (a cycle), except inside api/, where the
 # client and its sessions are a pair. Both are checked twice: on the
 # `#include "..."` lines of src/ and on the symbols the objects of
-# libparley-internal define and use (nm), so that a call declared in the
+# libparley-internal and libparley-common define and use (nm), so that a call declared in the
 # callee's own header (an "upward" declaration) is caught too.
 #
 # Run by `make check` in a build directory (objects there, sources at
@@ -40,13 +40,14 @@ awk 'NR == FNR {known[$1] = 1; next} ($2 in known)' "$work/units" "$work/include
     sort -u > "$work/include.edges"
 
 # Link edges: object -> the object defining a symbol it uses.
-objs=$(find . -name 'libparley_internal_la-*.o' | awk -F/ '{b = $NF; if (!(b in seen)) {seen[b] = 1; print}}')
+objs=$(find . \( -name 'libparley_internal_la-*.o' -o -name 'libparley_common_la-*.o' \) |
+    awk -F/ '{b = $NF; if (!(b in seen)) {seen[b] = 1; print}}')
 if [ -z "$objs" ]; then
     echo "check_layers: no objects of libparley-internal under $(pwd): build first"
     exit 1
 fi
 for o in $objs; do
-    unit=$(basename "$o" .o); unit=${unit#libparley_internal_la-}
+    unit=$(basename "$o" .o); unit=${unit#libparley_internal_la-}; unit=${unit#libparley_common_la-}
     nm --defined-only -g "$o" | awk -v u="$unit" 'NF == 3 {print "D", u, $3}'
     nm -u "$o" | awk -v u="$unit" '{print "U", u, $NF}'
 done > "$work/symbols"

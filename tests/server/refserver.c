@@ -1,6 +1,6 @@
 /*
  * parley-refserver: the reference server of the parley.v1 protocol
- * (../shared/protocol.md), on libwebsockets and json-c.
+ * (docs/protocol.md), on libwebsockets and json-c.
  *
  * Threading: every lws call and all request/connection state live on the
  * server's own thread. Other threads touch only the atomic counters, the

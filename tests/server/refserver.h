@@ -1,6 +1,6 @@
 /*
  * parley-refserver as a library: a libwebsockets server of the parley.v1
- * protocol (../shared/protocol.md) running on its own thread, so tests can
+ * protocol (docs/protocol.md) running on its own thread, so tests can
  * start it in-process, inspect what it received and stop it. The
  * parley-refserver program is a thin main over this API.
  */

@@ -398,6 +398,42 @@ static void test_endpoint_validation(void **state)
     assert_string_equal(conf->endpoint, "ws://kept");
 }
 
+/* An empty port would silently mean port 80 or 443. */
+static void test_endpoint_port(void **state)
+{
+    static const char *const good[] = {
+        "ws://127.0.0.1:1/v1/stream", "wss://h:65535", "http://[::1]:8080/",
+        "https://[::1]", "ws://user:pw@host:9000/x", "ws://host/x:1"};
+    static const char *const empty[] = {
+        "ws://127.0.0.1:/v1/stream", "wss://h:", "http://127.0.0.1:/v1/messages",
+        "https://h:?q", "ws://[::1]:/x", "ws://user:pw@host:/x"};
+    parley_conf_t *conf = *state;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        set_ok(conf, "endpoint", good[i]);
+    set_ok(conf, "endpoint", "ws://kept");
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        char errstr[ERRSTR_SIZE];
+        assert_int_equal(parley_conf_set(conf, "endpoint", empty[i], errstr, sizeof(errstr)),
+                         PARLEY_ERR_INVALID_VALUE);
+        assert_non_null(strstr(errstr, "has an empty port"));
+    }
+    set_fails(conf, "endpoint", "ws://127.0.0.1:/v1/stream", PARLEY_ERR_INVALID_VALUE,
+              "\"endpoint\": \"ws://127.0.0.1:/v1/stream\" has an empty port: put the "
+              "port after the ':', or leave the ':' out for the scheme's default");
+    set_fails(conf, "endpoint", "ws://h:80x", PARLEY_ERR_INVALID_VALUE,
+              "\"endpoint\": \"ws://h:80x\" has a port that is not a number");
+    set_fails(conf, "endpoint", "ws://h:1:2", PARLEY_ERR_INVALID_VALUE,
+              "\"endpoint\": \"ws://h:1:2\" has a port that is not a number");
+    set_fails(conf, "endpoint", "ws://h:0", PARLEY_ERR_INVALID_VALUE,
+              "\"endpoint\": \"ws://h:0\" has a port outside 1-65535");
+    set_fails(conf, "endpoint", "wss://h:65536/x", PARLEY_ERR_INVALID_VALUE,
+              "\"endpoint\": \"wss://h:65536/x\" has a port outside 1-65535");
+    set_fails(conf, "endpoint", "ws://h:99999999999999999999", PARLEY_ERR_INVALID_VALUE,
+              "\"endpoint\": \"ws://h:99999999999999999999\" has a port outside 1-65535");
+    assert_string_equal(conf->endpoint, "ws://kept");
+}
+
 static void test_null_arguments(void **state)
 {
     parley_conf_t *conf = *state;
@@ -1101,6 +1137,7 @@ int main(void)
         T(test_out_of_range),
         T(test_bad_doubles),
         T(test_endpoint_validation),
+        T(test_endpoint_port),
         T(test_null_arguments),
         T(test_errstr_small_or_absent),
         T(test_get_size_protocol),
