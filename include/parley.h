@@ -204,8 +204,8 @@ PARLEY_EXPORT unsigned parley_connections_for(double qps,
  * Create a client from conf. On success the client owns conf (do not use or
  * destroy it afterwards); on failure returns NULL, conf stays the caller's and
  * errstr says why (no endpoint, no API key, an inconsistent setting). The API
- * key is read here from the environment variable named by `api_key.env`
- * (default PARLEY_API_KEY) or the file named by `api_key.file` (a regular
+ * key is read here from the environment variable named by `api.key.env`
+ * (default PARLEY_API_KEY) or the file named by `api.key.file` (a regular
  * file, mode 0600 or stricter: anything else is refused at once). A key
  * holding a control character is refused: it is sent as a header.
  */

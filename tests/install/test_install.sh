@@ -62,6 +62,18 @@ else
   bad "the out-of-tree demo does not build"
 fi
 
+# A program built with pkg-config carries no run path: it finds
+# libparley.so.0 where the loader looks, which after `make install` to
+# /usr/local takes `ldconfig` (the README says so). Here the library is
+# staged, so the loader is pointed at it instead.
+if [ -x "$work/demo" ]; then
+  runpath=$(objdump -p "$work/demo" | awk '$1 == "RPATH" || $1 == "RUNPATH" {print $2}')
+  if [ -z "$runpath" ] && grep -q 'sudo ldconfig' "$top/README.md"; then
+    ok "the demo has no run path, and the README says to run ldconfig after make install"
+  else
+    bad "the demo's run path is '$runpath', or the README does not mention ldconfig"
+  fi
+fi
 export LD_LIBRARY_PATH="$libdir"
 "$bindir/parley-refserver" --port 0 --quiet --api-key install-test-key >"$work/server.out" &
 server=$!
