@@ -27,6 +27,7 @@
  */
 #include "refserver.h"
 #include "refserver_http.h"
+#include "echo_model.h"
 #include "timer_queue.h"
 
 #include <libwebsockets.h>
@@ -66,7 +67,6 @@
 #define PL_GZIP_LEVEL 6
 #define PL_TLS_ALPN "h2,http/1.1"
 #define PL_PATH "/v1/stream"
-#define PL_MODEL "parley-echo-1"
 #define PL_RECEIVED_MAX 100000
 #define PL_RX_BUFFER 65536        /* lws hands us frames in pieces this big */
 #define PL_WRITES_PER_CALLBACK 64 /* let other connections get a turn */
@@ -136,13 +136,9 @@ struct request {
     uint64_t id;
     char id_str[24];
     char *session;
-    char *reply;             /* "[turn N] C" */
-    size_t *piece_end;       /* piece k ends at reply[piece_end[k]] */
-    size_t npieces;          /* pieces to send, after the max_tokens cap */
-    int truncated;           /* max_tokens cut the reply */
+    pl_echo_reply reply;     /* "[turn N] C", its pieces and its usage */
     size_t generated;        /* pieces produced so far */
     const char *stop_reason; /* NULL while generating */
-    uint64_t input_tokens;
     int64_t expires_ms;
     int stalled;             /* stall_every: acked, generation waits for a repeat */
     int error_pending;       /* error_every: fails once error_at pieces exist */
@@ -838,7 +834,6 @@ static void buf_ok(int rc)
 
 static void send_text(struct request *r, size_t k)
 {
-    size_t start = k ? r->piece_end[k - 1] : 0;
     pl_buf *b = &r->srv->json;
     char head[256];
     int n = snprintf(head, sizeof head,
@@ -847,8 +842,8 @@ static void send_text(struct request *r, size_t k)
 
     pl_buf_reset(b);
     buf_ok(pl_buf_append(b, head, (size_t)n));
-    buf_ok(pl_buf_append_json_str(b, r->reply + start,
-                                  r->piece_end[k] - start));
+    buf_ok(pl_buf_append_json_str(b, r->reply.text + pl_echo_piece_start(&r->reply, k),
+                                  pl_echo_piece_len(&r->reply, k)));
     buf_ok(pl_buf_append(b, "}", 1));
     conn_queue(r->conn, r->id, 1, 0, b->data, b->len);
 }
@@ -941,7 +936,7 @@ static void emit_done(struct request *r)
                  "\"stop_reason\":\"%s\",\"seq_end\":%zu,\"usage\":"
                  "{\"input_tokens\":%" PRIu64 ",\"output_tokens\":%zu}}",
                  r->id_str, r->session, r->stop_reason, r->generated,
-                 r->input_tokens, r->generated);
+                 r->reply.input_tokens, r->generated);
     conn_queue(r->conn, r->id, 0, 0, text, (size_t)n);
 }
 
@@ -1047,8 +1042,7 @@ static void req_free(struct request *r)
 {
     req_unlink(r);
     free(r->session);
-    free(r->reply);
-    free(r->piece_end);
+    pl_echo_reply_free(&r->reply);
     free(r);
 }
 
@@ -1071,40 +1065,7 @@ static void expire_requests(pl_refserver *srv)
     }
 }
 
-/* ---- the parley-echo-1 model and generation -------------------------- */
-
-/* Offset after the code point at pos (the text is valid UTF-8). */
-static size_t next_code_point(const char *s, size_t pos, size_t len)
-{
-    unsigned char b = (unsigned char)s[pos];
-    size_t n = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
-
-    return pos + n < len ? pos + n : len;
-}
-
-/* Cut r->reply greedily into pieces of whole code points. */
-static void cut_reply(struct request *r, size_t len, size_t chunk,
-                      uint64_t max_tokens)
-{
-    size_t pos = 0, n = 0;
-
-    r->piece_end = xmalloc(len * sizeof *r->piece_end); /* >= 1 byte each */
-    while (pos < len) {
-        size_t end = next_code_point(r->reply, pos, len);
-        /* Take more code points while they fit; a big one stays alone. */
-        while (end < len) {
-            size_t next = next_code_point(r->reply, end, len);
-            if (next - pos > chunk)
-                break;
-            end = next;
-        }
-        r->piece_end[n++] = end;
-        pos = end;
-    }
-    r->piece_end = xrealloc(r->piece_end, n * sizeof *r->piece_end);
-    r->npieces = n < max_tokens ? n : (size_t)max_tokens;
-    r->truncated = r->npieces < n;
-}
+/* ---- generation (the reply: echo_model.h) ------------------------------ */
 
 static void req_finish(struct request *r, const char *stop_reason)
 {
@@ -1190,15 +1151,15 @@ static void gen_step(struct request *r)
         if (error_due(r))
             return;
         emit_piece(r, r->generated++);
-    } while (!token_ms && r->generated < r->npieces);
+    } while (!token_ms && r->generated < r->reply.npieces);
 
-    if (r->generated < r->npieces) {
+    if (r->generated < r->reply.npieces) {
         gen_schedule(r, token_ms);
         return;
     }
     drop_due(r); /* a fault after the last piece still acts */
     if (!error_due(r))
-        req_finish(r, r->truncated ? "max_tokens" : "end_turn");
+        req_finish(r, pl_echo_stop_reason(&r->reply));
 }
 
 static void gen_start(struct request *r)
@@ -1393,7 +1354,7 @@ static const char *check_turn(struct json_object *root, const char *raw,
     if (!json_object_is_type(ts, json_type_int))
         return "missing or ill-typed field \"timestamp\"";
     model = string_field(root, "model", NULL);
-    if (field(root, "model") && (!model || strcmp(model, PL_MODEL)))
+    if (field(root, "model") && (!model || strcmp(model, PL_ECHO_MODEL)))
         return "unknown model";
     if (count_field(root, "max_tokens", 1, &t->max_tokens))
         return "field \"max_tokens\" must be an integer >= 1";
@@ -1411,19 +1372,16 @@ static const char *check_turn(struct json_object *root, const char *raw,
 static struct request *req_new(pl_refserver *srv, const struct turn *t)
 {
     struct request *r = xcalloc(1, sizeof *r);
-    char prefix[32];
-    int plen = snprintf(prefix, sizeof prefix, "[turn %u] ", t->user_turns + 1);
-    size_t len = (size_t)plen + t->content_len;
 
     r->srv = srv;
     r->id = t->id;
     snprintf(r->id_str, sizeof r->id_str, "%s", t->id_str);
     r->session = xstrndup(t->session, strlen(t->session));
-    r->reply = xmalloc(len);
-    memcpy(r->reply, prefix, (size_t)plen);
-    memcpy(r->reply + plen, t->content, t->content_len);
-    cut_reply(r, len, srv->opts.chunk_bytes, t->max_tokens);
-    r->input_tokens = (t->content_len + t->history_bytes + 3) / 4;
+    /* input_tokens counts the content and every history content. */
+    if (pl_echo_reply_build(&r->reply, t->user_turns, t->content, t->content_len,
+                            (uint64_t)t->content_len + t->history_bytes,
+                            srv->opts.chunk_bytes, t->max_tokens))
+        check_alloc(NULL);
     return r;
 }
 
