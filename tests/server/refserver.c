@@ -27,6 +27,8 @@
  */
 #include "refserver.h"
 #include "refserver_http.h"
+#include "echo_model.h"
+#include "refserver_common.h"
 #include "timer_queue.h"
 
 #include <libwebsockets.h>
@@ -66,7 +68,6 @@
 #define PL_GZIP_LEVEL 6
 #define PL_TLS_ALPN "h2,http/1.1"
 #define PL_PATH "/v1/stream"
-#define PL_MODEL "parley-echo-1"
 #define PL_RECEIVED_MAX 100000
 #define PL_RX_BUFFER 65536        /* lws hands us frames in pieces this big */
 #define PL_WRITES_PER_CALLBACK 64 /* let other connections get a turn */
@@ -136,13 +137,9 @@ struct request {
     uint64_t id;
     char id_str[24];
     char *session;
-    char *reply;             /* "[turn N] C" */
-    size_t *piece_end;       /* piece k ends at reply[piece_end[k]] */
-    size_t npieces;          /* pieces to send, after the max_tokens cap */
-    int truncated;           /* max_tokens cut the reply */
+    pl_echo_reply reply;     /* "[turn N] C", its pieces and its usage */
     size_t generated;        /* pieces produced so far */
     const char *stop_reason; /* NULL while generating */
-    uint64_t input_tokens;
     int64_t expires_ms;
     int stalled;             /* stall_every: acked, generation waits for a repeat */
     int error_pending;       /* error_every: fails once error_at pieces exist */
@@ -225,9 +222,7 @@ struct pl_refserver {
     struct fault_state faults;
     /* Any thread. */
     struct pl_stats_atomic stats;
-    pthread_mutex_t rec_lock;
-    char **received;
-    size_t nreceived, rec_cap;
+    pl_rs_received_log received;
     pthread_mutex_t faults_lock;
     struct fault_knobs faults_set; /* under faults_lock */
     atomic_uint faults_gen;        /* bumped under faults_lock */
@@ -240,40 +235,6 @@ struct pl_refserver {
     atomic_fetch_add_explicit(&(srv)->stats.field, 1, memory_order_relaxed)
 
 /* ---- small helpers ----------------------------------------------------- */
-
-/* The server is a test fixture: running out of memory is not worth
- * recovering from, and aborting keeps every call site simple. */
-static void *check_alloc(void *p)
-{
-    if (!p) {
-        fputs("parley-refserver: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static void *xmalloc(size_t n)
-{
-    return check_alloc(malloc(n ? n : 1));
-}
-
-static void *xcalloc(size_t count, size_t size)
-{
-    return check_alloc(calloc(count, size));
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    return check_alloc(realloc(p, n ? n : 1));
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = xmalloc(n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
 
 __attribute__((format(printf, 2, 3)))
 static void srv_log(const pl_refserver *srv, const char *fmt, ...)
@@ -302,22 +263,6 @@ static int64_t now_ms(void)
 static size_t hash_id(uint64_t id, unsigned bits)
 {
     return (size_t)((id * 0x9E3779B97F4A7C15ull) >> (64 - bits));
-}
-
-/* ---- received-message log ------------------------------------------------ */
-
-static void record_received(pl_refserver *srv, const char *text, size_t len)
-{
-    pthread_mutex_lock(&srv->rec_lock);
-    if (srv->nreceived < PL_RECEIVED_MAX) {
-        if (srv->nreceived == srv->rec_cap) {
-            srv->rec_cap = srv->rec_cap ? srv->rec_cap * 2 : 256;
-            srv->received = xrealloc(srv->received,
-                                     srv->rec_cap * sizeof *srv->received);
-        }
-        srv->received[srv->nreceived++] = xstrndup(text, len);
-    }
-    pthread_mutex_unlock(&srv->rec_lock);
 }
 
 /* ---- arrival times (any thread, under arr_lock) ----------------------------- */
@@ -362,7 +307,7 @@ static struct arrival *arrival_get(struct arrival_log *log, uint64_t id)
         return a;
     if (log->ids >= ((size_t)1 << log->bits))
         arrival_grow(log);
-    a = xcalloc(1, sizeof *a);
+    a = pl_xcalloc(1, sizeof *a);
     a->id = id;
     b = hash_id(id, log->bits);
     a->next = log->buckets[b];
@@ -384,7 +329,7 @@ static void record_arrival(pl_refserver *srv, uint64_t id)
         a = arrival_get(log, id);
         if (a->n == a->cap) {
             a->cap = a->cap ? a->cap * 2 : 4;
-            a->times_ms = xrealloc(a->times_ms, a->cap * sizeof *a->times_ms);
+            a->times_ms = pl_xrealloc(a->times_ms, a->cap * sizeof *a->times_ms);
         }
         a->times_ms[a->n++] = t;
         log->total++;
@@ -492,7 +437,7 @@ static enum text_fault next_text_fault(pl_refserver *srv, int *unknown_first)
 /* A message of len bytes for the caller to fill at m->buf + LWS_PRE. */
 static struct outmsg *outmsg_new(uint64_t req_id, int is_text, size_t len)
 {
-    struct outmsg *m = xmalloc(sizeof *m + LWS_PRE + len);
+    struct outmsg *m = pl_xmalloc(sizeof *m + LWS_PRE + len);
 
     m->next = NULL;
     m->req_id = req_id;
@@ -745,28 +690,18 @@ static struct json_object *msg_new(const char *type)
     return o;
 }
 
-static void put_str(struct json_object *o, const char *k, const char *v)
-{
-    json_object_object_add(o, k, json_object_new_string(v));
-}
-
-static void put_u64(struct json_object *o, const char *k, uint64_t v)
-{
-    json_object_object_add(o, k, json_object_new_uint64(v));
-}
-
 static void send_hello(struct conn *c)
 {
     const pl_refserver_opts *o = &c->srv->opts;
     struct json_object *m = msg_new("hello");
 
-    put_str(m, "protocol", c->zstd ? PL_PROTOCOL_ZSTD : c->gzip ? PL_PROTOCOL_GZIP : PL_PROTOCOL);
+    pl_rs_put_str(m, "protocol", c->zstd ? PL_PROTOCOL_ZSTD : c->gzip ? PL_PROTOCOL_GZIP : PL_PROTOCOL);
     if (c->zstd_dict)
-        put_u64(m, "zstd_dict", c->zstd_dict);
-    put_u64(m, "max_message_bytes", o->max_message_bytes);
-    put_u64(m, "heartbeat_s", o->heartbeat_s);
-    put_u64(m, "idempotency_window_s", o->idempotency_window_s);
-    put_str(m, "server", PL_SERVER_NAME);
+        pl_rs_put_u64(m, "zstd_dict", c->zstd_dict);
+    pl_rs_put_u64(m, "max_message_bytes", o->max_message_bytes);
+    pl_rs_put_u64(m, "heartbeat_s", o->heartbeat_s);
+    pl_rs_put_u64(m, "idempotency_window_s", o->idempotency_window_s);
+    pl_rs_put_str(m, "server", PL_SERVER_NAME);
     /* Text even on parley.v1.zstd: the client reads from it, uncompressed,
      * whether a dictionary was agreed before meeting any frame that uses
      * one. */
@@ -781,8 +716,8 @@ static struct json_object *error_new(pl_refserver *srv, struct json_object *id,
 
     if (id)
         json_object_object_add(m, "id", json_object_get(id));
-    put_str(m, "code", code);
-    put_str(m, "content", content);
+    pl_rs_put_str(m, "code", code);
+    pl_rs_put_str(m, "content", content);
     COUNT(srv, errors_sent);
     srv_log(srv, "error %s: %s", code, content);
     return m;
@@ -802,7 +737,7 @@ static void send_rejection(struct conn *c, struct json_object *id)
                                       "request rejected (injected fault)");
 
     if (f->retry_after_ms >= 0)
-        put_u64(m, "retry_after_ms", (uint64_t)f->retry_after_ms);
+        pl_rs_put_u64(m, "retry_after_ms", (uint64_t)f->retry_after_ms);
     COUNT(c->srv, rejected);
     conn_send(c, m);
 }
@@ -833,12 +768,11 @@ static void emit_ack(struct request *r)
 static void buf_ok(int rc)
 {
     if (rc)
-        check_alloc(NULL);
+        pl_rs_check_alloc(NULL);
 }
 
 static void send_text(struct request *r, size_t k)
 {
-    size_t start = k ? r->piece_end[k - 1] : 0;
     pl_buf *b = &r->srv->json;
     char head[256];
     int n = snprintf(head, sizeof head,
@@ -847,8 +781,8 @@ static void send_text(struct request *r, size_t k)
 
     pl_buf_reset(b);
     buf_ok(pl_buf_append(b, head, (size_t)n));
-    buf_ok(pl_buf_append_json_str(b, r->reply + start,
-                                  r->piece_end[k] - start));
+    buf_ok(pl_buf_append_json_str(b, r->reply.text + pl_echo_piece_start(&r->reply, k),
+                                  pl_echo_piece_len(&r->reply, k)));
     buf_ok(pl_buf_append(b, "}", 1));
     conn_queue(r->conn, r->id, 1, 0, b->data, b->len);
 }
@@ -889,7 +823,7 @@ static void send_oversized(struct request *r, size_t k)
 
     if (len < (size_t)hlen + 2)
         len = (size_t)hlen + 2;
-    p = xmalloc(len);
+    p = pl_xmalloc(len);
     memcpy(p, head, (size_t)hlen);
     memset(p + hlen, 'x', len - (size_t)hlen - 2);
     memcpy(p + len - 2, "\"}", 2);
@@ -941,7 +875,7 @@ static void emit_done(struct request *r)
                  "\"stop_reason\":\"%s\",\"seq_end\":%zu,\"usage\":"
                  "{\"input_tokens\":%" PRIu64 ",\"output_tokens\":%zu}}",
                  r->id_str, r->session, r->stop_reason, r->generated,
-                 r->input_tokens, r->generated);
+                 r->reply.input_tokens, r->generated);
     conn_queue(r->conn, r->id, 0, 0, text, (size_t)n);
 }
 
@@ -956,7 +890,7 @@ static void table_init(struct req_table *t)
 {
     t->bits = 10;
     t->count = 0;
-    t->buckets = xcalloc((size_t)1 << t->bits, sizeof *t->buckets);
+    t->buckets = pl_xcalloc((size_t)1 << t->bits, sizeof *t->buckets);
 }
 
 static void table_grow(struct req_table *t)
@@ -1047,8 +981,7 @@ static void req_free(struct request *r)
 {
     req_unlink(r);
     free(r->session);
-    free(r->reply);
-    free(r->piece_end);
+    pl_echo_reply_free(&r->reply);
     free(r);
 }
 
@@ -1071,40 +1004,7 @@ static void expire_requests(pl_refserver *srv)
     }
 }
 
-/* ---- the parley-echo-1 model and generation -------------------------- */
-
-/* Offset after the code point at pos (the text is valid UTF-8). */
-static size_t next_code_point(const char *s, size_t pos, size_t len)
-{
-    unsigned char b = (unsigned char)s[pos];
-    size_t n = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
-
-    return pos + n < len ? pos + n : len;
-}
-
-/* Cut r->reply greedily into pieces of whole code points. */
-static void cut_reply(struct request *r, size_t len, size_t chunk,
-                      uint64_t max_tokens)
-{
-    size_t pos = 0, n = 0;
-
-    r->piece_end = xmalloc(len * sizeof *r->piece_end); /* >= 1 byte each */
-    while (pos < len) {
-        size_t end = next_code_point(r->reply, pos, len);
-        /* Take more code points while they fit; a big one stays alone. */
-        while (end < len) {
-            size_t next = next_code_point(r->reply, end, len);
-            if (next - pos > chunk)
-                break;
-            end = next;
-        }
-        r->piece_end[n++] = end;
-        pos = end;
-    }
-    r->piece_end = xrealloc(r->piece_end, n * sizeof *r->piece_end);
-    r->npieces = n < max_tokens ? n : (size_t)max_tokens;
-    r->truncated = r->npieces < n;
-}
+/* ---- generation (the reply: echo_model.h) ------------------------------ */
 
 static void req_finish(struct request *r, const char *stop_reason)
 {
@@ -1190,15 +1090,15 @@ static void gen_step(struct request *r)
         if (error_due(r))
             return;
         emit_piece(r, r->generated++);
-    } while (!token_ms && r->generated < r->npieces);
+    } while (!token_ms && r->generated < r->reply.npieces);
 
-    if (r->generated < r->npieces) {
+    if (r->generated < r->reply.npieces) {
         gen_schedule(r, token_ms);
         return;
     }
     drop_due(r); /* a fault after the last piece still acts */
     if (!error_due(r))
-        req_finish(r, r->truncated ? "max_tokens" : "end_turn");
+        req_finish(r, pl_echo_stop_reason(&r->reply));
 }
 
 static void gen_start(struct request *r)
@@ -1393,7 +1293,7 @@ static const char *check_turn(struct json_object *root, const char *raw,
     if (!json_object_is_type(ts, json_type_int))
         return "missing or ill-typed field \"timestamp\"";
     model = string_field(root, "model", NULL);
-    if (field(root, "model") && (!model || strcmp(model, PL_MODEL)))
+    if (field(root, "model") && (!model || strcmp(model, PL_ECHO_MODEL)))
         return "unknown model";
     if (count_field(root, "max_tokens", 1, &t->max_tokens))
         return "field \"max_tokens\" must be an integer >= 1";
@@ -1410,20 +1310,17 @@ static const char *check_turn(struct json_object *root, const char *raw,
 
 static struct request *req_new(pl_refserver *srv, const struct turn *t)
 {
-    struct request *r = xcalloc(1, sizeof *r);
-    char prefix[32];
-    int plen = snprintf(prefix, sizeof prefix, "[turn %u] ", t->user_turns + 1);
-    size_t len = (size_t)plen + t->content_len;
+    struct request *r = pl_xcalloc(1, sizeof *r);
 
     r->srv = srv;
     r->id = t->id;
     snprintf(r->id_str, sizeof r->id_str, "%s", t->id_str);
-    r->session = xstrndup(t->session, strlen(t->session));
-    r->reply = xmalloc(len);
-    memcpy(r->reply, prefix, (size_t)plen);
-    memcpy(r->reply + plen, t->content, t->content_len);
-    cut_reply(r, len, srv->opts.chunk_bytes, t->max_tokens);
-    r->input_tokens = (t->content_len + t->history_bytes + 3) / 4;
+    r->session = pl_rs_strndup(t->session, strlen(t->session));
+    /* input_tokens counts the content and every history content. */
+    if (pl_echo_reply_build(&r->reply, t->user_turns, t->content, t->content_len,
+                            (uint64_t)t->content_len + t->history_bytes,
+                            srv->opts.chunk_bytes, t->max_tokens))
+        pl_rs_check_alloc(NULL);
     return r;
 }
 
@@ -1583,7 +1480,7 @@ static void handle_text(struct conn *c, const char *text, size_t len)
     struct json_object *id;
     const char *type;
 
-    record_received(c->srv, text, len);
+    pl_rs_received_add(&c->srv->received, text, len);
     expire_requests(c->srv);
     if (!root) {
         send_error(c, NULL, "invalid_request",
@@ -1753,7 +1650,7 @@ static void rx_append(struct conn *c, const char *in, size_t len)
         size_t cap = c->rx_cap ? c->rx_cap : 1024;
         while (cap < c->rx_len + len + 1)
             cap *= 2;
-        c->rx = xrealloc(c->rx, cap);
+        c->rx = pl_xrealloc(c->rx, cap);
         c->rx_cap = cap;
     }
     memcpy(c->rx + c->rx_len, in, len);
@@ -1954,19 +1851,6 @@ static int path_is_stream(struct lws *wsi)
            !strcmp(uri, PL_PATH);
 }
 
-/* Constant time in the key's content, so timing does not reveal it. */
-static int key_matches(const char *given, const char *key)
-{
-    size_t i, n = strlen(key);
-    unsigned char diff = 0;
-
-    if (strlen(given) != n)
-        return 0;
-    for (i = 0; i < n; i++)
-        diff |= (unsigned char)(given[i] ^ key[i]);
-    return diff == 0;
-}
-
 static int authorized(pl_refserver *srv, struct lws *wsi)
 {
     char *hdr;
@@ -1977,9 +1861,9 @@ static int authorized(pl_refserver *srv, struct lws *wsi)
     n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n <= 0 || n > PL_MAX_AUTH_HEADER)
         return 0;
-    hdr = xmalloc((size_t)n + 1);
+    hdr = pl_xmalloc((size_t)n + 1);
     ok = lws_hdr_copy(wsi, hdr, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) == n &&
-         !strncasecmp(hdr, "Bearer ", 7) && key_matches(hdr + 7, srv->api_key);
+         !strncasecmp(hdr, "Bearer ", 7) && pl_rs_key_matches(hdr + 7, srv->api_key);
     free(hdr);
     return ok;
 }
@@ -2360,15 +2244,15 @@ static void copy_opts(pl_refserver *srv, const pl_refserver_opts *opts)
     *o = *opts;
     if (!opts->bind_addr)
         o->bind_addr = "127.0.0.1";
-    srv->bind_addr = xstrndup(o->bind_addr, strlen(o->bind_addr));
+    srv->bind_addr = pl_rs_strndup(o->bind_addr, strlen(o->bind_addr));
     srv->api_key = opts->api_key
-        ? xstrndup(opts->api_key, strlen(opts->api_key)) : NULL;
+        ? pl_rs_strndup(opts->api_key, strlen(opts->api_key)) : NULL;
     o->bind_addr = srv->bind_addr;
     o->api_key = srv->api_key;
     srv->tls_cert = opts->tls_cert_file
-        ? xstrndup(opts->tls_cert_file, strlen(opts->tls_cert_file)) : NULL;
+        ? pl_rs_strndup(opts->tls_cert_file, strlen(opts->tls_cert_file)) : NULL;
     srv->tls_key = opts->tls_key_file
-        ? xstrndup(opts->tls_key_file, strlen(opts->tls_key_file)) : NULL;
+        ? pl_rs_strndup(opts->tls_key_file, strlen(opts->tls_key_file)) : NULL;
     o->tls_cert_file = srv->tls_cert;
     o->tls_key_file = srv->tls_key;
     if (!o->chunk_bytes)
@@ -2385,11 +2269,7 @@ static void copy_opts(pl_refserver *srv, const pl_refserver_opts *opts)
 
 static void srv_free(pl_refserver *srv)
 {
-    size_t i;
-
-    for (i = 0; i < srv->nreceived; i++)
-        free(srv->received[i]);
-    free(srv->received);
+    pl_rs_received_free(&srv->received);
     free(srv->reqs.buckets);
     free(srv->tx);
     pl_buf_free(&srv->zbuf);
@@ -2401,7 +2281,6 @@ static void srv_free(pl_refserver *srv)
     free(srv->tls_key);
     pthread_mutex_destroy(&srv->arr_lock);
     pthread_mutex_destroy(&srv->faults_lock);
-    pthread_mutex_destroy(&srv->rec_lock);
     pthread_cond_destroy(&srv->restart_cond);
     pthread_cond_destroy(&srv->started_cond);
     pthread_mutex_destroy(&srv->lock);
@@ -2411,19 +2290,19 @@ static void srv_free(pl_refserver *srv)
 pl_refserver *pl_refserver_start(const pl_refserver_opts *opts, char *err,
                                  size_t err_size)
 {
-    pl_refserver *srv = xcalloc(1, sizeof *srv);
+    pl_refserver *srv = pl_xcalloc(1, sizeof *srv);
     int state;
 
     copy_opts(srv, opts);
-    srv->tx = xmalloc(LWS_PRE + PL_TX_BATCH);
+    srv->tx = pl_xmalloc(LWS_PRE + PL_TX_BATCH);
     table_init(&srv->reqs);
     srv->arrivals.bits = 10;
-    srv->arrivals.buckets = xcalloc((size_t)1 << srv->arrivals.bits,
+    srv->arrivals.buckets = pl_xcalloc((size_t)1 << srv->arrivals.bits,
                                     sizeof *srv->arrivals.buckets);
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->started_cond, NULL);
     pthread_cond_init(&srv->restart_cond, NULL);
-    pthread_mutex_init(&srv->rec_lock, NULL);
+    pl_rs_received_init(&srv->received, PL_RECEIVED_MAX);
     pthread_mutex_init(&srv->faults_lock, NULL);
     pthread_mutex_init(&srv->arr_lock, NULL);
     pl_refserver_set_faults(srv, &no_faults);
@@ -2494,13 +2373,7 @@ void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *st)
 
 char *pl_refserver_received(pl_refserver *srv, size_t n)
 {
-    char *copy = NULL;
-
-    pthread_mutex_lock(&srv->rec_lock);
-    if (n < srv->nreceived)
-        copy = strdup(srv->received[n]);
-    pthread_mutex_unlock(&srv->rec_lock);
-    return copy;
+    return pl_rs_received_copy(&srv->received, n);
 }
 
 void pl_refserver_set_faults(pl_refserver *srv, const pl_refserver_faults *f)

@@ -29,6 +29,7 @@
  */
 #include "refserver_http.h"
 #include "echo_model.h"
+#include "refserver_common.h"
 #include "timer_queue.h"
 
 #include <json-c/json.h>
@@ -84,9 +85,7 @@ struct pl_refserver_http {
     pl_rs_timer_queue steps;
     struct stream *streams;
     _Atomic uint64_t next_request; /* numbers msg_<n>, req_<n>, chatcmpl-<n> */
-    pthread_mutex_t rec_lock;
-    char **received;
-    size_t nreceived, rec_cap;
+    pl_rs_received_log received;
 };
 
 enum dialect { ANTHROPIC, OPENAI };
@@ -153,32 +152,13 @@ static char seen_marker;
 
 /* ---- small helpers ----------------------------------------------------- */
 
-/* A test fixture: running out of memory aborts, keeping call sites simple
- * (the same policy as refserver.c). */
-static void *check_alloc(void *p)
-{
-    if (!p) {
-        fputs("parley-refserver: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = check_alloc(malloc(n + 1));
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 static void buf_append(struct buf *b, const char *data, size_t len)
 {
     if (b->len + len > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
         while (cap < b->len + len)
             cap *= 2;
-        b->data = check_alloc(realloc(b->data, cap));
+        b->data = pl_xrealloc(b->data, cap);
         b->cap = cap;
     }
     memcpy(b->data + b->len, data, len);
@@ -203,33 +183,6 @@ static void http_log(const pl_refserver_http *h, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     fprintf(stderr, "parley-refserver: http: %s\n", line);
-}
-
-/* Constant time in the key's content, so timing does not reveal it. */
-static int key_matches(const char *given, const char *key)
-{
-    size_t i, n = strlen(key);
-    unsigned char diff = 0;
-
-    if (!given || strlen(given) != n)
-        return 0;
-    for (i = 0; i < n; i++)
-        diff |= (unsigned char)(given[i] ^ key[i]);
-    return diff == 0;
-}
-
-static void record_received(pl_refserver_http *h, const char *text, size_t len)
-{
-    pthread_mutex_lock(&h->rec_lock);
-    if (h->nreceived < RECEIVED_MAX) {
-        if (h->nreceived == h->rec_cap) {
-            h->rec_cap = h->rec_cap ? h->rec_cap * 2 : 64;
-            h->received = check_alloc(
-                realloc(h->received, h->rec_cap * sizeof *h->received));
-        }
-        h->received[h->nreceived++] = xstrndup(text, len);
-    }
-    pthread_mutex_unlock(&h->rec_lock);
 }
 
 static void raise_max(_Atomic uint64_t *max, uint64_t v)
@@ -291,20 +244,10 @@ static void emit_end(struct stream *s)
 
 /* ---- JSON builders ----------------------------------------------------- */
 
-static void put_str(struct json_object *o, const char *k, const char *v)
-{
-    json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
-}
-
 static void put_strn(struct json_object *o, const char *k, const char *v,
                      size_t len)
 {
     json_object_object_add(o, k, json_object_new_string_len(v, (int)len));
-}
-
-static void put_u64(struct json_object *o, const char *k, uint64_t v)
-{
-    json_object_object_add(o, k, json_object_new_uint64(v));
 }
 
 static void put_id(struct json_object *o, const char *k, const char *prefix,
@@ -313,7 +256,7 @@ static void put_id(struct json_object *o, const char *k, const char *prefix,
     char id[48];
 
     snprintf(id, sizeof id, "%s%" PRIu64, prefix, n);
-    put_str(o, k, id);
+    pl_rs_put_str(o, k, id);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -349,16 +292,16 @@ static struct json_object *error_body(const struct stream *s, unsigned status,
     struct json_object *e = json_object_new_object();
 
     if (s->dialect == ANTHROPIC) {
-        put_str(root, "type", "error");
-        put_str(e, "type", anthropic_error_type(status));
-        put_str(e, "message", message);
+        pl_rs_put_str(root, "type", "error");
+        pl_rs_put_str(e, "type", anthropic_error_type(status));
+        pl_rs_put_str(e, "message", message);
         json_object_object_add(root, "error", e);
         put_id(root, "request_id", "req_", s->n);
     } else {
-        put_str(e, "message", message);
-        put_str(e, "type", openai_error_type(status));
+        pl_rs_put_str(e, "message", message);
+        pl_rs_put_str(e, "type", openai_error_type(status));
         json_object_object_add(e, "param", NULL);
-        put_str(e, "code", code);
+        pl_rs_put_str(e, "code", code);
         json_object_object_add(root, "error", e);
     }
     return root;
@@ -419,7 +362,7 @@ static const char *content_text(struct json_object *c, uint64_t *bytes,
         size_t len = (size_t)json_object_get_string_len(c);
         *bytes += len;
         if (out) {
-            *out = xstrndup(json_object_get_string(c), len);
+            *out = pl_rs_strndup(json_object_get_string(c), len);
             *out_len = len;
         }
         return NULL;
@@ -661,8 +604,8 @@ static struct json_object *anthropic_usage(const struct stream *s)
 {
     struct json_object *u = json_object_new_object();
 
-    put_u64(u, "input_tokens", s->reply.input_tokens);
-    put_u64(u, "output_tokens", s->generated);
+    pl_rs_put_u64(u, "input_tokens", s->reply.input_tokens);
+    pl_rs_put_u64(u, "output_tokens", s->generated);
     return u;
 }
 
@@ -670,9 +613,9 @@ static struct json_object *openai_usage(const struct stream *s)
 {
     struct json_object *u = json_object_new_object();
 
-    put_u64(u, "prompt_tokens", s->reply.input_tokens);
-    put_u64(u, "completion_tokens", s->generated);
-    put_u64(u, "total_tokens", s->reply.input_tokens + s->generated);
+    pl_rs_put_u64(u, "prompt_tokens", s->reply.input_tokens);
+    pl_rs_put_u64(u, "completion_tokens", s->generated);
+    pl_rs_put_u64(u, "total_tokens", s->reply.input_tokens + s->generated);
     return u;
 }
 
@@ -683,9 +626,9 @@ static struct json_object *openai_object(const struct stream *s,
     struct json_object *o = json_object_new_object();
 
     put_id(o, "id", "chatcmpl-", s->n);
-    put_str(o, "object", object);
+    pl_rs_put_str(o, "object", object);
     json_object_object_add(o, "created", json_object_new_int64(s->created));
-    put_str(o, "model", s->srv->opts.model);
+    pl_rs_put_str(o, "model", s->srv->opts.model);
     return o;
 }
 
@@ -700,7 +643,7 @@ static struct json_object *openai_chunk(const struct stream *s,
 
     json_object_object_add(c, "index", json_object_new_int(0));
     json_object_object_add(c, "delta", delta);
-    put_str(c, "finish_reason", finish);
+    pl_rs_put_str(c, "finish_reason", finish);
     json_object_array_add(choices, c);
     json_object_object_add(o, "choices", choices);
     /* With include_usage every chunk but the last carries "usage": null. */
@@ -717,30 +660,30 @@ static void anthropic_stream_start(struct stream *s)
     struct json_object *block = json_object_new_object();
     struct json_object *usage = json_object_new_object();
 
-    put_str(ev, "type", "message_start");
+    pl_rs_put_str(ev, "type", "message_start");
     put_id(msg, "id", "msg_", s->n);
-    put_str(msg, "type", "message");
-    put_str(msg, "role", "assistant");
-    put_str(msg, "model", s->srv->opts.model);
+    pl_rs_put_str(msg, "type", "message");
+    pl_rs_put_str(msg, "role", "assistant");
+    pl_rs_put_str(msg, "model", s->srv->opts.model);
     json_object_object_add(msg, "content", json_object_new_array());
     json_object_object_add(msg, "stop_reason", NULL);
     json_object_object_add(msg, "stop_sequence", NULL);
-    put_u64(usage, "input_tokens", s->reply.input_tokens);
-    put_u64(usage, "output_tokens", 0);
+    pl_rs_put_u64(usage, "input_tokens", s->reply.input_tokens);
+    pl_rs_put_u64(usage, "output_tokens", 0);
     json_object_object_add(msg, "usage", usage);
     json_object_object_add(ev, "message", msg);
     emit_event(s, "message_start", ev);
 
     ev = json_object_new_object();
-    put_str(ev, "type", "content_block_start");
+    pl_rs_put_str(ev, "type", "content_block_start");
     json_object_object_add(ev, "index", json_object_new_int(0));
-    put_str(block, "type", "text");
-    put_str(block, "text", "");
+    pl_rs_put_str(block, "type", "text");
+    pl_rs_put_str(block, "text", "");
     json_object_object_add(ev, "content_block", block);
     emit_event(s, "content_block_start", ev);
 
     ev = json_object_new_object();
-    put_str(ev, "type", "ping");
+    pl_rs_put_str(ev, "type", "ping");
     emit_event(s, "ping", ev);
 }
 
@@ -757,15 +700,15 @@ static void emit_unknown(struct stream *s)
     COUNT(s->srv, unknown_sent);
     if (s->dialect == ANTHROPIC) {
         ev = json_object_new_object();
-        put_str(ev, "type", "bogus_future_event");
-        put_u64(ev, "x", 1);
+        pl_rs_put_str(ev, "type", "bogus_future_event");
+        pl_rs_put_u64(ev, "x", 1);
         emit_event(s, "bogus_future_event", ev);
         return;
     }
     buf_append(&s->out, ": a comment, to be ignored\n\n", 28);
     ev = openai_object(s, "chat.completion.chunk");
     json_object_object_add(ev, "choices", json_object_new_array());
-    put_str(ev, "bogus_future_member", "x");
+    pl_rs_put_str(ev, "bogus_future_member", "x");
     emit_event(s, NULL, ev);
 }
 
@@ -782,15 +725,15 @@ static void emit_piece(struct stream *s, size_t k)
 
     if (s->dialect == ANTHROPIC) {
         struct json_object *ev = json_object_new_object();
-        put_str(ev, "type", "content_block_delta");
+        pl_rs_put_str(ev, "type", "content_block_delta");
         json_object_object_add(ev, "index", json_object_new_int(0));
-        put_str(delta, "type", "text_delta");
+        pl_rs_put_str(delta, "type", "text_delta");
         put_strn(delta, "text", text, len);
         json_object_object_add(ev, "delta", delta);
         emit_event(s, "content_block_delta", ev);
     } else {
         if (k == 0)
-            put_str(delta, "role", "assistant");
+            pl_rs_put_str(delta, "role", "assistant");
         put_strn(delta, "content", text, len);
         emit_event(s, NULL, openai_chunk(s, delta, NULL));
     }
@@ -802,21 +745,21 @@ static void anthropic_stream_end(struct stream *s)
     struct json_object *delta = json_object_new_object();
     struct json_object *usage = json_object_new_object();
 
-    put_str(ev, "type", "content_block_stop");
+    pl_rs_put_str(ev, "type", "content_block_stop");
     json_object_object_add(ev, "index", json_object_new_int(0));
     emit_event(s, "content_block_stop", ev);
 
     ev = json_object_new_object();
-    put_str(ev, "type", "message_delta");
-    put_str(delta, "stop_reason", pl_echo_stop_reason(&s->reply));
+    pl_rs_put_str(ev, "type", "message_delta");
+    pl_rs_put_str(delta, "stop_reason", pl_echo_stop_reason(&s->reply));
     json_object_object_add(delta, "stop_sequence", NULL);
     json_object_object_add(ev, "delta", delta);
-    put_u64(usage, "output_tokens", s->generated);
+    pl_rs_put_u64(usage, "output_tokens", s->generated);
     json_object_object_add(ev, "usage", usage);
     emit_event(s, "message_delta", ev);
 
     ev = json_object_new_object();
-    put_str(ev, "type", "message_stop");
+    pl_rs_put_str(ev, "type", "message_stop");
     emit_event(s, "message_stop", ev);
 }
 
@@ -841,14 +784,14 @@ static struct json_object *anthropic_message(const struct stream *s)
     struct json_object *block = json_object_new_object();
 
     put_id(msg, "id", "msg_", s->n);
-    put_str(msg, "type", "message");
-    put_str(msg, "role", "assistant");
-    put_str(msg, "model", s->srv->opts.model);
-    put_str(block, "type", "text");
+    pl_rs_put_str(msg, "type", "message");
+    pl_rs_put_str(msg, "role", "assistant");
+    pl_rs_put_str(msg, "model", s->srv->opts.model);
+    pl_rs_put_str(block, "type", "text");
     put_strn(block, "text", s->reply.text, sent_len(s));
     json_object_array_add(content, block);
     json_object_object_add(msg, "content", content);
-    put_str(msg, "stop_reason", pl_echo_stop_reason(&s->reply));
+    pl_rs_put_str(msg, "stop_reason", pl_echo_stop_reason(&s->reply));
     json_object_object_add(msg, "stop_sequence", NULL);
     json_object_object_add(msg, "usage", anthropic_usage(s));
     return msg;
@@ -862,10 +805,10 @@ static struct json_object *openai_completion(const struct stream *s)
     struct json_object *m = json_object_new_object();
 
     json_object_object_add(c, "index", json_object_new_int(0));
-    put_str(m, "role", "assistant");
+    pl_rs_put_str(m, "role", "assistant");
     put_strn(m, "content", s->reply.text, sent_len(s));
     json_object_object_add(c, "message", m);
-    put_str(c, "finish_reason", s->reply.truncated ? "length" : "stop");
+    pl_rs_put_str(c, "finish_reason", s->reply.truncated ? "length" : "stop");
     json_object_array_add(choices, c);
     json_object_object_add(o, "choices", choices);
     json_object_object_add(o, "usage", openai_usage(s));
@@ -984,7 +927,7 @@ static void start_reply(struct stream *s, struct turn *t)
     if (pl_echo_reply_build(&s->reply, t->prior_user_turns, t->last,
                             t->last_len, t->context_bytes,
                             s->srv->opts.chunk_bytes, t->max_tokens))
-        check_alloc(NULL); /* out of memory: abort, as everywhere here */
+        pl_rs_check_alloc(NULL); /* out of memory: abort, as everywhere here */
     s->streaming = t->stream;
     s->include_usage = t->include_usage;
     if (s->streaming) {
@@ -1013,7 +956,7 @@ static int check_auth(struct stream *s)
         COUNT(s->srv, h2_unverified);
         return 0;
     }
-    if (key && !key_matches(s->key, key)) {
+    if (key && !pl_rs_key_matches(s->key, key)) {
         if (s->dialect == ANTHROPIC)
             answer_error(s, 401, s->key ? "invalid x-api-key"
                                         : "x-api-key header is required",
@@ -1097,13 +1040,13 @@ static char *copy_header(struct lws *wsi, int token, const char *name)
     if (n < 0 || (n == 0 && token >= 0))
         return NULL;
     if (n > HEADER_VALUE_MAX)
-        return xstrndup("", 0); /* present, and certainly wrong */
-    v = check_alloc(malloc((size_t)n + 1));
+        return pl_rs_strndup("", 0); /* present, and certainly wrong */
+    v = pl_xmalloc((size_t)n + 1);
     if ((token >= 0 ? lws_hdr_copy(wsi, v, n + 1, token)
                     : lws_hdr_custom_copy(wsi, v, n + 1, name,
                                           (int)strlen(name))) != n) {
         free(v);
-        return xstrndup("", 0);
+        return pl_rs_strndup("", 0);
     }
     return v;
 }
@@ -1116,9 +1059,9 @@ static void copy_credentials(struct stream *s)
     if (s->dialect == OPENAI) {
         auth = copy_header(s->wsi, WSI_TOKEN_HTTP_AUTHORIZATION, NULL);
         if (auth && !strncasecmp(auth, "Bearer ", 7))
-            s->key = xstrndup(auth + 7, strlen(auth + 7));
+            s->key = pl_rs_strndup(auth + 7, strlen(auth + 7));
         else if (auth)
-            s->key = xstrndup("", 0); /* another scheme: a wrong key */
+            s->key = pl_rs_strndup("", 0); /* another scheme: a wrong key */
         free(auth);
         return;
     }
@@ -1303,7 +1246,7 @@ static void on_body_complete(struct stream *s)
     s->body_done = 1;
     if (s->h2)
         lws_callback_on_writable(s->wsi); /* to become immortal there */
-    record_received(s->srv, s->body.data ? s->body.data : "", s->body.len);
+    pl_rs_received_add(&s->srv->received, s->body.data ? s->body.data : "", s->body.len);
     if (s->early_status)
         answer_error(s, s->early_status, s->early_message, NULL);
     else if (s->body_too_large)
@@ -1695,21 +1638,16 @@ pl_refserver_http *pl_refserver_http_new(const pl_refserver_http_opts *opts)
     h->pvo.value = "";
     pl_refserver_http_faults_init(&h->faults);
     pthread_mutex_init(&h->lock, NULL);
-    pthread_mutex_init(&h->rec_lock, NULL);
+    pl_rs_received_init(&h->received, RECEIVED_MAX);
     return h;
 }
 
 void pl_refserver_http_free(pl_refserver_http *h)
 {
-    size_t i;
-
     if (!h)
         return;
-    for (i = 0; i < h->nreceived; i++)
-        free(h->received[i]);
-    free(h->received);
+    pl_rs_received_free(&h->received);
     pl_rs_timer_queue_free(&h->steps);
-    pthread_mutex_destroy(&h->rec_lock);
     pthread_mutex_destroy(&h->lock);
     free(h->api_key);
     free(h);
@@ -1761,13 +1699,7 @@ void pl_refserver_http_get_stats(pl_refserver_http *h,
 
 char *pl_refserver_http_received(pl_refserver_http *h, size_t n)
 {
-    char *copy = NULL;
-
-    pthread_mutex_lock(&h->rec_lock);
-    if (n < h->nreceived)
-        copy = strdup(h->received[n]);
-    pthread_mutex_unlock(&h->rec_lock);
-    return copy;
+    return pl_rs_received_copy(&h->received, n);
 }
 
 /* ---- lws 4.1 HTTP/2 request bodies: a workaround ----------------------- */
@@ -1803,7 +1735,7 @@ static void find_real_hdr_total_length(void)
     real_hdr_total_length =
         (hdr_total_length_fn *)dlsym(RTLD_NEXT, "lws_hdr_total_length");
     if (!real_hdr_total_length)
-        check_alloc(NULL); /* cannot happen while lws is linked */
+        pl_rs_check_alloc(NULL); /* cannot happen while lws is linked */
 }
 
 /* Default visibility (as lws declares it): the project builds with
