@@ -9,7 +9,7 @@ failed=0
 if "$gen" | diff -u "$top/docs/configuration.md" - ; then
   passed=$((passed + 1))
 else
-  echo "docs/configuration.md drifted from src/conf.c: run 'make docs'"
+  echo "docs/configuration.md drifted from src/api/conf.c: run 'make docs'"
   failed=$((failed + 1))
 fi
 readme_example=$(awk '/^```c$/ {inside = 1; next} inside && /^```$/ {exit} inside' "$top/README.md")

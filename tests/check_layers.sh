@@ -68,6 +68,7 @@ judge() {
         {
             a = $1; b = $2; fa = folder[a]; fb = folder[b]
             reach[id[a], id[b]] = 1
+            if (fa != fb) across++
             if (fa != fb && report) printf "check_layers: %s edge %s/%s -> %s/%s\n", kind, fa, a, fb, b
             if (fa != fb && (fa in rank) && (fb in rank) && rank[fb] >= rank[fa]) {
                 printf "check_layers: %s edge goes up or across: %s/%s -> %s/%s\n", kind, fa, a, fb, b
@@ -90,7 +91,10 @@ judge() {
                 printf "check_layers: %s cycle:%s\n", kind, members
                 bad++
             }
-            for (f in unranked) printf "check_layers: folder %s has no layer\n", f
+            for (f in unranked) { printf "check_layers: folder %s has no layer\n", f; bad++ }
+            # A graph without edges across folders means the reading broke
+            # (nm output, include syntax), not that the layers are fine.
+            if (across < 10) { printf "check_layers: only %d %s edge(s) across folders: the check cannot read the tree\n", across, kind; bad++ }
             printf "check_layers: %s graph: %d unit(s), %d problem(s)\n", kind, n, bad
             exit bad > 0
         }' "$work/units" "$work/$kind.edges"

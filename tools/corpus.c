@@ -6,7 +6,7 @@
  * put together from that topic's sentence templates, whose {slots} are
  * filled from word lists, with the odd list, code block, quote, accent or
  * emoji that real chat text has. Client messages are encoded by the
- * library's own encoder (src/protocol.c), server messages the way the
+ * library's own encoder (src/codec/protocol.c), server messages the way the
  * reference server writes them (compact JSON, keys in its order).
  */
 #include "corpus.h"

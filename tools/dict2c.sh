@@ -1,6 +1,6 @@
 #!/bin/sh
 # dict2c.sh DICT: print a C source holding DICT's bytes as the array that
-# src/compress.c embeds (pl_compress_dict_data). Used by `make dict`.
+# src/codec/compress.c embeds (pl_compress_dict_data). Used by `make dict`.
 set -eu
 dict=$1
 id=$(od -An -tu4 -j4 -N4 "$dict" | tr -d ' ')

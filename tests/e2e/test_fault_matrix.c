@@ -757,9 +757,12 @@ static void check_short_deadline(parley_client_t *c, const load *l, int64_t sent
                   SHORT_DEADLINE_MS, (long long)took);
         return;
     }
-    if (took < SHORT_DEADLINE_MS - 50)
-        cell_fail(r, "requests of %d ms deadline ended after %lld ms: before it",
-                  SHORT_DEADLINE_MS, (long long)took);
+    if (took < SHORT_DEADLINE_MS - 50) {
+        recorder_entry first = recorder_get(l->ids[0]);
+        cell_fail(r, "requests of %d ms deadline ended after %lld ms: before it (the first "
+                  "with %s: %s)", SHORT_DEADLINE_MS, (long long)took,
+                  parley_err2name(first.err), first.err_msg);
+    }
     for (int i = 0; i < l->sessions * l->turns; i++) {
         recorder_entry e = recorder_get(l->ids[i]);
         if (e.terminals != 1 || e.terminal != PARLEY_EVENT_ERROR ||

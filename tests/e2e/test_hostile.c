@@ -1,5 +1,5 @@
 /*
- * A hostile server against the WebSocket frame layer (src/ws_conn.c):
+ * A hostile server against the WebSocket frame layer (src/transport/ws_conn.c):
  * empty Pings, a ping flood while the server reads nothing, and messages
  * that never end (a frame declaring 2^40 bytes, endless continuation
  * frames). Each attack is bounded in time; each test failed before its fix.

@@ -1,5 +1,5 @@
 /*
- * A hostile server against the retry logic (src/io.c): one that acks and
+ * A hostile server against the retry logic (src/engine/io.c): one that acks and
  * drops the connection every time, or acks and sends invalid UTF-8 (close
  * 1007), must not cause a reconnect storm and must exhaust the request's
  * attempts; a retry_after_ms of 2^63-1 must neither overflow nor keep the

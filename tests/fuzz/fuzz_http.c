@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the HTTP dialects' I/O path (src/io.c, src/http_stream.c,
+ * libFuzzer target: the HTTP dialects' I/O path (src/engine/io.c, src/transport/http_stream.c,
  * libcurl's HTTP/1.1 parsing, chunked and gzip bodies, the SSE parser, the
  * dialects' event decoding, retries and retry-after, the log lines they
  * write) against a hostile server.

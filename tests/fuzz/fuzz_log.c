@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the log lines (src/log.c), formatted and redacted, and
+ * libFuzzer target: the log lines (src/util/log.c), formatted and redacted, and
  * libcurl's trace lines, split, stripped of credentials and redacted, with
  * an API key of any length. What a server sends reaches both (error texts,
  * echoed headers), so neither may crash, hang or let the key through.

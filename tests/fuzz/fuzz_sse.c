@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the SSE parser (src/sse.c) and the HTTP dialects'
+ * libFuzzer target: the SSE parser (src/codec/sse.c) and the HTTP dialects'
  * event decoding (src/dialect*.c), which read whatever an HTTP server
  * streams. The first byte picks the dialect and a chunk size; the rest is
  * fed whole to one parser and in chunks to another, and both must give the

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the native dialect's I/O path (src/io.c, src/ws_conn.c,
+ * libFuzzer target: the native dialect's I/O path (src/engine/io.c, src/transport/ws_conn.c,
  * libcurl's WebSocket framing, the decoder, decompression, the retry and
  * resume logic, the log lines they write) against a hostile server.
  *

@@ -3,7 +3,7 @@
  * (docs/protocol.md), seen from a client driven by hand: libcurl's
  * WebSocket in CONNECT_ONLY mode sends exactly the headers and frames each
  * test chooses, and the test compresses and inspects frames itself with
- * src/compress.c. The library's client is not involved.
+ * src/codec/compress.c. The library's client is not involved.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -12,7 +12,7 @@
  * the benchmarks' load (docs/benchmarks.md).
  *
  * Here the timers of one queue live in parley's timer heap
- * (src/timer_heap.h: O(log n) to set, cancel or fire; ties in the order
+ * (src/util/timer_heap.h: O(log n) to set, cancel or fire; ties in the order
  * set), and lws holds one sul for the whole queue, armed for the earliest
  * due time. When it fires, every timer due by then fires, in due order,
  * and the sul is armed again. This file is only that adapter: lws's clock

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the compression codec (src/compress.c).
+ * Unit tests of the compression codec (src/codec/compress.c).
  *
  * Inputs are copied to heap buffers of exactly their length before they are
  * decompressed, so AddressSanitizer catches any read past the end. The bomb

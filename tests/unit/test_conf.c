@@ -1,5 +1,5 @@
 /*
- * Unit tests of the configuration module (src/conf.c): defaults, parsing and
+ * Unit tests of the configuration module (src/api/conf.c): defaults, parsing and
  * range checks of parley_conf_set(), parley_conf_get()'s size protocol,
  * parley_conf_dup(), parley_conf_dump(), the sizing rule and
  * pl_conf_finalize()'s use of the environment and the API key file.

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the parley.v1 wire codec (src/protocol.c).
+ * Unit tests of the parley.v1 wire codec (src/codec/protocol.c).
  *
  * Encoded messages are parsed back with json-c and checked field by field,
  * so the tests do not depend on key order or spacing except where the exact

@@ -1,5 +1,5 @@
 /*
- * The intrusive timer heap (src/timer_heap.h): due order with ties in the
+ * The intrusive timer heap (src/util/timer_heap.h): due order with ties in the
  * order set, cancelling from the root, the middle and the last slot,
  * re-arming earlier and later, pop_due against the clock, clear, and
  * 100,000 timers set then cancelled in a shuffled order leaving nothing.

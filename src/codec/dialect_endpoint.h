@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "conf.h"
+#include "dialect.h"
 
 /* The host of url (after the scheme and any "user@", without the port or
  * IPv6 brackets) as *host, *len; false when there is none. */

@@ -5,8 +5,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dialect.h"
-
 /* The native protocol's default path (protocol.md, section 1). */
 #define NATIVE_PATH "/v1/stream"
 

@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "failure.h"
 #include "parley.h"
 
 /* The first member of what CURLOPT_PRIVATE points to, to tell them apart. */
@@ -36,11 +37,11 @@ void pl_easy_setup(CURL *e, const pl_easy_opts *o, char *errbuf);
 
 /*
  * A sentence for a transfer that failed with rc before any HTTP answer
- * (connect, TLS), naming the URL and keeping libcurl's detail; sets
- * *retryable (TLS verification failures are not: another try gives the same
- * certificate). Returns the parley error.
+ * (connect, TLS), naming the URL and keeping libcurl's detail, and the
+ * failure it was: PL_FAIL_TLS (another try gets the same certificate) or
+ * PL_FAIL_NETWORK, with its parley error.
  */
-parley_err_t pl_easy_explain(CURLcode rc, const char *errbuf, const char *url,
-                             char *msg, size_t size, bool *retryable);
+void pl_easy_explain(CURLcode rc, const char *errbuf, const char *url, char *msg,
+                     size_t size, pl_failure *f);
 
 #endif

@@ -188,8 +188,3 @@ parley_err_t pl_dialect_map_error_type(const char *type)
             return map[i].err;
     return PARLEY_ERR_SERVER_INTERNAL;
 }
-
-bool pl_dialect_status_retryable(long status)
-{
-    return status == 408 || status == 409 || status == 429 || status >= 500;
-}

@@ -120,14 +120,18 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
 
 /* ---- the body ------------------------------------------------------------ */
 
-static void fail_in_stream(pl_http_stream *s, parley_err_t err, const char *msg,
-                           bool retryable)
+static void fail_in_stream(pl_http_stream *s, const pl_failure *f, const char *msg)
 {
     void *req = s->req;
     s->req = NULL;
     s->state = PL_HTTP_ABANDONED;
-    s->cfg->events->failed(s->cfg->owner, req, err, msg, retryable, -1);
+    s->cfg->events->failed(s->cfg->owner, req, f, msg, -1);
 }
+
+/* The server broke the event stream: its request fails for good. */
+static const pl_failure invalid_stream = {.kind = PL_FAIL_INVALID,
+                                          .err = PARLEY_ERR_PROTOCOL,
+                                          .should_retry = -1};
 
 static int on_event(void *userdata, const pl_sse_event *ev)
 {
@@ -139,7 +143,7 @@ static int on_event(void *userdata, const pl_sse_event *ev)
     if (pl_dialect_event(&s->decoder, ev, &res, err, sizeof(err)) != 0) {
         char msg[256];
         snprintf(msg, sizeof(msg), "invalid event from the server: %s", err);
-        fail_in_stream(s, PARLEY_ERR_PROTOCOL, msg, false);
+        fail_in_stream(s, &invalid_stream, msg);
         return 1;
     }
     switch (res.kind) {
@@ -163,12 +167,11 @@ static int on_event(void *userdata, const pl_sse_event *ev)
                  res.error_message ? res.error_message : "",
                  s->request_id[0] ? " (request-id " : "", s->request_id,
                  s->request_id[0] ? ")" : "");
-        parley_err_t code = pl_dialect_map_error_type(res.error_type);
-        /* Before the first piece a transient error may be retried. */
-        bool retryable = s->pieces == 0 &&
-                         (code == PARLEY_ERR_OVERLOADED || code == PARLEY_ERR_RATE_LIMITED ||
-                          code == PARLEY_ERR_SERVER_INTERNAL);
-        fail_in_stream(s, code, msg, retryable);
+        pl_failure f = {.kind = PL_FAIL_SERVER,
+                         .err = pl_dialect_map_error_type(res.error_type),
+                         .should_retry = -1,
+                         .started = s->pieces > 0};
+        fail_in_stream(s, &f, msg);
         return 1;
     }
     }
@@ -194,9 +197,8 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
     int rc = pl_sse_feed(&s->sse, data, len, on_event, s);
     s->in_callback = false;
     if (rc == -1 && s->req)
-        fail_in_stream(s, PARLEY_ERR_PROTOCOL,
-                       "invalid event stream from the server: an event over the size limit",
-                       false);
+        fail_in_stream(s, &invalid_stream,
+                       "invalid event stream from the server: an event over the size limit");
     return s->state == PL_HTTP_ABANDONED ? 0 : len;
 }
 
@@ -417,13 +419,15 @@ static void report_error_status(pl_http_stream *s, void *req)
              s->request_id, s->request_id[0] ? ")" : "");
     size_t used = strlen(msg);
     snprintf(msg + used, sizeof(msg) - used, "%s", status_advice(s->status));
-    parley_err_t err = s->status == 200 ? PARLEY_ERR_PROTOCOL
-                       : type[0] && pl_dialect_map_status(s->status) == PARLEY_ERR_PROTOCOL
-                           ? pl_dialect_map_error_type(type)
-                           : pl_dialect_map_status(s->status);
-    bool retryable = s->should_retry >= 0 ? s->should_retry == 1
-                                          : pl_dialect_status_retryable(s->status);
-    s->cfg->events->failed(s->cfg->owner, req, err, msg, retryable, s->retry_after_ms);
+    pl_failure f = {.kind = PL_FAIL_REFUSED,
+                     .status = s->status,
+                     .should_retry = s->should_retry,
+                     .err = type[0] && pl_dialect_map_status(s->status) == PARLEY_ERR_PROTOCOL
+                                ? pl_dialect_map_error_type(type)
+                                : pl_dialect_map_status(s->status)};
+    if (s->status == 200) /* 200, but not an event stream */
+        f = invalid_stream;
+    s->cfg->events->failed(s->cfg->owner, req, &f, msg, s->retry_after_ms);
 }
 
 pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
@@ -443,10 +447,9 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
             report_error_status(s, req);
         } else if (rc != CURLE_OK && s->status == 0) {
             char msg[CURL_ERROR_SIZE + 200];
-            bool retryable;
-            parley_err_t err = pl_easy_explain(rc, s->errbuf, s->cfg->url_shown, msg,
-                                               sizeof(msg), &retryable);
-            ev->failed(s->cfg->owner, req, err, msg, retryable, -1);
+            pl_failure f;
+            pl_easy_explain(rc, s->errbuf, s->cfg->url_shown, msg, sizeof(msg), &f);
+            ev->failed(s->cfg->owner, req, &f, msg, -1);
         } else {
             /* The stream ended, or broke, before the reply did. */
             char msg[CURL_ERROR_SIZE + 400];
@@ -459,7 +462,11 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
             else
                 snprintf(msg, sizeof(msg), "the stream from %s ended before the reply's "
                          "first piece (%s)", s->cfg->url_shown, detail);
-            ev->failed(s->cfg->owner, req, PARLEY_ERR_CONNECTION_LOST, msg, s->pieces == 0, -1);
+            pl_failure f = {.kind = PL_FAIL_LOST,
+                            .err = PARLEY_ERR_CONNECTION_LOST,
+                            .should_retry = -1,
+                            .started = s->pieces > 0}; /* HTTP cannot resume */
+            ev->failed(s->cfg->owner, req, &f, msg, -1);
         }
     }
     stream_done(s);

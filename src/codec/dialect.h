@@ -84,10 +84,6 @@ int pl_dialect_error_body(const char *body, size_t len, char *type,
 parley_err_t pl_dialect_map_status(long status);
 parley_err_t pl_dialect_map_error_type(const char *type);
 
-/* Whether a failed HTTP request may be sent again: connection errors,
- * 408, 409, 429 and >= 500 (529 included). */
-bool pl_dialect_status_retryable(long status);
-
 /* Shared by the two vendors' modules. */
 int pl_anthropic_encode(pl_buf *out, const pl_message_req *req, const char *system);
 int pl_anthropic_event(pl_stream_state *st, struct json_object *obj,

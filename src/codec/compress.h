@@ -118,7 +118,7 @@ uint32_t pl_compress_frame_dict_id(const void *in, size_t len);
  */
 void pl_compress_thread_release(void);
 
-/* The embedded dictionary bytes (src/compress_dict.c, generated). */
+/* The embedded dictionary bytes (src/codec/compress_dict.c, generated). */
 extern const unsigned char pl_compress_dict_data[];
 extern const size_t pl_compress_dict_size;
 

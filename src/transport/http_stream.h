@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "dialect.h"
 #include "easy.h"
+#include "failure.h"
 #include "sse.h"
 
 /* What a request's stream reports to the stream's owner (the I/O thread),
@@ -26,10 +27,11 @@
 typedef struct pl_http_events {
     void (*text)(void *owner, void *req, const char *text, size_t len);
     void (*done)(void *owner, void *req, const pl_stream_result *res);
-    /* retryable: the request may be sent again (after retry_after_ms when
-     * >= 0). msg already names the HTTP status and the vendor's request id. */
-    void (*failed)(void *owner, void *req, parley_err_t err, const char *msg,
-                   bool retryable, int64_t retry_after_ms);
+    /* What failed (the engine decides about a retry, after retry_after_ms
+     * when >= 0); msg already names the HTTP status and the vendor's request
+     * id. */
+    void (*failed)(void *owner, void *req, const pl_failure *f, const char *msg,
+                   int64_t retry_after_ms);
 } pl_http_events;
 
 typedef struct pl_http_config {

@@ -70,30 +70,30 @@ static const char *verification_advice(const char *detail)
     return "the server's certificate could not be verified";
 }
 
-parley_err_t pl_easy_explain(CURLcode rc, const char *errbuf, const char *url,
-                             char *msg, size_t size, bool *retryable)
+void pl_easy_explain(CURLcode rc, const char *errbuf, const char *url, char *msg,
+                     size_t size, pl_failure *f)
 {
     const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
-    *retryable = false;
+    *f = (pl_failure){.kind = PL_FAIL_TLS, .err = PARLEY_ERR_TLS, .should_retry = -1};
     switch (rc) {
     case CURLE_PEER_FAILED_VERIFICATION:
         snprintf(msg, size, "TLS: %s (%s: %s)", verification_advice(detail), url, detail);
-        return PARLEY_ERR_TLS;
+        return;
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
         snprintf(msg, size, "TLS: the server's public key does not match "
                  "tls.pinned.pubkey (%s: %s)", url, detail);
-        return PARLEY_ERR_TLS;
+        return;
     case CURLE_SSL_CACERT_BADFILE:
         snprintf(msg, size, "TLS: cannot use the CA file or directory set in "
                  "tls.ca.file/tls.ca.path (%s)", detail);
-        return PARLEY_ERR_TLS;
+        return;
     case CURLE_SSL_CERTPROBLEM:
         snprintf(msg, size, "TLS: cannot use the client certificate or key in "
                  "tls.cert.file/tls.key.file (%s)", detail);
-        return PARLEY_ERR_TLS;
+        return;
     default:
-        *retryable = true;
+        *f = (pl_failure){.kind = PL_FAIL_NETWORK, .err = PARLEY_ERR_CONNECT, .should_retry = -1};
         snprintf(msg, size, "could not connect to %s: %s", url, detail);
-        return PARLEY_ERR_CONNECT;
+        return;
     }
 }

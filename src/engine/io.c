@@ -25,6 +25,7 @@
 
 #include "alloc.h"
 #include "backoff.h"
+#include "classify.h"
 #include "compress.h"
 #include "http_stream.h"
 #include "log.h"
@@ -128,8 +129,8 @@ static const pl_ws_conn_events ws_conn_events = {.message = on_message,
                                                  .oversized = on_oversized};
 static void http_text(void *owner, void *req, const char *text, size_t len);
 static void http_done(void *owner, void *req, const pl_stream_result *res);
-static void http_failed(void *owner, void *req, parley_err_t err, const char *msg,
-                        bool retryable, int64_t retry_after_ms);
+static void http_failed(void *owner, void *req, const pl_failure *f, const char *msg,
+                        int64_t retry_after_ms);
 static const pl_http_events http_events = {.text = http_text,
                                            .done = http_done,
                                            .failed = http_failed};
@@ -386,8 +387,22 @@ static pl_ws_conn *pick_conn(pl_io *io, const pl_ws_conn *avoid, int64_t now)
     return best;
 }
 
-static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
-                      const char *msg, bool retryable);
+static void conn_lost(pl_io *io, pl_ws_conn *conn, const pl_failure *f, const char *msg);
+
+/* The failures the I/O thread itself finds (classify.h decides on each). */
+static const pl_failure start_failure = {.kind = PL_FAIL_START, .err = PARLEY_ERR_CONNECT,
+                                         .should_retry = -1};
+static const pl_failure no_handshake = {.kind = PL_FAIL_NETWORK, .err = PARLEY_ERR_CONNECT,
+                                        .should_retry = -1};
+/* The connection must go; its requests resume on another (native). */
+static const pl_failure conn_broken = {.kind = PL_FAIL_LOST, .err = PARLEY_ERR_PROTOCOL,
+                                       .should_retry = -1, .resumable = true};
+static const pl_failure conn_oversized = {.kind = PL_FAIL_LOST,
+                                          .err = PARLEY_ERR_CONNECTION_LOST,
+                                          .should_retry = -1, .resumable = true};
+/* The server speaks what this client cannot: no connection will do better. */
+static const pl_failure bad_subprotocol = {.kind = PL_FAIL_INVALID, .err = PARLEY_ERR_PROTOCOL,
+                                           .should_retry = -1};
 
 static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
@@ -405,7 +420,7 @@ static void open_conn(pl_io *io, pl_ws_conn *conn)
                         io->set.compression_dict != 0) != 0) {
         char msg[CURL_ERROR_SIZE + 64];
         snprintf(msg, sizeof(msg), "could not start a connection: %s", conn->errbuf);
-        conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
+        conn_lost(io, conn, &start_failure, msg);
         return;
     }
     if (conn->failures > 0)
@@ -419,7 +434,7 @@ static void http_place(pl_io *io, pl_route *r)
     r->http = pl_http_start(io->multi, &io->http, r, r->id, r->frame, r->frame_len, err,
                             sizeof(err));
     if (!r->http) {
-        route_fail(io, r, PARLEY_ERR_NO_MEMORY, err);
+        http_failed(io, r, &start_failure, err, -1);
         return;
     }
     route_arm(io, r);
@@ -540,10 +555,9 @@ static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *
     pl_route_foreach(&io->routes, requeue_if_on_conn, &l);
 }
 
-static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
-                      const char *msg, bool retryable)
+static void conn_lost(pl_io *io, pl_ws_conn *conn, const pl_failure *f, const char *msg)
 {
-    conn_end(io, conn, err, msg, retryable, false);
+    conn_end(io, conn, f->err, msg, pl_failure_retryable(f), false);
 }
 
 /* The connection went silent: it is replaced, and its requests resume
@@ -554,14 +568,14 @@ static void conn_found_dead(pl_io *io, pl_ws_conn *conn, const char *msg)
 }
 
 /* Called inside curl callbacks: the failure is carried out by the loop. */
-static void conn_doom(pl_ws_conn *conn, parley_err_t err, const char *msg,
-                      unsigned close_code, bool retryable)
+static void conn_doom(pl_ws_conn *conn, const pl_failure *f, const char *msg,
+                      unsigned close_code)
 {
     if (conn->doomed)
         return;
     conn->doomed = true;
-    conn->doom_err = err;
-    conn->doom_retryable = retryable;
+    conn->doom_err = f->err;
+    conn->doom_retryable = pl_failure_retryable(f);
     conn->doom_close_code = close_code;
     snprintf(conn->doom_msg, sizeof(conn->doom_msg), "%s", msg);
 }
@@ -572,19 +586,20 @@ static void carry_out_doom(pl_io *io, pl_ws_conn *conn)
         pl_ws_conn_close_now(conn, conn->doom_close_code);
     char msg[sizeof(conn->doom_msg)];
     memcpy(msg, conn->doom_msg, sizeof(msg)); /* the reset clears the connection */
-    conn_lost(io, conn, (parley_err_t)conn->doom_err, msg, conn->doom_retryable);
+    conn_end(io, conn, (parley_err_t)conn->doom_err, msg, conn->doom_retryable, false);
 }
 
-/* Explain why a transfer ended, from the HTTP answer and curl's result.
- * *retryable says whether another connection might fare better. */
-static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
-                                char *msg, size_t size, bool *retryable)
+/* Explain why a transfer ended, from the HTTP answer and curl's result:
+ * the sentence, and the failure it was. */
+static void explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc, char *msg, size_t size,
+                        pl_failure *f)
 {
     const char *url = io->set.endpoint_shown;
     long status = 0;
     curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *detail = conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(rc);
-    *retryable = true;
+    *f = (pl_failure){.kind = PL_FAIL_REFUSED, .status = status, .upgrade = true,
+                      .should_retry = -1};
     if (status == 401) {
         pl_server_msg m;
         char err[64];
@@ -595,22 +610,25 @@ static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
             m.type == PL_SMSG_ERROR && m.content)
             why = m.content;
         snprintf(msg, size, "unauthorized: %s (HTTP 401 from %s)", why, url);
-        *retryable = false;
-        return PARLEY_ERR_UNAUTHORIZED;
+        f->err = PARLEY_ERR_UNAUTHORIZED;
+        return;
     }
     if (status != 0 && status != 101) {
         snprintf(msg, size, "the server answered HTTP %ld to the WebSocket upgrade of %s",
                  status, url);
-        *retryable = status == 408 || status == 429 || status >= 500;
-        return PARLEY_ERR_CONNECT;
+        f->err = PARLEY_ERR_CONNECT;
+        return;
     }
-    if (!conn->upgraded)
-        return pl_easy_explain(rc, conn->errbuf, url, msg, size, retryable);
+    if (!conn->upgraded) {
+        pl_easy_explain(rc, conn->errbuf, url, msg, size, f);
+        return;
+    }
     if (conn->failed || rc != CURLE_OK)
         snprintf(msg, size, "connection to %s lost: %s", url, detail);
     else
         snprintf(msg, size, "connection to %s closed by the server", url);
-    return PARLEY_ERR_CONNECTION_LOST;
+    *f = (pl_failure){.kind = PL_FAIL_LOST, .err = PARLEY_ERR_CONNECTION_LOST,
+                      .should_retry = -1, .resumable = true};
 }
 
 static void conn_ended(pl_io *io, pl_ws_conn *conn, CURLcode rc)
@@ -620,9 +638,9 @@ static void conn_ended(pl_io *io, pl_ws_conn *conn, CURLcode rc)
         return;
     }
     char msg[CURL_ERROR_SIZE + 256];
-    bool retryable;
-    parley_err_t err = explain_end(io, conn, rc, msg, sizeof(msg), &retryable);
-    conn_lost(io, conn, err, msg, retryable);
+    pl_failure f;
+    explain_end(io, conn, rc, msg, sizeof(msg), &f);
+    conn_lost(io, conn, &f, msg);
 }
 
 /* ---- messages from the server ------------------------------------------ */
@@ -681,7 +699,7 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         snprintf(msg, sizeof(msg),
                  "the server selected subprotocol \"%.64s\", which this client did not offer",
                  conn->subprotocol);
-        conn_doom(conn, PARLEY_ERR_PROTOCOL, msg, 1002, false);
+        conn_doom(conn, &bad_subprotocol, msg, 1002);
         return;
     }
     conn->state = PL_WS_OPEN;
@@ -818,12 +836,6 @@ static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     route_free(io, r);
 }
 
-static bool retryable_before_ack(pl_server_err code)
-{
-    return code == PL_SERR_RATE_LIMITED || code == PL_SERR_OVERLOADED ||
-           code == PL_SERR_INTERNAL;
-}
-
 static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
     char msg[640];
@@ -841,12 +853,13 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         pl_log(io->set.log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, msg);
         return;
     }
-    parley_err_t err = map_server_error(m->code);
-    if (r->cancelling || r->acked || !retryable_before_ack(m->code)) {
-        route_fail(io, r, err, msg);
+    pl_failure f = {.kind = PL_FAIL_SERVER, .err = map_server_error(m->code),
+                    .should_retry = -1, .started = r->acked};
+    if (r->cancelling || !pl_failure_retryable(&f)) {
+        route_fail(io, r, f.err, msg);
         return;
     }
-    route_retry_later(io, r, err, msg, m->retry_after_ms);
+    route_retry_later(io, r, f.err, msg, m->retry_after_ms);
 }
 
 /* A message over the limit: its request fails (a repeat would be sent the
@@ -865,9 +878,9 @@ static void on_oversized(void *owner, pl_ws_conn *conn, const char *start, size_
     pl_route *r = pl_proto_peek_id(start, len, &id) == 0 ? route_for(io, conn, true, id) : NULL;
     if (r)
         route_fail(io, r, PARLEY_ERR_PROTOCOL, msg);
-    conn_doom(conn, PARLEY_ERR_CONNECTION_LOST,
+    conn_doom(conn, &conn_oversized,
               "the server sent a message over max.message.bytes; connection closed (1009)",
-              1009, true);
+              1009);
 }
 
 static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len);
@@ -920,9 +933,9 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
     if (!pl_utf8_valid(data, len)) {
         /* RFC 6455 and the protocol: invalid UTF-8 in a text frame ends the
          * connection with 1007. */
-        conn_doom(conn, PARLEY_ERR_PROTOCOL,
+        conn_doom(conn, &conn_broken,
                   "the server sent invalid UTF-8 in a text frame; connection closed (1007)",
-                  1007, true);
+                  1007);
         return;
     }
     pl_server_msg m;
@@ -988,8 +1001,8 @@ static void http_done(void *owner, void *req, const pl_stream_result *res)
     route_free(io, r);
 }
 
-static void http_failed(void *owner, void *req, parley_err_t err, const char *msg,
-                        bool retryable, int64_t retry_after_ms)
+static void http_failed(void *owner, void *req, const pl_failure *f, const char *msg,
+                        int64_t retry_after_ms)
 {
     pl_io *io = owner;
     pl_route *r = req;
@@ -998,8 +1011,8 @@ static void http_failed(void *owner, void *req, parley_err_t err, const char *ms
         route_end_cancelled(io, r);
         return;
     }
-    if (!retryable) {
-        route_fail(io, r, err, msg);
+    if (!pl_failure_retryable(f)) {
+        route_fail(io, r, f->err, msg);
         return;
     }
     /* Over HTTP no connection logs its failures: say here that the request
@@ -1008,7 +1021,7 @@ static void http_failed(void *owner, void *req, parley_err_t err, const char *ms
         pl_log(io->set.log, wait_log_level(io, pl_monotonic_ms()), "request",
                "%llu: %s; sending it again (attempt %d of %d done)", (unsigned long long)r->id,
                msg, r->attempts, io->set.retry_max_attempts);
-    route_retry_later(io, r, err, msg, retry_after_ms);
+    route_retry_later(io, r, f->err, msg, retry_after_ms);
 }
 
 /* ---- orders from the sessions ------------------------------------------- */
@@ -1337,7 +1350,7 @@ static int64_t tend_conn(pl_io *io, pl_ws_conn *conn, int64_t now,
         snprintf(msg, sizeof(msg), "no %s from %s within connect.timeout.ms (%d ms)",
                  conn->upgraded ? "hello" : "answer to the WebSocket upgrade",
                  io->set.endpoint_shown, io->set.connect_timeout_ms);
-        conn_lost(io, conn, PARLEY_ERR_CONNECT, msg, true);
+        conn_lost(io, conn, &no_handshake, msg);
         return 0;
     }
     int64_t due = heartbeat(io, conn, now);
