@@ -1,5 +1,8 @@
 #include <parley.h>
+#include <stdatomic.h>
 #include <stdio.h>
+
+static atomic_int failures;                      /* turns that ended in an error */
 
 static void on_event(parley_client_t *c, const parley_event_t *ev, void *opaque)
 {
@@ -9,8 +12,10 @@ static void on_event(parley_client_t *c, const parley_event_t *ev, void *opaque)
         fwrite(text, 1, len, stdout);            /* a streamed piece */
     else if (parley_event_type(ev) == PARLEY_EVENT_DONE)
         putchar('\n');                           /* the reply is complete */
-    else
+    else {
         fprintf(stderr, "error: %s\n", text);    /* says what went wrong */
+        failures++;
+    }
     (void)c, (void)opaque;
 }
 
@@ -26,6 +31,6 @@ int main(void)
     parley_send(s, "hello", NULL);               /* returns at once */
     parley_send(s, "and again", NULL);           /* waits for the first turn */
     parley_flush(client, 10000);
-    parley_client_destroy(client);
-    return 0;
+    parley_client_destroy(client);               /* ends what is left, with errors */
+    return failures ? 1 : 0;
 }

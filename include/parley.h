@@ -260,8 +260,9 @@ PARLEY_EXPORT parley_err_t parley_session_set(parley_session_t *session,
                                               const char *name, const char *value,
                                               char *errstr, size_t errstr_size);
 
-/* The session's id; valid as long as the handle (until the client is
- * destroyed). */
+/* The session's id, valid until the session ends: after
+ * parley_session_close() and its last turn's event, NULL (inside its own
+ * events, parley_event_session_id() is always valid). */
 PARLEY_EXPORT const char *parley_session_id(const parley_session_t *session);
 
 /*
@@ -301,14 +302,16 @@ PARLEY_EXPORT parley_err_t parley_cancel(parley_session_t *session,
 
 /*
  * Close the session: later sends fail, turns already accepted still complete
- * with their events, then the session's state (its history) is freed. The
- * handle stays valid until parley_client_destroy(), whatever thread uses it
- * and when: parley_send(), parley_send_wait() and parley_session_set()
- * return PARLEY_ERR_STATE; parley_cancel() still cancels the turns not yet
- * ended, then returns PARLEY_ERR_STATE; closing again does nothing;
- * parley_session_id() still answers. A send that raced the close either got
- * in (PARLEY_OK: it completes with its events) or was refused. Until
- * destroy a closed session keeps its handle (about 200 bytes).
+ * with their events, then the session ends and its memory is freed. The
+ * handle stays safe to pass, whatever thread uses it and when, also after
+ * parley_client_destroy(): parley_send(), parley_send_wait() and
+ * parley_session_set() return PARLEY_ERR_STATE; parley_cancel() still
+ * cancels the turns not yet ended, then returns PARLEY_ERR_STATE; closing
+ * again does nothing; parley_session_id() answers until the session ends,
+ * then returns NULL. A send that raced the close either got in (PARLEY_OK:
+ * it completes with its events) or was refused. A handle is not a pointer
+ * (it names a slot and a generation), so a closed session costs nothing
+ * once it has ended, and a stale handle never names a later session.
  */
 PARLEY_EXPORT void parley_session_close(parley_session_t *session);
 

@@ -1,4 +1,4 @@
-/* Client lifecycle: create, start, flush, destroy; stats; the session registry. */
+/* Client lifecycle: create, start, flush, destroy; stats. */
 #include "client.h"
 
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include "log.h"
 #include "safe_text.h"
 #include "session.h"
+#include "session_table.h"
 #include "stats.h"
 
 static void set_err(char *errstr, size_t size, const char *msg)
@@ -37,6 +38,12 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* A statistics document is due: the I/O thread's part comes with it. */
+static void publish_stats(void *client, const pl_io_stats_view *view)
+{
+    pl_stats_publish(client, view);
 }
 
 parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
@@ -59,6 +66,11 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     }
     c->conf = conf;
     c->api_key = api_key;
+    c->log = (pl_logger){.level = conf->log_level,
+                         .cb = conf->log_cb,
+                         .opaque = conf->log_opaque,
+                         .client = c,
+                         .api_key = api_key};
     size_t shown_size = strlen(conf->endpoint) * 6 + 1; /* room for every escape */
     c->endpoint_shown = malloc(shown_size);
     if (!c->endpoint_shown) {
@@ -72,17 +84,19 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     pthread_mutex_init(&c->lifecycle_mu, NULL);
     pthread_mutex_init(&c->idle_mu, NULL);
     pthread_cond_init(&c->idle_cv, NULL);
-    pthread_mutex_init(&c->registry_mu, NULL);
     pthread_mutex_init(&c->space_mu, NULL);
     pthread_cond_init(&c->space_cv, NULL);
     c->created_ms = pl_monotonic_ms();
     c->pool = pl_pool_new(conf->workers > 0 ? (unsigned)conf->workers : default_workers());
     if (c->pool) {
         c->stats = pl_stats_sink_new(c);
-        c->io = pl_io_new(c, errstr, errstr_size);
+        pl_io_sink sink = pl_session_sink;
+        sink.stats = publish_stats;
+        sink.stats_ctx = c;
+        c->io = pl_io_new(c, &sink, errstr, errstr_size);
     }
     if (c->pool && c->io)
-        pl_log(c, PARLEY_LOG_INFO, "client",
+        pl_log(&c->log, PARLEY_LOG_INFO, "client",
                "parley %s: endpoint %s, %u connection%s, %u worker%s, worker id %u",
                PARLEY_VERSION_STR, c->endpoint_shown, pl_conf_connections(conf),
                pl_conf_connections(conf) == 1 ? "" : "s", pl_pool_size(c->pool),
@@ -117,7 +131,7 @@ parley_err_t parley_start(parley_client_t *c)
     return err;
 }
 
-parley_err_t pl_client_admit(parley_client_t *c, parley_session_t *s, size_t bytes)
+parley_err_t pl_client_admit(parley_client_t *c, pl_session *s, size_t bytes)
 {
     const parley_conf_t *conf = c->conf;
     /* Add first, then check: concurrent senders can never overshoot. */
@@ -143,7 +157,7 @@ static void wake(pthread_mutex_t *mu, pthread_cond_t *cv)
     pthread_mutex_unlock(mu);
 }
 
-void pl_client_release(parley_client_t *c, parley_session_t *s, size_t bytes)
+void pl_client_release(parley_client_t *c, pl_session *s, size_t bytes)
 {
     atomic_fetch_sub(&s->unfinished, 1);
     atomic_fetch_sub(&c->queued_bytes, (int64_t)bytes);
@@ -195,12 +209,8 @@ parley_err_t parley_flush(parley_client_t *c, int timeout_ms)
     return wait_idle(c, &deadline) ? PARLEY_OK : PARLEY_ERR_TIMED_OUT;
 }
 
-void pl_client_register(parley_client_t *c, parley_session_t *s)
+void pl_client_session_opened(parley_client_t *c)
 {
-    pthread_mutex_lock(&c->registry_mu);
-    s->reg_next = c->sessions;
-    c->sessions = s;
-    pthread_mutex_unlock(&c->registry_mu);
     atomic_fetch_add_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
@@ -209,36 +219,17 @@ void pl_client_session_ended(parley_client_t *c)
     atomic_fetch_sub_explicit(&c->sessions_open, 1, memory_order_relaxed);
 }
 
-/* Close every session the user left open. The registry lock is not held
- * while closing, which may run a session's finalizer. Sessions that ended
- * already are skipped. */
+/* Close every session the user left open; those that ended are gone from
+ * the table. No lock is held while closing, which may free a session. */
 static void close_all_sessions(parley_client_t *c)
 {
-    pthread_mutex_lock(&c->registry_mu);
-    size_t n = 0;
-    for (parley_session_t *s = c->sessions; s; s = s->reg_next)
-        n++;
-    parley_session_t **live = pl_xmalloc(n * sizeof(*live));
-    size_t nlive = 0;
-    for (parley_session_t *s = c->sessions; s; s = s->reg_next)
-        if (pl_actor_try_ref(&s->actor))
-            live[nlive++] = s;
-    pthread_mutex_unlock(&c->registry_mu);
-    for (size_t i = 0; i < nlive; i++) {
+    size_t n;
+    pl_session **live = pl_session_table_ref_client(c, &n);
+    for (size_t i = 0; i < n; i++) {
         pl_session_close_once(live[i]);
         pl_session_unref(live[i]);
     }
     free(live);
-}
-
-/* Every session has ended and no thread runs any more: the handles go. */
-static void free_session_handles(parley_client_t *c)
-{
-    while (c->sessions) {
-        parley_session_t *s = c->sessions;
-        c->sessions = s->reg_next;
-        free(s);
-    }
 }
 
 void parley_client_destroy(parley_client_t *c)
@@ -246,7 +237,7 @@ void parley_client_destroy(parley_client_t *c)
     if (!c)
         return;
     if (pl_pool_in_worker()) {
-        pl_log(c, PARLEY_LOG_ERROR, "client",
+        pl_log(&c->log, PARLEY_LOG_ERROR, "client",
                "parley_client_destroy() called from a callback; ignored");
         return;
     }
@@ -266,7 +257,6 @@ void parley_client_destroy(parley_client_t *c)
     close_all_sessions(c);
     pl_pool_stop(c->pool);
     pthread_mutex_unlock(&c->lifecycle_mu);
-    free_session_handles(c);
 
     pl_io_free(c->io);
     pl_stats_sink_free(c->stats); /* the pool delivered every document */
@@ -280,7 +270,6 @@ void parley_client_destroy(parley_client_t *c)
     pthread_mutex_destroy(&c->lifecycle_mu);
     pthread_mutex_destroy(&c->idle_mu);
     pthread_cond_destroy(&c->idle_cv);
-    pthread_mutex_destroy(&c->registry_mu);
     pthread_mutex_destroy(&c->space_mu);
     pthread_cond_destroy(&c->space_cv);
     free(c);

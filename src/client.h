@@ -11,17 +11,20 @@
 #include "conf.h"
 #include "counters.h"
 #include "histogram.h"
+#include "log.h"
 #include "parley.h"
 #include "pool.h"
 
 typedef struct pl_io pl_io;
 typedef struct pl_stats_sink pl_stats_sink;
+struct pl_session;
 
 #define PL_COUNT(client, field, n) \
     atomic_fetch_add_explicit(&(client)->counters.field, (n), memory_order_relaxed)
 
 struct parley_client {
     parley_conf_t *conf;
+    pl_logger log; /* from conf, with the key to take out */
     char *api_key;
     /* The endpoint as every log line, error and statistics document shows
      * it: without user information, query or fragment (pl_safe_url). */
@@ -48,10 +51,8 @@ struct parley_client {
     pthread_mutex_t space_mu;
     pthread_cond_t space_cv;
 
-    /* Every session handle, open, closed or ended, for destroy; guarded by
-     * registry_mu. sessions_open counts those not ended. */
-    pthread_mutex_t registry_mu;
-    parley_session_t *sessions;
+    /* Sessions opened and not ended (the statistics' sessions.open); the
+     * sessions themselves are found through session_table.h. */
     _Atomic int64_t sessions_open;
 
     pl_counters counters;
@@ -67,19 +68,17 @@ struct parley_client {
  * the client's limits: PARLEY_OK, or PARLEY_ERR_QUEUE_FULL with nothing
  * reserved.
  */
-parley_err_t pl_client_admit(parley_client_t *client, parley_session_t *s,
+parley_err_t pl_client_admit(parley_client_t *client, struct pl_session *s,
                              size_t bytes);
 /* Release what pl_client_admit() reserved: the request ended (its terminal
  * event was delivered) or was never accepted. */
-void pl_client_release(parley_client_t *client, parley_session_t *s, size_t bytes);
+void pl_client_release(parley_client_t *client, struct pl_session *s, size_t bytes);
 
 /* The CLOCK_REALTIME time timeout_ms (>= 0) from now, for timed waits. */
 void pl_deadline_after(struct timespec *deadline, int timeout_ms);
 
-/* The registry of session handles: each is added when opened and freed by
- * parley_client_destroy(), also when it ended long before (session.c). */
-void pl_client_register(parley_client_t *client, parley_session_t *session);
-/* A session ended: its state is freed, its handle stays registered. */
+/* A session was opened; one ended (its state is freed). */
+void pl_client_session_opened(parley_client_t *client);
 void pl_client_session_ended(parley_client_t *client);
 
 #endif

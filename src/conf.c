@@ -6,6 +6,7 @@
  */
 #include "conf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dialect_endpoint.h"
 #include "safe_text.h"
 #include "utf8.h"
 
@@ -46,26 +48,30 @@ static const char *dialect_problem(const char *name);
 static const char *compression_problem(const char *name);
 static const char *header_value_problem(const char *value);
 static const char *utf8_problem(const char *value);
+static const char *connect_to_problem(const char *value);
 
 #define PL_OFF(field) offsetof(struct parley_conf, field)
 
 static const pl_prop pl_props[] = {
     {"endpoint", PL_PROP_STRING, PL_OFF(endpoint), 0, 0, NULL,
-     "Server URL (ws://host[:port][/path] or wss://...); unset: "
-     "$PARLEY_ENDPOINT",
+     "Server URL: ws:// or wss:// (native), http:// or https:// (anthropic, "
+     "openai). No path: the dialect's is added (/v1/stream, /v1/messages, "
+     "/v1/chat/completions); a path ending in /v1 (the vendors' SDK base "
+     "URL) gets the rest of the API path; unset: $PARLEY_ENDPOINT",
      endpoint_problem},
     {"dialect", PL_PROP_STRING, PL_OFF(dialect_name), 0, 0, NULL,
      "API behind the endpoint: native (parley.v1 over ws/wss), anthropic or "
-     "openai (over http/https); unset: native for ws/wss, openai for "
+     "openai (over http/https); unset: anthropic for api.anthropic.com, "
+     "openai for api.openai.com, else native for ws/wss and openai for "
      "http/https",
      dialect_problem},
-    {"api_key.env", PL_PROP_STRING, PL_OFF(api_key_env), 0, 0,
+    {"api.key.env", PL_PROP_STRING, PL_OFF(api_key_env), 0, 0,
      "PARLEY_API_KEY",
      "Environment variable that holds the API key; left at its default, "
      "the anthropic and openai dialects first try ANTHROPIC_API_KEY or "
      "OPENAI_API_KEY",
      NULL},
-    {"api_key.file", PL_PROP_STRING, PL_OFF(api_key_file), 0, 0, NULL,
+    {"api.key.file", PL_PROP_STRING, PL_OFF(api_key_file), 0, 0, NULL,
      "File that holds the API key instead (a regular file, mode 0600 or "
      "stricter; one trailing newline is ignored)",
      NULL},
@@ -101,12 +107,24 @@ static const pl_prop pl_props[] = {
      "characters",
      header_value_problem},
     {"model", PL_PROP_STRING, PL_OFF(model), 0, 0, NULL,
-     "Model to ask for; unset: the server's default; UTF-8", utf8_problem},
-    {"max_tokens", PL_PROP_INT, PL_OFF(max_tokens), 0, 1000000, "0",
-     "Most tokens per reply; 0: not sent (the server decides)", NULL},
+     "Model to ask for (sessions may set their own); UTF-8. Unset: native "
+     "sends none (the server's default); anthropic and openai send "
+     "parley-echo-1 (the reference server's) to a loopback host and refuse "
+     "to start for any other host",
+     utf8_problem},
+    {"max.tokens", PL_PROP_INT, PL_OFF(max_tokens), 0, 1000000, "0",
+     "Most tokens per reply; 0: anthropic sends 1024 (its API requires a "
+     "value), native and openai send none (the server decides)",
+     NULL},
     {"connect.timeout.ms", PL_PROP_INT, PL_OFF(connect_timeout_ms), 1,
      600000, "10000", "Time allowed to connect and complete the handshake",
      NULL},
+    {"connect.to", PL_PROP_STRING, PL_OFF(connect_to), 0, 0, NULL,
+     "Connect elsewhere than the endpoint's host, as curl's --connect-to: "
+     "HOST:PORT:TO_HOST:TO_PORT[,...]; the request, TLS name check "
+     "included, still names the endpoint's host (a proxy or a test server "
+     "standing in for a vendor)",
+     connect_to_problem},
     {"max.message.bytes", PL_PROP_INT64, PL_OFF(max_message_bytes), 1024,
      INT64_C(1) << 30, "1048576",
      "Largest message sent or accepted, in bytes", NULL},
@@ -138,8 +156,8 @@ static const pl_prop pl_props[] = {
      "once the server agrees",
      NULL},
     {"log.level", PL_PROP_INT, PL_OFF(log_level), 0, 7, "4",
-     "Most verbose level logged: 3 error, 4 warning, 5 notice, 6 info, 7 "
-     "debug; $PARLEY_LOG overrides it",
+     "Most verbose level logged: error (3), warning (4), notice (5), info "
+     "(6) or debug (7), by name or number; $PARLEY_LOG overrides it",
      NULL},
     {"statistics.interval.ms", PL_PROP_INT, PL_OFF(stats_interval_ms), 0,
      86400000, "0",
@@ -232,12 +250,131 @@ conf_error(char *errstr, size_t errstr_size, parley_err_t err,
     return err;
 }
 
+/*
+ * The naming rule: lowercase words joined by dots, the unit last
+ * ("connect.timeout.ms"). A '_' or '-' in a given name stands for a dot, so
+ * the names from before the rule ("max_tokens", "api_key.env") and the
+ * spellings of other tools ("max-tokens") find the property too.
+ */
+static char name_char(char c)
+{
+    return c == '_' || c == '-' ? '.' : c;
+}
+
+static bool name_matches(const char *given, const char *name)
+{
+    for (; *given && *name; given++, name++)
+        if (name_char(*given) != *name)
+            return false;
+    return *given == *name;
+}
+
 static const pl_prop *prop_find(const char *name)
 {
     for (size_t i = 0; i < PL_NPROPS; i++)
-        if (strcmp(pl_props[i].name, name) == 0)
+        if (name_matches(name, pl_props[i].name))
             return &pl_props[i];
     return NULL;
+}
+
+/* The longest name the suggestion compares; longer ones get none. */
+#define PL_NAME_COMPARED_MAX 48
+
+/* Edits (insert, delete, replace, swap two neighbours) from a to b. */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t d[PL_NAME_COMPARED_MAX + 1][PL_NAME_COMPARED_MAX + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* given in lowercase, with dots for '_' and '-', into norm
+ * (PL_NAME_COMPARED_MAX + 1 bytes); false when it is longer. */
+static bool name_normalize(const char *given, char *norm)
+{
+    size_t len = strlen(given);
+    if (len > PL_NAME_COMPARED_MAX)
+        return false;
+    for (size_t i = 0; i <= len; i++)
+        norm[i] = (char)tolower((unsigned char)name_char(given[i]));
+    return true;
+}
+
+/* The property a mistyped name most likely meant, or NULL: the closest
+ * name within a few edits (more for longer names). */
+static const pl_prop *prop_nearest(const char *given)
+{
+    char norm[PL_NAME_COMPARED_MAX + 1];
+    const pl_prop *best = NULL;
+    size_t best_d = SIZE_MAX;
+
+    if (!name_normalize(given, norm))
+        return NULL;
+    size_t len = strlen(norm);
+    for (size_t i = 0; i < PL_NPROPS; i++) {
+        size_t n = strlen(pl_props[i].name);
+        if (n > PL_NAME_COMPARED_MAX)
+            continue;
+        size_t d = edit_distance(norm, len, pl_props[i].name, n);
+        size_t allowed = n < 8 ? 2 : 2 + n / 8;
+        if (d <= allowed && d < best_d) {
+            best = &pl_props[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* Whether a name asks to set the key itself, which is never a property. */
+static bool names_the_key(const char *given)
+{
+    static const char *const key_names[] = {"api.key", "apikey", "key", "api.key.value",
+                                            "anthropic.api.key", "openai.api.key"};
+    char norm[PL_NAME_COMPARED_MAX + 1];
+    if (!name_normalize(given, norm))
+        return false;
+    for (size_t i = 0; i < sizeof(key_names) / sizeof(key_names[0]); i++)
+        if (!strcmp(norm, key_names[i]))
+            return true;
+    return false;
+}
+
+static parley_err_t unknown_property(const char *name, char *errstr, size_t errstr_size)
+{
+    char shown[PL_TEXT_MAX];
+    const pl_prop *near;
+
+    pl_safe_text(shown, sizeof(shown), name, strlen(name), NULL);
+    if (names_the_key(name))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_UNKNOWN_OPTION,
+                          "no such property \"%s\": the API key is never a property, "
+                          "so that it stays out of code and command lines; say where "
+                          "it is with \"api.key.env\" (an environment variable, "
+                          "default PARLEY_API_KEY) or \"api.key.file\" (a file, "
+                          "mode 0600)",
+                          shown);
+    if ((near = prop_nearest(name)))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_UNKNOWN_OPTION,
+                          "no such property \"%s\": did you mean \"%s\"?", shown,
+                          near->name);
+    return conf_error(errstr, errstr_size, PARLEY_ERR_UNKNOWN_OPTION,
+                      "no such property \"%s\"", shown);
 }
 
 static void *prop_field(parley_conf_t *conf, const pl_prop *p)
@@ -423,6 +560,39 @@ static const char *utf8_problem(const char *value)
     return pl_utf8_valid(value, strlen(value)) ? NULL : "is not valid UTF-8";
 }
 
+/* Whether one CONNECT_TO entry (len bytes) has curl's four fields:
+ * HOST:PORT:TO_HOST:TO_PORT, any of them empty, a host maybe [IPv6]. */
+static bool connect_to_entry_ok(const char *entry, size_t len)
+{
+    size_t colons = 0;
+    bool in_brackets = false;
+    for (size_t i = 0; i < len; i++) {
+        if (entry[i] == '[')
+            in_brackets = true;
+        else if (entry[i] == ']')
+            in_brackets = false;
+        else if (entry[i] == ':' && !in_brackets)
+            colons++;
+    }
+    return colons == 3 && !in_brackets;
+}
+
+/* curl's CONNECT_TO entries, comma-separated. */
+static const char *connect_to_problem(const char *value)
+{
+    for (const unsigned char *c = (const unsigned char *)value; *c; c++)
+        if (*c <= ' ' || *c == 0x7f)
+            return "must not contain spaces or control characters";
+    for (const char *entry = value;; ) {
+        size_t len = strcspn(entry, ",");
+        if (!connect_to_entry_ok(entry, len))
+            return "is not HOST:PORT:TO_HOST:TO_PORT[,...] (curl's --connect-to)";
+        if (!entry[len])
+            return NULL;
+        entry += len + 1;
+    }
+}
+
 /* ---- storing and reading values ---------------------------------------- */
 
 /* A value as error messages quote it: an endpoint without its credentials
@@ -473,6 +643,19 @@ parley_err_t pl_conf_parse_int_as(const char *name, const char *text, int64_t *o
     return parse_int(label, text, p->min, p->max, out, errstr, errstr_size);
 }
 
+/* The names of the log levels from PARLEY_LOG_ERROR on, as PARLEY_LOG and
+ * log.level take them. */
+static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
+
+/* The level a name stands for, or -1. */
+static int level_by_name(const char *text)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (strcasecmp(text, level_names[i]) == 0)
+            return PARLEY_LOG_ERROR + (int)i;
+    return -1;
+}
+
 /* Parse `value` for property p and store it; conf is unchanged on error. */
 static parley_err_t prop_store(parley_conf_t *conf, const pl_prop *p,
                                const char *value, char *errstr,
@@ -494,7 +677,15 @@ static parley_err_t prop_store(parley_conf_t *conf, const pl_prop *p,
             *(double *)prop_field(conf, p) = d;
         return err;
     }
+    if (p->offset == PL_OFF(log_level) && level_by_name(value) >= 0) {
+        *(int *)prop_field(conf, p) = level_by_name(value);
+        return PARLEY_OK;
+    }
     err = parse_int(label, value, p->min, p->max, &i, errstr, errstr_size);
+    if (err != PARLEY_OK && p->offset == PL_OFF(log_level))
+        return conf_error(errstr, errstr_size, err,
+                          "%s: \"%.32s\" is not error, warning, notice, info, debug "
+                          "or 0-7", label, value);
     if (err != PARLEY_OK)
         return err;
     if (p->type == PL_PROP_INT)
@@ -595,8 +786,7 @@ parley_err_t parley_conf_set(parley_conf_t *conf, const char *name,
                           "parley_conf_set(): conf, name and value must "
                           "not be NULL");
     if (!(p = prop_find(name)))
-        return conf_error(errstr, errstr_size, PARLEY_ERR_UNKNOWN_OPTION,
-                          "no such property \"%s\"", name);
+        return unknown_property(name, errstr, errstr_size);
     return prop_store(conf, p, value, errstr, errstr_size);
 }
 
@@ -772,7 +962,7 @@ static parley_err_t resolve_endpoint(const parley_conf_t *conf, char **out,
     if (!env || !*env)
         return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
                           "no endpoint: set the \"endpoint\" property or "
-                          "PARLEY_ENDPOINT");
+                          "PARLEY_ENDPOINT (docs/vendors.md names the vendors')");
     if ((why = endpoint_problem(env))) {
         char shown[PL_VALUE_SHOWN_MAX];
         pl_safe_url(env, shown, sizeof(shown));
@@ -911,17 +1101,19 @@ static parley_err_t key_from_file(const char *path, char **key, char *errstr,
     return err;
 }
 
-static parley_err_t key_from_env(const char *var, char **key, char *errstr,
-                                 size_t errstr_size)
+/* The key from environment variable var. When it is unset, the message
+ * says why that variable after its name (`whose`) and ends with `hint`
+ * (both may be ""). */
+static parley_err_t key_from_env(const char *var, const char *whose, const char *hint,
+                                 char **key, char *errstr, size_t errstr_size)
 {
     const char *value = getenv(var);
     const char *why;
 
     if (!value || !*value)
         return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
-                          "no API key: set %s or the \"api_key.file\" "
-                          "property",
-                          var);
+                          "no API key: set %s%s or the \"api.key.file\" property%s",
+                          var, whose, hint);
     if ((why = key_problem(value, strlen(value))))
         return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
                           "the API key in environment variable %s %s", var,
@@ -946,62 +1138,131 @@ static const char *dialect_problem(const char *name)
     return "is not native, anthropic or openai";
 }
 
-/* The dialect from "dialect" and the endpoint's scheme, which must agree. */
+/* The dialect and why it was chosen, resolved by pl_conf_finalize(). */
+typedef struct pl_dialect_choice {
+    pl_dialect dialect;
+    bool explicit_name; /* set by the "dialect" property */
+    char why[112];      /* "chosen by the host api.anthropic.com" */
+} pl_dialect_choice;
+
+/*
+ * The dialect: the "dialect" property, else the vendor's well-known host,
+ * else the scheme (ws/wss: native, http/https: openai). It must agree with
+ * the scheme, and with the host when that is a vendor's.
+ */
 static parley_err_t resolve_dialect(const parley_conf_t *conf, const char *endpoint,
-                                    pl_dialect *out, char *errstr, size_t errstr_size)
+                                    pl_dialect_choice *c, char *errstr, size_t errstr_size)
 {
     bool http = scheme_is_http(endpoint);
-    const char *name = conf->dialect_name;
-    if (!name) {
-        *out = http ? PL_DIALECT_OPENAI : PL_DIALECT_NATIVE;
-        return PARLEY_OK;
+    const char *name = conf->dialect_name, *host = "";
+    size_t host_len = 0;
+    pl_dialect vendor = PL_DIALECT_NATIVE;
+    bool at_vendor = pl_endpoint_vendor_dialect(endpoint, &vendor);
+
+    pl_endpoint_host(endpoint, &host, &host_len);
+    c->explicit_name = name != NULL;
+    if (name) {
+        c->dialect = !strcmp(name, "anthropic") ? PL_DIALECT_ANTHROPIC
+                     : !strcmp(name, "openai")  ? PL_DIALECT_OPENAI
+                                                : PL_DIALECT_NATIVE;
+        snprintf(c->why, sizeof(c->why), "set by the \"dialect\" property");
+    } else if (at_vendor) {
+        c->dialect = vendor;
+        snprintf(c->why, sizeof(c->why), "chosen by the host %.*s", (int)host_len, host);
+    } else {
+        c->dialect = http ? PL_DIALECT_OPENAI : PL_DIALECT_NATIVE;
+        snprintf(c->why, sizeof(c->why), "chosen by the scheme %.*s",
+                 (int)scheme_length(endpoint), endpoint);
     }
-    *out = !strcmp(name, "anthropic") ? PL_DIALECT_ANTHROPIC
-           : !strcmp(name, "openai")  ? PL_DIALECT_OPENAI
-                                      : PL_DIALECT_NATIVE;
-    if (http == (*out != PL_DIALECT_NATIVE))
+    if (at_vendor && c->dialect != vendor)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                          "the %s dialect (%s) does not fit %.*s, which speaks the %s "
+                          "dialect: leave the \"dialect\" property unset",
+                          pl_dialect_name(c->dialect), c->why, (int)host_len, host,
+                          pl_dialect_name(vendor));
+    if (http == (c->dialect != PL_DIALECT_NATIVE))
         return PARLEY_OK;
     return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
-                      "dialect \"%s\" needs an endpoint starting with %s", name,
+                      "the %s dialect (%s) needs an endpoint starting with %s",
+                      pl_dialect_name(c->dialect), c->why,
                       http ? "ws:// or wss://" : "http:// or https://");
 }
 
+/*
+ * The HTTP dialects name a model in every request. Unset, the reference
+ * server's echo model is sent, which only a server on this machine can
+ * serve: anywhere else the client does not start, rather than send a model
+ * that fails every request.
+ */
+static parley_err_t check_model(const parley_conf_t *conf, const char *endpoint,
+                                const pl_dialect_choice *c, char *errstr, size_t errstr_size)
+{
+    const char *host = "";
+    size_t host_len = 0;
+    pl_dialect vendor;
+
+    if (c->dialect == PL_DIALECT_NATIVE || conf->model || pl_endpoint_is_loopback(endpoint))
+        return PARLEY_OK;
+    pl_endpoint_host(endpoint, &host, &host_len);
+    bool at_vendor = pl_endpoint_vendor_dialect(endpoint, &vendor);
+    return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
+                      "no model: %.*s (%s dialect, %s) needs one in every request: set the "
+                      "\"model\" property to %s; sessions may override it",
+                      (int)host_len, host, pl_dialect_name(c->dialect), c->why,
+                      !at_vendor ? "a model the server serves"
+                      : vendor == PL_DIALECT_ANTHROPIC
+                          ? "an Anthropic model, e.g. claude-sonnet-4-5"
+                          : "an OpenAI model, e.g. gpt-4o-mini");
+}
+
 /* The variable holding the key: the vendor's own name first when the
- * dialect is a vendor's and api_key.env was left at its default. */
-static parley_err_t resolve_key_from_env(const parley_conf_t *conf, pl_dialect dialect,
+ * dialect is a vendor's and api.key.env was left at its default. */
+static parley_err_t resolve_key_from_env(const parley_conf_t *conf, const pl_dialect_choice *c,
                                          char **key, char *errstr, size_t errstr_size)
 {
     const char *var = conf->api_key_env ? conf->api_key_env : "PARLEY_API_KEY";
-    const char *vendor = dialect == PL_DIALECT_ANTHROPIC ? "ANTHROPIC_API_KEY"
-                         : dialect == PL_DIALECT_OPENAI  ? "OPENAI_API_KEY"
-                                                         : NULL;
-    if (vendor && !strcmp(var, "PARLEY_API_KEY")) {
-        const char *v = getenv(vendor);
-        if (v && *v)
-            return key_from_env(vendor, key, errstr, errstr_size);
-        if (!getenv(var) || !*getenv(var))
-            return key_from_env(vendor, key, errstr, errstr_size); /* names the vendor's */
+    const char *vendor = c->dialect == PL_DIALECT_ANTHROPIC ? "ANTHROPIC_API_KEY"
+                         : c->dialect == PL_DIALECT_OPENAI  ? "OPENAI_API_KEY"
+                                                            : NULL;
+    const char *other = c->dialect == PL_DIALECT_ANTHROPIC ? "OPENAI_API_KEY"
+                                                           : "ANTHROPIC_API_KEY";
+    char whose[200], hint[120] = "";
+
+    if (!vendor || strcmp(var, "PARLEY_API_KEY") != 0) {
+        snprintf(whose, sizeof(whose), "%s",
+                 conf->api_key_env ? " (named by the \"api.key.env\" property)" : "");
+        return key_from_env(var, whose, "", key, errstr, errstr_size);
     }
-    return key_from_env(var, key, errstr, errstr_size);
+    const char *v = getenv(vendor);
+    if ((v && *v) || !getenv(var) || !*getenv(var)) {
+        snprintf(whose, sizeof(whose), " (the variable of the %s dialect, %s)",
+                 pl_dialect_name(c->dialect), c->why);
+        /* A key for the other vendor hints at the dialect the user meant. */
+        const char *o = c->explicit_name ? NULL : getenv(other);
+        if (o && *o)
+            snprintf(hint, sizeof(hint), "; %s is set: for %s API set the \"dialect\" "
+                     "property to %s", other,
+                     c->dialect == PL_DIALECT_OPENAI ? "Anthropic's" : "OpenAI's",
+                     c->dialect == PL_DIALECT_OPENAI ? "anthropic" : "openai");
+        return key_from_env(vendor, whose, hint, key, errstr, errstr_size);
+    }
+    return key_from_env(var, "", "", key, errstr, errstr_size);
 }
 
 /* PARLEY_LOG, when set, overrides log.level: a name or a number 0-7. */
 static parley_err_t resolve_log_level(const parley_conf_t *conf, int *out,
                                       char *errstr, size_t errstr_size)
 {
-    static const char *const names[] = {"error", "warning", "notice", "info",
-                                        "debug"};
     const char *env = getenv("PARLEY_LOG");
     int64_t level;
 
     *out = conf->log_level;
     if (!env || !*env)
         return PARLEY_OK;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcasecmp(env, names[i]) == 0) {
-            *out = PARLEY_LOG_ERROR + (int)i;
-            return PARLEY_OK;
-        }
+    if (level_by_name(env) >= 0) {
+        *out = level_by_name(env);
+        return PARLEY_OK;
+    }
     if (parse_int("environment variable PARLEY_LOG", env, 0, 7, &level,
                   errstr, errstr_size) != PARLEY_OK)
         return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
@@ -1045,11 +1306,11 @@ static parley_err_t check_cross(const parley_conf_t *conf, char *errstr,
 parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
                               char *errstr, size_t errstr_size)
 {
-    char *endpoint = NULL;
+    char *endpoint = NULL, *complete = NULL;
     parley_err_t err;
     int worker_id = -1;
     int log_level = 0;
-    pl_dialect dialect = PL_DIALECT_NATIVE;
+    pl_dialect_choice dialect = {.dialect = PL_DIALECT_NATIVE};
 
     if (!conf || !api_key)
         return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_ARG,
@@ -1062,9 +1323,13 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     err = resolve_endpoint(conf, &endpoint, errstr, errstr_size);
     if (err == PARLEY_OK)
         err = resolve_worker_id(conf, &worker_id, errstr, errstr_size);
+    const char *given = endpoint ? endpoint : conf->endpoint;
     if (err == PARLEY_OK)
-        err = resolve_dialect(conf, endpoint ? endpoint : conf->endpoint, &dialect,
-                              errstr, errstr_size);
+        err = resolve_dialect(conf, given, &dialect, errstr, errstr_size);
+    if (err == PARLEY_OK)
+        err = check_model(conf, given, &dialect, errstr, errstr_size);
+    if (err == PARLEY_OK && !(complete = pl_endpoint_complete(given, dialect.dialect)))
+        err = conf_error(errstr, errstr_size, PARLEY_ERR_NO_MEMORY, "out of memory");
     if (err == PARLEY_OK)
         err = resolve_log_level(conf, &log_level, errstr, errstr_size);
     if (err == PARLEY_OK)
@@ -1073,15 +1338,18 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     if (err == PARLEY_OK && conf->api_key_file)
         err = key_from_file(conf->api_key_file, api_key, errstr, errstr_size);
     else if (err == PARLEY_OK)
-        err = resolve_key_from_env(conf, dialect, api_key, errstr, errstr_size);
+        err = resolve_key_from_env(conf, &dialect, api_key, errstr, errstr_size);
+    free(endpoint);
     if (err != PARLEY_OK) {
-        free(endpoint);
+        free(complete);
         return err;
     }
-    if (endpoint)
-        conf->endpoint = endpoint;
+    free(conf->endpoint);
+    conf->endpoint = complete;
     conf->worker_id = worker_id;
     conf->log_level = log_level;
-    conf->dialect = dialect;
+    conf->dialect = dialect.dialect;
+    snprintf(conf->dialect_shown, sizeof(conf->dialect_shown), "%s dialect, %s",
+             pl_dialect_name(dialect.dialect), dialect.why);
     return PARLEY_OK;
 }

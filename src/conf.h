@@ -18,9 +18,12 @@ struct parley_conf {
     char *dialect_name;        /* "dialect": native, anthropic, openai; NULL: by scheme */
     char *system_prompt;       /* "system"; NULL: none */
     char *anthropic_version;   /* "anthropic.version", default "2023-06-01" */
-    pl_dialect dialect;        /* resolved from dialect_name and the scheme */
-    char *api_key_env;         /* "api_key.env", default "PARLEY_API_KEY" */
-    char *api_key_file;        /* "api_key.file", default NULL */
+    pl_dialect dialect;        /* resolved from dialect_name, the host, the scheme */
+    /* The dialect and why it was chosen, for messages: "anthropic dialect,
+     * chosen by the host api.anthropic.com"; set by pl_conf_finalize(). */
+    char dialect_shown[160];
+    char *api_key_env;         /* "api.key.env", default "PARLEY_API_KEY" */
+    char *api_key_file;        /* "api.key.file", default NULL */
     int heartbeat_interval_s;  /* "heartbeat.interval.s", 1..3600, default 30 */
     int workers;               /* "workers", 0..256, 0 = number of CPUs */
     int connections;           /* "connections", 0..1024, 0 = sizing rule */
@@ -30,8 +33,9 @@ struct parley_conf {
                                            1..1000000, default 500 */
     int worker_id;             /* "worker.id", -1..1023; -1 = $PARLEY_WORKER_ID or 0 */
     char *model;               /* "model"; NULL: the server's default */
-    int max_tokens;            /* "max_tokens", 0..1000000, 0 = omitted */
+    int max_tokens;            /* "max.tokens", 0..1000000, 0 = the dialect's default */
     int connect_timeout_ms;    /* "connect.timeout.ms", 1..600000, default 10000 */
+    char *connect_to;          /* "connect.to": curl's CONNECT_TO entries, comma-separated */
     int64_t max_message_bytes; /* "max.message.bytes", 1024..(1<<30), default 1 MiB */
     /* Reliability (see docs/reliability.md). */
     int retry_max_attempts;    /* "retry.max.attempts", 1..100, default 3 */
@@ -69,9 +73,11 @@ struct parley_conf {
 /*
  * Resolve what comes from the environment and check options against each
  * other, once, when a client is created: fills endpoint from PARLEY_ENDPOINT,
- * the dialect from "dialect" or the endpoint's scheme (ws/wss: native,
- * http/https: openai unless set), the key variable's default by dialect
- * (ANTHROPIC_API_KEY, OPENAI_API_KEY, then PARLEY_API_KEY),
+ * the dialect from "dialect", else the vendors' hosts (api.anthropic.com,
+ * api.openai.com), else the endpoint's scheme (ws/wss: native, http/https:
+ * openai), completes the endpoint's path (dialect_endpoint.h), requires a
+ * model of the HTTP dialects off loopback, the key variable's default by
+ * dialect (ANTHROPIC_API_KEY, OPENAI_API_KEY, then PARLEY_API_KEY),
  * worker_id from PARLEY_WORKER_ID, and reads the API key (from the variable
  * named by api_key.env or the file api_key.file, which must not be readable
  * by group or others) into a new string *api_key (caller frees).

@@ -1,7 +1,26 @@
 #include "easy.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "alloc.h"
+
+struct curl_slist *pl_easy_connect_to(const char *entries)
+{
+    struct curl_slist *list = NULL;
+    for (const char *e = entries; e && *e;) {
+        size_t len = strcspn(e, ",");
+        char *entry = strndup(e, len);
+        struct curl_slist *more = entry ? curl_slist_append(list, entry) : NULL;
+        free(entry);
+        if (!more)
+            pl_oom("the connect.to list");
+        list = more;
+        e += len + (e[len] == ',');
+    }
+    return list;
+}
 
 void pl_easy_setup(CURL *e, const pl_easy_opts *o, char *errbuf)
 {
@@ -20,6 +39,8 @@ void pl_easy_setup(CURL *e, const pl_easy_opts *o, char *errbuf)
         curl_easy_setopt(e, CURLOPT_SSLCERT, o->cert_file);
     if (o->key_file)
         curl_easy_setopt(e, CURLOPT_SSLKEY, o->key_file);
+    if (o->connect_to)
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, o->connect_to);
     if (o->insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -22,9 +22,14 @@ typedef struct pl_easy_opts {
     const char *pinned_pubkey;       /* "sha256//..." pins, or NULL */
     const char *cert_file, *key_file; /* client certificate (mutual TLS) */
     bool insecure;                   /* no peer or host name verification */
+    struct curl_slist *connect_to;   /* "connect.to" entries, or NULL */
     curl_debug_callback trace;       /* NULL: no trace */
     void *trace_data;
 } pl_easy_opts;
+
+/* The "connect.to" property (comma-separated entries) as the list that
+ * CURLOPT_CONNECT_TO takes; NULL for NULL. Free with curl_slist_free_all. */
+struct curl_slist *pl_easy_connect_to(const char *entries);
 
 /* Apply the shared options to e. */
 void pl_easy_setup(CURL *e, const pl_easy_opts *o, char *errbuf);

@@ -7,7 +7,6 @@
 
 #include "alloc.h"
 #include "clock.h"
-#include "route.h"
 #include "safe_text.h"
 
 #define ERROR_BODY_MAX 16384
@@ -124,16 +123,16 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
 static void fail_in_stream(pl_http_stream *s, parley_err_t err, const char *msg,
                            bool retryable)
 {
-    struct pl_route *r = s->route;
-    s->route = NULL;
+    void *req = s->req;
+    s->req = NULL;
     s->state = PL_HTTP_ABANDONED;
-    pl_io_http_failed(s->io, r, err, msg, retryable, -1);
+    s->cfg->events->failed(s->cfg->owner, req, err, msg, retryable, -1);
 }
 
 static int on_event(void *userdata, const pl_sse_event *ev)
 {
     pl_http_stream *s = userdata;
-    if (!s->route)
+    if (!s->req)
         return 0; /* finished: the rest is read and dropped */
     pl_stream_result res;
     char err[160];
@@ -147,13 +146,14 @@ static int on_event(void *userdata, const pl_sse_event *ev)
     case PL_STREAM_NONE:
         break;
     case PL_STREAM_TEXT:
-        pl_io_http_text(s->io, s->route, res.text, res.text_len);
+        s->pieces++;
+        s->cfg->events->text(s->cfg->owner, s->req, res.text, res.text_len);
         break;
     case PL_STREAM_DONE: {
-        struct pl_route *r = s->route;
-        s->route = NULL;
+        void *req = s->req;
+        s->req = NULL;
         s->state = PL_HTTP_FINISHED;
-        pl_io_http_done(s->io, r, &res);
+        s->cfg->events->done(s->cfg->owner, req, &res);
         break;
     }
     case PL_STREAM_ERROR: {
@@ -165,7 +165,7 @@ static int on_event(void *userdata, const pl_sse_event *ev)
                  s->request_id[0] ? ")" : "");
         parley_err_t code = pl_dialect_map_error_type(res.error_type);
         /* Before the first piece a transient error may be retried. */
-        bool retryable = s->route->next_seq == 0 &&
+        bool retryable = s->pieces == 0 &&
                          (code == PARLEY_ERR_OVERLOADED || code == PARLEY_ERR_RATE_LIMITED ||
                           code == PARLEY_ERR_SERVER_INTERNAL);
         fail_in_stream(s, code, msg, retryable);
@@ -193,7 +193,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
     s->in_callback = true;
     int rc = pl_sse_feed(&s->sse, data, len, on_event, s);
     s->in_callback = false;
-    if (rc == -1 && s->route)
+    if (rc == -1 && s->req)
         fail_in_stream(s, PARLEY_ERR_PROTOCOL,
                        "invalid event stream from the server: an event over the size limit",
                        false);
@@ -247,11 +247,10 @@ static void stream_destroy(pl_http_stream *s)
 }
 
 /* A new stream with the options that every request of cfg shares. */
-static pl_http_stream *stream_new(struct pl_io *io, CURLM *multi, pl_http_config *cfg)
+static pl_http_stream *stream_new(CURLM *multi, pl_http_config *cfg)
 {
     pl_http_stream *s = pl_xcalloc(1, sizeof(*s));
     s->kind = PL_EASY_HTTP;
-    s->io = io;
     s->multi = multi;
     s->cfg = cfg;
     pl_sse_init(&s->sse, cfg->max_event_bytes);
@@ -281,9 +280,11 @@ static pl_http_stream *stream_new(struct pl_io *io, CURLM *multi, pl_http_config
 
 /* Fresh per-request state, this request's headers and body, and the
  * transfer added to the multi handle. Returns 0 or -1. */
-static int stream_begin(pl_http_stream *s, struct pl_route *r)
+static int stream_begin(pl_http_stream *s, void *req, uint64_t id, const char *body,
+                        size_t body_len)
 {
-    s->route = r;
+    s->req = req;
+    s->pieces = 0;
     s->state = PL_HTTP_ATTACHED;
     s->in_callback = false;
     s->errbuf[0] = '\0';
@@ -299,7 +300,7 @@ static int stream_begin(pl_http_stream *s, struct pl_route *r)
     pl_buf_reset(&s->error_body);
     /* The same key on every retry lets the server drop a duplicate. */
     char line[64];
-    snprintf(line, sizeof(line), "Idempotency-Key: %llu", (unsigned long long)r->id);
+    snprintf(line, sizeof(line), "Idempotency-Key: %llu", (unsigned long long)id);
     s->idempotency = curl_slist_append(NULL, line);
     if (!s->idempotency)
         return -1;
@@ -308,8 +309,8 @@ static int stream_begin(pl_http_stream *s, struct pl_route *r)
         last = last->next;
     last->next = s->idempotency;
     curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
-    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, r->frame);
-    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->frame_len);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     return curl_multi_add_handle(s->multi, s->easy) == CURLM_OK ? 0 : -1;
 }
 
@@ -332,7 +333,7 @@ static void stream_done(pl_http_stream *s)
 {
     curl_multi_remove_handle(s->multi, s->easy);
     drop_idempotency(s);
-    s->route = NULL;
+    s->req = NULL;
     pl_http_config *cfg = s->cfg;
     if (cfg->nidle >= cfg->max_idle) {
         stream_destroy(s);
@@ -344,18 +345,19 @@ static void stream_done(pl_http_stream *s)
     cfg->nidle++;
 }
 
-pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi, pl_http_config *cfg,
-                              struct pl_route *r, char *err, size_t err_size)
+pl_http_stream *pl_http_start(CURLM *multi, pl_http_config *cfg, void *req, uint64_t id,
+                              const char *body, size_t body_len, char *err,
+                              size_t err_size)
 {
     pl_http_stream *s = cfg->idle;
     if (s) {
         cfg->idle = s->next_idle;
         cfg->nidle--;
-    } else if (!(s = stream_new(io, multi, cfg))) {
+    } else if (!(s = stream_new(multi, cfg))) {
         snprintf(err, err_size, "could not create an HTTP request");
         return NULL;
     }
-    if (stream_begin(s, r) != 0) {
+    if (stream_begin(s, req, id, body, body_len) != 0) {
         snprintf(err, err_size, "could not start an HTTP request");
         curl_multi_remove_handle(multi, s->easy); /* harmless when not added */
         drop_idempotency(s);
@@ -380,7 +382,7 @@ void pl_http_condemn_conn(pl_http_stream *s)
 
 void pl_http_release(pl_http_stream *s)
 {
-    s->route = NULL;
+    s->req = NULL;
     if (s->in_callback) {
         s->state = PL_HTTP_ABANDONED;
         return;
@@ -388,25 +390,40 @@ void pl_http_release(pl_http_stream *s)
     stream_done(s);
 }
 
-/* Why an answer with an error status failed, in the vendor's words. */
-static void report_error_status(pl_http_stream *s, struct pl_route *r)
+/* What to check after an answer that says the request cannot work. */
+static const char *status_advice(long status)
 {
-    char type[64] = "", vendor_msg[300] = "", msg[600];
+    switch (status) {
+    case 401: return "; check the API key";
+    case 403: return "; the key may not use this model or endpoint";
+    case 404: return "; check the endpoint's path, the dialect and the \"model\" property";
+    }
+    return "";
+}
+
+/* Why an answer with an error status failed, in the vendor's words, with
+ * the URL and the dialect (which decided the path and the body). */
+static void report_error_status(pl_http_stream *s, void *req)
+{
+    char type[64] = "", vendor_msg[300] = "", msg[900];
     if (pl_dialect_error_body(s->error_body.data ? s->error_body.data : "",
                               s->error_body.len, type, sizeof(type), vendor_msg,
                               sizeof(vendor_msg)) != 0)
         snprintf(vendor_msg, sizeof(vendor_msg), "%s",
                  s->status == 200 ? "the answer is not an event stream" : "no error body");
-    snprintf(msg, sizeof(msg), "HTTP %ld%s%s: %s%s%s%s", s->status, type[0] ? " " : "", type,
-             vendor_msg, s->request_id[0] ? " (request-id " : "", s->request_id,
-             s->request_id[0] ? ")" : "");
+    snprintf(msg, sizeof(msg), "HTTP %ld from %s (%s): %s%s%s%s%s%s", s->status,
+             s->cfg->url_shown, s->cfg->dialect_shown ? s->cfg->dialect_shown : "",
+             type, type[0] ? ": " : "", vendor_msg, s->request_id[0] ? " (request-id " : "",
+             s->request_id, s->request_id[0] ? ")" : "");
+    size_t used = strlen(msg);
+    snprintf(msg + used, sizeof(msg) - used, "%s", status_advice(s->status));
     parley_err_t err = s->status == 200 ? PARLEY_ERR_PROTOCOL
                        : type[0] && pl_dialect_map_status(s->status) == PARLEY_ERR_PROTOCOL
                            ? pl_dialect_map_error_type(type)
                            : pl_dialect_map_status(s->status);
     bool retryable = s->should_retry >= 0 ? s->should_retry == 1
                                           : pl_dialect_status_retryable(s->status);
-    pl_io_http_failed(s->io, r, err, msg, retryable, s->retry_after_ms);
+    s->cfg->events->failed(s->cfg->owner, req, err, msg, retryable, s->retry_after_ms);
 }
 
 pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
@@ -418,25 +435,31 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
         curl_easy_getinfo(s->easy, CURLINFO_HTTP_VERSION, &version);
         out.http2 = version == CURL_HTTP_VERSION_2_0;
     }
-    struct pl_route *r = s->route;
-    s->route = NULL;
-    if (r) {
+    void *req = s->req;
+    s->req = NULL;
+    const pl_http_events *ev = s->cfg->events;
+    if (req) {
         if (s->status != 0 && (s->status != 200 || !s->event_stream)) {
-            report_error_status(s, r);
+            report_error_status(s, req);
         } else if (rc != CURLE_OK && s->status == 0) {
             char msg[CURL_ERROR_SIZE + 200];
             bool retryable;
             parley_err_t err = pl_easy_explain(rc, s->errbuf, s->cfg->url_shown, msg,
                                                sizeof(msg), &retryable);
-            pl_io_http_failed(s->io, r, err, msg, retryable, -1);
+            ev->failed(s->cfg->owner, req, err, msg, retryable, -1);
         } else {
             /* The stream ended, or broke, before the reply did. */
-            char msg[CURL_ERROR_SIZE + 200];
-            snprintf(msg, sizeof(msg), "the stream ended after %u piece%s, before the reply "
-                     "completed (%s)%s", r->next_seq, r->next_seq == 1 ? "" : "s",
-                     s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc),
-                     r->next_seq ? "; HTTP streaming APIs cannot resume a reply" : "");
-            pl_io_http_failed(s->io, r, PARLEY_ERR_CONNECTION_LOST, msg, r->next_seq == 0, -1);
+            char msg[CURL_ERROR_SIZE + 400];
+            const char *detail = s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc);
+            if (s->pieces)
+                snprintf(msg, sizeof(msg), "connection lost mid-reply: the stream from %s "
+                         "ended after %u piece%s, before the reply completed (%s); HTTP "
+                         "streaming APIs cannot resume a reply: send the turn again",
+                         s->cfg->url_shown, s->pieces, s->pieces == 1 ? "" : "s", detail);
+            else
+                snprintf(msg, sizeof(msg), "the stream from %s ended before the reply's "
+                         "first piece (%s)", s->cfg->url_shown, detail);
+            ev->failed(s->cfg->owner, req, PARLEY_ERR_CONNECTION_LOST, msg, s->pieces == 0, -1);
         }
     }
     stream_done(s);

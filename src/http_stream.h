@@ -19,18 +19,31 @@
 #include "easy.h"
 #include "sse.h"
 
-struct pl_io;
-struct pl_route;
+/* What a request's stream reports to the stream's owner (the I/O thread),
+ * which http_stream does not know: `req` is the owner's record, given to
+ * pl_http_start(). done and failed detach the stream from it. They run
+ * inside curl callbacks or pl_http_finish(). */
+typedef struct pl_http_events {
+    void (*text)(void *owner, void *req, const char *text, size_t len);
+    void (*done)(void *owner, void *req, const pl_stream_result *res);
+    /* retryable: the request may be sent again (after retry_after_ms when
+     * >= 0). msg already names the HTTP status and the vendor's request id. */
+    void (*failed)(void *owner, void *req, parley_err_t err, const char *msg,
+                   bool retryable, int64_t retry_after_ms);
+} pl_http_events;
 
 typedef struct pl_http_config {
     char *url;                  /* the endpoint, with the dialect's path */
     char *url_shown;            /* url as messages show it (pl_safe_url) */
     pl_dialect dialect;
+    const char *dialect_shown;  /* the dialect and why, for messages (conf.h) */
     const char *api_key;
     const char *anthropic_version;
     size_t max_event_bytes;
     bool tls;                   /* https://: HTTP/2 may multiplex requests */
     pl_easy_opts easy;
+    const pl_http_events *events;
+    void *owner;                /* passed to events */
     /* Streams of finished requests, kept with their easy handles for the
      * next requests (at most max_idle). */
     struct pl_http_stream *idle;
@@ -38,18 +51,18 @@ typedef struct pl_http_config {
 } pl_http_config;
 
 typedef enum pl_http_state {
-    PL_HTTP_ATTACHED = 0, /* reports to its route */
+    PL_HTTP_ATTACHED = 0, /* reports to its request */
     PL_HTTP_FINISHED,     /* the reply ended: read the rest, keep the connection */
-    PL_HTTP_ABANDONED     /* the route left it: stop at the next callback */
+    PL_HTTP_ABANDONED     /* the request left it: stop at the next callback */
 } pl_http_state;
 
 typedef struct pl_http_stream {
     pl_easy_kind kind;          /* PL_EASY_HTTP: first, for CURLOPT_PRIVATE */
-    struct pl_io *io;
     CURLM *multi;
     pl_http_config *cfg;        /* takes the stream back when it is done */
     struct pl_http_stream *next_idle;
-    struct pl_route *route;     /* NULL once detached */
+    void *req;                  /* the owner's record; NULL once detached */
+    uint32_t pieces;            /* text pieces this request received */
     pl_http_state state;
     bool in_callback;
     CURL *easy;
@@ -74,12 +87,14 @@ int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d)
 void pl_http_config_free(pl_http_config *cfg);
 
 /*
- * Start the request of route r (its frame is the JSON body), on an idle
- * stream of cfg when there is one. Returns the stream, or NULL with a
+ * Start request `id` (body: its JSON, kept by the caller until the stream
+ * is released or reports done or failed) for the owner's record req, on an
+ * idle stream of cfg when there is one. Returns the stream, or NULL with a
  * sentence in err when the handle could not be made.
  */
-pl_http_stream *pl_http_start(struct pl_io *io, CURLM *multi, pl_http_config *cfg,
-                              struct pl_route *r, char *err, size_t err_size);
+pl_http_stream *pl_http_start(CURLM *multi, pl_http_config *cfg, void *req, uint64_t id,
+                              const char *body, size_t body_len, char *err,
+                              size_t err_size);
 
 /* What a finished transfer tells the statistics. */
 typedef struct pl_http_outcome {
@@ -88,11 +103,11 @@ typedef struct pl_http_outcome {
     bool http2;    /* the answer came over HTTP/2 */
 } pl_http_outcome;
 
-/* The transfer ended (CURLMSG_DONE): report to the route if still attached,
+/* The transfer ended (CURLMSG_DONE): report to the request if still attached,
  * then keep the stream for another request or free it. */
 pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc);
 
-/* The route leaves the stream (stall, deadline, cancel, shutdown, a retry
+/* The request leaves the stream (stall, deadline, cancel, shutdown, a retry
  * decided inside a callback). Outside callbacks the transfer is removed at
  * once (the stream kept or freed); inside, it stops at the next callback. */
 void pl_http_release(pl_http_stream *s);
@@ -104,15 +119,5 @@ curl_off_t pl_http_conn_id(pl_http_stream *s);
 /* The stream's connection is dead: once its last transfer is released it is
  * closed, not kept for reuse, so that no retry is handed it back. */
 void pl_http_condemn_conn(pl_http_stream *s);
-
-/* Implemented by the I/O thread; done and failed detach the route. */
-void pl_io_http_text(struct pl_io *io, struct pl_route *r, const char *text,
-                     size_t len);
-void pl_io_http_done(struct pl_io *io, struct pl_route *r,
-                     const pl_stream_result *res);
-/* retryable: the request may be sent again (after retry_after_ms when >= 0).
- * msg already names the HTTP status and the vendor's request id. */
-void pl_io_http_failed(struct pl_io *io, struct pl_route *r, parley_err_t err,
-                       const char *msg, bool retryable, int64_t retry_after_ms);
 
 #endif

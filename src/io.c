@@ -33,8 +33,6 @@
 #include "pool.h"
 #include "protocol.h"
 #include "route.h"
-#include "session.h"
-#include "stats.h"
 #include "timer_heap.h"
 #include "utf8.h"
 #include "ws_conn.h"
@@ -53,9 +51,14 @@
 /* A server that skips pieces gets this many repeats per request; past them
  * the request fails rather than the repeats filling the send queue. */
 #define GAP_REPEATS_MAX 16
+/* Waits the user should hear of (stalls, retries) are logged at WARNING at
+ * most once per this many ms; the rest at NOTICE. */
+#define WAIT_WARNING_EVERY_MS 10000
 
 struct pl_io {
     parley_client_t *client;
+    pl_io_sink sink; /* the sessions and the statistics */
+    const pl_logger *log;
     const parley_conf_t *conf;
     CURLM *multi;
     pthread_t thread;
@@ -82,7 +85,19 @@ struct pl_io {
     uint64_t http2_answers;
     int64_t next_stats_ms;                     /* 0: statistics are off */
     int64_t wakes_held_ms;  /* since when curl_multi_perform holds wake-ups */
+    int64_t last_wait_warning_ms; /* wait_log_level(); 0: none yet */
 };
+
+/* WARNING for the first wait in WAIT_WARNING_EVERY_MS, so that the default
+ * log level shows that something is being waited for, without a flood;
+ * NOTICE for the others. */
+static int wait_log_level(pl_io *io, int64_t now)
+{
+    if (io->last_wait_warning_ms && now - io->last_wait_warning_ms < WAIT_WARNING_EVERY_MS)
+        return PARLEY_LOG_NOTICE;
+    io->last_wait_warning_ms = now;
+    return PARLEY_LOG_WARNING;
+}
 
 /* Wake-ups are held while curl_multi_perform reads (run_once), but a read
  * that goes on (a flood of messages, each inflated) must not keep the
@@ -99,18 +114,13 @@ static void pass_on_held_wakes(pl_io *io)
     io->wakes_held_ms = now;
 }
 
-CURLM *pl_io_multi(pl_io *io)
-{
-    return io->multi;
-}
-
 /* libcurl's trace, at debug level: text and headers only, never payloads. */
 static int trace_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
 {
     (void)easy;
     pl_io *io = userdata;
     if (type == CURLINFO_TEXT || type == CURLINFO_HEADER_IN || type == CURLINFO_HEADER_OUT)
-        pl_log_curl_trace(io->client, data, size);
+        pl_log_curl_trace(io->log, data, size);
     return 0;
 }
 
@@ -124,15 +134,32 @@ static void easy_opts_init(pl_io *io, const parley_conf_t *conf)
         .cert_file = conf->tls_cert_file,
         .key_file = conf->tls_key_file,
         .insecure = conf->tls_insecure != 0,
-        .trace = PL_LOG_ON(io->client, PARLEY_LOG_DEBUG) ? trace_cb : NULL,
+        .connect_to = pl_easy_connect_to(conf->connect_to),
+        .trace = PL_LOG_ON(io->log, PARLEY_LOG_DEBUG) ? trace_cb : NULL,
         .trace_data = io,
     };
 }
 
-pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
+static void on_message(void *owner, pl_ws_conn *conn, const char *data, size_t len,
+                       bool binary);
+static void on_oversized(void *owner, pl_ws_conn *conn, const char *start, size_t len);
+static const pl_ws_conn_events ws_conn_events = {.message = on_message,
+                                                 .oversized = on_oversized};
+static void http_text(void *owner, void *req, const char *text, size_t len);
+static void http_done(void *owner, void *req, const pl_stream_result *res);
+static void http_failed(void *owner, void *req, parley_err_t err, const char *msg,
+                        bool retryable, int64_t retry_after_ms);
+static const pl_http_events http_events = {.text = http_text,
+                                           .done = http_done,
+                                           .failed = http_failed};
+
+pl_io *pl_io_new(parley_client_t *client, const pl_io_sink *sink, char *errstr,
+                 size_t errstr_size)
 {
     pl_io *io = pl_xcalloc(1, sizeof(*io));
     io->client = client;
+    io->sink = *sink;
+    io->log = &client->log;
     io->conf = client->conf;
     io->multi = curl_multi_init();
     io->decoder = pl_decoder_new();
@@ -149,7 +176,9 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
     io->nconns = pl_conf_connections(client->conf);
     io->conns = pl_xcalloc(io->nconns, sizeof(*io->conns));
     for (unsigned i = 0; i < io->nconns; i++) {
-        io->conns[i].io = io;
+        io->conns[i].multi = io->multi;
+        io->conns[i].events = &ws_conn_events;
+        io->conns[i].owner = io;
         io->conns[i].index = i;
         io->conns[i].sock = CURL_SOCKET_BAD;
         io->conns[i].stats.rtt_ms = -1;
@@ -160,11 +189,14 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
     if (client->conf->dialect != PL_DIALECT_NATIVE) {
         if (pl_http_config_init(&io->http, client->conf->endpoint, client->conf->dialect) != 0)
             pl_oom("configuring the HTTP dialect");
+        io->http.dialect_shown = client->conf->dialect_shown;
         io->http.api_key = client->api_key;
         io->http.anthropic_version = client->conf->anthropic_version;
         io->http.max_event_bytes = (size_t)client->conf->max_message_bytes;
         io->http.easy = io->easy;
         io->http.max_idle = (size_t)client->conf->http_idle_connections;
+        io->http.events = &http_events;
+        io->http.owner = io;
         /* libcurl's own cache limit follows the handles added at the moment
          * and closed connections that the next turns then opened again:
          * more connections than conversations (docs/dialects.md). */
@@ -182,9 +214,10 @@ pl_io *pl_io_new(parley_client_t *client, char *errstr, size_t errstr_size)
 
 /* ---- routes ------------------------------------------------------------- */
 
-static void route_free(pl_route *r)
+static void route_free(pl_io *io, pl_route *r)
 {
-    pl_session_unref(r->session);
+    pl_timer_cancel(&io->timers, &r->timer);
+    io->sink.release(r->owner);
     free(r->frame);
     free(r);
 }
@@ -208,12 +241,12 @@ static bool route_sent(const pl_route *r)
 /* End a request with an error event and forget it. */
 static void route_fail(pl_io *io, pl_route *r, parley_err_t err, const char *msg)
 {
-    pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu failed: %s (%s)",
+    pl_log(io->log, PARLEY_LOG_DEBUG, "request", "%llu failed: %s (%s)",
            (unsigned long long)r->id, msg, parley_err2name(err));
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
-    pl_session_post_error(r->session, r->id, err, msg);
-    route_free(r);
+    io->sink.error(r->owner, r->id, err, msg);
+    route_free(io, r);
 }
 
 /* End a request as cancelled without the server (it holds it no more). */
@@ -221,8 +254,8 @@ static void route_end_cancelled(pl_io *io, pl_route *r)
 {
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
-    pl_session_post_done(r->session, r->id, "cancelled", 0, r->next_seq);
-    route_free(r);
+    io->sink.done(r->owner, r->id, "cancelled", 0, r->next_seq);
+    route_free(io, r);
 }
 
 /* Queue the route's message on its connection, asking the server to resume
@@ -264,20 +297,20 @@ static int64_t route_due(const pl_io *io, const pl_route *r)
     return due;
 }
 
-/* Make sure a timer fires no later than the route's due time. A later timer
- * entry is left to fire and re-arm (progress only moves stall times later). */
+/* Make sure the route's timer fires no later than its due time. A timer due
+ * earlier is left to fire and re-arm: progress only moves stall times later,
+ * and a piece then costs no sift of the heap. */
 static void route_arm(pl_io *io, pl_route *r)
 {
     int64_t due = route_due(io, r);
-    if (due == INT64_MAX || (r->armed_ms && r->armed_ms <= due))
+    if (due == INT64_MAX || (pl_timer_pending(&r->timer) && r->timer.due <= due))
         return;
-    /* Never in the past: an entry already due would be popped again by the
+    /* Never in the past: a timer already due would be popped again by the
      * same run_timers pass, forever. */
     int64_t now = pl_monotonic_ms();
     if (due <= now)
         due = now + 1;
-    r->armed_ms = due;
-    pl_timer_push(&io->timers, (pl_timer){due, r->id, ++r->timer_gen});
+    pl_timer_set(&io->timers, &r->timer, due);
 }
 
 /* Wait before sending the route again: retry_after_ms when the server gave
@@ -303,9 +336,17 @@ static bool route_may_retry(pl_io *io, pl_route *r, parley_err_t err, const char
 {
     if (r->attempts < io->conf->retry_max_attempts)
         return true;
-    char full[700];
-    snprintf(full, sizeof(full), "%s (after %d attempt%s)", msg, r->attempts,
-             r->attempts == 1 ? "" : "s");
+    char full[800];
+    /* Pieces arrived, so the connection was lost mid-reply; that the
+     * attempts to resume could not connect is the lesser part of it. */
+    if (r->next_seq > 0 && err == PARLEY_ERR_CONNECT) {
+        snprintf(full, sizeof(full), "connection lost mid-reply after %u piece%s, and "
+                 "resuming failed: %s (after %d attempt%s)", r->next_seq,
+                 r->next_seq == 1 ? "" : "s", msg, r->attempts, r->attempts == 1 ? "" : "s");
+        err = PARLEY_ERR_CONNECTION_LOST;
+    } else
+        snprintf(full, sizeof(full), "%s (after %d attempt%s)", msg, r->attempts,
+                 r->attempts == 1 ? "" : "s");
     route_fail(io, r, err, full);
     return false;
 }
@@ -368,11 +409,11 @@ static void conn_lost(pl_io *io, pl_ws_conn *conn, parley_err_t err,
 
 static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
-    pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
+    pl_log(io->log, PARLEY_LOG_INFO, "conn", "connection %u: connecting to %s%s",
            conn->index, io->client->endpoint_shown, conn->failures ? " again" : "");
     if (io->easy.insecure) {
         PL_COUNT(io->client, insecure_connections, 1);
-        pl_log(io->client, PARLEY_LOG_WARNING, "tls",
+        pl_log(io->log, PARLEY_LOG_WARNING, "tls",
                "connection %u: certificate verification is off (tls.insecure)", conn->index);
     }
     const char *want = io->conf->compression ? io->conf->compression : "none";
@@ -393,7 +434,8 @@ static void open_conn(pl_io *io, pl_ws_conn *conn)
 static void http_place(pl_io *io, pl_route *r)
 {
     char err[128];
-    r->http = pl_http_start(io, io->multi, &io->http, r, err, sizeof(err));
+    r->http = pl_http_start(io->multi, &io->http, r, r->id, r->frame, r->frame_len, err,
+                            sizeof(err));
     if (!r->http) {
         route_fail(io, r, PARLEY_ERR_NO_MEMORY, err);
         return;
@@ -420,7 +462,7 @@ static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t
     r->acked = false;
     r->attempts++;
     if (r->sends++ > 0) {
-        pl_log(io->client, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
+        pl_log(io->log, PARLEY_LOG_DEBUG, "request", "%llu: attempt %d, resuming from piece %u",
                (unsigned long long)r->id, r->attempts, r->next_seq);
         PL_COUNT(io->client, retries, 1);
         if (r->next_seq > 0)
@@ -496,8 +538,13 @@ static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *
     int64_t now = pl_monotonic_ms();
     bool delivered = conn->state == PL_WS_OPEN && conn->delivered > 0;
     conn_loss l = {io, conn, err, msg, retryable, found_dead || delivered, now};
-    pl_log(io->client, PARLEY_LOG_WARNING, "conn", "connection %u: %s (%u request%s on it)",
-           conn->index, msg, conn->inflight, conn->inflight == 1 ? "" : "s");
+    /* A failure that ends the requests reaches the user as their error
+     * events; one they are retried after is worth a warning, once while
+     * the connection keeps failing. */
+    pl_log(io->log, retryable && conn->failures == 0 ? PARLEY_LOG_WARNING : PARLEY_LOG_NOTICE,
+           "conn", "connection %u: %s (%u request%s on it%s)", conn->index, msg, conn->inflight,
+           conn->inflight == 1 ? "" : "s",
+           retryable && conn->inflight ? ", sent again while attempts remain" : "");
     pl_ws_conn_reset(conn);
     conn->suspect_since_ms = 0;
     /* Every reconnect waits, whatever broke the connection: at least about
@@ -658,7 +705,7 @@ static void on_hello(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     conn->state = PL_WS_OPEN;
     conn->compression = zstd ? PL_COMPRESS_ZSTD : gzip ? PL_COMPRESS_GZIP : 0;
     conn->dict_agreed = zstd && conn->offered_dict && m->zstd_dict == pl_compress_dict_id();
-    pl_log(io->client, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
+    pl_log(io->log, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
            conn->index, m->server ? m->server : "server", m->protocol,
            conn->dict_agreed ? " with the dictionary" : "", m->heartbeat_s);
     conn->heartbeat_s = m->heartbeat_s;
@@ -710,11 +757,11 @@ static void repeat_for_gap(pl_io *io, pl_route *r)
  * than the request's is the server's mistake, and fails the request. */
 static bool session_matches(pl_io *io, pl_route *r, const pl_server_msg *m)
 {
-    if (!m->session || !strcmp(m->session, r->session->id))
+    if (!m->session || !strcmp(m->session, r->owner_id))
         return true;
     char msg[400];
     snprintf(msg, sizeof(msg), "invalid message from the server: request %llu belongs to "
-             "session \"%s\", not \"%.128s\"", (unsigned long long)r->id, r->session->id,
+             "session \"%s\", not \"%.128s\"", (unsigned long long)r->id, r->owner_id,
              m->session);
     PL_COUNT(io->client, errors, 1);
     if (r->conn && r->conn->state == PL_WS_OPEN)
@@ -752,7 +799,7 @@ static void on_text(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
     if (!reply_within_bound(io, r, m->content_len))
         return;
-    pl_session_post_text(r->session, r->id, m->seq, m->content, m->content_len);
+    io->sink.text(r->owner, r->id, m->seq, m->content, m->content_len);
     r->next_seq++;
     progress(r);
 }
@@ -784,9 +831,9 @@ static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
-    pl_session_post_done(r->session, r->id, m->stop_reason, m->input_tokens,
+    io->sink.done(r->owner, r->id, m->stop_reason, m->input_tokens,
                          m->output_tokens);
-    route_free(r);
+    route_free(io, r);
 }
 
 static bool retryable_before_ack(pl_server_err code)
@@ -797,15 +844,19 @@ static bool retryable_before_ack(pl_server_err code)
 
 static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
 {
-    char msg[512];
-    snprintf(msg, sizeof(msg), "server error %s: %.*s", m->code_str ? m->code_str : "?",
-             (int)(m->content ? m->content_len : 0), m->content ? m->content : "");
+    char msg[640];
+    snprintf(msg, sizeof(msg), "server error %s: %.*s%s", m->code_str ? m->code_str : "?",
+             (int)(m->content ? m->content_len : 0), m->content ? m->content : "",
+             m->code == PL_SERR_RESUME_FAILED
+                 ? " (the server no longer holds the reply, e.g. after a restart: the "
+                   "session is unchanged and the turn can be sent again)"
+                 : "");
     if (m->code >= PL_SERR_INVALID_REQUEST && m->code <= PL_SERR_OTHER)
         io->server_errors[m->code]++;
     pl_route *r = route_for(io, conn, m->has_id, m->id);
     if (!r) {
         PL_COUNT(io->client, errors, 1); /* about the connection, or stale */
-        pl_log(io->client, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, msg);
+        pl_log(io->log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, msg);
         return;
     }
     parley_err_t err = map_server_error(m->code);
@@ -820,8 +871,9 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
  * same message again), and the connection is closed with 1009 at once rather
  * than read to the message's end, which the server may never reach; the
  * other requests on it resume on the next connection. */
-void pl_io_on_oversized(pl_io *io, pl_ws_conn *conn, const char *start, size_t len)
+static void on_oversized(void *owner, pl_ws_conn *conn, const char *start, size_t len)
 {
+    pl_io *io = owner;
     PL_COUNT(io->client, errors, 1);
     char msg[160];
     snprintf(msg, sizeof(msg),
@@ -845,7 +897,7 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
 {
     if (!conn->compression) {
         PL_COUNT(io->client, errors, 1);
-        pl_log(io->client, PARLEY_LOG_WARNING, "proto",
+        pl_log(io->log, PARLEY_LOG_WARNING, "proto",
                "connection %u: a binary frame on parley.v1, ignored", conn->index);
         return;
     }
@@ -856,7 +908,7 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
                            data, len, (size_t)conn->max_message_bytes, &plain, err, sizeof(err));
     if (rc != PL_COMPRESS_OK) {
         PL_COUNT(io->client, errors, 1);
-        pl_log(io->client, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, err);
+        pl_log(io->log, PARLEY_LOG_WARNING, "proto", "connection %u: %s", conn->index, err);
         pl_buf_free(&plain);
         return; /* whose it was is unknown: its request is caught as stalled */
     }
@@ -865,9 +917,10 @@ static void on_binary(pl_io *io, pl_ws_conn *conn, const char *data, size_t len)
     pl_buf_free(&plain);
 }
 
-void pl_io_on_message(pl_io *io, pl_ws_conn *conn, const char *data, size_t len,
-                      bool binary)
+static void on_message(void *owner, pl_ws_conn *conn, const char *data, size_t len,
+                       bool binary)
 {
+    pl_io *io = owner;
     pass_on_held_wakes(io);
     PL_COUNT(io->client, frames_received, 1);
     PL_COUNT(io->client, bytes_received, len);
@@ -894,7 +947,7 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
     char err[256];
     if (pl_proto_decode(io->decoder, data, len, &m, err, sizeof(err)) != 0) {
         PL_COUNT(io->client, errors, 1);
-        pl_log(io->client, PARLEY_LOG_WARNING, "proto",
+        pl_log(io->log, PARLEY_LOG_WARNING, "proto",
                "connection %u: invalid message from the server: %s", conn->index, err);
         /* A message too broken to parse may still name its request early on. */
         uint64_t id = m.id;
@@ -922,7 +975,7 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
     case PL_SMSG_ERROR: on_error(io, conn, &m); break;
     case PL_SMSG_UNKNOWN:
         PL_COUNT(io->client, unknown_messages, 1);
-        pl_log(io->client, PARLEY_LOG_DEBUG, "proto", "connection %u: ignored a message of unknown type",
+        pl_log(io->log, PARLEY_LOG_DEBUG, "proto", "connection %u: ignored a message of unknown type",
                conn->index);
         break;
     }
@@ -930,28 +983,34 @@ static void on_text_message(pl_io *io, pl_ws_conn *conn, const char *data, size_
 
 /* ---- the HTTP dialects' streams ---------------------------------------- */
 
-void pl_io_http_text(pl_io *io, pl_route *r, const char *text, size_t len)
+static void http_text(void *owner, void *req, const char *text, size_t len)
 {
+    pl_io *io = owner;
+    pl_route *r = req;
     pass_on_held_wakes(io);
     if (!reply_within_bound(io, r, len))
         return;
-    pl_session_post_text(r->session, r->id, r->next_seq, text, len);
+    io->sink.text(r->owner, r->id, r->next_seq, text, len);
     r->next_seq++;
     progress(r);
 }
 
-void pl_io_http_done(pl_io *io, pl_route *r, const pl_stream_result *res)
+static void http_done(void *owner, void *req, const pl_stream_result *res)
 {
+    pl_io *io = owner;
+    pl_route *r = req;
     r->http = NULL; /* the stream finishes on its own */
     pl_route_remove(&io->routes, r->id);
-    pl_session_post_done(r->session, r->id, res->stop_reason, res->input_tokens,
+    io->sink.done(r->owner, r->id, res->stop_reason, res->input_tokens,
                          res->output_tokens);
-    route_free(r);
+    route_free(io, r);
 }
 
-void pl_io_http_failed(pl_io *io, pl_route *r, parley_err_t err, const char *msg,
-                       bool retryable, int64_t retry_after_ms)
+static void http_failed(void *owner, void *req, parley_err_t err, const char *msg,
+                        bool retryable, int64_t retry_after_ms)
 {
+    pl_io *io = owner;
+    pl_route *r = req;
     r->http = NULL; /* the stream finishes on its own */
     if (r->cancelling) {
         route_end_cancelled(io, r);
@@ -961,6 +1020,12 @@ void pl_io_http_failed(pl_io *io, pl_route *r, parley_err_t err, const char *msg
         route_fail(io, r, err, msg);
         return;
     }
+    /* Over HTTP no connection logs its failures: say here that the request
+     * waits (a connect that hangs would be silent for every attempt). */
+    if (r->attempts < io->conf->retry_max_attempts)
+        pl_log(io->log, wait_log_level(io, pl_monotonic_ms()), "request",
+               "%llu: %s; sending it again (attempt %d of %d done)", (unsigned long long)r->id,
+               msg, r->attempts, io->conf->retry_max_attempts);
     route_retry_later(io, r, err, msg, retry_after_ms);
 }
 
@@ -971,7 +1036,8 @@ static void accept_send(pl_io *io, pl_io_request *req, int64_t now)
     pl_route *r = pl_xcalloc(1, sizeof(*r));
     r->id = req->id;
     r->repeat_from = UINT32_MAX;
-    r->session = req->session; /* the request's reference moves to the route */
+    r->owner = req->owner; /* the request's reference moves to the route */
+    r->owner_id = req->owner_id;
     r->frame = req->frame;
     r->frame_len = req->frame_len;
     if (io->conf->request_timeout_ms > 0)
@@ -1022,7 +1088,7 @@ static void put_on_trial(pl_io *io, pl_ws_conn *conn, int64_t now)
         return; /* one trial at a time: its Ping answers for every request */
     conn->suspect_since_ms = now;
     pl_ws_conn_queue_control(conn, CURLWS_PING, "stall", 5);
-    pl_log(io->client, PARLEY_LOG_NOTICE, "conn",
+    pl_log(io->log, wait_log_level(io, now), "conn",
            "connection %u: a request stalled; a Ping tells whether the connection is dead "
            "(stall.ping.timeout.ms %d)", conn->index, io->conf->stall_ping_timeout_ms);
 }
@@ -1047,7 +1113,7 @@ static void resume_stalled_elsewhere(pl_route *r, void *arg)
 static void conn_acquitted(pl_io *io, pl_ws_conn *conn, int64_t now)
 {
     conn->suspect_since_ms = 0;
-    pl_log(io->client, PARLEY_LOG_INFO, "conn",
+    pl_log(io->log, PARLEY_LOG_INFO, "conn",
            "connection %u answered the Ping: the stalled requests move elsewhere",
            conn->index);
     conn_routes cr = {io, conn, now};
@@ -1152,7 +1218,7 @@ static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
             r->attempts--;
         return;
     }
-    pl_log(io->client, PARLEY_LOG_WARNING, "conn",
+    pl_log(io->log, PARLEY_LOG_WARNING, "conn",
            "an HTTP connection to %s went silent (%u stream%s on it heard nothing for %d ms): "
            "it is closed and its requests start again", io->client->endpoint_shown,
            t.silent_witnesses + 1, t.silent_witnesses ? "s" : "",
@@ -1165,7 +1231,6 @@ static void http_stalled(pl_io *io, pl_route *r, int64_t now, const char *msg)
 /* A route's timer fired: deadline, retry or stall, whichever is due. */
 static void route_check(pl_io *io, pl_route *r, int64_t now)
 {
-    r->armed_ms = 0;
     if (r->deadline_ms && now >= r->deadline_ms) {
         if (r->conn && r->conn->state == PL_WS_OPEN && !r->cancelling)
             send_cancel(r->conn, r->id); /* stop the server's work too */
@@ -1186,8 +1251,8 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
         char msg[160];
         snprintf(msg, sizeof(msg), "the reply stalled: nothing for %lld ms",
                  (long long)(now - r->progress_ms));
-        pl_log(io->client, PARLEY_LOG_NOTICE, "request", "%llu: %s",
-               (unsigned long long)r->id, msg);
+        pl_log(io->log, wait_log_level(io, now), "request", "%llu: %s; waiting on %s",
+               (unsigned long long)r->id, msg, io->client->endpoint_shown);
         if (r->cancelling) {
             route_end_cancelled(io, r);
             return;
@@ -1215,16 +1280,11 @@ static void route_check(pl_io *io, pl_route *r, int64_t now)
 /* Run due timers; returns the milliseconds until the next one. */
 static int64_t run_timers(pl_io *io, int64_t now)
 {
-    const pl_timer *top;
-    while ((top = pl_timer_peek(&io->timers)) && top->due_ms <= now) {
-        pl_timer t;
-        pl_timer_pop(&io->timers, &t);
-        pl_route *r = pl_route_find(&io->routes, t.id);
-        if (r && r->timer_gen == t.gen)
-            route_check(io, r, now);
-    }
-    top = pl_timer_peek(&io->timers);
-    return top ? top->due_ms - now : IO_POLL_MAX_MS;
+    pl_timer *t;
+    while ((t = pl_timer_pop_due(&io->timers, now)))
+        route_check(io, pl_container_of(t, pl_route, timer), now);
+    t = pl_timer_first(&io->timers);
+    return t ? t->due - now : IO_POLL_MAX_MS;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -1349,7 +1409,7 @@ static void handle_finished_transfers(pl_io *io)
             PL_COUNT(io->client, connections_opened, (uint64_t)connects);
             if (io->easy.insecure) {
                 PL_COUNT(io->client, insecure_connections, (uint64_t)connects);
-                pl_log(io->client, PARLEY_LOG_WARNING, "tls",
+                pl_log(io->log, PARLEY_LOG_WARNING, "tls",
                        "an HTTP connection was made without certificate verification "
                        "(tls.insecure)");
             }
@@ -1368,17 +1428,17 @@ static int64_t publish_stats(pl_io *io, int64_t now)
     if (!io->next_stats_ms)
         return IO_POLL_MAX_MS;
     if (now >= io->next_stats_ms) {
-        pl_stats_io_view v = {
+        pl_io_stats_view v = {
             .conns = io->conf->dialect == PL_DIALECT_NATIVE ? io->conns : NULL,
             .nconns = io->conf->dialect == PL_DIALECT_NATIVE ? io->nconns : 0,
             .routes = io->routes.count,
-            .timers = io->timers.len,
+            .timers = pl_timer_heap_len(&io->timers),
             .server_errors = io->server_errors,
             .http_status = io->http_status,
             .http2_answers = io->http2_answers,
         };
         pl_route_foreach(&io->routes, count_waiting, &v.routes_waiting);
-        pl_stats_publish(io->client, &v);
+        io->sink.stats(io->sink.stats_ctx, &v);
         /* Fixed steps from the start, but never a burst after a long pause. */
         io->next_stats_ms += io->conf->stats_interval_ms;
         if (io->next_stats_ms <= now)
@@ -1512,6 +1572,7 @@ void pl_io_free(pl_io *io)
     pl_route_table_free(&io->routes);
     pl_timer_heap_free(&io->timers);
     pl_http_config_free(&io->http);
+    curl_slist_free_all(io->easy.connect_to);
     free(io->conns);
     pl_decoder_free(io->decoder);
     curl_multi_cleanup(io->multi);

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "client.h"
 #include "safe_text.h"
 
 #define LOG_LINE_MAX 1024
@@ -27,21 +26,20 @@ static const char *level_name(int level)
 /* Every line leaves through here: the key is never logged on purpose, and
  * this takes out what a server or libcurl might echo back, and escapes the
  * control characters a server could forge lines or drive a terminal with. */
-static void emit(const parley_client_t *c, int level, const char *facility,
+static void emit(const pl_logger *log, int level, const char *facility,
                  const char *text, size_t len)
 {
     char line[LOG_LINE_MAX];
-    pl_safe_text(line, sizeof(line), text, len, c->api_key);
-    if (c->conf->log_cb)
-        c->conf->log_cb(c, level, facility, line, c->conf->log_opaque);
+    pl_safe_text(line, sizeof(line), text, len, log->api_key);
+    if (log->cb)
+        log->cb(log->client, level, facility, line, log->opaque);
     else
         fprintf(stderr, "parley %s %s: %s\n", level_name(level), facility, line);
 }
 
-void pl_log(const parley_client_t *c, int level, const char *facility,
-            const char *fmt, ...)
+void pl_log(const pl_logger *log, int level, const char *facility, const char *fmt, ...)
 {
-    if (!PL_LOG_ON(c, level))
+    if (!PL_LOG_ON(log, level))
         return;
     /* The whole text is redacted before it is cut to a line, so that a cut
      * never leaves part of the key behind. */
@@ -58,9 +56,9 @@ void pl_log(const parley_client_t *c, int level, const char *facility,
     if (n < 0)
         return;
     if (whole)
-        emit(c, level, facility, whole, (size_t)n);
+        emit(log, level, facility, whole, (size_t)n);
     else /* short, or out of memory: then the key's start is still caught */
-        emit(c, level, facility, line, strlen(line));
+        emit(log, level, facility, line, strlen(line));
     free(whole);
 }
 
@@ -112,23 +110,23 @@ static bool credential_value(const char *line, size_t len, size_t *from, size_t 
 }
 
 /* One trace line, with a credential header's value replaced. */
-static void trace_line(const parley_client_t *c, const char *data, size_t len)
+static void trace_line(const pl_logger *log, const char *data, size_t len)
 {
     size_t from, to;
     if (!credential_value(data, len, &from, &to)) {
-        emit(c, PARLEY_LOG_DEBUG, "curl", data, len);
+        emit(log, PARLEY_LOG_DEBUG, "curl", data, len);
         return;
     }
     char line[LOG_LINE_MAX];
     int n = snprintf(line, sizeof(line), "%.*s " PL_REDACTED "%.*s", (int)from, data,
                      (int)(len - to), data + to);
     if (n > 0)
-        emit(c, PARLEY_LOG_DEBUG, "curl", line, strlen(line));
+        emit(log, PARLEY_LOG_DEBUG, "curl", line, strlen(line));
 }
 
-void pl_log_curl_trace(const parley_client_t *c, const char *data, size_t len)
+void pl_log_curl_trace(const pl_logger *log, const char *data, size_t len)
 {
-    if (!PL_LOG_ON(c, PARLEY_LOG_DEBUG))
+    if (!PL_LOG_ON(log, PARLEY_LOG_DEBUG))
         return;
     while (len > 0) {
         const char *nl = memchr(data, '\n', len);
@@ -137,7 +135,7 @@ void pl_log_curl_trace(const parley_client_t *c, const char *data, size_t len)
         while (shown > 0 && data[shown - 1] == '\r')
             shown--;
         if (shown > 0)
-            trace_line(c, data, shown);
+            trace_line(log, data, shown);
         data += nl ? n + 1 : n;
         len -= nl ? n + 1 : n;
     }

@@ -10,18 +10,28 @@
 
 #include "parley.h"
 
-/* Whether a line at `level` would be logged. */
-#define PL_LOG_ON(client, level) ((level) <= (client)->conf->log_level)
+/* Where a client's lines go: the level, the user's callback (NULL: stderr)
+ * and the key to take out of every line. Filled once when the client is
+ * made, read-only after; a logger does not know the client it serves. */
+typedef struct pl_logger {
+    int level;                     /* lines above it are dropped */
+    parley_log_cb *cb;
+    void *opaque;
+    const parley_client_t *client; /* handed to cb */
+    const char *api_key;           /* NULL: none to take out */
+} pl_logger;
 
-void pl_log(const parley_client_t *client, int level, const char *facility,
-            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Whether a line at `level` would be logged. */
+#define PL_LOG_ON(logger, at) ((at) <= (logger)->level)
+
+void pl_log(const pl_logger *log, int level, const char *facility, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /*
  * Log libcurl's trace (one or more lines) at debug level. Header lines
  * naming credentials (Authorization, Proxy-Authorization, Cookie,
  * x-api-key), and libcurl's HTTP/2 trace of such headers, lose their value.
  */
-void pl_log_curl_trace(const parley_client_t *client, const char *line,
-                       size_t len);
+void pl_log_curl_trace(const pl_logger *log, const char *line, size_t len);
 
 #endif

@@ -10,13 +10,15 @@
 #include <stdint.h>
 
 #include "parley.h"
+#include "timer_heap.h"
 
 struct pl_ws_conn;
 struct pl_http_stream;
 
 typedef struct pl_route {
     uint64_t id;
-    parley_session_t *session; /* holds a session reference */
+    void *owner;               /* its session, holding a reference (pl_io_sink) */
+    const char *owner_id;      /* the session's id, as long as owner */
     char *frame;               /* the encoded message, for repeats */
     size_t frame_len;
     struct pl_ws_conn *conn;   /* native: the connection it was last sent on */
@@ -36,8 +38,7 @@ typedef struct pl_route {
     int64_t retry_at_ms;
     int64_t deadline_ms;       /* 0: none */
     int64_t progress_ms;       /* the last ack or piece, or the last send */
-    int64_t armed_ms;          /* due time of its live timer entry; 0: none */
-    uint64_t timer_gen;        /* generation of that entry */
+    pl_timer timer;            /* its deadline, retry or stall check (io.c) */
     struct pl_route *next;     /* hash chain */
 } pl_route;
 

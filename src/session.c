@@ -17,6 +17,7 @@
 #include "event.h"
 #include "io.h"
 #include "safe_text.h"
+#include "session_table.h"
 #include "snowflake.h"
 #include "utf8.h"
 
@@ -81,7 +82,7 @@ typedef struct error_msg {
     char message[];
 } error_msg;
 
-#define SESSION_OF(a) ((parley_session_t *)(a))
+#define SESSION_OF(a) ((pl_session *)(a))
 
 static void request_free(pl_request *req)
 {
@@ -92,16 +93,16 @@ static void request_free(pl_request *req)
 
 /* ---- delivering events ------------------------------------------------- */
 
-static void deliver(parley_session_t *s, parley_event_t *ev)
+static void deliver(pl_session *s, parley_event_t *ev)
 {
-    ev->session = s;
+    ev->session = s->handle;
     ev->session_id = s->id;
     parley_conf_t *conf = s->client->conf;
     conf->event_cb(s->client, ev, conf->event_opaque);
 }
 
 /* The one terminal event of req: ERROR. Frees req. */
-static void fail_request(parley_session_t *s, pl_request *req, parley_err_t err,
+static void fail_request(pl_session *s, pl_request *req, parley_err_t err,
                          const char *message)
 {
     parley_event_t ev = {.type = PARLEY_EVENT_ERROR,
@@ -117,7 +118,7 @@ static void fail_request(parley_session_t *s, pl_request *req, parley_err_t err,
 
 /* ---- history and sending ----------------------------------------------- */
 
-static void history_append(parley_session_t *s, bool assistant, char *content,
+static void history_append(pl_session *s, bool assistant, char *content,
                            size_t len)
 {
     if (s->nhistory == s->history_cap) {
@@ -138,7 +139,7 @@ static int64_t unix_ms(void)
 /* Hand req to the I/O thread, unless the client is shutting down. The
  * submitting counter lets destroy wait until no session is between the
  * check and the hand-over. */
-static bool submit(parley_session_t *s, pl_request *req, char *frame, size_t len)
+static bool submit(pl_session *s, pl_request *req, char *frame, size_t len)
 {
     parley_client_t *c = s->client;
     atomic_fetch_add(&c->submitting, 1);
@@ -149,7 +150,8 @@ static bool submit(parley_session_t *s, pl_request *req, char *frame, size_t len
     pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
     io_req->op = PL_IO_SEND;
     io_req->id = req->id;
-    io_req->session = s;
+    io_req->owner = s;
+    io_req->owner_id = s->id;
     io_req->frame = frame;
     io_req->frame_len = len;
     pl_session_ref(s);
@@ -159,7 +161,7 @@ static bool submit(parley_session_t *s, pl_request *req, char *frame, size_t len
 }
 
 /* Send req as the turn in flight. Returns false when it ended at once. */
-static bool start_turn(parley_session_t *s, pl_request *req)
+static bool start_turn(pl_session *s, pl_request *req)
 {
     parley_conf_t *conf = s->client->conf;
     pl_message_req m = {.id = req->id,
@@ -205,7 +207,7 @@ static bool start_turn(parley_session_t *s, pl_request *req)
 }
 
 /* Start waiting turns until one is in flight or none is left. */
-static void start_next(parley_session_t *s)
+static void start_next(pl_session *s)
 {
     while (!s->inflight && s->waiting_head) {
         pl_request *req = s->waiting_head;
@@ -219,7 +221,7 @@ static void start_next(parley_session_t *s)
 
 /* ---- message handlers -------------------------------------------------- */
 
-static void on_send(parley_session_t *s, pl_request *req)
+static void on_send(pl_session *s, pl_request *req)
 {
     if (s->inflight) {
         if (s->waiting_tail)
@@ -241,7 +243,7 @@ static uint64_t elapsed_us(const pl_request *req)
 
 /* The I/O thread routes by id, so a result for another id means a bug or a
  * stale message; it is counted and dropped rather than misdelivered. */
-static pl_request *current(parley_session_t *s, uint64_t id)
+static pl_request *current(pl_session *s, uint64_t id)
 {
     if (s->inflight && s->inflight->id == id)
         return s->inflight;
@@ -249,7 +251,7 @@ static pl_request *current(parley_session_t *s, uint64_t id)
     return NULL;
 }
 
-static void on_text(parley_session_t *s, text_msg *m)
+static void on_text(pl_session *s, text_msg *m)
 {
     pl_request *req = current(s, m->id);
     if (!req)
@@ -268,7 +270,7 @@ static void on_text(parley_session_t *s, text_msg *m)
     deliver(s, &ev);
 }
 
-static void on_done(parley_session_t *s, done_msg *m)
+static void on_done(pl_session *s, done_msg *m)
 {
     pl_request *req = current(s, m->id);
     if (!req)
@@ -297,7 +299,7 @@ static void on_done(parley_session_t *s, done_msg *m)
     start_next(s);
 }
 
-static void on_error(parley_session_t *s, error_msg *m)
+static void on_error(pl_session *s, error_msg *m)
 {
     pl_request *req = current(s, m->id);
     if (!req)
@@ -309,7 +311,7 @@ static void on_error(parley_session_t *s, error_msg *m)
 
 /* A waiting turn ends here at once; the turn in flight is cancelled at the
  * server, through the I/O thread, which answers with done (cancelled). */
-static void on_cancel(parley_session_t *s, uint64_t id)
+static void on_cancel(pl_session *s, uint64_t id)
 {
     if (s->inflight && s->inflight->id == id) {
         pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
@@ -344,7 +346,7 @@ static void on_cancel(parley_session_t *s, uint64_t id)
     }
 }
 
-static void on_set(parley_session_t *s, set_msg *m)
+static void on_set(pl_session *s, set_msg *m)
 {
     switch (m->what) {
     case SET_MODEL:
@@ -363,7 +365,7 @@ static void on_set(parley_session_t *s, set_msg *m)
 
 static void session_handle(pl_actor *actor, pl_actor_msg *msg)
 {
-    parley_session_t *s = SESSION_OF(actor);
+    pl_session *s = SESSION_OF(actor);
     switch (msg->kind) {
     case MSG_SEND:
         on_send(s, ((send_msg *)msg)->req);
@@ -391,38 +393,37 @@ static void session_handle(pl_actor *actor, pl_actor_msg *msg)
 }
 
 /* The last reference is gone: no turn is in flight or waiting, since each
- * holds a reference through its message or its I/O route. The state goes;
- * the handle itself stays until the client is destroyed, so that a caller
- * still holding it gets PARLEY_ERR_STATE rather than freed memory. */
+ * holds a reference through its message or its I/O route. The handle
+ * resolves to nothing from here on (session_table.h), then the memory goes. */
 static void session_finalize(pl_actor *actor)
 {
-    parley_session_t *s = SESSION_OF(actor);
+    pl_session *s = SESSION_OF(actor);
+    pl_session_table_remove(s->handle);
     for (size_t i = 0; i < s->nhistory; i++)
         free((char *)s->history[i].content);
     free(s->history);
     free(s->model);
     free(s->system_prompt);
-    s->history = NULL;
-    s->nhistory = s->history_cap = 0;
-    s->model = s->system_prompt = NULL;
     pl_client_session_ended(s->client);
+    free(s);
 }
 
-void pl_session_ref(parley_session_t *s)
+void pl_session_ref(pl_session *s)
 {
     pl_actor_ref(&s->actor);
 }
 
-void pl_session_unref(parley_session_t *s)
+void pl_session_unref(pl_session *s)
 {
     pl_actor_unref(&s->actor);
 }
 
 /* ---- posting from other threads ---------------------------------------- */
 
-void pl_session_post_text(parley_session_t *s, uint64_t id, uint32_t seq,
-                          const char *text, size_t len)
+static void post_text(void *owner, uint64_t id, uint32_t seq, const char *text,
+                      size_t len)
 {
+    pl_session *s = owner;
     text_msg *m = pl_xmalloc(sizeof(*m) + len + 1);
     m->base.kind = MSG_TEXT;
     m->id = id;
@@ -433,10 +434,10 @@ void pl_session_post_text(parley_session_t *s, uint64_t id, uint32_t seq,
     pl_actor_post(&s->actor, &m->base);
 }
 
-void pl_session_post_done(parley_session_t *s, uint64_t id,
-                          const char *stop_reason, uint64_t input_tokens,
-                          uint64_t output_tokens)
+static void post_done(void *owner, uint64_t id, const char *stop_reason,
+                      uint64_t input_tokens, uint64_t output_tokens)
 {
+    pl_session *s = owner;
     done_msg *m = pl_xcalloc(1, sizeof(*m));
     m->base.kind = MSG_DONE;
     m->id = id;
@@ -448,9 +449,9 @@ void pl_session_post_done(parley_session_t *s, uint64_t id,
 }
 
 /* Every error event's text passes here, whether it quotes a server or not. */
-void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
-                           const char *message)
+static void post_error(void *owner, uint64_t id, parley_err_t err, const char *message)
 {
+    pl_session *s = owner;
     size_t len = strlen(message);
     const char *key = s->client->api_key;
     size_t shown = pl_safe_text(NULL, 0, message, len, key);
@@ -462,8 +463,20 @@ void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
     pl_actor_post(&s->actor, &m->base);
 }
 
+static void release_owner(void *owner)
+{
+    pl_session_unref(owner);
+}
+
+const pl_io_sink pl_session_sink = {
+    .text = post_text,
+    .done = post_done,
+    .error = post_error,
+    .release = release_owner,
+};
+
 /* Post the close, which drops the handle's reference. */
-static void post_close(parley_session_t *s)
+static void post_close(pl_session *s)
 {
     pl_actor_msg *m = pl_xcalloc(1, sizeof(*m));
     m->kind = MSG_CLOSE;
@@ -474,7 +487,7 @@ static void post_close(parley_session_t *s)
     pl_session_unref(s);
 }
 
-bool pl_session_close_once(parley_session_t *s)
+bool pl_session_close_once(pl_session *s)
 {
     bool empty;
     if (!pl_gate_close(&s->gate, &empty))
@@ -485,7 +498,7 @@ bool pl_session_close_once(parley_session_t *s)
 }
 
 /* A caller of the public API is done posting to the session. */
-static void session_leave(parley_session_t *s)
+static void session_leave(pl_session *s)
 {
     if (pl_gate_leave(&s->gate))
         post_close(s);
@@ -523,7 +536,7 @@ parley_session_t *parley_session_open(parley_client_t *client,
                 "invalid session id: it must be 1-128 bytes of [A-Za-z0-9._:-]");
         return NULL;
     }
-    parley_session_t *s = calloc(1, offsetof(parley_session_t, id) + id_len + 1);
+    pl_session *s = calloc(1, offsetof(pl_session, id) + id_len + 1);
     if (!s) {
         set_err(errstr, errstr_size, "out of memory");
         return NULL;
@@ -531,11 +544,17 @@ parley_session_t *parley_session_open(parley_client_t *client,
     pl_actor_init(&s->actor, client->pool, session_handle, session_finalize);
     s->client = client;
     memcpy(s->id, session_id, id_len + 1);
-    pl_client_register(client, s);
-    return s;
+    s->handle = pl_session_table_add(s);
+    if (!s->handle) {
+        free(s);
+        set_err(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pl_client_session_opened(client);
+    return s->handle;
 }
 
-static parley_err_t session_set(parley_session_t *s, const char *name, const char *value,
+static parley_err_t session_set(pl_session *s, const char *name, const char *value,
                                 char *errstr, size_t errstr_size)
 {
     set_msg m = {.base.kind = MSG_SET};
@@ -573,32 +592,34 @@ static parley_err_t session_set(parley_session_t *s, const char *name, const cha
     return PARLEY_OK;
 }
 
-parley_err_t parley_session_set(parley_session_t *s, const char *name, const char *value,
-                                char *errstr, size_t errstr_size)
+parley_err_t parley_session_set(parley_session_t *session, const char *name,
+                                const char *value, char *errstr, size_t errstr_size)
 {
-    if (!s || !name || !value) {
+    if (!session || !name || !value) {
         set_err(errstr, errstr_size, "session, name and value must not be NULL");
         return PARLEY_ERR_INVALID_ARG;
     }
-    if (!pl_gate_enter(&s->gate)) {
+    pl_session *s = pl_session_table_ref(session);
+    if (!s || !pl_gate_enter(&s->gate)) {
+        if (s)
+            pl_session_unref(s);
         set_err(errstr, errstr_size, "the session is closed");
         return PARLEY_ERR_STATE;
     }
     parley_err_t err = session_set(s, name, value, errstr, errstr_size);
     session_leave(s);
+    pl_session_unref(s);
     return err;
 }
 
 const char *parley_session_id(const parley_session_t *session)
 {
-    return session ? session->id : NULL;
+    return pl_session_table_id(session);
 }
 
-/* Checks that need no room: NULL, invalid UTF-8, size, state. */
-static parley_err_t send_precheck(parley_session_t *s, const char *content, size_t *len)
+/* Checks that need no room: invalid UTF-8, size, state. */
+static parley_err_t send_precheck(pl_session *s, const char *content, size_t *len)
 {
-    if (!s || !content)
-        return PARLEY_ERR_INVALID_ARG;
     *len = strlen(content);
     if (!pl_utf8_valid(content, *len))
         return PARLEY_ERR_INVALID_ARG;
@@ -612,7 +633,7 @@ static parley_err_t send_precheck(parley_session_t *s, const char *content, size
 }
 
 /* Post an admitted turn to the session. */
-static parley_err_t send_admitted(parley_session_t *s, const char *content, size_t len,
+static parley_err_t send_admitted(pl_session *s, const char *content, size_t len,
                                   uint64_t *request_id)
 {
     pl_request *req = calloc(1, sizeof(*req));
@@ -639,34 +660,9 @@ static parley_err_t send_admitted(parley_session_t *s, const char *content, size
     return PARLEY_OK;
 }
 
-static parley_err_t send_now(parley_session_t *s, const char *content, size_t len,
-                             uint64_t *request_id)
-{
-    parley_err_t err = pl_client_admit(s->client, s, len);
-    if (err == PARLEY_ERR_QUEUE_FULL)
-        PL_COUNT(s->client, queue_full, 1);
-    if (err != PARLEY_OK)
-        return err;
-    return send_admitted(s, content, len, request_id);
-}
-
-parley_err_t parley_send(parley_session_t *s, const char *content,
-                         uint64_t *request_id)
-{
-    size_t len;
-    parley_err_t err = send_precheck(s, content, &len);
-    if (err != PARLEY_OK)
-        return err;
-    if (!pl_gate_enter(&s->gate))
-        return PARLEY_ERR_STATE; /* closed since the check */
-    err = send_now(s, content, len, request_id);
-    session_leave(s);
-    return err;
-}
-
 /* parley_send_wait() inside the session's gate. A close while it waits
  * for room takes effect when it leaves. */
-static parley_err_t send_waiting(parley_session_t *s, const char *content, size_t len,
+static parley_err_t send_waiting(pl_session *s, const char *content, size_t len,
                                  uint64_t *request_id, int timeout_ms)
 {
     parley_err_t err = pl_client_admit(s->client, s, len);
@@ -703,21 +699,35 @@ static parley_err_t send_waiting(parley_session_t *s, const char *content, size_
     return send_admitted(s, content, len, request_id);
 }
 
-parley_err_t parley_send_wait(parley_session_t *s, const char *content,
+parley_err_t parley_send_wait(parley_session_t *session, const char *content,
                               uint64_t *request_id, int timeout_ms)
 {
+    if (!session || !content)
+        return PARLEY_ERR_INVALID_ARG;
+    pl_session *s = pl_session_table_ref(session);
+    if (!s)
+        return PARLEY_ERR_STATE; /* closed, and every turn has ended */
     size_t len;
     parley_err_t err = send_precheck(s, content, &len);
-    if (err != PARLEY_OK)
-        return err;
-    if (!pl_gate_enter(&s->gate))
-        return PARLEY_ERR_STATE;
-    err = send_waiting(s, content, len, request_id, timeout_ms);
-    session_leave(s);
+    if (err == PARLEY_OK) {
+        if (pl_gate_enter(&s->gate)) {
+            err = send_waiting(s, content, len, request_id, timeout_ms);
+            session_leave(s);
+        } else {
+            err = PARLEY_ERR_STATE; /* closed since the check */
+        }
+    }
+    pl_session_unref(s);
     return err;
 }
 
-static parley_err_t post_cancel(parley_session_t *s, uint64_t request_id)
+parley_err_t parley_send(parley_session_t *session, const char *content,
+                         uint64_t *request_id)
+{
+    return parley_send_wait(session, content, request_id, 0);
+}
+
+static parley_err_t post_cancel(pl_session *s, uint64_t request_id)
 {
     cancel_msg *m = calloc(1, sizeof(*m));
     if (!m)
@@ -729,27 +739,24 @@ static parley_err_t post_cancel(parley_session_t *s, uint64_t request_id)
 }
 
 /* A closed session still runs the turns it accepted, and they may still be
- * cancelled: through a reference of our own, taken only while the session
- * has not ended (its last reference is never taken back). */
-parley_err_t parley_cancel(parley_session_t *s, uint64_t request_id)
+ * cancelled until the last has ended. */
+parley_err_t parley_cancel(parley_session_t *session, uint64_t request_id)
 {
-    if (!s)
+    if (!session)
         return PARLEY_ERR_INVALID_ARG;
-    parley_err_t err;
-    if (pl_gate_enter(&s->gate)) {
-        err = post_cancel(s, request_id);
-        session_leave(s);
-    } else if (pl_actor_try_ref(&s->actor)) {
-        err = post_cancel(s, request_id);
-        pl_session_unref(s);
-    } else {
-        err = PARLEY_ERR_STATE; /* closed, and every turn has ended */
-    }
+    pl_session *s = pl_session_table_ref(session);
+    if (!s)
+        return PARLEY_ERR_STATE; /* closed, and every turn has ended */
+    parley_err_t err = post_cancel(s, request_id);
+    pl_session_unref(s);
     return err;
 }
 
 void parley_session_close(parley_session_t *session)
 {
-    if (session)
-        pl_session_close_once(session);
+    pl_session *s = pl_session_table_ref(session);
+    if (s) {
+        pl_session_close_once(s);
+        pl_session_unref(s);
+    }
 }

@@ -12,10 +12,13 @@
 
 #include "actor.h"
 #include "gate.h"
+#include "io.h"
 #include "parley.h"
 #include "protocol.h"
 
-struct parley_session {
+typedef struct pl_session pl_session;
+
+struct pl_session {
     pl_actor actor;
     parley_client_t *client;
 
@@ -27,10 +30,9 @@ struct parley_session {
     char *model;          /* NULL: the client's */
     char *system_prompt;  /* NULL: the client's */
 
-    /* Registry link, guarded by the client's registry_mu. The handle stays
-     * in the registry, and allocated, until the client is destroyed: a
-     * caller may still pass it after closing it (parley.h). */
-    parley_session_t *reg_next;
+    /* What the caller holds and events show (session_table.h); resolves to
+     * nothing once this memory is freed. */
+    parley_session_t *handle;
 
     /* The small members last, so that they pack, and the id right after
      * them: a server holds many sessions, mostly idle, and ids are much
@@ -48,20 +50,15 @@ struct parley_session {
 /* Close the handle, once: its reference is dropped through the session's
  * mailbox after the last message of a caller that got in before. Returns
  * false when the session was already closed. */
-bool pl_session_close_once(parley_session_t *session);
+bool pl_session_close_once(pl_session *session);
 
-/* Results from the I/O thread; each message holds a session reference. */
-void pl_session_post_text(parley_session_t *s, uint64_t id, uint32_t seq,
-                          const char *text, size_t len);
-void pl_session_post_done(parley_session_t *s, uint64_t id,
-                          const char *stop_reason, uint64_t input_tokens,
-                          uint64_t output_tokens);
-/* The message is made safe to show first (safe_text.h): it may quote a
- * server, which may echo the API key or send control characters. */
-void pl_session_post_error(parley_session_t *s, uint64_t id, parley_err_t err,
-                           const char *message);
+/* Results from the I/O thread, posted to the session named as a request's
+ * owner (text, done, error, release; no statistics). An error's message is
+ * made safe to show first (safe_text.h): it may quote a server, which may
+ * echo the API key or send control characters. */
+extern const pl_io_sink pl_session_sink;
 
-void pl_session_ref(parley_session_t *s);
-void pl_session_unref(parley_session_t *s);
+void pl_session_ref(pl_session *s);
+void pl_session_unref(pl_session *s);
 
 #endif

@@ -131,7 +131,7 @@ static void write_connection(pl_json_writer *w, const pl_ws_conn *c, int64_t now
 }
 
 static void write_dialect(pl_json_writer *w, const parley_client_t *c,
-                          const pl_stats_io_view *v)
+                          const pl_io_stats_view *v)
 {
     static const char *const names[] = {"native", "anthropic", "openai"};
     pl_jw_object(w, "dialects");
@@ -170,7 +170,7 @@ static void write_counters(pl_json_writer *w, pl_counters *k, const char *group)
 #undef X
 }
 
-static void write_document(pl_json_writer *w, parley_client_t *c, const pl_stats_io_view *v)
+static void write_document(pl_json_writer *w, parley_client_t *c, const pl_io_stats_view *v)
 {
     pl_counters *k = &c->counters;
     int64_t now = pl_monotonic_ms();
@@ -221,7 +221,7 @@ static void write_document(pl_json_writer *w, parley_client_t *c, const pl_stats
     pl_jw_end_object(w);
 }
 
-void pl_stats_publish(parley_client_t *c, const pl_stats_io_view *v)
+void pl_stats_publish(parley_client_t *c, const pl_io_stats_view *v)
 {
     if (!c->stats)
         return;

@@ -11,24 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io.h"
 #include "parley.h"
 #include "protocol.h"
-
-struct pl_ws_conn;
 typedef struct pl_stats_sink pl_stats_sink;
-
-/* What the I/O thread contributes: its connections, requests and the
- * dialect's answers by kind. Valid only during pl_stats_publish(). */
-typedef struct pl_stats_io_view {
-    const struct pl_ws_conn *conns; /* native dialect; NULL for HTTP */
-    unsigned nconns;
-    size_t routes;           /* requests the I/O thread holds */
-    size_t routes_waiting;   /* of which waiting to be sent again */
-    size_t timers;           /* entries in the timer heap, stale ones included */
-    const uint64_t *server_errors; /* native: error messages by pl_server_err */
-    const uint64_t *http_status;   /* HTTP: answers by status / 100; [0]: none */
-    uint64_t http2_answers;
-} pl_stats_io_view;
 
 /* The sink for the client's stats callback; NULL when statistics are off
  * (no callback or no interval). Needs the client's worker pool. */
@@ -37,6 +23,6 @@ pl_stats_sink *pl_stats_sink_new(parley_client_t *client);
 void pl_stats_sink_free(pl_stats_sink *sink);
 
 /* Build the document and post it to the sink (I/O thread). */
-void pl_stats_publish(parley_client_t *client, const pl_stats_io_view *view);
+void pl_stats_publish(parley_client_t *client, const pl_io_stats_view *view);
 
 #endif

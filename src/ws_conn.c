@@ -118,7 +118,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
 /* One piece of a data frame: reassemble into rx and hand over each complete
  * message. A message over the limit is not held: only its first bytes are
  * kept, to tell the request it belonged to, and the connection is given up
- * (pl_io_on_oversized) as soon as they are in. */
+ * (events->oversized) as soon as they are in. */
 static void on_data_piece(pl_ws_conn *conn, const struct curl_ws_frame *meta,
                           const char *ptr, size_t len)
 {
@@ -139,7 +139,7 @@ static void on_data_piece(pl_ws_conn *conn, const struct curl_ws_frame *meta,
     bool complete = meta->bytesleft == 0 && !(meta->flags & CURLWS_CONT);
     if (conn->rx_discard) {
         if (complete || conn->rx.len >= OVERSIZED_KEEP) {
-            pl_io_on_oversized(conn->io, conn, conn->rx.data, conn->rx.len);
+            conn->events->oversized(conn->owner, conn, conn->rx.data, conn->rx.len);
             pl_buf_reset(&conn->rx);
             conn->rx_discard = false;
         }
@@ -148,7 +148,7 @@ static void on_data_piece(pl_ws_conn *conn, const struct curl_ws_frame *meta,
     if (!complete)
         return;
     if (conn->rx.len > 0)
-        pl_io_on_message(conn->io, conn, conn->rx.data, conn->rx.len,
+        conn->events->message(conn->owner, conn, conn->rx.data, conn->rx.len,
                          conn->rx_binary);
     pl_buf_reset(&conn->rx);
 }
@@ -330,7 +330,7 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     conn->last_rx_ms = conn->last_ping_ms = conn->opened_at_ms = pl_monotonic_ms();
     conn->last_pong_ms = 0;
     conn->suspect_since_ms = 0;
-    if (curl_multi_add_handle(pl_io_multi(conn->io), e) != CURLM_OK) {
+    if (curl_multi_add_handle(conn->multi, e) != CURLM_OK) {
         snprintf(conn->errbuf, sizeof(conn->errbuf), "curl_multi_add_handle failed");
         pl_ws_conn_reset(conn);
         return -1;
@@ -483,7 +483,7 @@ void pl_ws_conn_close_now(pl_ws_conn *conn, unsigned code)
 void pl_ws_conn_reset(pl_ws_conn *conn)
 {
     if (conn->easy) {
-        curl_multi_remove_handle(pl_io_multi(conn->io), conn->easy);
+        curl_multi_remove_handle(conn->multi, conn->easy);
         curl_easy_cleanup(conn->easy);
         conn->easy = NULL;
     }

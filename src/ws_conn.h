@@ -23,7 +23,21 @@
 #include "clock.h"
 #include "easy.h"
 
-struct pl_io;
+typedef struct pl_ws_conn pl_ws_conn;
+
+/* What arrives, handed to the connection's owner (the I/O thread), which
+ * ws_conn does not know: it frames, the owner reads. Both run inside a curl
+ * callback, where the transfer must not be removed (see doomed). */
+typedef struct pl_ws_conn_events {
+    /* A complete message arrived. */
+    void (*message)(void *owner, pl_ws_conn *conn, const char *data, size_t len,
+                    bool binary);
+    /* A message over the limit arrives; `start` holds its first bytes, to
+     * tell whose it was. Nothing more is read from the connection: it must be
+     * closed (1009), or it could be held for as long as the server makes the
+     * message (2^63 bytes, endless fragments). */
+    void (*oversized)(void *owner, pl_ws_conn *conn, const char *start, size_t len);
+} pl_ws_conn_events;
 
 typedef enum pl_ws_state {
     PL_WS_IDLE = 0,   /* no transfer */
@@ -62,9 +76,11 @@ typedef struct pl_ws_tap {
     size_t ping_len;
 } pl_ws_tap;
 
-typedef struct pl_ws_conn {
+struct pl_ws_conn {
     pl_easy_kind kind;      /* PL_EASY_WS: first, for CURLOPT_PRIVATE */
-    struct pl_io *io;
+    CURLM *multi;           /* the owner's, which runs the transfers */
+    const pl_ws_conn_events *events;
+    void *owner;            /* passed to events */
     unsigned index;
     pl_ws_state state;
     CURL *easy;
@@ -131,7 +147,7 @@ typedef struct pl_ws_conn {
         int64_t open_since_ms;    /* hello of the current transfer; 0: none */
         int64_t rtt_ms;           /* last heartbeat Ping to its Pong; -1: none */
     } stats;
-} pl_ws_conn;
+};
 
 /* Start connecting, offering parley.v1.zstd (with the built-in dictionary
  * when offer_dict) and parley.v1.gzip as asked, parley.v1 always.
@@ -168,17 +184,5 @@ void pl_ws_conn_close_now(pl_ws_conn *conn, unsigned code);
 /* Remove the transfer from the multi handle and return to IDLE; the frame
  * queues are emptied, the failure count and reconnect time kept. */
 void pl_ws_conn_reset(pl_ws_conn *conn);
-
-/* Implemented by the I/O thread: a complete message arrived. */
-void pl_io_on_message(struct pl_io *io, pl_ws_conn *conn, const char *data,
-                      size_t len, bool binary);
-/* Implemented by the I/O thread: a message over the limit arrives; `start`
- * holds its first bytes, to tell whose it was. Nothing more is read from
- * the connection: it must be closed (1009), or it could be held for as long
- * as the server makes the message (2^63 bytes, endless fragments). */
-void pl_io_on_oversized(struct pl_io *io, pl_ws_conn *conn, const char *start,
-                        size_t len);
-/* Implemented by the I/O thread: the multi handle, to add or remove easies. */
-CURLM *pl_io_multi(struct pl_io *io);
 
 #endif

@@ -21,6 +21,17 @@ typedef struct cli_property_option {
 #define CLI_TLS_OPTIONS_COUNT 5
 extern const cli_property_option cli_tls_options[];
 
+/*
+ * A library message as a command-line user needs it: each `the "NAME"
+ * property` becomes the option that sets it (--endpoint, --model,
+ * --key-file, --cacert...) or `--set NAME=...`, into out (always
+ * NUL-terminated; cut short when it does not fit).
+ */
+void cli_explain(const char *message, char *out, size_t size);
+
+/* Print "parley: MESSAGE" on stderr, explained for the command line. */
+void cli_error(const char *message);
+
 /* Set one property; on failure says why on stderr and returns false. */
 bool cli_conf_set(parley_conf_t *conf, const char *name, const char *value);
 

@@ -1,8 +1,9 @@
 /*
  * The parley command-line tool.
- *   parley chat [--endpoint URL] [--session ID] [MESSAGE...]
- * sends each MESSAGE (or each line of stdin) as the next turn of one session
- * and streams each reply to stdout, one reply per line.
+ *   parley chat [--endpoint URL] [--model M] [--set NAME=VALUE]... [MESSAGE...]
+ * sends each MESSAGE (or each line of stdin, after a prompt at a terminal)
+ * as the next turn of one session and streams each reply to stdout, one
+ * reply per line; a failed turn is reported and the next one sent.
  *   parley race-demo [--threads N] [--increments K] [--sleep-ms M]
  * runs examples/race_demo.c (docs/race-condition.md).
  *   parley bench --endpoint URL --requests R [--concurrency N] [--turns K] ...
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "cli_properties.h"
@@ -43,13 +45,16 @@ static void on_event(parley_client_t *client, const parley_event_t *ev, void *op
         fputc('\n', stdout);
         fflush(stdout);
         break;
-    case PARLEY_EVENT_ERROR:
-        fprintf(stderr, "parley: %s (%s)\n", content,
+    case PARLEY_EVENT_ERROR: {
+        char explained[2048];
+        cli_explain(content, explained, sizeof(explained));
+        fprintf(stderr, "parley: %s (%s)\n", explained,
                 parley_err2name(parley_event_error(ev)));
         pthread_mutex_lock(&st->mu);
         st->failed = true;
         pthread_mutex_unlock(&st->mu);
         break;
+    }
     }
     pthread_mutex_lock(&st->mu);
     st->turn_over = true;
@@ -62,6 +67,7 @@ static int usage(FILE *out, int status)
     fprintf(out,
             "usage: parley chat [--endpoint URL] [--dialect native|anthropic|openai]\n"
             "                   [--session ID] [--model M] [--system TEXT]\n"
+            "                   [--key-file FILE] [--set NAME=VALUE]...\n"
             "                   [--cacert FILE] [--capath DIR] [--pinnedpubkey PINS]\n"
             "                   [--cert FILE] [--key FILE] [-k|--insecure] [MESSAGE...]\n"
             "       parley race-demo [--threads N] [--increments K] [--sleep-ms M]\n"
@@ -72,7 +78,11 @@ static int usage(FILE *out, int status)
             "\n"
             "chat   sends each MESSAGE as the next turn of one conversation and\n"
             "       prints each reply on its own line; with no MESSAGE, each line\n"
-            "       of standard input is a turn.\n"
+            "       of standard input is a turn (with a prompt at a terminal). A\n"
+            "       failed turn is reported and the next one sent; the exit status\n"
+            "       is 0 when every turn got its reply, 1 when any failed, 2 when\n"
+            "       the options or the configuration are wrong. --set sets any\n"
+            "       property (docs/configuration.md), e.g. --set max.tokens=200.\n"
             "race-demo  shows lost updates on a shared counter and three fixes\n"
             "           (atomic, mutex, actor); see docs/race-condition.md.\n"
             "bench  holds N conversations at once against a server answering with\n"
@@ -81,9 +91,12 @@ static int usage(FILE *out, int status)
             "\n"
             "The endpoint comes from --endpoint or PARLEY_ENDPOINT: ws:// or wss://\n"
             "for the native protocol, http:// or https:// for the anthropic or\n"
-            "openai dialect (--dialect; openai when not given). The API key comes\n"
+            "openai dialect (--dialect; unset: anthropic for api.anthropic.com,\n"
+            "openai for api.openai.com and other http(s) hosts). The API key comes\n"
             "from PARLEY_API_KEY (ANTHROPIC_API_KEY or OPENAI_API_KEY first for\n"
-            "those dialects). TLS options take curl's names.\n");
+            "those dialects) or --key-file, never from the command line. The\n"
+            "vendors' APIs need --model (docs/vendors.md). TLS options take curl's\n"
+            "names.\n");
     return status;
 }
 
@@ -102,30 +115,45 @@ static bool chat_turn(parley_session_t *session, chat_state *st, const char *tex
     while (!st->turn_over)
         pthread_cond_wait(&st->cv, &st->mu);
     bool ok = !st->failed;
+    st->failed = false; /* the next turn starts clean */
     pthread_mutex_unlock(&st->mu);
     return ok;
 }
 
+/* One turn per line; a prompt on stderr when a person types them. Returns
+ * false when any turn failed. */
 static bool chat_stdin(parley_session_t *session, chat_state *st)
 {
+    bool prompt = isatty(STDIN_FILENO);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    bool ok = true;
-    while (ok && (n = getline(&line, &cap, stdin)) >= 0) {
+    bool all_ok = true;
+    if (prompt)
+        fprintf(stderr, "parley chat: one turn per line; end with Ctrl-D\n");
+    for (;;) {
+        if (prompt) {
+            fputs("> ", stderr);
+            fflush(stderr);
+        }
+        if ((n = getline(&line, &cap, stdin)) < 0)
+            break;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
-        if (n > 0)
-            ok = chat_turn(session, st, line);
+        if (n > 0 && !chat_turn(session, st, line))
+            all_ok = false;
     }
+    if (prompt)
+        fputc('\n', stderr);
     free(line);
-    return ok;
+    return all_ok;
 }
 
 /* chat's options that are plain properties; the TLS ones come after these. */
 static const cli_property_option chat_properties[] = {
     {"endpoint", "endpoint"},       {"dialect", "dialect"},
     {"model", "model"},             {"system", "system"},
+    {"key-file", "api.key.file"},
 };
 #define NCHAT_PROPERTIES (sizeof(chat_properties) / sizeof(chat_properties[0]))
 #define NCHAT_OPTIONS (NCHAT_PROPERTIES + CLI_TLS_OPTIONS_COUNT)
@@ -139,13 +167,14 @@ static const cli_property_option *chat_option(size_t i)
 static int parse_chat_options(int argc, char **argv, parley_conf_t *conf,
                               const char **session_id)
 {
-    enum { OPT_SESSION = 1000, OPT_PROPERTY = 2000 };
-    struct option opts[NCHAT_OPTIONS + 4];
+    enum { OPT_SESSION = 1000, OPT_SET, OPT_PROPERTY = 2000 };
+    struct option opts[NCHAT_OPTIONS + 5];
     size_t n = 0;
     for (size_t i = 0; i < NCHAT_OPTIONS; i++)
         opts[n++] = (struct option){chat_option(i)->option, required_argument, NULL,
                                     OPT_PROPERTY + (int)i};
     opts[n++] = (struct option){"session", required_argument, NULL, OPT_SESSION};
+    opts[n++] = (struct option){"set", required_argument, NULL, OPT_SET};
     opts[n++] = (struct option){"insecure", no_argument, NULL, 'k'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
@@ -156,6 +185,9 @@ static int parse_chat_options(int argc, char **argv, parley_conf_t *conf,
                 return 2;
         } else if (c == OPT_SESSION) {
             *session_id = optarg;
+        } else if (c == OPT_SET) {
+            if (!cli_conf_set_assignment(conf, optarg))
+                return 2;
         } else if (c == 'k') {
             if (!cli_conf_set_insecure(conf))
                 return 2;
@@ -173,9 +205,10 @@ static int cmd_chat(int argc, char **argv)
     const char *session_id = NULL;
     chat_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     parley_conf_t *conf = parley_conf_new();
-    /* Errors reach the user through the events; PARLEY_LOG still overrides. */
+    /* Failures reach the user through the events, waits (stalls, retries)
+     * as warnings; PARLEY_LOG still overrides. */
     if (!conf || !cli_conf_set(conf, "workers", "1") || !cli_conf_set(conf, "connections", "1") ||
-        !cli_conf_set(conf, "log.level", "3")) {
+        !cli_conf_set(conf, "log.level", "warning")) {
         parley_conf_destroy(conf);
         return 2;
     }
@@ -188,7 +221,7 @@ static int cmd_chat(int argc, char **argv)
     char err[512];
     parley_client_t *client = parley_client_new(conf, err, sizeof(err));
     if (!client) {
-        fprintf(stderr, "parley: %s\n", err);
+        cli_error(err);
         parley_conf_destroy(conf);
         return 2;
     }
@@ -200,8 +233,9 @@ static int cmd_chat(int argc, char **argv)
     }
     bool ok = true;
     if (optind < argc) {
-        for (int i = optind; ok && i < argc; i++)
-            ok = chat_turn(session, &st, argv[i]);
+        for (int i = optind; i < argc; i++)
+            if (!chat_turn(session, &st, argv[i]))
+                ok = false;
     } else {
         ok = chat_stdin(session, &st);
     }

@@ -41,6 +41,7 @@
 #include "mem_probe.h"
 #include "parley.h"
 #include "session.h"
+#include "session_table.h"
 
 /* The target of issue 7: bytes of RSS per idle session, history aside. */
 #define IDLE_TARGET_BYTES 2048
@@ -163,13 +164,10 @@ static unsigned connections_of(const parley_conf_t *conf)
 }
 
 /* Whether any session of the client is still alive: closing is
- * asynchronous, and the registry is what the client empties last. */
+ * asynchronous, and a session's end is the last thing its finalizer counts. */
 static bool sessions_alive(parley_client_t *c)
 {
-    pthread_mutex_lock(&c->registry_mu);
-    bool alive = c->sessions != NULL;
-    pthread_mutex_unlock(&c->registry_mu);
-    return alive;
+    return atomic_load(&c->sessions_open) != 0;
 }
 
 static void wait_sessions_freed(parley_client_t *c)
@@ -303,10 +301,13 @@ static void run_bench(struct run *run, const char *endpoint)
     }
     run->open_ms = now_ms() - t0;
     mem_sample_take(&run->at[P_OPEN]);
-    run->session_size = sizeof(parley_session_t);
+    run->session_size = sizeof(pl_session);
     run->session_id_len = strlen(parley_session_id(sessions[0]));
-    /* A glibc chunk is its usable size plus one 8-byte size field. */
-    run->session_chunk = malloc_usable_size(sessions[0]) + sizeof(size_t);
+    /* A handle is not a pointer (session_table.h): the session behind it.
+     * A glibc chunk is its usable size plus one 8-byte size field. */
+    pl_session *first = pl_session_table_ref(sessions[0]);
+    run->session_chunk = malloc_usable_size(first) + sizeof(size_t);
+    pl_session_unref(first);
 
     run->peak_reset = mem_peak_reset() == 0;
     t0 = now_ms();

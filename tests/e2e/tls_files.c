@@ -46,7 +46,8 @@ void tls_files_make(tls_files *t)
         fail_msg("mkdtemp failed");
     make_ca(t->dir, "ca");
     make_ca(t->dir, "otherca");
-    make_leaf(t->dir, "server", "ca", "IP:127.0.0.1,DNS:localhost");
+    make_leaf(t->dir, "server", "ca",
+              "IP:127.0.0.1,DNS:localhost,DNS:api.anthropic.com,DNS:api.openai.com");
     make_leaf(t->dir, "wrong", "ca", "DNS:other.example");
     snprintf(t->ca, sizeof(t->ca), "%s/ca.pem", t->dir);
     snprintf(t->other_ca, sizeof(t->other_ca), "%s/otherca.pem", t->dir);

@@ -24,8 +24,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "client.h"
-#include "conf.h"
 #include "log.h"
 
 #define CHECK(cond)                                                          \
@@ -134,10 +132,9 @@ static char *credential_value(const char *text, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static parley_conf_t *conf;
-    if (!conf) {
-        conf = parley_conf_new();
-        parley_conf_set_log_cb(conf, on_log, NULL);
+    static bool started;
+    if (!started) {
+        started = true;
         strict = getenv("FUZZ_LOG_STRICT") && !strcmp(getenv("FUZZ_LOG_STRICT"), "1");
     }
     if (size < 1)
@@ -156,8 +153,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data + 1 + klen;
     size_t len = size - 1 - klen;
 
-    conf->log_level = data[0] & 128 ? PARLEY_LOG_DEBUG : PARLEY_LOG_WARNING;
-    parley_client_t client = {.conf = conf, .api_key = k};
+    pl_logger client = {.level = data[0] & 128 ? PARLEY_LOG_DEBUG : PARLEY_LOG_WARNING,
+                        .cb = on_log,
+                        .api_key = k};
     key = k;
     lines = 0;
     if (data[0] & 64) {

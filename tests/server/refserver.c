@@ -2170,6 +2170,7 @@ static int create_http(pl_refserver *srv, struct lws_context_creation_info *info
     ho.chunk_bytes = srv->opts.chunk_bytes;
     ho.max_body_bytes = srv->opts.max_message_bytes;
     ho.quiet = srv->opts.quiet;
+    ho.model = srv->opts.http_model;
     srv->http = pl_refserver_http_new(&ho);
     if (!srv->http) {
         snprintf(srv->start_err, sizeof srv->start_err, "out of memory");

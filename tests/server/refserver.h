@@ -34,6 +34,9 @@ typedef struct pl_refserver_opts {
      * holds the key too. */
     const char *tls_cert_file;
     const char *tls_key_file;
+    /* The model the HTTP endpoints serve (the echo model under that name,
+     * to stand in for a vendor); NULL: parley-echo-1. Copied at start. */
+    const char *http_model;
 } pl_refserver_opts;
 
 /* Fills opts with the defaults above. */

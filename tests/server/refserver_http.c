@@ -68,8 +68,10 @@ struct stats_atomic {
 };
 
 struct pl_refserver_http {
-    pl_refserver_http_opts opts; /* api_key points at the copy below */
+    pl_refserver_http_opts opts; /* api_key and model point at the copies below */
     char *api_key;
+    char model[128];
+    char unknown_model_msg[200]; /* the service thread's, for check_body */
     /* The per-vhost option naming this object: "parley-http" { server }. */
     struct lws_protocol_vhost_options pvo, pvo_server;
     /* Fault knobs and their "every Nth" counters, any thread. */
@@ -683,7 +685,7 @@ static struct json_object *openai_object(const struct stream *s,
     put_id(o, "id", "chatcmpl-", s->n);
     put_str(o, "object", object);
     json_object_object_add(o, "created", json_object_new_int64(s->created));
-    put_str(o, "model", PL_ECHO_MODEL);
+    put_str(o, "model", s->srv->opts.model);
     return o;
 }
 
@@ -719,7 +721,7 @@ static void anthropic_stream_start(struct stream *s)
     put_id(msg, "id", "msg_", s->n);
     put_str(msg, "type", "message");
     put_str(msg, "role", "assistant");
-    put_str(msg, "model", PL_ECHO_MODEL);
+    put_str(msg, "model", s->srv->opts.model);
     json_object_object_add(msg, "content", json_object_new_array());
     json_object_object_add(msg, "stop_reason", NULL);
     json_object_object_add(msg, "stop_sequence", NULL);
@@ -841,7 +843,7 @@ static struct json_object *anthropic_message(const struct stream *s)
     put_id(msg, "id", "msg_", s->n);
     put_str(msg, "type", "message");
     put_str(msg, "role", "assistant");
-    put_str(msg, "model", PL_ECHO_MODEL);
+    put_str(msg, "model", s->srv->opts.model);
     put_str(block, "type", "text");
     put_strn(block, "text", s->reply.text, sent_len(s));
     json_object_array_add(content, block);
@@ -1042,12 +1044,14 @@ static const char *check_body(struct stream *s, struct json_object *root,
     if (!is_type(model, json_type_string))
         return s->dialect == ANTHROPIC ? "model: Field required"
                                        : "you must provide a model parameter";
-    if (strcmp(json_object_get_string(model), PL_ECHO_MODEL)) {
+    if (strcmp(json_object_get_string(model), s->srv->opts.model)) {
         *status = 404;
         *code = "model_not_found";
-        return s->dialect == ANTHROPIC
-            ? "model: unknown model (this server serves parley-echo-1)"
-            : "The model does not exist or you do not have access to it.";
+        if (s->dialect != ANTHROPIC)
+            return "The model does not exist or you do not have access to it.";
+        snprintf(s->srv->unknown_model_msg, sizeof(s->srv->unknown_model_msg),
+                 "model: unknown model (this server serves %s)", s->srv->opts.model);
+        return s->srv->unknown_model_msg;
     }
     return s->dialect == ANTHROPIC ? check_anthropic(root, t)
                                    : check_openai(root, t);
@@ -1675,6 +1679,8 @@ pl_refserver_http *pl_refserver_http_new(const pl_refserver_http_opts *opts)
         }
     }
     h->opts.api_key = h->api_key;
+    snprintf(h->model, sizeof(h->model), "%s", opts->model ? opts->model : PL_ECHO_MODEL);
+    h->opts.model = h->model;
     if (!h->opts.chunk_bytes)
         h->opts.chunk_bytes = PL_ECHO_DEFAULT_CHUNK_BYTES;
     if (!h->opts.max_body_bytes || h->opts.max_body_bytes > INT_MAX)

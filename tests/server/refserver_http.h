@@ -142,6 +142,9 @@ typedef struct pl_refserver_http_opts {
     unsigned chunk_bytes;    /* bytes per piece (0 means 16) */
     uint64_t max_body_bytes; /* larger request bodies get 413 (0 means 1 MiB) */
     int quiet;               /* no log lines on stderr */
+    const char *model;       /* the one model served (the echo model under
+                                another name, e.g. a vendor's); NULL:
+                                parley-echo-1 */
 } pl_refserver_http_opts;
 
 /* Fills opts with the defaults above. */

@@ -20,9 +20,6 @@
 #define DEADLINE_US (5 * LWS_US_PER_SEC)
 #define MANY 3000
 
-#define container_of(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
-
 /* One test's timers and what they saw. */
 struct item {
     pl_rs_timer timer;
@@ -67,7 +64,7 @@ static int teardown(void **state)
 
 static void on_fire(pl_rs_timer *t)
 {
-    struct item *it = container_of(t, struct item, timer);
+    struct item *it = pl_container_of(t, struct item, timer);
 
     it->fired++;
     it->fired_at = lws_now_usecs();
@@ -79,7 +76,7 @@ static void on_fire(pl_rs_timer *t)
     if (it->reschedules > 0) {
         it->reschedules--;
         pl_rs_timer_set(&queue, &it->timer, on_fire, 1);
-        it->due = it->timer.due;
+        it->due = it->timer.entry.due;
     }
     /* lws may fire timers before it polls, and then poll with nothing
      * left to wake it: have the loop return as soon as all have fired. */
@@ -90,7 +87,7 @@ static void on_fire(pl_rs_timer *t)
 static void set(struct item *it, unsigned ms)
 {
     pl_rs_timer_set(&queue, &it->timer, on_fire, ms);
-    it->due = it->timer.due;
+    it->due = it->timer.entry.due;
 }
 
 static void on_watchdog(lws_sorted_usec_list_t *sul)
@@ -126,7 +123,7 @@ static void test_due_order_and_ties(void **state)
     /* Force the tie that same-delay timers set in the same microsecond
      * have: only it[1] can sit between their due times, so the heap stays
      * valid. The order they were set in decides. */
-    it[3].timer.due = it[1].timer.due;
+    it[3].timer.entry.due = it[1].timer.entry.due;
     it[3].due = it[1].due;
     assert_int_equal(pl_rs_timer_queue_len(&queue), 5);
     run_until_empty();
@@ -135,7 +132,7 @@ static void test_due_order_and_ties(void **state)
         assert_int_equal(order[i], want[i]);
         assert_int_equal(it[i].fired, 1);
         assert_true(it[i].fired_at >= it[i].due);
-        assert_int_equal(it[i].timer.slot, 0);
+        assert_int_equal(it[i].timer.entry.slot, 0);
     }
 }
 
@@ -172,7 +169,7 @@ static void test_callbacks_set_and_cancel(void **state)
     set(&pacer, 2);
     set(&killer, 5);
     set(&victim, 5);
-    victim.timer.due = killer.timer.due; /* a tie, as in the test above */
+    victim.timer.entry.due = killer.timer.entry.due; /* a tie, as in the test above */
     run_until_empty();
     assert_int_equal(pacer.fired, 4);
     assert_int_equal(killer.fired, 1);
@@ -190,7 +187,7 @@ static void test_clear(void **state)
     set(&it[1], 2);
     pl_rs_timer_queue_clear(&queue);
     assert_int_equal(pl_rs_timer_queue_len(&queue), 0);
-    assert_int_equal(it[0].timer.slot + it[1].timer.slot, 0);
+    assert_int_equal(it[0].timer.entry.slot + it[1].timer.entry.slot, 0);
     pl_rs_timer_cancel(&queue, &it[0].timer); /* harmless after clear */
     set(&it[2], 3);
     run_until_empty();
@@ -226,7 +223,7 @@ static void test_many(void **state)
     for (i = 1; i < nfired; i++) {
         const struct item *a = &it[order[i - 1]], *b = &it[order[i]];
         assert_true(a->due < b->due ||
-                    (a->due == b->due && a->timer.order < b->timer.order));
+                    (a->due == b->due && a->timer.entry.order < b->timer.entry.order));
     }
 }
 

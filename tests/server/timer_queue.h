@@ -11,10 +11,12 @@
  * CPU (23 % measured with 10,000 requests in flight) and capped it below
  * the benchmarks' load (docs/benchmarks.md).
  *
- * Here the timers of one queue live in a binary min-heap, O(log n) to set,
- * cancel or fire, and lws holds one sul for the whole queue, armed for the
- * earliest due time. When it fires, every timer due by then fires, in due
- * order (ties in the order they were set), and the sul is armed again.
+ * Here the timers of one queue live in parley's timer heap
+ * (src/timer_heap.h: O(log n) to set, cancel or fire; ties in the order
+ * set), and lws holds one sul for the whole queue, armed for the earliest
+ * due time. When it fires, every timer due by then fires, in due order,
+ * and the sul is armed again. This file is only that adapter: lws's clock
+ * (microseconds) and its sul.
  *
  * Like lws_sul, a timer is embedded in its owner's struct (container_of
  * finds the owner in the callback) and needs no allocation of its own. A
@@ -28,14 +30,14 @@
 
 #include <libwebsockets.h>
 
+#include "timer_heap.h"
+
 typedef struct pl_rs_timer pl_rs_timer;
 typedef void pl_rs_timer_fn(pl_rs_timer *timer);
 
 /* Zeroed memory is a timer that is not pending. */
 struct pl_rs_timer {
-    lws_usec_t due;          /* lws_now_usecs() time to fire at */
-    uint64_t order;          /* when it was set, to break ties */
-    size_t slot;             /* its heap index + 1; 0: not pending */
+    pl_timer entry;          /* due: the lws_now_usecs() time to fire at */
     pl_rs_timer_fn *fire;
 };
 
@@ -43,9 +45,7 @@ typedef struct pl_rs_timer_queue {
     struct lws_context *ctx;
     lws_sorted_usec_list_t sul;  /* lws's one timer for the queue */
     lws_usec_t sul_due;          /* when sul fires; 0: not armed */
-    pl_rs_timer **heap;          /* heap[0] is due first */
-    size_t len, cap;
-    uint64_t next_order;
+    pl_timer_heap heap;
 } pl_rs_timer_queue;
 
 /* An empty queue scheduling on ctx's first service thread. */

@@ -35,13 +35,13 @@ static const char *const env_vars[] = {"PARLEY_ENDPOINT", "PARLEY_API_KEY",
 
 /* Every property, so that tests notice one missing from the table. */
 static const char *const all_props[] = {
-    "endpoint",       "api_key.env",
-    "api_key.file",   "heartbeat.interval.s",
+    "endpoint",       "api.key.env",
+    "api.key.file",   "heartbeat.interval.s",
     "workers",        "connections",
     "sizing.qps",     "sizing.response.ms",
     "sizing.inflight.per.connection",
     "worker.id",      "model",
-    "max_tokens",     "connect.timeout.ms",
+    "max.tokens",     "connect.timeout.ms",    "connect.to",
     "max.message.bytes", "log.level", "retry.max.attempts", "dialect",
     "system", "anthropic.version", "tls.ca.file", "tls.ca.path",
     "tls.pinned.pubkey", "tls.cert.file", "tls.key.file", "tls.insecure",
@@ -270,7 +270,8 @@ static void test_unknown_name(void **state)
     size_t n = 0;
 
     set_fails(conf, "hearbeat.interval.s", "10", PARLEY_ERR_UNKNOWN_OPTION,
-              "no such property \"hearbeat.interval.s\"");
+              "no such property \"hearbeat.interval.s\": did you mean "
+              "\"heartbeat.interval.s\"?");
     set_fails(conf, "", "10", PARLEY_ERR_UNKNOWN_OPTION,
               "no such property \"\"");
     assert_int_equal(parley_conf_get(conf, "nope", NULL, &n),
@@ -685,7 +686,7 @@ static void test_finalize_endpoint_property_wins(void **state)
     setenv("PARLEY_ENDPOINT", "http://ignored", 1);
     setenv("PARLEY_API_KEY", "k", 1);
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_OK);
-    assert_string_equal(conf->endpoint, "wss://property-host");
+    assert_string_equal(conf->endpoint, "wss://property-host/v1/stream");
     free(key);
 }
 
@@ -699,7 +700,7 @@ static void test_finalize_missing_endpoint(void **state)
     setenv("PARLEY_API_KEY", "k", 1);
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_ARG);
     assert_string_equal(errstr, "no endpoint: set the \"endpoint\" property "
-                                "or PARLEY_ENDPOINT");
+                                "or PARLEY_ENDPOINT (docs/vendors.md names the vendors')");
     setenv("PARLEY_ENDPOINT", "", 1);
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_ARG);
     assert_null(key);
@@ -958,6 +959,7 @@ static void test_finalize_dialect(void **state)
     free(key);
 
     set_ok(conf, "endpoint", "http://h");
+    set_ok(conf, "model", "m"); /* required off loopback (test_vendor_conf.c) */
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_OK);
     assert_int_equal(conf->dialect, PL_DIALECT_OPENAI);
     assert_string_equal(key, "parley-key"); /* no OPENAI_API_KEY: the fallback */
@@ -973,8 +975,8 @@ static void test_finalize_dialect(void **state)
 
     set_ok(conf, "dialect", "native");
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_ERR_INVALID_VALUE);
-    assert_string_equal(errstr, "dialect \"native\" needs an endpoint starting "
-                                "with ws:// or wss://");
+    assert_string_equal(errstr, "the native dialect (set by the \"dialect\" property) "
+                                "needs an endpoint starting with ws:// or wss://");
     set_fails(conf, "dialect", "soap", PARLEY_ERR_INVALID_VALUE,
               "\"dialect\": \"soap\" is not native, anthropic or openai");
 
