@@ -30,6 +30,7 @@
 #include "http_stream.h"
 #include "log.h"
 #include "mpsc.h"
+#include "owner.h"
 #include "pool.h"
 #include "protocol.h"
 #include "route.h"
@@ -61,6 +62,9 @@ struct pl_io {
     CURLM *multi;
     pthread_t thread;
     bool thread_started;
+    /* Everything below but the submissions' producer side: the I/O thread
+     * while it runs, then the thread that stopped it (PL_ASSERT_OWNER). */
+    pl_owner owner;
     _Atomic bool stopping;
     pl_mpsc submissions; /* pl_io_request */
     /* Set while the thread is in (or about to enter) curl_multi_poll(): only
@@ -443,6 +447,7 @@ static void http_place(pl_io *io, pl_route *r)
 /* Send (or send again) a route on the best connection. */
 static void route_place(pl_io *io, pl_route *r, const pl_ws_conn *avoid, int64_t now)
 {
+    PL_ASSERT_OWNER(&io->owner);
     pl_ws_conn *conn = NULL;
     if (io->set.dialect == PL_DIALECT_NATIVE) {
         conn = pick_conn(io, avoid, now);
@@ -532,6 +537,7 @@ static void requeue_if_on_conn(pl_route *r, void *arg)
 static void conn_end(pl_io *io, pl_ws_conn *conn, parley_err_t err, const char *msg,
                      bool retryable, bool found_dead)
 {
+    PL_ASSERT_OWNER(&io->owner);
     int64_t now = pl_monotonic_ms();
     bool delivered = conn->state == PL_WS_OPEN && conn->delivered > 0;
     conn_loss l = {io, conn, err, msg, retryable, found_dead || delivered, now};
@@ -1058,6 +1064,7 @@ static void accept_cancel(pl_io *io, uint64_t id)
 
 static void drain_submissions(pl_io *io)
 {
+    PL_ASSERT_OWNER(&io->owner); /* the queue's one consumer */
     pl_mpsc_node *e = pl_mpsc_take_all(&io->submissions);
     int64_t now = pl_monotonic_ms();
     while (e) {
@@ -1446,6 +1453,7 @@ static int64_t publish_stats(pl_io *io, int64_t now)
  * latest before the thread blocks in curl_multi_poll(). */
 static void run_once(pl_io *io)
 {
+    PL_ASSERT_OWNER(&io->owner);
     pl_pool_hold_wakes(io->set.pool);
     drain_submissions(io);
     int64_t now = pl_monotonic_ms();
@@ -1520,6 +1528,7 @@ static void shut_down(pl_io *io)
 static void *io_main(void *arg)
 {
     pl_io *io = arg;
+    pl_owner_take(&io->owner);
     while (!atomic_load(&io->stopping))
         run_once(io);
     return NULL;
@@ -1555,6 +1564,7 @@ void pl_io_stop(pl_io *io)
         io->thread_started = false;
     }
     /* The thread is gone: this thread now owns the multi handle. */
+    pl_owner_take(&io->owner);
     shut_down(io);
 }
 
