@@ -605,8 +605,10 @@ static parley_err_t explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc,
         return PARLEY_ERR_UNAUTHORIZED;
     }
     if (status != 0 && status != 101) {
-        snprintf(msg, size, "the server answered HTTP %ld to the WebSocket upgrade of %s",
-                 status, url);
+        snprintf(msg, size, "the server answered HTTP %ld to the WebSocket upgrade of %s "
+                 "(%s)%s", status, url, io->conf->dialect_shown,
+                 status == 404 ? "; the native protocol's path is /v1/stream, and the "
+                                 "vendors' APIs take an http(s):// endpoint" : "");
         *retryable = status == 408 || status == 429 || status >= 500;
         return PARLEY_ERR_CONNECT;
     }
