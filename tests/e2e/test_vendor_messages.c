@@ -181,7 +181,7 @@ static void test_native_404_names_dialect_and_path(void **state)
 static void test_native_server_gone_mid_reply(void **state)
 {
     (void)state;
-    pl_refserver *srv = fixture_server(TEST_KEY, 0, 40, 2);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 100, 2);
     int port = pl_refserver_port(srv);
     parley_client_t *c = client_for(url_of("ws", port, "/v1/stream"), "retry.backoff.ms", "10",
                                     "reconnect.backoff.ms", "10", "connect.timeout.ms", "2000",
@@ -209,7 +209,7 @@ static void test_native_server_gone_mid_reply(void **state)
 static void test_resume_failed_advice(void **state)
 {
     (void)state;
-    pl_refserver *srv = fixture_server(TEST_KEY, 0, 40, 2);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 100, 2);
     parley_client_t *c = client_for(url_of("ws", pl_refserver_port(srv), "/v1/stream"),
                                     "reconnect.backoff.ms", "10", NULL);
     parley_session_t *s = parley_session_open(c, NULL, NULL, 0);
