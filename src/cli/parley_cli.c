@@ -62,6 +62,22 @@ static void on_event(parley_client_t *client, const parley_event_t *ev, void *op
     pthread_mutex_unlock(&st->mu);
 }
 
+/* The library's log lines as its default writes them, with the properties
+ * named as this tool's options. */
+static void on_log(const parley_client_t *client, int level, const char *facility,
+                   const char *message, void *opaque)
+{
+    static const char *const names[] = {"ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"};
+    char explained[2048];
+    (void)client, (void)opaque;
+    cli_explain(message, explained, sizeof(explained));
+    fprintf(stderr, "parley %s %s: %s\n",
+            level >= PARLEY_LOG_ERROR && level <= PARLEY_LOG_DEBUG
+                ? names[level - PARLEY_LOG_ERROR]
+                : level < PARLEY_LOG_ERROR ? "CRITICAL" : "DEBUG",
+            facility, explained);
+}
+
 static int usage(FILE *out, int status)
 {
     fprintf(out,
@@ -218,6 +234,7 @@ static int cmd_chat(int argc, char **argv)
         return status;
     }
     parley_conf_set_event_cb(conf, on_event, &st);
+    parley_conf_set_log_cb(conf, on_log, NULL);
     char err[512];
     parley_client_t *client = parley_client_new(conf, err, sizeof(err));
     if (!client) {

@@ -15,11 +15,6 @@ int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req,
                                      : pl_openai_encode(out, req, system);
 }
 
-const char *pl_dialect_path(pl_dialect d)
-{
-    return d == PL_DIALECT_ANTHROPIC ? "/v1/messages" : "/v1/chat/completions";
-}
-
 void pl_stream_state_init(pl_stream_state *st, pl_dialect d)
 {
     memset(st, 0, sizeof(*st));

@@ -57,9 +57,6 @@ typedef struct pl_stream_result {
 int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req,
                       const char *system);
 
-/* The path appended to an endpoint that names only a host. */
-const char *pl_dialect_path(pl_dialect d);
-
 void pl_stream_state_init(pl_stream_state *st, pl_dialect d);
 /* Ready for a new stream of the same dialect, keeping the JSON tokener. */
 void pl_stream_state_reset(pl_stream_state *st);

@@ -5,8 +5,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* The native protocol's default path (protocol.md, section 1). */
-#define NATIVE_PATH "/v1/stream"
 
 /* The vendors' API hosts, and the dialect each speaks. */
 static const struct {
@@ -106,7 +104,7 @@ char *pl_endpoint_complete(const char *url, pl_dialect d)
     const char *add = "";
     if (path_len == 0 || (path_len == 1 && path[0] == '/')) {
         path_len = 0;
-        add = d == PL_DIALECT_NATIVE ? NATIVE_PATH : pl_dialect_path(d);
+        add = pl_dialect_path(d);
     } else if (d != PL_DIALECT_NATIVE &&
                (ends_with(path, path_len, "/v1") || ends_with(path, path_len, "/v1/"))) {
         /* The SDKs' base URL: the API path is the dialect's after its "/v1". */
@@ -124,6 +122,14 @@ char *pl_endpoint_complete(const char *url, pl_dialect d)
     memcpy(out + head, add, add_len);
     memcpy(out + head + add_len, rest, rest_len + 1);
     return out;
+}
+
+const char *pl_dialect_path(pl_dialect d)
+{
+    /* The native protocol's default path is protocol.md's, section 1. */
+    return d == PL_DIALECT_ANTHROPIC ? "/v1/messages"
+           : d == PL_DIALECT_OPENAI  ? "/v1/chat/completions"
+                                     : "/v1/stream";
 }
 
 const char *pl_dialect_name(pl_dialect d)

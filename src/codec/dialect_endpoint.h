@@ -35,6 +35,9 @@ bool pl_endpoint_is_loopback(const char *url);
  */
 char *pl_endpoint_complete(const char *url, pl_dialect d);
 
+/* The dialect's API path: /v1/stream, /v1/messages or /v1/chat/completions. */
+const char *pl_dialect_path(pl_dialect d);
+
 /* The dialect's name: native, anthropic or openai. */
 const char *pl_dialect_name(pl_dialect d);
 

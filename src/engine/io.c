@@ -620,8 +620,10 @@ static void explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc, char *msg, siz
         return;
     }
     if (status != 0 && status != 101) {
-        snprintf(msg, size, "the server answered HTTP %ld to the WebSocket upgrade of %s",
-                 status, url);
+        snprintf(msg, size, "the server answered HTTP %ld to the WebSocket upgrade of %s "
+                 "(%s)%s", status, url, io->set.dialect_shown,
+                 status == 404 ? "; the native protocol's path is /v1/stream, and the "
+                                 "vendors' APIs take an http(s):// endpoint" : "");
         f->err = PARLEY_ERR_CONNECT;
         return;
     }

@@ -17,18 +17,11 @@ int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->dialect = d;
-    /* An endpoint that names a host only gets the dialect's path. */
-    const char *authority = strstr(endpoint, "://");
-    const char *path = authority ? strchr(authority + 3, '/') : NULL;
-    bool bare = !path || !strcmp(path, "/");
-    pl_buf url = PL_BUF_INIT;
-    if (pl_buf_append(&url, endpoint, path ? (size_t)(path - endpoint) : strlen(endpoint)) != 0 ||
-        pl_buf_append_str(&url, bare ? pl_dialect_path(d) : path) != 0) {
-        pl_buf_free(&url);
+    /* The endpoint is whole: pl_conf_finalize() filled in the dialect's path
+     * (dialect_endpoint.h). */
+    size_t len = strlen(endpoint);
+    if (!(cfg->url = strdup(endpoint)))
         return -1;
-    }
-    size_t len;
-    cfg->url = pl_buf_steal(&url, &len);
     cfg->url_shown = pl_xmalloc(len * 6 + 1); /* room for every escape */
     pl_safe_url(cfg->url, cfg->url_shown, len * 6 + 1);
     cfg->tls = strncasecmp(endpoint, "https://", 8) == 0;

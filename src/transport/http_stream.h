@@ -35,7 +35,7 @@ typedef struct pl_http_events {
 } pl_http_events;
 
 typedef struct pl_http_config {
-    char *url;                  /* the endpoint, with the dialect's path */
+    char *url;                  /* the endpoint (with the dialect's path) */
     char *url_shown;            /* url as messages show it (pl_safe_url) */
     pl_dialect dialect;
     const char *dialect_shown;  /* the dialect and why, for messages (conf.h) */
@@ -82,8 +82,8 @@ typedef struct pl_http_stream {
     int64_t last_rx_ms;         /* the last header or body bytes; 0: none yet */
 } pl_http_stream;
 
-/* Build the configuration; url gets the dialect's path when the endpoint
- * names none. Returns 0 or -1. */
+/* Build the configuration for the endpoint as pl_conf_finalize() completed
+ * it (with the dialect's path). Returns 0 or -1. */
 int pl_http_config_init(pl_http_config *cfg, const char *endpoint, pl_dialect d);
 /* Frees the idle streams too: call it after the last stream was released. */
 void pl_http_config_free(pl_http_config *cfg);

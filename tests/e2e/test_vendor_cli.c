@@ -347,6 +347,33 @@ static void test_chat_goes_on_after_a_failed_turn(void **state)
     pl_refserver_stop(srv);
 }
 
+/* A wait shows at the default level, as a warning that names options. */
+static void test_retry_warning_names_options(void **state)
+{
+    (void)state;
+    pl_refserver *srv = vendor_start(VENDOR_KEY);
+    pl_refserver_http_faults f;
+    pl_refserver_http_faults_init(&f);
+    f.reject_every = 1;
+    f.reject_status = 429;
+    f.retry_after_ms = 10;
+    pl_refserver_http_set_faults(pl_refserver_http_of(srv), &f);
+    child_result r;
+    run(&r, NULL, false, ENV("ANTHROPIC_API_KEY=" VENDOR_KEY),
+        ARGV("chat", "--endpoint", "https://api.anthropic.com", "--dialect", "anthropic",
+             "--model", MODEL, "--cacert", tls.ca, "--set", connect_to("api.anthropic.com", srv),
+             "--set", "retry.max.attempts=2", "hello"));
+    assert_int_equal(r.status, 1);
+    const char *warning = "parley WARNING request: ";
+    if (strncmp(r.err, warning, strlen(warning)) != 0)
+        fail_msg("stderr: %s", r.err);
+    assert_non_null(strstr(r.err, ": HTTP 429 from https://api.anthropic.com/v1/messages "
+                                  "(anthropic dialect, set by --dialect): rate_limit_error: "));
+    assert_non_null(strstr(r.err, "; sending it again (attempt 1 of 2 done)\nparley: HTTP 429 "));
+    assert_non_null(strstr(r.err, " (after 2 attempts) (RATE_LIMITED)\n"));
+    pl_refserver_stop(srv);
+}
+
 /* At a terminal there is a prompt; from a pipe there is none. */
 static void test_prompt_at_a_terminal(void **state)
 {
@@ -401,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_messages_name_the_options),
         cmocka_unit_test(test_key_file),
         cmocka_unit_test(test_chat_goes_on_after_a_failed_turn),
+        cmocka_unit_test(test_retry_warning_names_options),
         cmocka_unit_test(test_prompt_at_a_terminal),
         cmocka_unit_test(test_hello_reports_each_failure_once),
     };

@@ -153,6 +153,27 @@ static void test_http_error_names_url_and_dialect(void **state)
     pl_refserver_stop(srv);
 }
 
+/* A native endpoint on a path the server does not serve: the dialect and
+ * the path to use. */
+static void test_native_404_names_dialect_and_path(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 16);
+    char url[160], want[500];
+    snprintf(url, sizeof(url), "%s", url_of("ws", pl_refserver_port(srv), "/v1/messages"));
+    parley_client_t *c = client_for(url, NULL);
+    recorder_entry r = one_turn(c, "x");
+    assert_int_equal(r.err, PARLEY_ERR_CONNECT);
+    snprintf(want, sizeof(want),
+             "the server answered HTTP 404 to the WebSocket upgrade of %s (native dialect, "
+             "chosen by the scheme ws://); the native protocol's path is /v1/stream, and the "
+             "vendors' APIs take an http(s):// endpoint",
+             url);
+    assert_string_equal(r.err_msg, want);
+    parley_client_destroy(c);
+    pl_refserver_stop(srv);
+}
+
 /* ---- replies cut off ------------------------------------------------------- */
 
 /* The server goes away mid-reply and does not come back: the connection was
@@ -160,7 +181,7 @@ static void test_http_error_names_url_and_dialect(void **state)
 static void test_native_server_gone_mid_reply(void **state)
 {
     (void)state;
-    pl_refserver *srv = fixture_server(TEST_KEY, 0, 40, 2);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 100, 2);
     int port = pl_refserver_port(srv);
     parley_client_t *c = client_for(url_of("ws", port, "/v1/stream"), "retry.backoff.ms", "10",
                                     "reconnect.backoff.ms", "10", "connect.timeout.ms", "2000",
@@ -188,7 +209,7 @@ static void test_native_server_gone_mid_reply(void **state)
 static void test_resume_failed_advice(void **state)
 {
     (void)state;
-    pl_refserver *srv = fixture_server(TEST_KEY, 0, 40, 2);
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 100, 2);
     parley_client_t *c = client_for(url_of("ws", pl_refserver_port(srv), "/v1/stream"),
                                     "reconnect.backoff.ms", "10", NULL);
     parley_session_t *s = parley_session_open(c, NULL, NULL, 0);
@@ -299,6 +320,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_http_error_names_url_and_dialect, setup),
+        cmocka_unit_test_setup(test_native_404_names_dialect_and_path, setup),
         cmocka_unit_test_setup(test_native_server_gone_mid_reply, setup),
         cmocka_unit_test_setup(test_resume_failed_advice, setup),
         cmocka_unit_test_setup(test_http_stream_cut_mid_reply, setup),
