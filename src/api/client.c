@@ -174,7 +174,35 @@ parley_err_t parley_start(parley_client_t *c)
     return err;
 }
 
-parley_err_t pl_client_admit(parley_client_t *c, pl_session *s, size_t bytes)
+/* Wake the waiters of cv; taking the mutex orders the wake-up after a
+ * waiter's check of its condition. */
+static void wake(pthread_mutex_t *mu, pthread_cond_t *cv)
+{
+    pthread_mutex_lock(mu);
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(mu);
+}
+
+/* Give back what a request reserved, and wake whoever waits on it: destroy
+ * and parley_flush() for idleness, parley_send_wait() for room. A caller
+ * that holds space_mu (a parley_send_wait() re-checking) broadcasts without
+ * taking it again. */
+static void unreserve(parley_client_t *c, pl_session *s, size_t bytes, bool space_locked)
+{
+    atomic_fetch_sub(&s->unfinished, 1);
+    atomic_fetch_sub(&c->queued_bytes, (int64_t)bytes);
+    if (atomic_fetch_sub(&c->outstanding, 1) == 1)
+        wake(&c->idle_mu, &c->idle_cv);
+    if (atomic_load(&c->space_waiters) > 0) {
+        if (space_locked)
+            pthread_cond_broadcast(&c->space_cv);
+        else
+            wake(&c->space_mu, &c->space_cv);
+    }
+}
+
+parley_err_t pl_client_admit(parley_client_t *c, pl_session *s, size_t bytes,
+                             bool space_locked)
 {
     const parley_conf_t *conf = c->conf;
     /* Add first, then check: concurrent senders can never overshoot. */
@@ -185,29 +213,17 @@ parley_err_t pl_client_admit(parley_client_t *c, pl_session *s, size_t bytes)
     int64_t before = atomic_fetch_add(&c->queued_bytes, (int64_t)bytes);
     if (atomic_fetch_add(&c->outstanding, 1) >= conf->max_inflight_requests ||
         before + (int64_t)bytes > conf->max_queued_bytes) {
-        pl_client_release(c, s, bytes);
+        /* The overshoot may have turned another sender away: it is given
+         * back, and the waiters told. */
+        unreserve(c, s, bytes, space_locked);
         return PARLEY_ERR_QUEUE_FULL;
     }
     return PARLEY_OK;
 }
 
-/* Wake the waiters of cv; taking the mutex orders the wake-up after a
- * waiter's check of its condition. */
-static void wake(pthread_mutex_t *mu, pthread_cond_t *cv)
-{
-    pthread_mutex_lock(mu);
-    pthread_cond_broadcast(cv);
-    pthread_mutex_unlock(mu);
-}
-
 void pl_client_release(parley_client_t *c, pl_session *s, size_t bytes)
 {
-    atomic_fetch_sub(&s->unfinished, 1);
-    atomic_fetch_sub(&c->queued_bytes, (int64_t)bytes);
-    if (atomic_fetch_sub(&c->outstanding, 1) == 1)
-        wake(&c->idle_mu, &c->idle_cv);
-    if (atomic_load(&c->space_waiters) > 0)
-        wake(&c->space_mu, &c->space_cv);
+    unreserve(c, s, bytes, false);
 }
 
 void pl_deadline_after(struct timespec *deadline, int timeout_ms)

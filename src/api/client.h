@@ -65,10 +65,11 @@ struct parley_client {
 /*
  * Reserve room for a request of `bytes` content bytes in the session's and
  * the client's limits: PARLEY_OK, or PARLEY_ERR_QUEUE_FULL with nothing
- * reserved.
+ * reserved. space_locked: the caller holds space_mu (a waiting
+ * parley_send_wait() re-checking), which must not be taken again.
  */
 parley_err_t pl_client_admit(parley_client_t *client, struct pl_session *s,
-                             size_t bytes);
+                             size_t bytes, bool space_locked);
 /* Release what pl_client_admit() reserved: the request ended (its terminal
  * event was delivered) or was never accepted. */
 void pl_client_release(parley_client_t *client, struct pl_session *s, size_t bytes);

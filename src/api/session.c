@@ -665,7 +665,7 @@ static parley_err_t send_admitted(pl_session *s, const char *content, size_t len
 static parley_err_t send_waiting(pl_session *s, const char *content, size_t len,
                                  uint64_t *request_id, int timeout_ms)
 {
-    parley_err_t err = pl_client_admit(s->client, s, len);
+    parley_err_t err = pl_client_admit(s->client, s, len, false);
     bool was_full = err == PARLEY_ERR_QUEUE_FULL;
     if (was_full && timeout_ms != 0 && !pl_pool_in_worker()) {
         parley_client_t *c = s->client;
@@ -676,13 +676,13 @@ static parley_err_t send_waiting(pl_session *s, const char *content, size_t len,
          * the waiter or frees room the re-check sees. */
         atomic_fetch_add(&c->space_waiters, 1);
         pthread_mutex_lock(&c->space_mu);
-        while ((err = pl_client_admit(c, s, len)) == PARLEY_ERR_QUEUE_FULL &&
+        while ((err = pl_client_admit(c, s, len, true)) == PARLEY_ERR_QUEUE_FULL &&
                !atomic_load(&c->shutting_down)) {
             int rc = timeout_ms > 0
                          ? pthread_cond_timedwait(&c->space_cv, &c->space_mu, &deadline)
                          : pthread_cond_wait(&c->space_cv, &c->space_mu);
             if (rc == ETIMEDOUT) {
-                err = pl_client_admit(c, s, len);
+                err = pl_client_admit(c, s, len, true);
                 break;
             }
         }

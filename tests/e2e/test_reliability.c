@@ -102,6 +102,52 @@ static void test_client_inflight_is_bounded(void **state)
     pl_refserver_stop(srv);
 }
 
+/* parley_send_wait() for room under the client's limit, from two threads:
+ * a re-check that overshoots gives its reservation back while holding the
+ * waiters' mutex. Before, it took that mutex again to wake the others and
+ * every waiter deadlocked; now each wait ends with its turn accepted. */
+typedef struct space_waiter {
+    parley_client_t *client;
+    parley_err_t err;
+    uint64_t id;
+} space_waiter;
+
+static void *send_waiting(void *arg)
+{
+    space_waiter *w = arg;
+    parley_session_t *s = parley_session_open(w->client, NULL, NULL, 0);
+    w->err = s ? parley_send_wait(s, "wait", &w->id, 30000) : PARLEY_ERR_INVALID_ARG;
+    return NULL;
+}
+
+static void test_send_wait_for_the_client_limit(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 300, 0, 4);
+    parley_client_t *c = fixture_client(pl_refserver_port(srv), "max.inflight.requests", "1",
+                                        NULL);
+    parley_session_t *first = parley_session_open(c, NULL, NULL, 0);
+    assert_int_equal(parley_send(first, "first", NULL), PARLEY_OK);
+    space_waiter w[2] = {{.client = c}, {.client = c}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, send_waiting, &w[i]), 0);
+    /* A deadlock fails the join; the stuck threads end with the process. */
+    struct timespec give_up;
+    clock_gettime(CLOCK_REALTIME, &give_up);
+    give_up.tv_sec += 40;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_timedjoin_np(t[i], NULL, &give_up), 0);
+        assert_int_equal(w[i].err, PARLEY_OK);
+    }
+    assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
+    assert_int_equal(recorder_terminals(), 3);
+    assert_int_equal(recorder_get(w[0].id).terminals, 1);
+    assert_int_equal(recorder_get(w[1].id).terminals, 1);
+    parley_client_destroy(c);
+    pl_refserver_stop(srv);
+}
+
 /* A waiting turn is cancelled at once; the turn in flight at the server. */
 static void test_cancel(void **state)
 {
@@ -212,6 +258,7 @@ int main(void)
         cmocka_unit_test_setup(test_no_server_retries_then_fails, setup),
         cmocka_unit_test_setup(test_session_queue_is_bounded, setup),
         cmocka_unit_test_setup(test_client_inflight_is_bounded, setup),
+        cmocka_unit_test_setup(test_send_wait_for_the_client_limit, setup),
         cmocka_unit_test_setup(test_cancel, setup),
         cmocka_unit_test_setup(test_request_timeout, setup),
         cmocka_unit_test_setup(test_stall_detected, setup),

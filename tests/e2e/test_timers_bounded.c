@@ -9,9 +9,8 @@
  *
  * The fastest path: the native protocol against the in-process reference
  * server, no latency, a thousand turns at once over short sessions (their
- * history stays small). The test keeps the thousand itself: waiting in
- * parley_send_wait() for max.inflight.requests deadlocks today (client.c's
- * pl_client_admit wakes the space waiters under the mutex the waiter holds). PARLEY_TIMERS_TEST_REQUESTS changes the count;
+ * history stays small). The test keeps the thousand itself, so that the
+ * count in flight is its own. PARLEY_TIMERS_TEST_REQUESTS changes the count;
  * sanitized builds default to fewer (they run 5-20 times slower).
  */
 #include <json-c/json.h>
