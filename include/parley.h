@@ -250,9 +250,10 @@ PARLEY_EXPORT parley_session_t *parley_session_open(parley_client_t *client,
 
 /*
  * Set a per-session option, for the turns sent after this call: "model",
- * "system" (the system prompt; HTTP dialects) or "max_tokens" (an integer,
- * 0 for the client's). An empty value returns to the client's setting.
- * "max_tokens" takes what the property of that name takes. Returns
+ * "system" (the system prompt; HTTP dialects) or "max.tokens" (an integer,
+ * 0 for the client's; "max_tokens" and "max-tokens" also work, as for the
+ * properties). An empty value returns to the client's setting.
+ * "max.tokens" takes what the property of that name takes. Returns
  * PARLEY_ERR_UNKNOWN_OPTION or PARLEY_ERR_INVALID_VALUE with errstr, or
  * PARLEY_ERR_STATE once the session is closed.
  */

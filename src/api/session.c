@@ -564,18 +564,19 @@ static parley_err_t session_set(pl_session *s, const char *name, const char *val
             set_err(errstr, errstr_size, "the value is not valid UTF-8");
             return PARLEY_ERR_INVALID_VALUE;
         }
-    } else if (!strcmp(name, "max_tokens")) {
-        /* As the client's property, so that a value means the same in both. */
+    } else if (!strcmp(name, "max.tokens") || !strcmp(name, "max_tokens") ||
+               !strcmp(name, "max-tokens")) {
+        /* As the client's property (and its spellings, docs/configuration.md),
+         * so that a value means the same in both. */
         int64_t n = 0;
-        if (*value && pl_conf_parse_int_as("max_tokens", value, &n, errstr, errstr_size) !=
-                          PARLEY_OK)
+        if (*value && pl_conf_parse_int_as(name, value, &n, errstr, errstr_size) != PARLEY_OK)
             return PARLEY_ERR_INVALID_VALUE;
         m.what = SET_MAX_TOKENS;
         m.number = (uint32_t)n;
     } else {
         char msg[160];
         snprintf(msg, sizeof(msg), "no such session option \"%.64s\": model, system or "
-                 "max_tokens", name);
+                 "max.tokens", name);
         set_err(errstr, errstr_size, msg);
         return PARLEY_ERR_UNKNOWN_OPTION;
     }

@@ -12,14 +12,21 @@ struct curl_slist *pl_easy_connect_to(const char *entries)
     for (const char *e = entries; e && *e;) {
         size_t len = strcspn(e, ",");
         char *entry = strndup(e, len);
-        struct curl_slist *more = entry ? curl_slist_append(list, entry) : NULL;
-        free(entry);
-        if (!more)
+        if (!entry)
             pl_oom("the connect.to list");
-        list = more;
+        list = pl_easy_header(list, entry);
+        free(entry);
         e += len + (e[len] == ',');
     }
     return list;
+}
+
+struct curl_slist *pl_easy_header(struct curl_slist *list, const char *line)
+{
+    struct curl_slist *more = curl_slist_append(list, line);
+    if (!more)
+        pl_oom("a request header");
+    return more;
 }
 
 void pl_easy_setup(CURL *e, const pl_easy_opts *o, char *errbuf)

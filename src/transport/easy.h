@@ -32,6 +32,10 @@ typedef struct pl_easy_opts {
  * CURLOPT_CONNECT_TO takes; NULL for NULL. Free with curl_slist_free_all. */
 struct curl_slist *pl_easy_connect_to(const char *entries);
 
+/* list with `line` appended (copied); out of memory aborts (alloc.h), where
+ * curl_slist_append would return NULL and the caller lose the list. */
+struct curl_slist *pl_easy_header(struct curl_slist *list, const char *line);
+
 /* Apply the shared options to e. */
 void pl_easy_setup(CURL *e, const pl_easy_opts *o, char *errbuf);
 

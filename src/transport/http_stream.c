@@ -217,17 +217,17 @@ static struct curl_slist *fixed_headers(const pl_http_config *cfg)
             pl_buf_append_str(&auth, cfg->api_key) != 0)
             pl_oom("building the x-api-key header");
         snprintf(line, sizeof(line), "anthropic-version: %s", cfg->anthropic_version);
-        h = curl_slist_append(h, line);
+        h = pl_easy_header(h, line);
     } else {
         if (pl_buf_append_str(&auth, "Authorization: Bearer ") != 0 ||
             pl_buf_append_str(&auth, cfg->api_key) != 0)
             pl_oom("building the Authorization header");
     }
-    h = curl_slist_append(h, auth.data);
+    h = pl_easy_header(h, auth.data);
     memset(auth.data, 0, auth.len); /* the key in as few places as possible */
     pl_buf_free(&auth);
-    h = curl_slist_append(h, "Content-Type: application/json");
-    return curl_slist_append(h, "Accept: text/event-stream");
+    h = pl_easy_header(h, "Content-Type: application/json");
+    return pl_easy_header(h, "Accept: text/event-stream");
 }
 
 static void stream_destroy(pl_http_stream *s)

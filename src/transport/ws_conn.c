@@ -280,7 +280,7 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     if (pl_buf_append_str(&auth, "Authorization: Bearer ") != 0 ||
         pl_buf_append_str(&auth, api_key) != 0)
         pl_oom("building the Authorization header");
-    conn->headers = curl_slist_append(NULL, auth.data);
+    conn->headers = pl_easy_header(NULL, auth.data);
     memset(auth.data, 0, auth.len); /* keep the key in as few places as possible */
     pl_buf_free(&auth);
     conn->offered_zstd = offer_zstd;
@@ -294,11 +294,11 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
     if (offer_gzip)
         strcat(offer, PL_PROTO_SUBPROTOCOL_GZIP ", ");
     strcat(offer, PL_PROTO_SUBPROTOCOL); /* preferred first, plain last */
-    conn->headers = curl_slist_append(conn->headers, offer);
+    conn->headers = pl_easy_header(conn->headers, offer);
     if (conn->offered_dict) {
         char dict[64];
         snprintf(dict, sizeof(dict), "X-Parley-Zstd-Dict: %u", (unsigned)pl_compress_dict_id());
-        conn->headers = curl_slist_append(conn->headers, dict);
+        conn->headers = pl_easy_header(conn->headers, dict);
     }
 
     CURL *e = conn->easy;

@@ -1116,6 +1116,16 @@ static void test_session_max_tokens_parsed_as_conf(void **state)
     }
     assert_int_equal(parley_session_set(s, "max_tokens", "", errstr, sizeof(errstr)),
                      PARLEY_OK); /* empty: back to the client's */
+    /* The option's name follows the properties' rule: dots, or '_' or '-'. */
+    assert_int_equal(parley_session_set(s, "max.tokens", "5", errstr, sizeof(errstr)),
+                     PARLEY_OK);
+    assert_int_equal(parley_session_set(s, "max-tokens", "5", errstr, sizeof(errstr)),
+                     PARLEY_OK);
+    assert_int_equal(parley_session_set(s, "max.tokens", "-1", errstr, sizeof(errstr)),
+                     PARLEY_ERR_INVALID_VALUE);
+    assert_int_equal(parley_session_set(s, "maxtokens", "5", errstr, sizeof(errstr)),
+                     PARLEY_ERR_UNKNOWN_OPTION);
+    assert_non_null(strstr(errstr, "max.tokens"));
     parley_session_close(s);
     parley_client_destroy(c);
 }
