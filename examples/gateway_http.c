@@ -148,13 +148,20 @@ static enum MHD_Result begin_exchange(struct MHD_Connection *c, const char *url,
                              "A-Z a-z 0-9 . _ : -");
     const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length && strtoull(length, NULL, 10) > GW_MAX_BODY_BYTES)
+    unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
+    /* Far too large: answer now. A client sending that much waits for
+     * "100 Continue" first (curl does above 1 MiB), so no body is lost. */
+    if (declared > GW_DRAIN_MAX_BYTES)
         return respond_too_large(c);
     exchange *ex = calloc(1, sizeof(*ex));
     if (!ex || !(ex->session_name = strdup(name))) {
         free(ex);
         return MHD_NO; /* out of memory: MHD closes the connection */
     }
+    /* Too large, but not by much: read and drop it, then answer 413.
+     * Answering first and closing with the body unread makes the kernel
+     * reset the connection, and the client loses the answer. */
+    ex->body_too_large = declared > GW_MAX_BODY_BYTES;
     *req_cls = ex;
     return MHD_YES;
 }

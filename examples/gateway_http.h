@@ -13,6 +13,8 @@
 
 /* Largest request body (one user turn) accepted; larger ones get 413. */
 #define GW_MAX_BODY_BYTES (64 * 1024)
+/* A declared body up to this is read and dropped before its 413. */
+#define GW_DRAIN_MAX_BYTES (1024 * 1024)
 
 typedef struct gw_http gw_http;
 
