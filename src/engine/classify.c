@@ -18,8 +18,8 @@ static bool server_error_retryable(const pl_failure *f)
 
 static bool refusal_retryable(const pl_failure *f)
 {
-    if (f->should_retry >= 0) /* the vendor's own advice wins */
-        return f->should_retry == 1;
+    if (f->should_retry != PL_ADVICE_NONE) /* the vendor's own advice wins */
+        return f->should_retry == PL_ADVICE_YES;
     /* An upgrade answered 409 is a server that refuses WebSocket for good;
      * for a request it is a conflict that clears (Anthropic documents it). */
     if (f->upgrade && f->status == 409)

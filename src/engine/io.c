@@ -394,19 +394,18 @@ static pl_ws_conn *pick_conn(pl_io *io, const pl_ws_conn *avoid, int64_t now)
 static void conn_lost(pl_io *io, pl_ws_conn *conn, const pl_failure *f, const char *msg);
 
 /* The failures the I/O thread itself finds (classify.h decides on each). */
-static const pl_failure start_failure = {.kind = PL_FAIL_START, .err = PARLEY_ERR_CONNECT,
-                                         .should_retry = -1};
-static const pl_failure no_handshake = {.kind = PL_FAIL_NETWORK, .err = PARLEY_ERR_CONNECT,
-                                        .should_retry = -1};
+static const pl_failure start_failure = {.kind = PL_FAIL_START, .err = PARLEY_ERR_CONNECT};
+static const pl_failure no_handshake = {.kind = PL_FAIL_NETWORK,
+                                        .err = PARLEY_ERR_CONNECT};
 /* The connection must go; its requests resume on another (native). */
 static const pl_failure conn_broken = {.kind = PL_FAIL_LOST, .err = PARLEY_ERR_PROTOCOL,
-                                       .should_retry = -1, .resumable = true};
+                                       .resumable = true};
 static const pl_failure conn_oversized = {.kind = PL_FAIL_LOST,
                                           .err = PARLEY_ERR_CONNECTION_LOST,
-                                          .should_retry = -1, .resumable = true};
+                                          .resumable = true};
 /* The server speaks what this client cannot: no connection will do better. */
-static const pl_failure bad_subprotocol = {.kind = PL_FAIL_INVALID, .err = PARLEY_ERR_PROTOCOL,
-                                           .should_retry = -1};
+static const pl_failure bad_subprotocol = {.kind = PL_FAIL_INVALID,
+                                           .err = PARLEY_ERR_PROTOCOL};
 
 static void open_conn(pl_io *io, pl_ws_conn *conn)
 {
@@ -604,8 +603,7 @@ static void explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc, char *msg, siz
     long status = 0;
     curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *detail = conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(rc);
-    *f = (pl_failure){.kind = PL_FAIL_REFUSED, .status = status, .upgrade = true,
-                      .should_retry = -1};
+    *f = (pl_failure){.kind = PL_FAIL_REFUSED, .status = status, .upgrade = true};
     if (status == 401) {
         pl_server_msg m;
         char err[64];
@@ -636,7 +634,7 @@ static void explain_end(pl_io *io, pl_ws_conn *conn, CURLcode rc, char *msg, siz
     else
         snprintf(msg, size, "connection to %s closed by the server", url);
     *f = (pl_failure){.kind = PL_FAIL_LOST, .err = PARLEY_ERR_CONNECTION_LOST,
-                      .should_retry = -1, .resumable = true};
+                      .resumable = true};
 }
 
 static void conn_ended(pl_io *io, pl_ws_conn *conn, CURLcode rc)
@@ -862,7 +860,7 @@ static void on_error(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
         return;
     }
     pl_failure f = {.kind = PL_FAIL_SERVER, .err = map_server_error(m->code),
-                    .should_retry = -1, .started = r->acked};
+                    .started = r->acked};
     if (r->cancelling || !pl_failure_retryable(&f)) {
         route_fail(io, r, f.err, msg);
         return;

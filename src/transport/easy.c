@@ -81,7 +81,7 @@ void pl_easy_explain(CURLcode rc, const char *errbuf, const char *url, char *msg
                      size_t size, pl_failure *f)
 {
     const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
-    *f = (pl_failure){.kind = PL_FAIL_TLS, .err = PARLEY_ERR_TLS, .should_retry = -1};
+    *f = (pl_failure){.kind = PL_FAIL_TLS, .err = PARLEY_ERR_TLS};
     switch (rc) {
     case CURLE_PEER_FAILED_VERIFICATION:
         snprintf(msg, size, "TLS: %s (%s: %s)", verification_advice(detail), url, detail);
@@ -99,7 +99,7 @@ void pl_easy_explain(CURLcode rc, const char *errbuf, const char *url, char *msg
                  "tls.cert.file/tls.key.file (%s)", detail);
         return;
     default:
-        *f = (pl_failure){.kind = PL_FAIL_NETWORK, .err = PARLEY_ERR_CONNECT, .should_retry = -1};
+        *f = (pl_failure){.kind = PL_FAIL_NETWORK, .err = PARLEY_ERR_CONNECT};
         snprintf(msg, size, "could not connect to %s: %s", url, detail);
         return;
     }

@@ -20,12 +20,20 @@ typedef enum pl_fail_kind {
     PL_FAIL_INVALID    /* the server broke the protocol or a bound */
 } pl_fail_kind;
 
+/* The vendor's x-should-retry header. Absent is zero, so that every
+ * failure that is not a refusal leaves it out. */
+typedef enum pl_retry_advice {
+    PL_ADVICE_NONE = 0,
+    PL_ADVICE_NO,
+    PL_ADVICE_YES
+} pl_retry_advice;
+
 typedef struct pl_failure {
     pl_fail_kind kind;
     parley_err_t err;  /* the request ends with this when not tried again */
     long status;       /* REFUSED: the HTTP status */
     bool upgrade;      /* REFUSED: the answer to a WebSocket upgrade */
-    int should_retry;  /* REFUSED: the x-should-retry header: -1 absent, 0, 1 */
+    pl_retry_advice should_retry; /* REFUSED: the x-should-retry header */
     bool started;      /* the reply started: acked (native) or a piece came (HTTP) */
     bool resumable;    /* LOST: the transport resumes a started reply (native) */
 } pl_failure;

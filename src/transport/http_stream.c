@@ -87,7 +87,7 @@ static void on_header_line(pl_http_stream *s, const char *line, size_t len)
         s->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         s->event_stream = false;
         s->retry_after_ms = -1;
-        s->should_retry = -1;
+        s->should_retry = PL_ADVICE_NONE;
         s->request_id[0] = '\0';
     } else if ((v = header_value(line, len, "content-type", &vlen))) {
         s->event_stream = vlen >= 17 && !strncasecmp(v, "text/event-stream", 17);
@@ -97,7 +97,8 @@ static void on_header_line(pl_http_stream *s, const char *line, size_t len)
         if (s->retry_after_ms < 0) /* retry-after-ms wins */
             s->retry_after_ms = parse_ms(v, vlen, 1000);
     } else if ((v = header_value(line, len, "x-should-retry", &vlen))) {
-        s->should_retry = vlen == 4 && !strncasecmp(v, "true", 4) ? 1 : 0;
+        s->should_retry =
+            vlen == 4 && !strncasecmp(v, "true", 4) ? PL_ADVICE_YES : PL_ADVICE_NO;
     } else if ((v = header_value(line, len, "request-id", &vlen)) ||
                (v = header_value(line, len, "x-request-id", &vlen))) {
         snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)vlen, v);
@@ -123,8 +124,7 @@ static void fail_in_stream(pl_http_stream *s, const pl_failure *f, const char *m
 
 /* The server broke the event stream: its request fails for good. */
 static const pl_failure invalid_stream = {.kind = PL_FAIL_INVALID,
-                                          .err = PARLEY_ERR_PROTOCOL,
-                                          .should_retry = -1};
+                                          .err = PARLEY_ERR_PROTOCOL};
 
 static int on_event(void *userdata, const pl_sse_event *ev)
 {
@@ -162,7 +162,6 @@ static int on_event(void *userdata, const pl_sse_event *ev)
                  s->request_id[0] ? ")" : "");
         pl_failure f = {.kind = PL_FAIL_SERVER,
                          .err = pl_dialect_map_error_type(res.error_type),
-                         .should_retry = -1,
                          .started = s->pieces > 0};
         fail_in_stream(s, &f, msg);
         return 1;
@@ -286,7 +285,7 @@ static int stream_begin(pl_http_stream *s, void *req, uint64_t id, const char *b
     s->status = 0;
     s->event_stream = false;
     s->retry_after_ms = -1;
-    s->should_retry = -1;
+    s->should_retry = PL_ADVICE_NONE;
     s->request_id[0] = '\0';
     s->last_rx_ms = 0;
     curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 0L);
@@ -457,7 +456,6 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc)
                          "first piece (%s)", s->cfg->url_shown, detail);
             pl_failure f = {.kind = PL_FAIL_LOST,
                             .err = PARLEY_ERR_CONNECTION_LOST,
-                            .should_retry = -1,
                             .started = s->pieces > 0}; /* HTTP cannot resume */
             ev->failed(s->cfg->owner, req, &f, msg, -1);
         }

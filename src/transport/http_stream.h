@@ -74,7 +74,7 @@ typedef struct pl_http_stream {
     long status;                /* of the last status line */
     bool event_stream;          /* the answer is text/event-stream */
     int64_t retry_after_ms;     /* retry-after-ms, else retry-after; -1 */
-    int should_retry;           /* x-should-retry: -1 absent, 0, 1 */
+    pl_retry_advice should_retry; /* x-should-retry */
     char request_id[96];        /* request-id or x-request-id */
     pl_sse_parser sse;
     pl_stream_state decoder;

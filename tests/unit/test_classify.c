@@ -11,10 +11,13 @@
 
 #include "classify.h"
 
+/* should_retry: the header's value, -1 when absent, 0 false, 1 true. */
 static bool refused(long status, bool upgrade, int should_retry)
 {
     pl_failure f = {.kind = PL_FAIL_REFUSED, .status = status, .upgrade = upgrade,
-                    .should_retry = should_retry};
+                    .should_retry = should_retry < 0   ? PL_ADVICE_NONE
+                                    : should_retry ? PL_ADVICE_YES
+                                                   : PL_ADVICE_NO};
     return pl_failure_retryable(&f);
 }
 
@@ -67,13 +70,13 @@ static void test_server_errors(void **state)
                                          PARLEY_ERR_SERVER_TOO_LARGE, PARLEY_ERR_RESUME_FAILED,
                                          PARLEY_ERR_PROTOCOL};
     for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
-        pl_failure f = {.kind = PL_FAIL_SERVER, .err = transient[i], .should_retry = -1};
+        pl_failure f = {.kind = PL_FAIL_SERVER, .err = transient[i]};
         assert_true(pl_failure_retryable(&f));
         f.started = true;
         assert_false(pl_failure_retryable(&f));
     }
     for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++) {
-        pl_failure f = {.kind = PL_FAIL_SERVER, .err = final[i], .should_retry = -1};
+        pl_failure f = {.kind = PL_FAIL_SERVER, .err = final[i]};
         assert_false(pl_failure_retryable(&f));
     }
 }
@@ -84,10 +87,9 @@ static void test_lost(void **state)
 {
     (void)state;
     pl_failure native = {.kind = PL_FAIL_LOST, .err = PARLEY_ERR_CONNECTION_LOST,
-                         .should_retry = -1, .started = true, .resumable = true};
+                         .started = true, .resumable = true};
     assert_true(pl_failure_retryable(&native));
-    pl_failure http = {.kind = PL_FAIL_LOST, .err = PARLEY_ERR_CONNECTION_LOST,
-                       .should_retry = -1};
+    pl_failure http = {.kind = PL_FAIL_LOST, .err = PARLEY_ERR_CONNECTION_LOST};
     assert_true(pl_failure_retryable(&http));
     http.started = true;
     assert_false(pl_failure_retryable(&http));
@@ -99,13 +101,13 @@ static void test_lost(void **state)
 static void test_start_network_tls_invalid(void **state)
 {
     (void)state;
-    pl_failure f = {.kind = PL_FAIL_START, .err = PARLEY_ERR_CONNECT, .should_retry = -1};
+    pl_failure f = {.kind = PL_FAIL_START, .err = PARLEY_ERR_CONNECT};
     assert_true(pl_failure_retryable(&f));
     f.kind = PL_FAIL_NETWORK;
     assert_true(pl_failure_retryable(&f));
-    f = (pl_failure){.kind = PL_FAIL_TLS, .err = PARLEY_ERR_TLS, .should_retry = -1};
+    f = (pl_failure){.kind = PL_FAIL_TLS, .err = PARLEY_ERR_TLS};
     assert_false(pl_failure_retryable(&f));
-    f = (pl_failure){.kind = PL_FAIL_INVALID, .err = PARLEY_ERR_PROTOCOL, .should_retry = -1};
+    f = (pl_failure){.kind = PL_FAIL_INVALID, .err = PARLEY_ERR_PROTOCOL};
     assert_false(pl_failure_retryable(&f));
     f.kind = (pl_fail_kind)0; /* not a kind: never retried */
     assert_false(pl_failure_retryable(&f));
