@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "proto_msg.h"
+#include "request_params.h"
 
 #define PL_PROTO_SUBPROTOCOL "parley.v1"
 #define PL_PROTO_SUBPROTOCOL_ZSTD "parley.v1.zstd"
@@ -22,6 +23,8 @@
 
 typedef struct pl_history_turn {
     bool assistant; /* role: "assistant" when true, "user" otherwise */
+    bool blocks;    /* content is a JSON array of blocks (protocol.md 9.1),
+                       compact; false: a plain string */
     const char *content;
     size_t content_len;
 } pl_history_turn;
@@ -32,10 +35,12 @@ typedef struct pl_message_req {
     int64_t timestamp_ms;
     const char *content;
     size_t content_len;
+    bool content_blocks; /* content is a JSON array of blocks, compact */
     const pl_history_turn *history;
     size_t nhistory;
     const char *model;   /* NULL: omitted (the server's default) */
     uint32_t max_tokens; /* 0: omitted */
+    const pl_request_params *params; /* NULL: none of them */
 } pl_message_req;
 
 /*
