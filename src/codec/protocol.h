@@ -23,10 +23,11 @@
 
 typedef struct pl_history_turn {
     bool assistant; /* role: "assistant" when true, "user" otherwise */
-    bool blocks;    /* content is a JSON array of blocks (protocol.md 9.1),
-                       compact; false: a plain string */
     const char *content;
     size_t content_len;
+    bool blocks;    /* content is a JSON array of blocks (protocol.md 9.1),
+                       compact; false: a plain string (last, so that
+                       {assistant, content, len} initializers still read) */
 } pl_history_turn;
 
 typedef struct pl_message_req {
