@@ -62,6 +62,8 @@ static void on_event(parley_client_t *client, const parley_event_t *ev, void *op
                 parley_err2name(parley_event_error(ev)));
         c->failed = 1;
         break;
+    default: /* thinking and tool calls: not ours to show */
+        break;
     }
 }
 

@@ -84,11 +84,14 @@ typedef struct parley_conf parley_conf_t;
 typedef struct parley_client parley_client_t;
 typedef struct parley_session parley_session_t;
 typedef struct parley_event parley_event_t;
+typedef struct parley_turn parley_turn_t;
 
 typedef enum parley_event_type {
-    PARLEY_EVENT_TEXT = 1, /* one streamed piece of a reply */
-    PARLEY_EVENT_DONE,     /* the reply is complete (terminal) */
-    PARLEY_EVENT_ERROR     /* the request failed (terminal) */
+    PARLEY_EVENT_TEXT = 1,     /* one streamed piece of a reply's text */
+    PARLEY_EVENT_DONE = 2,     /* the reply is complete (terminal) */
+    PARLEY_EVENT_ERROR = 3,    /* the request failed (terminal) */
+    PARLEY_EVENT_THINKING = 4, /* one streamed piece of the model's thinking */
+    PARLEY_EVENT_TOOL_USE = 5  /* the model calls a tool (the whole call) */
 } parley_event_type_t;
 
 /*
@@ -249,12 +252,22 @@ PARLEY_EXPORT parley_session_t *parley_session_open(parley_client_t *client,
                                                     size_t errstr_size);
 
 /*
- * Set a per-session option, for the turns sent after this call: "model",
- * "system" (the system prompt; HTTP dialects) or "max.tokens" (an integer,
- * 0 for the client's; "max_tokens" and "max-tokens" also work, as for the
- * properties). An empty value returns to the client's setting.
- * "max.tokens" takes what the property of that name takes. Returns
- * PARLEY_ERR_UNKNOWN_OPTION or PARLEY_ERR_INVALID_VALUE with errstr, or
+ * Set a per-session option, for the turns sent after this call. The request
+ * options are the properties of the same names (docs/configuration.md,
+ * docs/conversations.md), whose values are the client's defaults: "model",
+ * "system", "max.tokens", "temperature", "top.p", "top.k",
+ * "stop.sequences" (a JSON array of strings), "metadata" (a JSON object),
+ * "tools" (a JSON array of {"name","description","input_schema"}),
+ * "tool.choice" (auto, any, none, or a JSON object), "thinking.budget"
+ * (tokens; 0: off), "prompt.caching" (true/false), "extra.body" (a JSON
+ * object whose members are added to every request body) and
+ * "extra.headers" (a JSON object of header names and values, HTTP
+ * dialects); and two of the session alone: "history.max.turns" and
+ * "history.max.bytes" (0: no limit), which drop the oldest whole turns
+ * before a turn is sent. An empty value returns to the client's setting.
+ * Names take the properties' spellings ("max_tokens", "top-p"). Returns
+ * PARLEY_ERR_UNKNOWN_OPTION or PARLEY_ERR_INVALID_VALUE with errstr (bad
+ * JSON, a value out of range, a field the dialect lacks), or
  * PARLEY_ERR_STATE once the session is closed.
  */
 PARLEY_EXPORT parley_err_t parley_session_set(parley_session_t *session,
@@ -289,6 +302,97 @@ PARLEY_EXPORT parley_err_t parley_send_wait(parley_session_t *session,
                                             const char *content,
                                             uint64_t *request_id,
                                             int timeout_ms);
+
+/* ---- Turns made of blocks --------------------------------------------- */
+
+/*
+ * A user turn of several content blocks (docs/conversations.md): text,
+ * images and tool results, in order. Build it, send it with
+ * parley_send_turn() (which copies it: the turn may be sent again or
+ * destroyed at once), then destroy it. Not thread-safe: one thread builds
+ * a turn. Each add returns PARLEY_ERR_INVALID_ARG for a NULL or empty
+ * argument, invalid UTF-8, or an image type the vendors refuse; the turn is
+ * then unchanged.
+ */
+PARLEY_EXPORT parley_turn_t *parley_turn_new(void);
+PARLEY_EXPORT void parley_turn_destroy(parley_turn_t *turn);
+/* A text block (non-empty UTF-8). */
+PARLEY_EXPORT parley_err_t parley_turn_add_text(parley_turn_t *turn,
+                                                const char *text);
+/* An image from its bytes; media_type is image/png, image/jpeg, image/gif
+ * or image/webp. The bytes are copied (sent base64-encoded). */
+PARLEY_EXPORT parley_err_t parley_turn_add_image(parley_turn_t *turn,
+                                                 const char *media_type,
+                                                 const void *data, size_t len);
+/* An image the server fetches from an http(s) URL. */
+PARLEY_EXPORT parley_err_t parley_turn_add_image_url(parley_turn_t *turn,
+                                                     const char *url);
+/* The result of the tool call tool_use_id (from a PARLEY_EVENT_TOOL_USE);
+ * content is its text (may be empty); is_error non-zero when the tool
+ * failed. The results answering a reply's calls must come first in the
+ * turn after it, one for each call (the vendors refuse it otherwise). */
+PARLEY_EXPORT parley_err_t parley_turn_add_tool_result(parley_turn_t *turn,
+                                                       const char *tool_use_id,
+                                                       const char *content,
+                                                       int is_error);
+/* Blocks given as JSON in the shape of protocol.md 9.1 (one block object
+ * or an array of them; text, image and tool_result blocks), checked as the
+ * adds above check them: PARLEY_ERR_INVALID_ARG with errstr otherwise. */
+PARLEY_EXPORT parley_err_t parley_turn_add_json(parley_turn_t *turn,
+                                                const char *json,
+                                                char *errstr,
+                                                size_t errstr_size);
+
+/*
+ * Send a turn: as parley_send_wait(), for a turn of blocks (an empty turn
+ * is PARLEY_ERR_INVALID_ARG), with `opaque`, a pointer of yours that every
+ * event of this request gives back (parley_event_opaque()). timeout_ms 0
+ * does not wait for room (as parley_send()).
+ */
+PARLEY_EXPORT parley_err_t parley_send_turn(parley_session_t *session,
+                                            const parley_turn_t *turn,
+                                            void *opaque,
+                                            uint64_t *request_id,
+                                            int timeout_ms);
+
+/* parley_send_wait() with a per-request opaque pointer. */
+PARLEY_EXPORT parley_err_t parley_send_opaque(parley_session_t *session,
+                                              const char *content,
+                                              void *opaque,
+                                              uint64_t *request_id,
+                                              int timeout_ms);
+
+/* ---- History ----------------------------------------------------------- */
+
+/*
+ * The session's history as JSON: an array of {"role","content"} messages in
+ * the Anthropic Messages shape (content a string or an array of blocks,
+ * thinking with its signature and tool calls included), the turns that
+ * completed before the call. Waits up to timeout_ms (negative: no limit)
+ * for the session to answer; from a callback of this same session it
+ * answers at once, from another session's callback it returns
+ * PARLEY_ERR_STATE (it would wait for a worker). On PARLEY_OK *json is a
+ * NUL-terminated string to release with parley_free(), *len (may be NULL)
+ * its length.
+ */
+PARLEY_EXPORT parley_err_t parley_session_export(parley_session_t *session,
+                                                 char **json, size_t *len,
+                                                 int timeout_ms);
+
+/*
+ * Open a session (as parley_session_open()) whose history is `json`, as
+ * parley_session_export() writes it: restore a conversation, seed one, or
+ * move it between clients or machines. The history must alternate user and
+ * assistant messages from a user one, end with an assistant one, and be a
+ * conversation the vendors accept (docs/conversations.md); otherwise NULL
+ * with errstr saying what and where.
+ */
+PARLEY_EXPORT parley_session_t *parley_session_open_with_history(
+    parley_client_t *client, const char *session_id, const char *json,
+    size_t json_len, char *errstr, size_t errstr_size);
+
+/* Release memory the library handed over (parley_session_export()). */
+PARLEY_EXPORT void parley_free(void *p);
 
 /*
  * Cancel request_id of this session. A turn still waiting ends at once; the
@@ -325,16 +429,20 @@ PARLEY_EXPORT const char *parley_event_session_id(const parley_event_t *ev);
 /* The request id that parley_send() returned. */
 PARLEY_EXPORT uint64_t parley_event_request_id(const parley_event_t *ev);
 /*
- * TEXT: the piece (UTF-8, NUL-terminated); ERROR: a message saying what went
- * wrong, safe to print (no API key, no endpoint password, control
- * characters escaped as in log messages; docs/errors.md); DONE: the whole
- * reply. *len (may be NULL) receives the length.
+ * TEXT, THINKING: the piece (UTF-8, NUL-terminated); TOOL_USE: the call's
+ * input (a JSON object); ERROR: a message saying what went wrong, safe to
+ * print (no API key, no endpoint password, control characters escaped as
+ * in log messages; docs/errors.md); DONE: the whole reply's text (its text
+ * blocks, joined). *len (may be NULL) receives the length.
  */
 PARLEY_EXPORT const char *parley_event_content(const parley_event_t *ev,
                                                size_t *len);
-/* TEXT: the piece's index in the reply, from 0. */
+/* TEXT, THINKING, TOOL_USE: the piece's index in the reply, from 0 (one
+ * count for all three). */
 PARLEY_EXPORT uint32_t parley_event_seq(const parley_event_t *ev);
-/* DONE: "end_turn", "max_tokens" or "cancelled"; NULL for other types. */
+/* DONE: why the reply ended: "end_turn", "max_tokens", "stop_sequence",
+ * "tool_use" (answer the calls with a turn of tool results), "refusal",
+ * "pause_turn", "content_filter" or "cancelled"; NULL for other types. */
 PARLEY_EXPORT const char *parley_event_stop_reason(const parley_event_t *ev);
 /* DONE: token usage reported by the server (0 when absent). */
 PARLEY_EXPORT void parley_event_usage(const parley_event_t *ev,
@@ -342,6 +450,34 @@ PARLEY_EXPORT void parley_event_usage(const parley_event_t *ev,
                                       uint64_t *output_tokens);
 /* ERROR: the error code; PARLEY_OK for other types. */
 PARLEY_EXPORT parley_err_t parley_event_error(const parley_event_t *ev);
+/* The opaque pointer given to parley_send_turn() or parley_send_opaque()
+ * for this request; NULL otherwise. */
+PARLEY_EXPORT void *parley_event_opaque(const parley_event_t *ev);
+/* TEXT, THINKING, TOOL_USE: the index of the reply's content block the
+ * piece belongs to, from 0 (a reply may think, then write, then call). */
+PARLEY_EXPORT uint32_t parley_event_block(const parley_event_t *ev);
+/* THINKING: the thinking block's signature, on its last piece (whose
+ * content may be empty); NULL otherwise. The history keeps it: the vendors
+ * need it on the next turn. */
+PARLEY_EXPORT const char *parley_event_signature(const parley_event_t *ev);
+/* TOOL_USE: the call's id (answer it with parley_turn_add_tool_result())
+ * and the tool's name; the input is the content, a JSON object as the
+ * server sent it (checked to be one). NULL for other types. */
+PARLEY_EXPORT const char *parley_event_tool_id(const parley_event_t *ev);
+PARLEY_EXPORT const char *parley_event_tool_name(const parley_event_t *ev);
+/* DONE with stop reason "stop_sequence": the sequence that matched, when
+ * the server said (OpenAI does not); NULL otherwise. */
+PARLEY_EXPORT const char *parley_event_stop_sequence(const parley_event_t *ev);
+/* DONE: prompt-cache usage (Anthropic: tokens written to and read from the
+ * cache; OpenAI: cached prompt tokens as read); 0 when absent. */
+PARLEY_EXPORT void parley_event_cache_usage(const parley_event_t *ev,
+                                            uint64_t *creation_tokens,
+                                            uint64_t *read_tokens);
+/* DONE, ERROR: the vendor's message id and the vendor's request id (the
+ * request-id or x-request-id header, for their support); NULL when the
+ * server gave none. */
+PARLEY_EXPORT const char *parley_event_message_id(const parley_event_t *ev);
+PARLEY_EXPORT const char *parley_event_vendor_request_id(const parley_event_t *ev);
 
 /* ---- User actors ------------------------------------------------------ */
 

@@ -88,6 +88,26 @@ static void publish_stats(void *client, const pl_io_stats_view *view)
     pl_stats_publish(client, view);
 }
 
+/* The request options' properties, parsed for the client's dialect now
+ * that it is known: a value it cannot carry stops the client here. */
+static parley_err_t request_defaults(const parley_conf_t *conf, pl_request_options *out,
+                                     char *errstr, size_t errstr_size)
+{
+    for (int i = 0; i < PL_RO__COUNT; i++) {
+        if (!conf->request_option[i])
+            continue;
+        pl_option_value v;
+        parley_err_t err = pl_request_option_parse((pl_request_option)i, conf->request_option[i],
+                                                   &conf->dialect, &v, errstr, errstr_size);
+        if (err != PARLEY_OK) {
+            pl_request_options_free(out);
+            return err;
+        }
+        pl_request_options_apply(out, (pl_request_option)i, &v);
+    }
+    return PARLEY_OK;
+}
+
 parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
                                    size_t errstr_size)
 {
@@ -98,15 +118,22 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     char *api_key = NULL;
     if (pl_conf_finalize(conf, &api_key, errstr, errstr_size) != PARLEY_OK)
         return NULL;
+    pl_request_options defaults = {0};
+    if (request_defaults(conf, &defaults, errstr, errstr_size) != PARLEY_OK) {
+        free(api_key);
+        return NULL;
+    }
     pthread_once(&curl_once, curl_init_once);
 
     parley_client_t *c = calloc(1, sizeof(*c));
     if (!c) {
         free(api_key);
+        pl_request_options_free(&defaults);
         set_err(errstr, errstr_size, "out of memory");
         return NULL;
     }
     c->conf = conf;
+    c->request_defaults = defaults;
     c->api_key = api_key;
     c->log = (pl_logger){.level = conf->log_level,
                          .cb = conf->log_cb,
@@ -117,6 +144,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     c->endpoint_shown = malloc(shown_size);
     if (!c->endpoint_shown) {
         free(api_key);
+        pl_request_options_free(&c->request_defaults);
         free(c);
         set_err(errstr, errstr_size, "out of memory");
         return NULL;
@@ -152,6 +180,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
         c->conf = NULL; /* stays the caller's on failure */
         free(c->api_key);
         free(c->endpoint_shown);
+        pl_request_options_free(&c->request_defaults);
         free(c);
         return NULL;
     }
@@ -321,6 +350,7 @@ void parley_client_destroy(parley_client_t *c)
     pl_stats_sink_free(c->stats); /* the pool delivered every document */
     pl_pool_free(c->pool);
     parley_conf_destroy(c->conf);
+    pl_request_options_free(&c->request_defaults);
     free(c->endpoint_shown);
     if (c->api_key) {
         memset(c->api_key, 0, strlen(c->api_key));

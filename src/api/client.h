@@ -23,6 +23,7 @@ struct pl_session;
 
 struct parley_client {
     parley_conf_t *conf;
+    pl_request_options request_defaults; /* from the properties; read-only */
     pl_logger log; /* from conf, with the key to take out */
     char *api_key;
     /* The endpoint as every log line, error and statistics document shows

@@ -50,6 +50,21 @@ static const char *header_value_problem(const char *value);
 static const char *utf8_problem(const char *value);
 static const char *connect_to_problem(const char *value);
 
+/* One check per request option: the table's checks take the value alone. */
+#define PL_RO_CHECK(fn, opt) \
+    static const char *fn(const char *value) { return pl_request_option_problem(opt, value); }
+PL_RO_CHECK(temperature_problem, PL_RO_TEMPERATURE)
+PL_RO_CHECK(top_p_problem, PL_RO_TOP_P)
+PL_RO_CHECK(top_k_problem, PL_RO_TOP_K)
+PL_RO_CHECK(stop_sequences_problem, PL_RO_STOP_SEQUENCES)
+PL_RO_CHECK(metadata_problem, PL_RO_METADATA)
+PL_RO_CHECK(tools_problem, PL_RO_TOOLS)
+PL_RO_CHECK(tool_choice_problem, PL_RO_TOOL_CHOICE)
+PL_RO_CHECK(thinking_budget_problem, PL_RO_THINKING_BUDGET)
+PL_RO_CHECK(prompt_caching_problem, PL_RO_PROMPT_CACHING)
+PL_RO_CHECK(extra_body_problem, PL_RO_EXTRA_BODY)
+PL_RO_CHECK(extra_headers_problem, PL_RO_EXTRA_HEADERS)
+
 #define PL_OFF(field) offsetof(struct parley_conf, field)
 
 static const pl_prop pl_props[] = {
@@ -116,6 +131,41 @@ static const pl_prop pl_props[] = {
      "Most tokens per reply; 0: anthropic sends 1024 (its API requires a "
      "value), native and openai send none (the server decides)",
      NULL},
+    {"temperature", PL_PROP_STRING, PL_OFF(request_option[PL_RO_TEMPERATURE]), 0, 0, NULL,
+     "Sampling temperature, 0-1 (anthropic) or 0-2 (openai); unset: the server's",
+     temperature_problem},
+    {"top.p", PL_PROP_STRING, PL_OFF(request_option[PL_RO_TOP_P]), 0, 0, NULL,
+     "Nucleus sampling, 0-1; unset: the server's", top_p_problem},
+    {"top.k", PL_PROP_STRING, PL_OFF(request_option[PL_RO_TOP_K]), 0, 0, NULL,
+     "Sample from the k likeliest tokens (not openai); unset or 0: the server's",
+     top_k_problem},
+    {"stop.sequences", PL_PROP_STRING, PL_OFF(request_option[PL_RO_STOP_SEQUENCES]), 0, 0,
+     NULL, "JSON array of strings that end the reply where they appear (openai: at most 4)",
+     stop_sequences_problem},
+    {"metadata", PL_PROP_STRING, PL_OFF(request_option[PL_RO_METADATA]), 0, 0, NULL,
+     "JSON object sent as the request's metadata", metadata_problem},
+    {"tools", PL_PROP_STRING, PL_OFF(request_option[PL_RO_TOOLS]), 0, 0, NULL,
+     "JSON array of tools the model may call, each {name, description, input_schema} "
+     "(the anthropic shape; openai gets them as functions)",
+     tools_problem},
+    {"tool.choice", PL_PROP_STRING, PL_OFF(request_option[PL_RO_TOOL_CHOICE]), 0, 0, NULL,
+     "auto, any, none, or a JSON object such as {\"type\":\"tool\",\"name\":\"x\"}",
+     tool_choice_problem},
+    {"thinking.budget", PL_PROP_STRING, PL_OFF(request_option[PL_RO_THINKING_BUDGET]), 0, 0,
+     NULL, "Tokens the model may think before answering (anthropic: at least 1024; not "
+     "openai); unset or 0: no thinking",
+     thinking_budget_problem},
+    {"prompt.caching", PL_PROP_STRING, PL_OFF(request_option[PL_RO_PROMPT_CACHING]), 0, 0,
+     NULL, "true: anthropic caches the system prompt, the tools and the history (cache_control)",
+     prompt_caching_problem},
+    {"extra.body", PL_PROP_STRING, PL_OFF(request_option[PL_RO_EXTRA_BODY]), 0, 0, NULL,
+     "JSON object whose members are added to every request body, replacing the library's "
+     "of the same name",
+     extra_body_problem},
+    {"extra.headers", PL_PROP_STRING, PL_OFF(request_option[PL_RO_EXTRA_HEADERS]), 0, 0, NULL,
+     "JSON object of HTTP headers added to every request (anthropic-beta, api-key...); HTTP "
+     "dialects",
+     extra_headers_problem},
     {"connect.timeout.ms", PL_PROP_INT, PL_OFF(connect_timeout_ms), 1,
      600000, "10000", "Time allowed to connect and complete the handshake",
      NULL},

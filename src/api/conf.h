@@ -12,6 +12,7 @@
 
 #include "dialect.h"
 #include "parley.h"
+#include "request_options.h"
 
 struct parley_conf {
     char *endpoint;            /* "endpoint"; NULL: from $PARLEY_ENDPOINT */
@@ -34,6 +35,9 @@ struct parley_conf {
     int worker_id;             /* "worker.id", -1..1023; -1 = $PARLEY_WORKER_ID or 0 */
     char *model;               /* "model"; NULL: the server's default */
     int max_tokens;            /* "max.tokens", 0..1000000, 0 = the dialect's default */
+    /* "temperature", "tools"...: the request options' defaults as given
+     * (request_options.h parses them when the client is made). */
+    char *request_option[PL_RO__COUNT];
     int connect_timeout_ms;    /* "connect.timeout.ms", 1..600000, default 10000 */
     char *connect_to;          /* "connect.to": curl's CONNECT_TO entries, comma-separated */
     int64_t max_message_bytes; /* "max.message.bytes", 1024..(1<<30), default 1 MiB */

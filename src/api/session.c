@@ -10,15 +10,18 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "blocks.h"
 #include "buf.h"
 #include "client.h"
 #include "clock.h"
 #include "dialect.h"
 #include "event.h"
 #include "io.h"
+#include "reply_assembly.h"
 #include "safe_text.h"
 #include "session_table.h"
 #include "snowflake.h"
+#include "turn.h"
 #include "utf8.h"
 
 /* One user turn, from parley_send() to its terminal event. */
@@ -26,7 +29,9 @@ typedef struct pl_request {
     uint64_t id;
     char *content;
     size_t content_len;
-    pl_buf reply; /* the pieces so far, kept for the history */
+    bool content_blocks; /* content is a JSON array of blocks */
+    void *opaque;        /* the caller's, on every event */
+    pl_reply reply;      /* the pieces so far, kept for the history */
     int64_t accepted_us; /* when parley_send() took it: latency starts here */
     bool piece_seen;     /* its first piece arrived (time to first token) */
     struct pl_request *next;
@@ -37,9 +42,10 @@ enum session_msg_kind {
     MSG_SET,
     MSG_CANCEL,
     MSG_CLOSE,
-    MSG_TEXT,
+    MSG_PIECE,
     MSG_DONE,
-    MSG_ERROR
+    MSG_ERROR,
+    MSG_EXPORT
 };
 
 typedef struct send_msg {
@@ -47,12 +53,16 @@ typedef struct send_msg {
     pl_request *req;
 } send_msg;
 
-/* A per-session option; value NULL returns to the client's. */
+/* A per-session option, parsed by the caller; unset returns to the
+ * client's. */
 typedef struct set_msg {
     pl_actor_msg base;
-    enum { SET_MODEL, SET_SYSTEM, SET_MAX_TOKENS } what;
-    uint32_t number;
-    char *value;
+    enum { SET_MODEL, SET_SYSTEM, SET_MAX_TOKENS, SET_REQUEST_OPTION, SET_HISTORY_TURNS,
+           SET_HISTORY_BYTES } what;
+    pl_request_option option; /* SET_REQUEST_OPTION */
+    pl_option_value value;    /* SET_REQUEST_OPTION */
+    uint64_t number;
+    char *text;
 } set_msg;
 
 typedef struct cancel_msg {
@@ -60,19 +70,26 @@ typedef struct cancel_msg {
     uint64_t id;
 } cancel_msg;
 
-typedef struct text_msg {
+/* A piece from the I/O thread; its strings follow it, each NUL-terminated,
+ * in the order text, signature, tool id, tool name. */
+typedef struct piece_msg {
     pl_actor_msg base;
     uint64_t id;
-    uint32_t seq;
+    uint32_t seq, block;
+    pl_piece_kind kind;
     size_t len;
-    char text[];
-} text_msg;
+    bool has_signature;
+    char data[];
+} piece_msg;
 
+/* How a reply ended; stop_sequence, message_id and vendor_request_id
+ * follow it in data (each NUL-terminated, empty when absent). */
 typedef struct done_msg {
     pl_actor_msg base;
     uint64_t id;
-    uint64_t input_tokens, output_tokens;
-    char stop_reason[16];
+    uint64_t input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens;
+    char stop_reason[24];
+    char data[];
 } done_msg;
 
 typedef struct error_msg {
@@ -82,21 +99,43 @@ typedef struct error_msg {
     char message[];
 } error_msg;
 
+/* parley_session_export() waiting for the session: shared by the caller and
+ * the message, freed by whichever lets go last (the caller may time out). */
+typedef struct export_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    _Atomic int refs;
+    bool answered;
+    char *json;
+    size_t len;
+} export_wait;
+
+typedef struct export_msg {
+    pl_actor_msg base;
+    export_wait *wait;
+} export_msg;
+
 #define SESSION_OF(a) ((pl_session *)(a))
+
+/* The session whose message this worker thread is handling, if any: its
+ * own callbacks may read its state directly (parley_session_export). */
+static _Thread_local pl_session *running_session;
 
 static void request_free(pl_request *req)
 {
-    pl_buf_free(&req->reply);
+    pl_reply_free(&req->reply);
     free(req->content);
     free(req);
 }
 
 /* ---- delivering events ------------------------------------------------- */
 
-static void deliver(pl_session *s, parley_event_t *ev)
+static void deliver(pl_session *s, pl_request *req, parley_event_t *ev)
 {
     ev->session = s->handle;
     ev->session_id = s->id;
+    ev->request_id = req->id;
+    ev->opaque = req->opaque;
     parley_conf_t *conf = s->client->conf;
     conf->event_cb(s->client, ev, conf->event_opaque);
 }
@@ -106,28 +145,16 @@ static void fail_request(pl_session *s, pl_request *req, parley_err_t err,
                          const char *message)
 {
     parley_event_t ev = {.type = PARLEY_EVENT_ERROR,
-                         .request_id = req->id,
                          .content = message,
                          .content_len = strlen(message),
                          .err = err};
-    deliver(s, &ev);
+    deliver(s, req, &ev);
     PL_COUNT(s->client, requests_failed, 1);
     pl_client_release(s->client, s, req->content_len);
     request_free(req);
 }
 
 /* ---- history and sending ----------------------------------------------- */
-
-static void history_append(pl_session *s, bool assistant, char *content,
-                           size_t len)
-{
-    if (s->nhistory == s->history_cap) {
-        s->history_cap = s->history_cap ? s->history_cap * 2 : 8;
-        s->history = pl_xrealloc(s->history, s->history_cap * sizeof(*s->history));
-    }
-    s->history[s->nhistory++] =
-        (pl_history_turn){.assistant = assistant, .content = content, .content_len = len};
-}
 
 static int64_t unix_ms(void)
 {
@@ -139,7 +166,8 @@ static int64_t unix_ms(void)
 /* Hand req to the I/O thread, unless the client is shutting down. The
  * submitting counter lets destroy wait until no session is between the
  * check and the hand-over. */
-static bool submit(pl_session *s, pl_request *req, char *frame, size_t len)
+static bool submit(pl_session *s, pl_request *req, char *frame, size_t len,
+                   const char *headers, bool needs_blocks)
 {
     parley_client_t *c = s->client;
     atomic_fetch_add(&c->submitting, 1);
@@ -154,31 +182,68 @@ static bool submit(pl_session *s, pl_request *req, char *frame, size_t len)
     io_req->owner_id = s->id;
     io_req->frame = frame;
     io_req->frame_len = len;
+    io_req->headers = headers ? pl_xstrdup(headers) : NULL;
+    io_req->needs_blocks = needs_blocks;
     pl_session_ref(s);
     pl_io_submit(c->io, io_req);
     atomic_fetch_sub(&c->submitting, 1);
     return true;
 }
 
+/* Does the turn use the native protocol's extension `blocks` (protocol.md
+ * 9), which only a server announcing it may see? */
+static bool uses_blocks(const pl_session *s, const pl_request *req, const pl_request_params *p)
+{
+    if (req->content_blocks || p->system || p->tools || p->tool_choice || p->stop_sequences ||
+        p->metadata || p->thinking_budget || p->has_temperature || p->has_top_p || p->top_k)
+        return true;
+    for (size_t i = 0; i < s->history.n; i++)
+        if (s->history.turns[i].blocks)
+            return true;
+    return false;
+}
+
+/* A turn after a reply that called tools must answer them: the vendors
+ * refuse it otherwise, and every later turn with it. */
+static bool answers_last_calls(pl_session *s, pl_request *req)
+{
+    if (s->history.n < 2)
+        return true;
+    const pl_history_turn *last = &s->history.turns[s->history.n - 1];
+    char why[240];
+    if (pl_blocks_answer_calls(last->content, last->content_len, last->blocks, req->content,
+                               req->content_len, req->content_blocks, why, sizeof(why)))
+        return true;
+    fail_request(s, req, PARLEY_ERR_INVALID_ARG, why);
+    return false;
+}
+
 /* Send req as the turn in flight. Returns false when it ended at once. */
 static bool start_turn(pl_session *s, pl_request *req)
 {
     parley_conf_t *conf = s->client->conf;
+    pl_history_trim(&s->history, s->history_max_turns, s->history_max_bytes);
+    if (!answers_last_calls(s, req))
+        return false;
+    pl_request_params params = {.system = s->system_prompt ? s->system_prompt
+                                                           : conf->system_prompt};
+    pl_request_params_fill(&params, &s->options, &s->client->request_defaults);
     pl_message_req m = {.id = req->id,
                         .session = s->id,
                         .timestamp_ms = unix_ms(),
                         .content = req->content,
                         .content_len = req->content_len,
-                        .history = s->history,
-                        .nhistory = s->nhistory,
+                        .content_blocks = req->content_blocks,
+                        .history = s->history.turns,
+                        .nhistory = s->history.n,
                         .model = s->model ? s->model : conf->model,
                         .max_tokens = s->max_tokens ? s->max_tokens
-                                                    : (uint32_t)conf->max_tokens};
-    const char *system = s->system_prompt ? s->system_prompt : conf->system_prompt;
+                                                    : (uint32_t)conf->max_tokens,
+                        .params = &params};
     pl_buf frame = PL_BUF_INIT;
     int rc = conf->dialect == PL_DIALECT_NATIVE
                  ? pl_proto_encode_message(&frame, &m)
-                 : pl_dialect_encode(&frame, conf->dialect, &m, system);
+                 : pl_dialect_encode(&frame, conf->dialect, &m);
     if (rc != 0) {
         pl_buf_free(&frame);
         fail_request(s, req, PARLEY_ERR_NO_MEMORY, "out of memory encoding the request");
@@ -196,7 +261,10 @@ static bool start_turn(pl_session *s, pl_request *req)
     }
     size_t len;
     char *bytes = pl_buf_steal(&frame, &len);
-    if (!submit(s, req, bytes, len)) {
+    bool needs_blocks = conf->dialect == PL_DIALECT_NATIVE && uses_blocks(s, req, &params);
+    if (!submit(s, req, bytes, len, pl_request_extra_headers(&s->options,
+                                                              &s->client->request_defaults),
+                needs_blocks)) {
         free(bytes);
         fail_request(s, req, PARLEY_ERR_SHUTDOWN,
                      "the client was destroyed before the request was sent");
@@ -251,7 +319,13 @@ static pl_request *current(pl_session *s, uint64_t id)
     return NULL;
 }
 
-static void on_text(pl_session *s, text_msg *m)
+static const parley_event_type_t event_of_piece[] = {
+    [PL_PIECE_TEXT] = PARLEY_EVENT_TEXT,
+    [PL_PIECE_THINKING] = PARLEY_EVENT_THINKING,
+    [PL_PIECE_TOOL_USE] = PARLEY_EVENT_TOOL_USE,
+};
+
+static void on_piece(pl_session *s, piece_msg *m)
 {
     pl_request *req = current(s, m->id);
     if (!req)
@@ -260,14 +334,34 @@ static void on_text(pl_session *s, text_msg *m)
         req->piece_seen = true;
         pl_histogram_record(&s->client->ttft, elapsed_us(req));
     }
-    if (pl_buf_append(&req->reply, m->text, m->len) != 0)
-        pl_oom("keeping a reply");
-    parley_event_t ev = {.type = PARLEY_EVENT_TEXT,
-                         .request_id = m->id,
-                         .content = m->text,
+    const char *signature = m->data + m->len + 1;
+    const char *tool_id = signature + strlen(signature) + 1;
+    const char *tool_name = tool_id + strlen(tool_id) + 1;
+    pl_piece piece = {.kind = m->kind,
+                      .block = m->block,
+                      .text = m->data,
+                      .len = m->len,
+                      .signature = m->has_signature ? signature : NULL,
+                      .tool_id = tool_id,
+                      .tool_name = tool_name};
+    pl_reply_add(&req->reply, &piece);
+    parley_event_t ev = {.type = event_of_piece[m->kind],
+                         .content = m->data,
                          .content_len = m->len,
-                         .seq = m->seq};
-    deliver(s, &ev);
+                         .seq = m->seq,
+                         .block = m->block,
+                         .signature = piece.signature,
+                         .tool_id = tool_id,
+                         .tool_name = tool_name};
+    deliver(s, req, &ev);
+}
+
+/* The next string of a done_msg's data, NULL when empty (absent). */
+static const char *next_string(const char **p)
+{
+    const char *s = *p;
+    *p += strlen(s) + 1;
+    return *s ? s : NULL;
 }
 
 static void on_done(pl_session *s, done_msg *m)
@@ -276,22 +370,35 @@ static void on_done(pl_session *s, done_msg *m)
     if (!req)
         return;
     s->inflight = NULL;
-    if (!req->reply.data && pl_buf_append(&req->reply, "", 0) != 0)
-        pl_oom("keeping a reply");
+    size_t text_len = 0;
+    const char *text = req->reply.n ? pl_reply_text(&req->reply, &text_len) : "";
+    const char *p = m->data;
     parley_event_t ev = {.type = PARLEY_EVENT_DONE,
-                         .request_id = m->id,
-                         .content = req->reply.data,
-                         .content_len = req->reply.len,
+                         .content = text,
+                         .content_len = text_len,
                          .stop_reason = m->stop_reason,
+                         .stop_sequence = next_string(&p),
+                         .message_id = next_string(&p),
+                         .vendor_request_id = next_string(&p),
                          .input_tokens = m->input_tokens,
-                         .output_tokens = m->output_tokens};
-    deliver(s, &ev);
-    /* The history takes over both strings of the completed turn. */
-    history_append(s, false, req->content, req->content_len);
+                         .output_tokens = m->output_tokens,
+                         .cache_creation_tokens = m->cache_creation_tokens,
+                         .cache_read_tokens = m->cache_read_tokens};
+    deliver(s, req, &ev);
+    /* The history holds completed turns only: a cancelled one, or one
+     * whose reply kept nothing a vendor would take back, would make every
+     * later request of the session carry an empty or half message. */
+    bool blocks;
     size_t reply_len;
-    char *reply = pl_buf_steal(&req->reply, &reply_len);
-    history_append(s, true, reply, reply_len);
-    req->content = NULL;
+    char *reply = strcmp(m->stop_reason, "cancelled")
+                      ? pl_reply_take_history(&req->reply, &blocks, &reply_len)
+                      : NULL;
+    if (reply) {
+        pl_history_append(&s->history, false, req->content_blocks, req->content,
+                          req->content_len);
+        pl_history_append(&s->history, true, blocks, reply, reply_len);
+        req->content = NULL;
+    }
     PL_COUNT(s->client, requests_done, 1);
     pl_histogram_record(&s->client->latency, elapsed_us(req));
     pl_client_release(s->client, s, req->content_len);
@@ -335,10 +442,9 @@ static void on_cancel(pl_session *s, uint64_t id)
         if (s->waiting_tail == req)
             s->waiting_tail = prev;
         parley_event_t ev = {.type = PARLEY_EVENT_DONE,
-                             .request_id = id,
                              .content = "",
                              .stop_reason = "cancelled"};
-        deliver(s, &ev);
+        deliver(s, req, &ev);
         PL_COUNT(s->client, requests_done, 1);
         pl_client_release(s->client, s, req->content_len);
         request_free(req);
@@ -351,21 +457,54 @@ static void on_set(pl_session *s, set_msg *m)
     switch (m->what) {
     case SET_MODEL:
         free(s->model);
-        s->model = m->value;
+        s->model = m->text;
         break;
     case SET_SYSTEM:
         free(s->system_prompt);
-        s->system_prompt = m->value;
+        s->system_prompt = m->text;
         break;
     case SET_MAX_TOKENS:
-        s->max_tokens = m->number;
+        s->max_tokens = (uint32_t)m->number;
+        break;
+    case SET_REQUEST_OPTION:
+        pl_request_options_apply(&s->options, m->option, &m->value);
+        break;
+    case SET_HISTORY_TURNS:
+        s->history_max_turns = (size_t)m->number;
+        break;
+    case SET_HISTORY_BYTES:
+        s->history_max_bytes = (size_t)m->number;
         break;
     }
+}
+
+static void export_release(export_wait *w)
+{
+    if (atomic_fetch_sub(&w->refs, 1) != 1)
+        return;
+    free(w->json);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+static void on_export(pl_session *s, export_wait *w)
+{
+    pl_buf out = PL_BUF_INIT;
+    if (pl_history_export(&s->history, &out) != 0)
+        pl_oom("exporting a history");
+    pthread_mutex_lock(&w->mu);
+    w->json = pl_buf_steal(&out, &w->len);
+    w->answered = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    export_release(w);
 }
 
 static void session_handle(pl_actor *actor, pl_actor_msg *msg)
 {
     pl_session *s = SESSION_OF(actor);
+    running_session = s;
     switch (msg->kind) {
     case MSG_SEND:
         on_send(s, ((send_msg *)msg)->req);
@@ -379,8 +518,11 @@ static void session_handle(pl_actor *actor, pl_actor_msg *msg)
     case MSG_CLOSE:
         pl_session_unref(s); /* the handle's reference */
         break;
-    case MSG_TEXT:
-        on_text(s, (text_msg *)msg);
+    case MSG_PIECE:
+        on_piece(s, (piece_msg *)msg);
+        break;
+    case MSG_EXPORT:
+        on_export(s, ((export_msg *)msg)->wait);
         break;
     case MSG_DONE:
         on_done(s, (done_msg *)msg);
@@ -389,6 +531,7 @@ static void session_handle(pl_actor *actor, pl_actor_msg *msg)
         on_error(s, (error_msg *)msg);
         break;
     }
+    running_session = NULL;
     free(msg);
 }
 
@@ -399,9 +542,8 @@ static void session_finalize(pl_actor *actor)
 {
     pl_session *s = SESSION_OF(actor);
     pl_session_table_remove(s->handle);
-    for (size_t i = 0; i < s->nhistory; i++)
-        free((char *)s->history[i].content);
-    free(s->history);
+    pl_history_free(&s->history);
+    pl_request_options_free(&s->options);
     free(s->model);
     free(s->system_prompt);
     pl_client_session_ended(s->client);
@@ -420,31 +562,60 @@ void pl_session_unref(pl_session *s)
 
 /* ---- posting from other threads ---------------------------------------- */
 
-static void post_text(void *owner, uint64_t id, uint32_t seq, const char *text,
-                      size_t len)
+static size_t str_size(const char *s)
+{
+    return (s ? strlen(s) : 0) + 1;
+}
+
+static char *put_string(char *at, const char *s)
+{
+    size_t n = str_size(s);
+    if (s)
+        memcpy(at, s, n);
+    else
+        *at = '\0';
+    return at + n;
+}
+
+static void post_piece(void *owner, uint64_t id, uint32_t seq, const pl_piece *p)
 {
     pl_session *s = owner;
-    text_msg *m = pl_xmalloc(sizeof(*m) + len + 1);
-    m->base.kind = MSG_TEXT;
+    size_t extra = p->len + 1 + str_size(p->signature) + str_size(p->tool_id) +
+                   str_size(p->tool_name);
+    piece_msg *m = pl_xmalloc(sizeof(*m) + extra);
+    m->base.kind = MSG_PIECE;
     m->id = id;
     m->seq = seq;
-    m->len = len;
-    memcpy(m->text, text, len);
-    m->text[len] = '\0';
+    m->block = p->block;
+    m->kind = p->kind;
+    m->len = p->len;
+    m->has_signature = p->signature != NULL;
+    if (p->len)
+        memcpy(m->data, p->text, p->len);
+    m->data[p->len] = '\0';
+    char *at = put_string(m->data + p->len + 1, p->signature);
+    at = put_string(at, p->tool_id);
+    put_string(at, p->tool_name);
     pl_actor_post(&s->actor, &m->base);
 }
 
-static void post_done(void *owner, uint64_t id, const char *stop_reason,
-                      uint64_t input_tokens, uint64_t output_tokens)
+static void post_done(void *owner, uint64_t id, const pl_reply_end *end)
 {
     pl_session *s = owner;
-    done_msg *m = pl_xcalloc(1, sizeof(*m));
+    size_t extra = str_size(end->stop_sequence) + str_size(end->message_id) +
+                   str_size(end->vendor_request_id);
+    done_msg *m = pl_xcalloc(1, sizeof(*m) + extra);
     m->base.kind = MSG_DONE;
     m->id = id;
-    m->input_tokens = input_tokens;
-    m->output_tokens = output_tokens;
+    m->input_tokens = end->input_tokens;
+    m->output_tokens = end->output_tokens;
+    m->cache_creation_tokens = end->cache_creation_tokens;
+    m->cache_read_tokens = end->cache_read_tokens;
     snprintf(m->stop_reason, sizeof(m->stop_reason), "%s",
-             stop_reason ? stop_reason : "end_turn");
+             end->stop_reason ? end->stop_reason : "end_turn");
+    char *at = put_string(m->data, end->stop_sequence);
+    at = put_string(at, end->message_id);
+    put_string(at, end->vendor_request_id);
     pl_actor_post(&s->actor, &m->base);
 }
 
@@ -469,7 +640,7 @@ static void release_owner(void *owner)
 }
 
 const pl_io_sink pl_session_sink = {
-    .text = post_text,
+    .piece = post_piece,
     .done = post_done,
     .error = post_error,
     .release = release_owner,
@@ -512,9 +683,9 @@ static void set_err(char *errstr, size_t size, const char *msg)
         snprintf(errstr, size, "%s", msg);
 }
 
-parley_session_t *parley_session_open(parley_client_t *client,
-                                      const char *session_id, char *errstr,
-                                      size_t errstr_size)
+/* A new session, not yet in the table (no other thread can see it). */
+static pl_session *session_new(parley_client_t *client, const char *session_id, char *errstr,
+                               size_t errstr_size)
 {
     if (!client) {
         set_err(errstr, errstr_size, "client is NULL");
@@ -544,51 +715,130 @@ parley_session_t *parley_session_open(parley_client_t *client,
     pl_actor_init(&s->actor, client->pool, session_handle, session_finalize);
     s->client = client;
     memcpy(s->id, session_id, id_len + 1);
+    return s;
+}
+
+/* Make s visible: from here on it runs as an actor. */
+static parley_session_t *session_publish(pl_session *s, char *errstr, size_t errstr_size)
+{
     s->handle = pl_session_table_add(s);
     if (!s->handle) {
+        pl_history_free(&s->history);
         free(s);
         set_err(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    pl_client_session_opened(client);
+    pl_client_session_opened(s->client);
     return s->handle;
+}
+
+parley_session_t *parley_session_open(parley_client_t *client,
+                                      const char *session_id, char *errstr,
+                                      size_t errstr_size)
+{
+    pl_session *s = session_new(client, session_id, errstr, errstr_size);
+    return s ? session_publish(s, errstr, errstr_size) : NULL;
+}
+
+parley_session_t *parley_session_open_with_history(parley_client_t *client,
+                                                   const char *session_id, const char *json,
+                                                   size_t json_len, char *errstr,
+                                                   size_t errstr_size)
+{
+    if (!json) {
+        set_err(errstr, errstr_size, "the history is NULL");
+        return NULL;
+    }
+    pl_session *s = session_new(client, session_id, errstr, errstr_size);
+    if (!s)
+        return NULL;
+    char why[300];
+    if (pl_history_import(&s->history, json, json_len, why, sizeof(why)) != 0) {
+        pl_history_free(&s->history);
+        free(s);
+        set_err(errstr, errstr_size, why);
+        return NULL;
+    }
+    return session_publish(s, errstr, errstr_size);
+}
+
+/* A history limit: a count of turns or bytes, 0 for none. */
+static parley_err_t parse_limit(const char *name, const char *value, uint64_t *out,
+                                char *errstr, size_t errstr_size)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = *value ? strtoull(value, &end, 10) : 0;
+    if (*value && (*end || errno || value[0] == '-')) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s: expected a count (0: no limit), not \"%.32s\"", name,
+                 value);
+        set_err(errstr, errstr_size, msg);
+        return PARLEY_ERR_INVALID_VALUE;
+    }
+    *out = n;
+    return PARLEY_OK;
+}
+
+/* The naming rule of the properties: '_' and '-' stand for '.'. */
+static bool option_is(const char *given, const char *name)
+{
+    for (; *given && *name; given++, name++)
+        if ((*given == '_' || *given == '-' ? '.' : *given) != *name)
+            return false;
+    return *given == *name;
 }
 
 static parley_err_t session_set(pl_session *s, const char *name, const char *value,
                                 char *errstr, size_t errstr_size)
 {
     set_msg m = {.base.kind = MSG_SET};
+    int opt;
     if (!strcmp(name, "model") || !strcmp(name, "system")) {
         m.what = name[0] == 'm' ? SET_MODEL : SET_SYSTEM;
         if (!pl_utf8_valid(value, strlen(value))) {
             set_err(errstr, errstr_size, "the value is not valid UTF-8");
             return PARLEY_ERR_INVALID_VALUE;
         }
-    } else if (!strcmp(name, "max.tokens") || !strcmp(name, "max_tokens") ||
-               !strcmp(name, "max-tokens")) {
+        m.text = *value ? strdup(value) : NULL;
+        if (*value && !m.text)
+            return PARLEY_ERR_NO_MEMORY;
+    } else if (option_is(name, "max.tokens")) {
         /* As the client's property (and its spellings, docs/configuration.md),
          * so that a value means the same in both. */
         int64_t n = 0;
         if (*value && pl_conf_parse_int_as(name, value, &n, errstr, errstr_size) != PARLEY_OK)
             return PARLEY_ERR_INVALID_VALUE;
         m.what = SET_MAX_TOKENS;
-        m.number = (uint32_t)n;
+        m.number = (uint64_t)n;
+    } else if (option_is(name, "history.max.turns") || option_is(name, "history.max.bytes")) {
+        m.what = option_is(name, "history.max.turns") ? SET_HISTORY_TURNS : SET_HISTORY_BYTES;
+        if (parse_limit(name, value, &m.number, errstr, errstr_size) != PARLEY_OK)
+            return PARLEY_ERR_INVALID_VALUE;
+    } else if ((opt = pl_request_option_find(name)) >= 0) {
+        m.what = SET_REQUEST_OPTION;
+        m.option = (pl_request_option)opt;
+        if (pl_request_option_parse(m.option, value, &s->client->conf->dialect, &m.value, errstr,
+                                    errstr_size) != PARLEY_OK)
+            return PARLEY_ERR_INVALID_VALUE;
     } else {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "no such session option \"%.64s\": model, system or "
-                 "max.tokens", name);
+        char msg[320];
+        snprintf(msg, sizeof(msg),
+                 "no such session option \"%.64s\": model, system, max.tokens, temperature, "
+                 "top.p, top.k, stop.sequences, metadata, tools, tool.choice, thinking.budget, "
+                 "prompt.caching, extra.body, extra.headers, history.max.turns or "
+                 "history.max.bytes",
+                 name);
         set_err(errstr, errstr_size, msg);
         return PARLEY_ERR_UNKNOWN_OPTION;
     }
     set_msg *post = malloc(sizeof(*post));
-    char *copy = m.what != SET_MAX_TOKENS && *value ? strdup(value) : NULL;
-    if (!post || (m.what != SET_MAX_TOKENS && *value && !copy)) {
-        free(post);
-        free(copy);
+    if (!post) {
+        free(m.text);
+        free(m.value.text);
         return PARLEY_ERR_NO_MEMORY;
     }
     *post = m;
-    post->value = copy;
     pl_actor_post(&s->actor, &post->base);
     return PARLEY_OK;
 }
@@ -618,13 +868,20 @@ const char *parley_session_id(const parley_session_t *session)
     return pl_session_table_id(session);
 }
 
+/* A turn as the caller gives it, before it is admitted. */
+typedef struct turn_in {
+    const char *content;
+    size_t len;
+    bool blocks; /* content is a checked JSON array of blocks */
+    void *opaque;
+} turn_in;
+
 /* Checks that need no room: invalid UTF-8, size, state. */
-static parley_err_t send_precheck(pl_session *s, const char *content, size_t *len)
+static parley_err_t send_precheck(pl_session *s, const turn_in *t)
 {
-    *len = strlen(content);
-    if (!pl_utf8_valid(content, *len))
+    if (!t->blocks && !pl_utf8_valid(t->content, t->len))
         return PARLEY_ERR_INVALID_ARG;
-    if ((int64_t)*len > s->client->conf->max_message_bytes)
+    if ((int64_t)t->len > s->client->conf->max_message_bytes)
         return PARLEY_ERR_TOO_LARGE;
     if (pl_gate_is_closed(&s->gate))
         return PARLEY_ERR_STATE;
@@ -634,23 +891,25 @@ static parley_err_t send_precheck(pl_session *s, const char *content, size_t *le
 }
 
 /* Post an admitted turn to the session. */
-static parley_err_t send_admitted(pl_session *s, const char *content, size_t len,
-                                  uint64_t *request_id)
+static parley_err_t send_admitted(pl_session *s, const turn_in *t, uint64_t *request_id)
 {
     pl_request *req = calloc(1, sizeof(*req));
     send_msg *m = calloc(1, sizeof(*m));
-    char *copy = malloc(len + 1);
+    char *copy = malloc(t->len + 1);
     if (!req || !m || !copy) {
         free(req);
         free(m);
         free(copy);
-        pl_client_release(s->client, s, len);
+        pl_client_release(s->client, s, t->len);
         return PARLEY_ERR_NO_MEMORY;
     }
-    memcpy(copy, content, len + 1);
+    memcpy(copy, t->content, t->len);
+    copy[t->len] = '\0';
     req->id = pl_snowflake_next(s->client->worker_id);
     req->content = copy;
-    req->content_len = len;
+    req->content_len = t->len;
+    req->content_blocks = t->blocks;
+    req->opaque = t->opaque;
     req->accepted_us = pl_monotonic_us();
     m->base.kind = MSG_SEND;
     m->req = req;
@@ -661,11 +920,12 @@ static parley_err_t send_admitted(pl_session *s, const char *content, size_t len
     return PARLEY_OK;
 }
 
-/* parley_send_wait() inside the session's gate. A close while it waits
- * for room takes effect when it leaves. */
-static parley_err_t send_waiting(pl_session *s, const char *content, size_t len,
-                                 uint64_t *request_id, int timeout_ms)
+/* A send inside the session's gate, waiting up to timeout_ms for room. A
+ * close while it waits takes effect when it leaves. */
+static parley_err_t send_waiting(pl_session *s, const turn_in *t, uint64_t *request_id,
+                                 int timeout_ms)
 {
+    size_t len = t->len;
     parley_err_t err = pl_client_admit(s->client, s, len, false);
     bool was_full = err == PARLEY_ERR_QUEUE_FULL;
     if (was_full && timeout_ms != 0 && !pl_pool_in_worker()) {
@@ -697,22 +957,19 @@ static parley_err_t send_waiting(pl_session *s, const char *content, size_t len,
         PL_COUNT(s->client, queue_full, 1);
     if (err != PARLEY_OK)
         return err;
-    return send_admitted(s, content, len, request_id);
+    return send_admitted(s, t, request_id);
 }
 
-parley_err_t parley_send_wait(parley_session_t *session, const char *content,
-                              uint64_t *request_id, int timeout_ms)
+static parley_err_t send_turn_in(parley_session_t *session, const turn_in *t,
+                                 uint64_t *request_id, int timeout_ms)
 {
-    if (!session || !content)
-        return PARLEY_ERR_INVALID_ARG;
     pl_session *s = pl_session_table_ref(session);
     if (!s)
         return PARLEY_ERR_STATE; /* closed, and every turn has ended */
-    size_t len;
-    parley_err_t err = send_precheck(s, content, &len);
+    parley_err_t err = send_precheck(s, t);
     if (err == PARLEY_OK) {
         if (pl_gate_enter(&s->gate)) {
-            err = send_waiting(s, content, len, request_id, timeout_ms);
+            err = send_waiting(s, t, request_id, timeout_ms);
             session_leave(s);
         } else {
             err = PARLEY_ERR_STATE; /* closed since the check */
@@ -722,10 +979,117 @@ parley_err_t parley_send_wait(parley_session_t *session, const char *content,
     return err;
 }
 
+parley_err_t parley_send_opaque(parley_session_t *session, const char *content, void *opaque,
+                                uint64_t *request_id, int timeout_ms)
+{
+    if (!session || !content)
+        return PARLEY_ERR_INVALID_ARG;
+    turn_in t = {.content = content, .len = strlen(content), .opaque = opaque};
+    return send_turn_in(session, &t, request_id, timeout_ms);
+}
+
+parley_err_t parley_send_wait(parley_session_t *session, const char *content,
+                              uint64_t *request_id, int timeout_ms)
+{
+    return parley_send_opaque(session, content, NULL, request_id, timeout_ms);
+}
+
 parley_err_t parley_send(parley_session_t *session, const char *content,
                          uint64_t *request_id)
 {
-    return parley_send_wait(session, content, request_id, 0);
+    return parley_send_opaque(session, content, NULL, request_id, 0);
+}
+
+parley_err_t parley_send_turn(parley_session_t *session, const parley_turn_t *turn,
+                              void *opaque, uint64_t *request_id, int timeout_ms)
+{
+    if (!session || !turn || !turn->nblocks)
+        return PARLEY_ERR_INVALID_ARG;
+    turn_in t = {.opaque = opaque};
+    char *content;
+    if (pl_turn_content(turn, &content, &t.len, &t.blocks) != 0)
+        return PARLEY_ERR_NO_MEMORY;
+    t.content = content;
+    parley_err_t err = send_turn_in(session, &t, request_id, timeout_ms);
+    free(content);
+    return err;
+}
+
+/* ---- history export ----------------------------------------------------- */
+
+/* Ask the session for its history and wait for the answer. */
+static parley_err_t export_waiting(pl_session *s, char **json, size_t *len, int timeout_ms)
+{
+    export_wait *w = calloc(1, sizeof(*w));
+    export_msg *m = calloc(1, sizeof(*m));
+    if (!w || !m) {
+        free(w);
+        free(m);
+        return PARLEY_ERR_NO_MEMORY;
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    atomic_init(&w->refs, 2); /* ours and the message's */
+    m->base.kind = MSG_EXPORT;
+    m->wait = w;
+    struct timespec deadline;
+    if (timeout_ms > 0)
+        pl_deadline_after(&deadline, timeout_ms);
+    pl_actor_post(&s->actor, &m->base);
+    pthread_mutex_lock(&w->mu);
+    while (!w->answered && timeout_ms != 0) {
+        int rc = timeout_ms > 0 ? pthread_cond_timedwait(&w->cv, &w->mu, &deadline)
+                                : pthread_cond_wait(&w->cv, &w->mu);
+        if (rc == ETIMEDOUT)
+            break;
+    }
+    parley_err_t err = PARLEY_ERR_TIMED_OUT;
+    if (w->answered) {
+        *json = w->json;
+        *len = w->len;
+        w->json = NULL;
+        err = PARLEY_OK;
+    }
+    pthread_mutex_unlock(&w->mu);
+    export_release(w);
+    return err;
+}
+
+parley_err_t parley_session_export(parley_session_t *session, char **json, size_t *len,
+                                   int timeout_ms)
+{
+    if (!session || !json)
+        return PARLEY_ERR_INVALID_ARG;
+    pl_session *s = pl_session_table_ref(session);
+    if (!s)
+        return PARLEY_ERR_STATE;
+    size_t n = 0;
+    parley_err_t err;
+    if (running_session == s) {
+        /* Inside one of its own callbacks: the state is ours to read. */
+        pl_buf out = PL_BUF_INIT;
+        err = pl_history_export(&s->history, &out) == 0 ? PARLEY_OK : PARLEY_ERR_NO_MEMORY;
+        if (err == PARLEY_OK)
+            *json = pl_buf_steal(&out, &n);
+        else
+            pl_buf_free(&out);
+    } else if (pl_pool_in_worker()) {
+        err = PARLEY_ERR_STATE; /* the answer may need this very worker */
+    } else if (pl_gate_enter(&s->gate)) {
+        err = export_waiting(s, json, &n, timeout_ms);
+        session_leave(s);
+    } else {
+        err = PARLEY_ERR_STATE;
+    }
+    if (err == PARLEY_OK && len)
+        *len = n;
+    pl_session_unref(s);
+    return err;
+}
+
+void parley_free(void *p)
+{
+    free(p);
 }
 
 static parley_err_t post_cancel(pl_session *s, uint64_t request_id)

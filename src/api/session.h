@@ -12,9 +12,11 @@
 
 #include "actor.h"
 #include "gate.h"
+#include "history.h"
 #include "io.h"
 #include "parley.h"
 #include "protocol.h"
+#include "request_options.h"
 
 typedef struct pl_session pl_session;
 
@@ -23,12 +25,13 @@ struct pl_session {
     parley_client_t *client;
 
     /* Actor state (and max_tokens below). */
-    pl_history_turn *history;
-    size_t nhistory, history_cap;
+    pl_history history;
+    size_t history_max_turns, history_max_bytes; /* 0: no limit */
     struct pl_request *inflight;
     struct pl_request *waiting_head, *waiting_tail;
     char *model;          /* NULL: the client's */
     char *system_prompt;  /* NULL: the client's */
+    pl_request_options options; /* unset ones: the client's */
 
     /* What the caller holds and events show (session_table.h); resolves to
      * nothing once this memory is freed. */

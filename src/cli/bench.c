@@ -235,6 +235,8 @@ static void on_event(parley_client_t *client, const parley_event_t *ev, void *op
         /* The failed turn is not in the history: start afresh. */
         slot_continue(run, slot, false);
         return;
+    default: /* thinking and tool calls: not ours to show */
+        break;
     }
 }
 

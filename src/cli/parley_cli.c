@@ -55,6 +55,8 @@ static void on_event(parley_client_t *client, const parley_event_t *ev, void *op
         pthread_mutex_unlock(&st->mu);
         break;
     }
+    default:
+        return;
     }
     pthread_mutex_lock(&st->mu);
     st->turn_over = true;

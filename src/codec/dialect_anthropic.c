@@ -21,8 +21,9 @@ static int append_message(pl_buf *out, bool assistant, const char *content, size
     return pl_buf_append(out, "}", 1);
 }
 
-int pl_anthropic_encode(pl_buf *out, const pl_message_req *req, const char *system)
+int pl_anthropic_encode(pl_buf *out, const pl_message_req *req)
 {
+    const char *system = req->params ? req->params->system : NULL;
     const char *model = req->model ? req->model : "parley-echo-1";
     uint32_t max_tokens = req->max_tokens ? req->max_tokens : ANTHROPIC_DEFAULT_MAX_TOKENS;
     if (pl_buf_append_str(out, "{\"model\":") != 0 ||

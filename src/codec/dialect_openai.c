@@ -16,8 +16,9 @@ static int append_message(pl_buf *out, const char *role, const char *content, si
     return pl_buf_append(out, "}", 1);
 }
 
-int pl_openai_encode(pl_buf *out, const pl_message_req *req, const char *system)
+int pl_openai_encode(pl_buf *out, const pl_message_req *req)
 {
+    const char *system = req->params ? req->params->system : NULL;
     const char *model = req->model ? req->model : "parley-echo-1";
     if (pl_buf_append_str(out, "{\"model\":") != 0 ||
         pl_buf_append_json_str(out, model, strlen(model)) != 0 ||

@@ -241,7 +241,8 @@ static void route_end_cancelled(pl_io *io, pl_route *r)
 {
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
-    io->sink.done(r->owner, r->id, "cancelled", 0, r->next_seq);
+    pl_reply_end end = {.stop_reason = "cancelled", .output_tokens = r->next_seq};
+    io->sink.done(r->owner, r->id, &end);
     route_free(io, r);
 }
 
@@ -805,7 +806,8 @@ static void on_text(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
     if (!reply_within_bound(io, r, m->content_len))
         return;
-    io->sink.text(r->owner, r->id, m->seq, m->content, m->content_len);
+    pl_piece piece = {.kind = PL_PIECE_TEXT, .text = m->content, .len = m->content_len};
+    io->sink.piece(r->owner, r->id, m->seq, &piece);
     r->next_seq++;
     progress(r);
 }
@@ -837,8 +839,10 @@ static void on_done(pl_io *io, pl_ws_conn *conn, const pl_server_msg *m)
     }
     pl_route_remove(&io->routes, r->id);
     route_detach(r);
-    io->sink.done(r->owner, r->id, m->stop_reason, m->input_tokens,
-                         m->output_tokens);
+    pl_reply_end end = {.stop_reason = m->stop_reason,
+                        .input_tokens = m->input_tokens,
+                        .output_tokens = m->output_tokens};
+    io->sink.done(r->owner, r->id, &end);
     route_free(io, r);
 }
 
@@ -991,7 +995,8 @@ static void http_text(void *owner, void *req, const char *text, size_t len)
     pass_on_held_wakes(io);
     if (!reply_within_bound(io, r, len))
         return;
-    io->sink.text(r->owner, r->id, r->next_seq, text, len);
+    pl_piece piece = {.kind = PL_PIECE_TEXT, .text = text, .len = len};
+    io->sink.piece(r->owner, r->id, r->next_seq, &piece);
     r->next_seq++;
     progress(r);
 }
@@ -1002,8 +1007,10 @@ static void http_done(void *owner, void *req, const pl_stream_result *res)
     pl_route *r = req;
     r->http = NULL; /* the stream finishes on its own */
     pl_route_remove(&io->routes, r->id);
-    io->sink.done(r->owner, r->id, res->stop_reason, res->input_tokens,
-                         res->output_tokens);
+    pl_reply_end end = {.stop_reason = res->stop_reason,
+                        .input_tokens = res->input_tokens,
+                        .output_tokens = res->output_tokens};
+    io->sink.done(r->owner, r->id, &end);
     route_free(io, r);
 }
 
@@ -1075,6 +1082,7 @@ static void drain_submissions(pl_io *io)
         } else {
             accept_cancel(io, req->id);
         }
+        free(req->headers);
         free(req);
         e = next;
     }

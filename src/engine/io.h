@@ -13,6 +13,7 @@
 
 #include "counters.h"
 #include "dialect.h"
+#include "reply.h"
 #include "easy.h"
 #include "log.h"
 #include "mpsc.h"
@@ -35,6 +36,8 @@ typedef struct pl_io_request {
     const char *owner_id;       /* SEND: the session's id, as long as owner */
     char *frame;               /* SEND: the encoded message, without resume_from */
     size_t frame_len;
+    char *headers;             /* SEND: extra HTTP header lines ('\n'-joined); NULL: none */
+    bool needs_blocks;         /* SEND: native: only for a server with `blocks` */
 } pl_io_request;
 
 struct pl_ws_conn;
@@ -57,9 +60,8 @@ typedef struct pl_io_stats_view {
  * session) only as a pointer. Every call is made on the I/O thread; each
  * SEND ends with exactly one of error or done, then one release. */
 typedef struct pl_io_sink {
-    void (*text)(void *owner, uint64_t id, uint32_t seq, const char *text, size_t len);
-    void (*done)(void *owner, uint64_t id, const char *stop_reason, uint64_t input_tokens,
-                 uint64_t output_tokens);
+    void (*piece)(void *owner, uint64_t id, uint32_t seq, const pl_piece *piece);
+    void (*done)(void *owner, uint64_t id, const pl_reply_end *end);
     void (*error)(void *owner, uint64_t id, parley_err_t err, const char *message);
     void (*release)(void *owner); /* the SEND's reference on its owner */
     /* A statistics document is due (statistics.interval.ms). */

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 _Noreturn void pl_oom(const char *doing)
 {
@@ -37,4 +38,12 @@ void *pl_xrealloc(void *p, size_t size)
     if (!q)
         out_of_memory(size);
     return q;
+}
+
+char *pl_xstrdup(const char *s)
+{
+    size_t len = strlen(s);
+    char *copy = pl_xmalloc(len + 1);
+    memcpy(copy, s, len + 1);
+    return copy;
 }

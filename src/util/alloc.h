@@ -18,6 +18,7 @@
 void *pl_xmalloc(size_t size);
 void *pl_xcalloc(size_t n, size_t size);
 void *pl_xrealloc(void *p, size_t size);
+char *pl_xstrdup(const char *s);
 
 /* Print "parley: out of memory <doing>" and abort. */
 _Noreturn void pl_oom(const char *doing);

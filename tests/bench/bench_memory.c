@@ -130,6 +130,8 @@ static void on_event(parley_client_t *client, const parley_event_t *ev, void *op
             fprintf(stderr, "bench_memory: a request failed: %s\n",
                     parley_event_content(ev, NULL));
         break;
+    default: /* thinking and tool calls: not ours to show */
+        break;
     }
 }
 

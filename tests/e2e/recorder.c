@@ -81,18 +81,42 @@ void recorder_on_event(parley_client_t *client, const parley_event_t *ev, void *
     const char *content = parley_event_content(ev, &len);
     pthread_mutex_lock(&mu);
     recorder_entry *e = &find_locked(parley_event_request_id(ev), true)->e;
+    e->opaque = parley_event_opaque(ev);
+    int seen = e->pieces + e->thinking_pieces + e->tool_calls;
+    char line[600];
     switch (parley_event_type(ev)) {
     case PARLEY_EVENT_TEXT:
-        if (parley_event_seq(ev) != (uint32_t)e->pieces)
+        if (parley_event_seq(ev) != (uint32_t)seen)
             e->seq_errors++;
         e->pieces++;
         append(e->text, sizeof(e->text), content, len);
+        snprintf(line, sizeof(line), "%u", parley_event_block(ev) % 10);
+        append(e->text_blocks, sizeof(e->text_blocks), line, 1);
+        break;
+    case PARLEY_EVENT_THINKING:
+        if (parley_event_seq(ev) != (uint32_t)seen)
+            e->seq_errors++;
+        e->thinking_pieces++;
+        append(e->thinking, sizeof(e->thinking), content, len);
+        if (parley_event_signature(ev))
+            snprintf(e->signature, sizeof(e->signature), "%s", parley_event_signature(ev));
+        break;
+    case PARLEY_EVENT_TOOL_USE:
+        if (parley_event_seq(ev) != (uint32_t)seen)
+            e->seq_errors++;
+        e->tool_calls++;
+        snprintf(line, sizeof(line), "%s %s %.*s\n", parley_event_tool_id(ev),
+                 parley_event_tool_name(ev), (int)len, content);
+        append(e->tools, sizeof(e->tools), line, strlen(line));
         break;
     case PARLEY_EVENT_DONE:
         e->terminals++;
         e->terminal = PARLEY_EVENT_DONE;
         snprintf(e->done, sizeof(e->done), "%.*s", (int)len, content);
         snprintf(e->stop_reason, sizeof(e->stop_reason), "%s", parley_event_stop_reason(ev));
+        if (parley_event_stop_sequence(ev))
+            snprintf(e->stop_sequence, sizeof(e->stop_sequence), "%s",
+                     parley_event_stop_sequence(ev));
         parley_event_usage(ev, NULL, &e->output_tokens);
         terminals++;
         break;

@@ -25,6 +25,15 @@ typedef struct recorder_entry {
     char stop_reason[16];
     char err_msg[512];
     uint64_t output_tokens;
+    /* Pieces of other kinds; the seq check counts every kind, as the
+     * protocol's one counter does. */
+    int thinking_pieces, tool_calls;
+    char thinking[512];   /* THINKING pieces joined */
+    char signature[64];   /* the thinking block's signature */
+    char tools[512];      /* each call "id name input", one per line */
+    char text_blocks[64]; /* the block index of each TEXT piece, as digits */
+    char stop_sequence[64];
+    void *opaque;         /* of the last event */
 } recorder_entry;
 
 void recorder_reset(void);

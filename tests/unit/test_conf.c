@@ -50,7 +50,9 @@ static const char *const all_props[] = {
     "reconnect.backoff.ms", "reconnect.backoff.max.ms",
     "request.timeout.ms", "stall.timeout.ms", "stall.ping.timeout.ms", "reply.max.bytes",
     "session.queue.max", "max.inflight.requests",
-    "max.queued.bytes", "statistics.interval.ms", "http.idle.connections"};
+    "max.queued.bytes", "statistics.interval.ms", "http.idle.connections",
+    "temperature", "top.p", "top.k", "stop.sequences", "metadata", "tools", "tool.choice",
+    "thinking.budget", "prompt.caching", "extra.body", "extra.headers"};
 
 #define NPROPS (sizeof(all_props) / sizeof(all_props[0]))
 

@@ -135,9 +135,9 @@ static void test_encode_message_all_fields(void **state)
 {
     (void)state;
     const pl_history_turn hist[] = {
-        {false, "hello", 5},
-        {true, "[turn 1] hello", 14},
-        {false, "again", 5},
+        {false, "hello", 5, false},
+        {true, "[turn 1] hello", 14, false},
+        {false, "again", 5, false},
     };
     pl_message_req req = base_req;
     req.history = hist;
@@ -187,7 +187,7 @@ static void test_encode_escaping(void **state)
 {
     (void)state;
     const size_t n = sizeof(tricky) - 1;
-    const pl_history_turn hist[] = {{false, tricky, n}, {true, tricky, n}};
+    const pl_history_turn hist[] = {{false, tricky, n, false}, {true, tricky, n, false}};
     pl_message_req req = base_req;
     req.content = tricky;
     req.content_len = n;
@@ -217,7 +217,7 @@ static void test_encode_escaping(void **state)
 static void test_encode_optional_fields_omitted(void **state)
 {
     (void)state;
-    const pl_history_turn hist[] = {{false, "x", 1}};
+    const pl_history_turn hist[] = {{false, "x", 1, false}};
     pl_message_req req = base_req;
     req.history = hist; /* a pointer with nhistory 0: still omitted */
     req.nhistory = 0;
@@ -289,7 +289,7 @@ static void test_encode_cancel(void **state)
 
 static void check_resume_from(uint32_t resume_from)
 {
-    const pl_history_turn hist[] = {{false, "a}", 2}};
+    const pl_history_turn hist[] = {{false, "a}", 2, false}};
     pl_message_req req = base_req;
     req.history = hist;
     req.nhistory = 1;
