@@ -1,0 +1,246 @@
+/*
+ * Blocks, tools and thinking end to end, on the three paths, against the
+ * reference server's echo model (docs/protocol.md section 10): exact texts,
+ * tool calls as one event each, thinking with its signature, stop
+ * sequences, and a history that carries all of it to the next turn.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fixtures.h"
+#include "parley.h"
+#include "recorder.h"
+#include "refserver.h"
+
+#define TEST_KEY "blocks-key"
+
+static const char *const paths[] = {"native", "anthropic", "openai"};
+#define NPATHS (sizeof(paths) / sizeof(paths[0]))
+
+#define WEATHER_TOOLS                                                                     \
+    "[{\"name\":\"get_weather\",\"description\":\"The weather in a city\","             \
+    "\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}]"
+
+static int setup(void **state)
+{
+    (void)state;
+    recorder_reset();
+    setenv("PARLEY_API_KEY", TEST_KEY, 1);
+    setenv("PARLEY_LOG", "error", 0);
+    return 0;
+}
+
+static parley_client_t *client_on(pl_refserver *srv, const char *path, const char *n1,
+                                  const char *v1, const char *n2, const char *v2)
+{
+    char url[96];
+    snprintf(url, sizeof(url),
+             strcmp(path, "native") ? "http://127.0.0.1:%d" : "ws://127.0.0.1:%d/v1/stream",
+             pl_refserver_port(srv));
+    return fixture_client_url(url, "dialect", path, "retry.backoff.ms", "20", n1, v1, n2, v2,
+                              NULL);
+}
+
+static uint64_t send_text(parley_client_t *c, parley_session_t *s, const char *text)
+{
+    uint64_t id;
+    assert_int_equal(parley_send_opaque(s, text, NULL, &id, -1), PARLEY_OK);
+    assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
+    assert_int_equal(recorder_get(id).terminals, 1);
+    return id;
+}
+
+static uint64_t send_turn(parley_client_t *c, parley_session_t *s, parley_turn_t *t)
+{
+    uint64_t id;
+    assert_int_equal(parley_send_turn(s, t, NULL, &id, -1), PARLEY_OK);
+    parley_turn_destroy(t);
+    assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
+    assert_int_equal(recorder_get(id).terminals, 1);
+    return id;
+}
+
+static const char *call_id(const char *path, int n)
+{
+    static char id[32];
+    snprintf(id, sizeof(id), strcmp(path, "openai") ? "toolu_echo_%d" : "call_echo_%d", n);
+    return id;
+}
+
+/* Call, result, answer: the acceptance conversation, on every path. */
+static void test_tool_conversation(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 5); /* input cut in pieces */
+    for (size_t p = 0; p < NPATHS; p++) {
+        parley_client_t *c = client_on(srv, paths[p], "tools", WEATHER_TOOLS, NULL, NULL);
+        parley_session_t *s = parley_session_open(c, "weather", NULL, 0);
+        uint64_t call = send_text(c, s, "call get_weather {\"city\": \"Paris\"}");
+        recorder_entry r = recorder_get(call);
+        assert_int_equal(r.terminal, PARLEY_EVENT_DONE);
+        assert_string_equal(r.stop_reason, "tool_use");
+        assert_string_equal(r.done, "[turn 1] calling get_weather");
+        assert_int_equal(r.tool_calls, 1);
+        char want[160];
+        snprintf(want, sizeof(want), "%s get_weather {\"city\":\"Paris\"}\n", call_id(paths[p], 1));
+        assert_string_equal(r.tools, want);
+        assert_int_equal(r.seq_errors, 0);
+
+        /* Anything but the answer is refused before it leaves. */
+        uint64_t wrong;
+        assert_int_equal(parley_send(s, "what now?", &wrong), PARLEY_OK);
+        assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
+        assert_int_equal(recorder_get(wrong).err, PARLEY_ERR_INVALID_ARG);
+        assert_non_null(strstr(recorder_get(wrong).err_msg, "get_weather"));
+
+        parley_turn_t *t = parley_turn_new();
+        assert_int_equal(parley_turn_add_tool_result(t, call_id(paths[p], 1), "18 C", 0),
+                         PARLEY_OK);
+        uint64_t answer = send_turn(c, s, t);
+        r = recorder_get(answer);
+        assert_int_equal(r.terminal, PARLEY_EVENT_DONE);
+        assert_string_equal(r.done, "[turn 2] get_weather returned: 18 C");
+        assert_string_equal(r.stop_reason, "end_turn");
+
+        /* The history carries the call and its result: export, import, go on. */
+        char *json, err[300];
+        size_t len;
+        assert_int_equal(parley_session_export(s, &json, &len, 10000), PARLEY_OK);
+        uint64_t unbroken = send_text(c, s, "thanks");
+        parley_session_t *moved =
+            parley_session_open_with_history(c, "weather-moved", json, len, err, sizeof(err));
+        assert_non_null(moved);
+        uint64_t after = send_text(c, moved, "thanks");
+        assert_string_equal(recorder_get(after).done, "[turn 3] thanks");
+        assert_string_equal(recorder_get(unbroken).done, "[turn 3] thanks");
+        parley_free(json);
+        parley_client_destroy(c);
+    }
+    pl_refserver_stop(srv);
+}
+
+/* A failed tool and two results in one turn. */
+static void test_tool_results_joined(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
+    for (size_t p = 0; p < NPATHS; p++) {
+        parley_client_t *c = client_on(srv, paths[p], "tools", WEATHER_TOOLS, NULL, NULL);
+        parley_session_t *s = parley_session_open(c, "failing", NULL, 0);
+        send_text(c, s, "call get_weather {\"city\":\"Atlantis\"}");
+        parley_turn_t *t = parley_turn_new();
+        assert_int_equal(parley_turn_add_tool_result(t, call_id(paths[p], 1), "no such city", 1),
+                         PARLEY_OK);
+        uint64_t id = send_turn(c, s, t);
+        assert_string_equal(recorder_get(id).done, "[turn 2] get_weather failed: no such city");
+        parley_client_destroy(c);
+    }
+    pl_refserver_stop(srv);
+}
+
+/* Text and images in one turn become the echo's C. */
+static void test_image_blocks(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
+    for (size_t p = 0; p < NPATHS; p++) {
+        parley_client_t *c = client_on(srv, paths[p], NULL, NULL, NULL, NULL);
+        parley_session_t *s = parley_session_open(c, "pictures", NULL, 0);
+        parley_turn_t *t = parley_turn_new();
+        assert_int_equal(parley_turn_add_text(t, "look"), PARLEY_OK);
+        assert_int_equal(parley_turn_add_image(t, "image/png", "\x89PNG\r\n", 6), PARLEY_OK);
+        assert_int_equal(parley_turn_add_image_url(t, "https://example.com/cat.jpg"), PARLEY_OK);
+        uint64_t id = send_turn(c, s, t);
+        assert_string_equal(recorder_get(id).done,
+                            "[turn 1] look <image image/png 6 bytes> <image url>");
+        /* The next turn carries the blocks in its history. */
+        uint64_t next = send_text(c, s, "and?");
+        assert_string_equal(recorder_get(next).done, "[turn 2] and?");
+        parley_client_destroy(c);
+    }
+    pl_refserver_stop(srv);
+}
+
+/* Thinking, a tool call and a stop sequence in one request: the stop cuts
+ * the text and the call; the thinking block stays whole and signed. */
+static void test_thinking_tool_and_stop(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 8);
+    const char *paths_with_thinking[] = {"native", "anthropic"};
+    for (size_t p = 0; p < 2; p++) {
+        const char *path = paths_with_thinking[p];
+        parley_client_t *c = client_on(srv, path, "tools", WEATHER_TOOLS, "thinking.budget",
+                                       "1024");
+        parley_session_t *s = parley_session_open(c, "thinker", NULL, 0);
+        const char *ask = "call get_weather {\"city\":\"Oslo\"}";
+        uint64_t id = send_text(c, s, ask);
+        recorder_entry r = recorder_get(id);
+        char want[128];
+        snprintf(want, sizeof(want), "thinking about: %s", ask);
+        assert_string_equal(r.thinking, want);
+        assert_string_equal(r.signature, "echo-sig-1");
+        assert_true(r.thinking_pieces > 1);
+        assert_string_equal(r.stop_reason, "tool_use");
+        assert_int_equal(r.tool_calls, 1);
+        assert_int_equal(r.seq_errors, 0);
+
+        char err[256];
+        assert_int_equal(parley_session_set(s, "stop.sequences", "[\"calling\"]", err,
+                                            sizeof(err)),
+                         PARLEY_OK);
+        /* Answer the call first: the conversation must stay valid. */
+        parley_turn_t *t = parley_turn_new();
+        assert_int_equal(parley_turn_add_tool_result(t, "toolu_echo_1", "-3 C", 0), PARLEY_OK);
+        send_turn(c, s, t);
+        id = send_text(c, s, ask);
+        r = recorder_get(id);
+        assert_string_equal(r.stop_reason, "stop_sequence");
+        assert_string_equal(r.stop_sequence, "calling");
+        assert_string_equal(r.done, "[turn 3] ");
+        assert_int_equal(r.tool_calls, 0);
+        snprintf(want, sizeof(want), "thinking about: %s", ask);
+        assert_string_equal(r.thinking, want);
+        assert_string_equal(r.signature, "echo-sig-3");
+        /* That reply (signed thinking, text) is a valid history entry. */
+        uint64_t next = send_text(c, s, "ok");
+        assert_int_equal(recorder_get(next).terminal, PARLEY_EVENT_DONE);
+        parley_client_destroy(c);
+    }
+    pl_refserver_stop(srv);
+}
+
+/* Text pieces say which block they belong to: after a thinking block, 1. */
+static void test_text_block_index(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 4);
+    parley_client_t *c = client_on(srv, "anthropic", "thinking.budget", "1024", NULL, NULL);
+    parley_session_t *s = parley_session_open(c, "indexed", NULL, 0);
+    uint64_t id = send_text(c, s, "hi");
+    recorder_entry r = recorder_get(id);
+    assert_string_equal(r.done, "[turn 1] hi");
+    assert_string_equal(r.text_blocks, "111"); /* "[turn 1] hi" in 3 pieces, block 1 */
+    parley_client_destroy(c);
+    pl_refserver_stop(srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_tool_conversation, setup),
+        cmocka_unit_test_setup(test_tool_results_joined, setup),
+        cmocka_unit_test_setup(test_image_blocks, setup),
+        cmocka_unit_test_setup(test_thinking_tool_and_stop, setup),
+        cmocka_unit_test_setup(test_text_block_index, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
