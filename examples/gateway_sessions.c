@@ -9,21 +9,9 @@
 
 #define BUCKETS 4096
 
-/* A turn sent and not yet ended: where its events go. */
-typedef struct gw_turn {
-    uint64_t request_id;
-    gw_stream *stream; /* one reference, dropped at the terminal event */
-    struct gw_turn *next;
-} gw_turn;
-
 struct gw_session {
     gw_session *next; /* in its bucket */
     parley_session_t *handle;
-    /* Held across parley_send() and the registration of its turn: the
-     * turn's first event may run on a worker before parley_send() returns,
-     * and must find the turn registered. */
-    pthread_mutex_t turns_lock;
-    gw_turn *turns;
     char name[];
 };
 
@@ -86,14 +74,6 @@ static gw_session *lookup_locked(gw_sessions *reg, const char *name)
     return NULL;
 }
 
-static gw_session *lookup(gw_sessions *reg, const char *name)
-{
-    pthread_mutex_lock(&reg->names_lock);
-    gw_session *s = lookup_locked(reg, name);
-    pthread_mutex_unlock(&reg->names_lock);
-    return s;
-}
-
 /* The session named `name`, opened now if new. Called with the gate
  * read-held and open. */
 static gw_session *find_or_open(gw_sessions *reg, const char *name, parley_err_t *err,
@@ -123,7 +103,6 @@ static gw_session *find_or_open(gw_sessions *reg, const char *name, parley_err_t
         goto out;
     }
     s->handle = handle;
-    pthread_mutex_init(&s->turns_lock, NULL);
     memcpy(s->name, name, len + 1);
     size_t b = bucket_of(name);
     s->next = reg->buckets[b];
@@ -146,25 +125,16 @@ static const char *send_failure(parley_err_t err)
     }
 }
 
+/* The turn's stream rides along as its request's opaque pointer: every
+ * event of the turn hands it back, so nothing needs registering (and no
+ * lock covers parley_send against its own first event). */
 static parley_err_t send_turn(gw_session *s, const char *content, gw_stream *stream,
                               uint64_t *request_id, char *why, size_t why_size)
 {
-    gw_turn *turn = malloc(sizeof(*turn));
-    if (!turn) {
-        say(why, why_size, "out of memory");
-        return PARLEY_ERR_NO_MEMORY;
-    }
-    pthread_mutex_lock(&s->turns_lock);
-    parley_err_t err = parley_send(s->handle, content, request_id);
-    if (err == PARLEY_OK) {
-        turn->request_id = *request_id;
-        turn->stream = gw_stream_ref(stream);
-        turn->next = s->turns;
-        s->turns = turn;
-    }
-    pthread_mutex_unlock(&s->turns_lock);
+    gw_stream_ref(stream); /* the turn's, dropped at its terminal event */
+    parley_err_t err = parley_send_opaque(s->handle, content, stream, request_id, 0);
     if (err != PARLEY_OK) {
-        free(turn);
+        gw_stream_unref(stream);
         say(why, why_size, send_failure(err));
     }
     return err;
@@ -197,46 +167,25 @@ void gw_sessions_cancel(gw_sessions *reg, gw_session *session, uint64_t request_
     pthread_rwlock_unlock(&reg->gate);
 }
 
-/* The turn request_id of s; unlinked when `last` (its terminal event). A
- * turn found stays valid after the lock is dropped: only its own terminal
- * event removes it, and one session's events never run concurrently. */
-static gw_turn *find_turn(gw_session *s, uint64_t request_id, bool last)
-{
-    pthread_mutex_lock(&s->turns_lock);
-    gw_turn **link = &s->turns;
-    while (*link && (*link)->request_id != request_id)
-        link = &(*link)->next;
-    gw_turn *turn = *link;
-    if (turn && last)
-        *link = turn->next;
-    pthread_mutex_unlock(&s->turns_lock);
-    return turn;
-}
-
 void gw_sessions_on_event(parley_client_t *client, const parley_event_t *ev, void *opaque)
 {
-    (void)client;
-    gw_sessions *reg = opaque;
+    (void)client, (void)opaque;
+    gw_stream *stream = parley_event_opaque(ev);
     parley_event_type_t type = parley_event_type(ev);
-    gw_session *s = lookup(reg, parley_event_session_id(ev));
-    /* Every accepted turn was registered before its events could run. */
-    gw_turn *turn = s ? find_turn(s, parley_event_request_id(ev), type != PARLEY_EVENT_TEXT)
-                      : NULL;
-    if (!turn)
-        return;
     size_t len;
     const char *content = parley_event_content(ev, &len);
     if (type == PARLEY_EVENT_TEXT) {
-        gw_stream_push(turn->stream, content, len);
+        gw_stream_push(stream, content, len);
         return;
     }
+    if (type != PARLEY_EVENT_DONE && type != PARLEY_EVENT_ERROR)
+        return; /* thinking and tool calls: the gateway relays text only */
     parley_err_t err = type == PARLEY_EVENT_ERROR ? parley_event_error(ev) : PARLEY_OK;
     /* parley's sentence for this one speaks of the client object. */
     if (err == PARLEY_ERR_SHUTDOWN)
         content = "the gateway is shutting down";
-    gw_stream_end(turn->stream, err, content);
-    gw_stream_unref(turn->stream);
-    free(turn);
+    gw_stream_end(stream, err, content);
+    gw_stream_unref(stream);
 }
 
 static void set_state(gw_sessions *reg, enum gate_state state)
@@ -262,7 +211,6 @@ void gw_sessions_free(gw_sessions *reg)
         gw_session *s = reg->buckets[b];
         while (s) {
             gw_session *next = s->next;
-            pthread_mutex_destroy(&s->turns_lock);
             free(s);
             s = next;
         }

@@ -1,9 +1,9 @@
 /*
  * The gateway's named conversations: each name maps to one parley session,
  * opened on first use and kept open until shutdown, so every turn sent to
- * it carries the conversation so far. The turns sent and not yet ended are
- * remembered per session by request id, so that the event callback can hand
- * each event to the HTTP reply that asked for it.
+ * it carries the conversation so far. Each turn is sent with the HTTP
+ * reply's stream as its opaque pointer, so that the event callback hands
+ * each event to the reply that asked for it without any lookup.
  *
  * Every call into parley from MHD's threads goes through here, behind a
  * gate that shutdown closes before destroying the client: after
@@ -27,10 +27,11 @@ gw_sessions *gw_sessions_new(size_t max_sessions);
 /* The client whose sessions these are; set once, before the first send. */
 void gw_sessions_attach(gw_sessions *reg, parley_client_t *client);
 
-/* The client's event callback (parley_conf_set_event_cb with reg as opaque):
- * runs on parley's workers and hands each event to its turn's stream. */
+/* The client's event callback (parley_conf_set_event_cb; its opaque is
+ * unused): runs on parley's workers and hands each event to its turn's
+ * stream, the request's opaque pointer. */
 void gw_sessions_on_event(parley_client_t *client, const parley_event_t *ev,
-                          void *reg);
+                          void *unused);
 
 /*
  * Send content as the next turn of the conversation `name` (opened if new),
