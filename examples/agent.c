@@ -10,7 +10,8 @@
  *
  * (The reference server's echo model calls a tool when the turn says
  * `call NAME ARGS`; a real model decides for itself: set PARLEY_MODEL and
- * ask "what is 6 times 7?".)
+ * ask "what is 6 times 7?". PARLEY_DIALECT chooses the API behind an http
+ * endpoint: anthropic or openai.)
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -152,9 +153,10 @@ int main(int argc, char **argv)
     char err[512];
     parley_conf_t *conf = parley_conf_new();
     parley_conf_set_event_cb(conf, on_event, NULL);
-    const char *model = getenv("PARLEY_MODEL");
+    const char *model = getenv("PARLEY_MODEL"), *dialect = getenv("PARLEY_DIALECT");
     if (parley_conf_set(conf, "tools", tools_json, err, sizeof(err)) != PARLEY_OK ||
-        (model && parley_conf_set(conf, "model", model, err, sizeof(err)) != PARLEY_OK)) {
+        (model && parley_conf_set(conf, "model", model, err, sizeof(err)) != PARLEY_OK) ||
+        (dialect && parley_conf_set(conf, "dialect", dialect, err, sizeof(err)) != PARLEY_OK)) {
         fprintf(stderr, "agent: %s\n", err);
         parley_conf_destroy(conf);
         return 2;
