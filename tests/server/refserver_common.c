@@ -88,3 +88,13 @@ void pl_rs_put_u64(struct json_object *o, const char *k, uint64_t v)
 {
     json_object_object_add(o, k, json_object_new_uint64(v));
 }
+
+struct json_object *pl_rs_raw_json(const char *json)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_set_serializer(o, json_object_userdata_to_json_string,
+                               pl_rs_strndup(json, strlen(json)),
+                               json_object_free_userdata);
+    return o;
+}

@@ -45,6 +45,10 @@ void pl_rs_received_add(pl_rs_received_log *log, const char *text, size_t len);
 char *pl_rs_received_copy(pl_rs_received_log *log, size_t n);
 void pl_rs_received_free(pl_rs_received_log *log);
 
+/* A json-c value that prints as the JSON text given (copied), as written:
+ * a tool call's input keeps the client's spelling (protocol.md 10.1). */
+struct json_object *pl_rs_raw_json(const char *json);
+
 /* o[k] = v; a NULL v is JSON null. */
 void pl_rs_put_str(struct json_object *o, const char *k, const char *v);
 void pl_rs_put_u64(struct json_object *o, const char *k, uint64_t v);

@@ -11,6 +11,7 @@
 #include "refserver.h"
 #include "refserver_http.h"
 #include "echo_model.h"
+#include "echo_conversation.h"
 #include "refserver_common.h"
 #include "timer_queue.h"
 
@@ -118,8 +119,8 @@ struct request {
     uint64_t id;
     char id_str[24];
     char *session;
-    pl_echo_reply reply;     /* "[turn N] C", its pieces and its usage */
-    size_t generated;        /* pieces produced so far */
+    pl_echo_turn reply;      /* its blocks, their pieces and its usage */
+    size_t generated;        /* pieces (stream units) produced so far */
     const char *stop_reason; /* NULL while generating */
     int64_t expires_ms;
     int stalled;             /* stall_every: acked, generation waits for a repeat */
