@@ -1798,6 +1798,12 @@ char *pl_refserver_http_received(pl_refserver_http *h, size_t n)
     return pl_rs_received_copy(&h->received, n);
 }
 
+char *pl_refserver_http_last_body(pl_refserver_http *h, size_t *len,
+                                  uint64_t *order)
+{
+    return pl_rs_received_last(&h->received, len, order);
+}
+
 /* ---- lws 4.1 HTTP/2 request bodies: a workaround ----------------------- */
 
 #if LWS_LIBRARY_VERSION_MAJOR == 4 && LWS_LIBRARY_VERSION_MINOR == 1

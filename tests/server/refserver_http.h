@@ -292,4 +292,12 @@ void pl_refserver_http_get_stats(pl_refserver_http *h,
  */
 char *pl_refserver_http_received(pl_refserver_http *h, size_t n);
 
+/*
+ * A copy of the last POST body received (whatever the count), its length
+ * in *len and in *order its place among every message the reference
+ * server's front ends received (later is larger); NULL when none came.
+ */
+char *pl_refserver_http_last_body(pl_refserver_http *h, size_t *len,
+                                  uint64_t *order);
+
 #endif
