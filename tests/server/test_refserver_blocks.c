@@ -378,6 +378,45 @@ static void test_native_tool_result_turn(void **state)
                     RESULT "]", want);
 }
 
+/* A repeat with resume_from replays from that seq, whatever the pieces'
+ * types: one counter for all of them. */
+static void test_native_resume_across_piece_types(void **state)
+{
+    static const char msg[] =
+        "{\"type\":\"message\",\"id\":\"" ID "\",\"session\":\"" SESSION
+        "\",\"timestamp\":1767225600000,\"content\":\"" CALL_TEXT "\","
+        THINK(1) "," TOOLS "%s}";
+    static const char *const want[] = {
+        N_ACK,
+        N_HEAD("text", 5, 1) "\"content\":\" get_weather\"}",
+        N_HEAD("tool_use", 6, 2) "\"tool_id\":\"toolu_echo_1\",\"name\":"
+                                 "\"get_weather\",\"input\":{\"city\":"
+                                 "\"Paris\",\"unit\":\"C\"}}",
+        N_DONE("tool_use", "", 7, 12),
+        NULL,
+    };
+    pl_refserver *srv = start();
+    CURL *h = ws_open(srv);
+    char text[4096];
+    size_t i;
+
+    (void)state;
+    free(ws_recv(h)); /* hello */
+    snprintf(text, sizeof text, msg, "");
+    ws_send(h, text);
+    for (i = 0; i < 9; i++) /* ack, 7 pieces, done */
+        free(ws_recv(h));
+    snprintf(text, sizeof text, msg, ",\"resume_from\":5");
+    ws_send(h, text);
+    for (i = 0; want[i]; i++) {
+        char *got = ws_recv(h);
+        assert_string_equal(got, want[i]);
+        free(got);
+    }
+    ws_close(h);
+    pl_refserver_stop(srv);
+}
+
 /* Each of these gets `error` invalid_request, echoing the id. */
 static void test_native_refusals(void **state)
 {
@@ -797,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_native_thinking_and_tool_call),
         cmocka_unit_test(test_native_thinking_tool_and_stop),
         cmocka_unit_test(test_native_tool_result_turn),
+        cmocka_unit_test(test_native_resume_across_piece_types),
         cmocka_unit_test(test_native_refusals),
         cmocka_unit_test(test_anthropic_text_only),
         cmocka_unit_test(test_anthropic_thinking_and_tool_call),
