@@ -728,7 +728,8 @@ const char *pl_echo_read_anthropic(pl_echo_conversation *cv,
 
 /* ---- the OpenAI shape --------------------------------------------------------- */
 
-/* A content: a string or an array of parts (text; image_url with images). */
+/* A content: a string or an array of parts (text; image_url with images,
+ * refusal without: the user's parts, or the others'). */
 static const char *openai_content(pl_echo_conversation *cv, const char *where,
                                   struct json_object *content, int images,
                                   pl_buf *out, size_t *nparts)
@@ -754,9 +755,13 @@ static const char *openai_content(pl_echo_conversation *cv, const char *where,
         const char *type = str_member(p, "type");
         char at[96];
 
+        err = NULL;
         snprintf(at, sizeof at, "%s.content.%zu", where, i);
         if (type && !strcmp(type, "text"))
             err = text_block(cv, at, p, out, bytes);
+        else if (type && !images && !strcmp(type, "refusal") &&
+                 str_member(p, "refusal"))
+            *bytes += strlen(str_member(p, "refusal")); /* an assistant's */
         else if (type && images && !strcmp(type, "image_url"))
             err = image_url_part(cv, at, p, out, bytes);
         else

@@ -378,9 +378,10 @@ static void test_openai_tool_run_is_one_turn(void **state)
     snprintf(json, sizeof json, "{\"messages\":[%s]}", conv);
     expect(OPENAI, json, 64, ALL,
            "X([turn 2] a returned: x; b returned: y z) :end_turn #1");
+    /* An assistant's refusal part is history like any other. */
     snprintf(json, sizeof json, "{\"messages\":[%s,{\"role\":\"assistant\","
-             "\"content\":\"ok\"},{\"role\":\"user\",\"content\":\"next\"}]}",
-             conv);
+             "\"content\":[{\"type\":\"refusal\",\"refusal\":\"no\"}]},"
+             "{\"role\":\"user\",\"content\":\"next\"}]}", conv);
     expect(OPENAI, json, 64, ALL, "X([turn 3] next) :end_turn #1");
 }
 
