@@ -97,7 +97,8 @@ char *pl_refserver_received(pl_refserver *srv, size_t n);
  * client message, whichever came later (the received logs' limits do not
  * apply), so that a test can check which parameters passed through. Like
  * snprintf: copies at most size - 1 bytes and a terminator into buf (when
- * size > 0) and returns the body's whole length; 0 when none came.
+ * size > 0) and returns the body's whole length; 0 when none came. Out of
+ * process: GET /v1/refserver/last-request (HTTP/1.1) answers the same.
  */
 size_t pl_refserver_last_body(pl_refserver *srv, char *buf, size_t size);
 

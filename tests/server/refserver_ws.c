@@ -1492,10 +1492,44 @@ static int confirm_upgrade(pl_refserver *srv, struct lws *wsi)
     return 0;
 }
 
-/* LWS_CALLBACK_HTTP: only WebSocket is served; answer, then close. */
+static int path_is_last_request(struct lws *wsi)
+{
+    char uri[64];
+
+    return lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
+           !strcmp(uri, PL_LAST_REQUEST_PATH);
+}
+
+/*
+ * GET PL_LAST_REQUEST_PATH: 200 and the last request received (an empty
+ * body when none came), over HTTP/1.1, written raw as http_refuse does;
+ * lws flushes what the socket did not take before it closes.
+ */
+static void answer_last_request(pl_refserver *srv, struct lws *wsi)
+{
+    size_t len, n;
+    char *last = pl_rs_last_body(srv, &len);
+    unsigned char *buf = pl_xmalloc(LWS_PRE + 256 + len);
+
+    n = (size_t)snprintf((char *)buf + LWS_PRE, 256,
+                         "HTTP/1.1 200 OK\r\n"
+                         "Content-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n", len);
+    if (len)
+        memcpy(buf + LWS_PRE + n, last, len);
+    lws_write(wsi, buf + LWS_PRE, n + len, LWS_WRITE_HTTP_HEADERS);
+    free(buf);
+    free(last);
+}
+
+/* LWS_CALLBACK_HTTP: only WebSocket is served (and the last request, for
+ * tests); answer, then close. */
 static int answer_http(pl_refserver *srv, struct lws *wsi)
 {
-    if (path_is_stream(wsi))
+    if (path_is_last_request(wsi) && !is_h2(wsi))
+        answer_last_request(srv, wsi);
+    else if (path_is_stream(wsi))
         http_refuse(srv, wsi, 426, "invalid_request",
                     "this path serves WebSocket only");
     else

@@ -796,6 +796,30 @@ static void test_openai_refusals(void **state)
     pl_refserver_stop(srv);
 }
 
+/* GET /v1/refserver/last-request: what a test out of process reads. */
+static char *get_last_request(pl_refserver *srv)
+{
+    struct answer a = { 0, PL_BUF_INIT, "" };
+    char url[128];
+    CURL *h = curl_easy_init();
+
+    assert_non_null(h);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/refserver/last-request",
+             pl_refserver_port(srv));
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)WAIT_MS);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
+    if (curl_easy_perform(h) != CURLE_OK)
+        fail_msg("GET last-request failed");
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a.status);
+    curl_easy_cleanup(h);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(pl_buf_append(&a.body, "", 0), 0);
+    return pl_buf_steal(&a.body, NULL);
+}
+
 static void test_last_body_follows_arrivals(void **state)
 {
     pl_refserver *srv = start();
@@ -808,6 +832,9 @@ static void test_last_body_follows_arrivals(void **state)
     (void)state;
     assert_int_equal(pl_refserver_last_body(srv, small, sizeof small), 0);
     assert_string_equal(small, "");
+    msg = get_last_request(srv);
+    assert_string_equal(msg, "");
+    free(msg);
     a = post(srv, "/v1/chat/completions", chat);
     assert_int_equal(a.status, 200);
     pl_buf_free(&a.body);
@@ -815,6 +842,9 @@ static void test_last_body_follows_arrivals(void **state)
     assert_int_equal(pl_refserver_last_body(srv, small, sizeof small),
                      strlen(chat));
     assert_string_equal(small, "{\"model");
+    msg = get_last_request(srv);
+    assert_string_equal(msg, chat);
+    free(msg);
     /* A later WebSocket message is the last one now. */
     h = ws_open(srv);
     free(ws_recv(h));
@@ -825,7 +855,25 @@ static void test_last_body_follows_arrivals(void **state)
     char body[64];
     assert_int_equal(pl_refserver_last_body(srv, body, sizeof body), 19);
     assert_string_equal(body, "{\"type\":\"nonsense\"}");
+    msg = get_last_request(srv);
+    assert_string_equal(msg, body);
+    free(msg);
     ws_close(h);
+    /* A body larger than a socket takes at once arrives whole. */
+    pl_buf big = PL_BUF_INIT;
+    assert_int_equal(pl_buf_append_str(&big, "{\"model\":\"parley-echo-1\","
+                                       "\"messages\":[{\"role\":\"user\","
+                                       "\"content\":\""), 0);
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(pl_buf_append_str(&big, "0123456789abcdef"), 0);
+    assert_int_equal(pl_buf_append_str(&big, "\"}]}"), 0);
+    a = post(srv, "/v1/chat/completions", big.data);
+    assert_int_equal(a.status, 200);
+    pl_buf_free(&a.body);
+    msg = get_last_request(srv);
+    assert_string_equal(msg, big.data);
+    free(msg);
+    pl_buf_free(&big);
     pl_refserver_stop(srv);
 }
 
