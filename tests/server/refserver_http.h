@@ -5,7 +5,7 @@
  *   POST /v1/messages          Anthropic Messages (JSON or server-sent events)
  *   POST /v1/chat/completions  OpenAI Chat Completions (JSON or SSE)
  *
- * both answered by the parley-echo-1 model (echo_model.h), paced like the
+ * both answered by the parley-echo-1 model (echo_blocks.h), paced like the
  * WebSocket server (latency_ms, token_ms, chunk_bytes), over HTTP/1.1
  * (keep-alive; event streams chunked, so a connection is reused for the
  * next request) and HTTP/2 (over TLS, by ALPN; many streams on one

@@ -1,9 +1,9 @@
 /*
  * The reference server's parley.v1 WebSocket front end (protocol.md
- * sections 1-8): per connection a queue of outgoing messages, the requests
+ * sections 1-10): per connection a queue of outgoing messages, the requests
  * with their pacing, replays and injected faults, validation of client
  * messages, compression, and the lws callback. Replies come from the
- * parley-echo-1 model (echo_model.h); the server's core is refserver.c.
+ * parley-echo-1 model (echo_blocks.h); the server's core is refserver.c.
  * Everything here runs on the server's lws service thread.
  */
 #include "refserver_internal.h"
@@ -624,7 +624,7 @@ static void expire_requests(pl_refserver *srv)
     }
 }
 
-/* ---- generation (the reply: echo_model.h) ------------------------------ */
+/* ---- generation (the reply: echo_blocks.h) ------------------------------ */
 
 static void req_finish(struct request *r, const char *stop_reason)
 {
