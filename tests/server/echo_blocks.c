@@ -86,12 +86,11 @@ int pl_echo_parse_call(pl_echo_str c, const pl_echo_str *tools, size_t ntools,
         end--;
     args->s = c.s + start;
     args->len = end - start;
-    if (!is_json_object(args->s, args->len))
-        return 0;
+    /* The names first: parsing is the dearer check. */
     for (i = 0; i < ntools; i++)
         if (tools[i].len == name->len &&
             !memcmp(tools[i].s, name->s, name->len))
-            return 1;
+            return is_json_object(args->s, args->len);
     return 0;
 }
 
