@@ -14,6 +14,10 @@
  * bytes count: the WebSocket protocol counts C plus all history contents,
  * the HTTP dialects count every message content (system ones included).
  * output_tokens is the number of pieces sent.
+ *
+ * This file holds the rules of section 8 that every reply follows (how
+ * text is cut into pieces, how input is counted); echo_blocks.h builds the
+ * replies, plain text being the simplest case of sections 9-10.
  */
 #ifndef PL_ECHO_MODEL_H
 #define PL_ECHO_MODEL_H
@@ -24,18 +28,6 @@
 #define PL_ECHO_MODEL "parley-echo-1"
 #define PL_ECHO_DEFAULT_CHUNK_BYTES 16
 #define PL_ECHO_NO_LIMIT UINT64_MAX /* max_tokens when the request set none */
-
-/* One reply, cut into pieces. Owned by the caller; free with
- * pl_echo_reply_free. */
-typedef struct pl_echo_reply {
-    char *text;          /* "[turn N] C", NUL-terminated (C may hold NULs) */
-    size_t len;          /* bytes of text, without the terminator */
-    size_t *piece_end;   /* piece k is text[piece_start(k), piece_end[k]) */
-    size_t npieces;      /* pieces to send: min(all pieces, max_tokens) */
-    size_t total_pieces; /* pieces of the whole reply, before the cap */
-    int truncated;       /* max_tokens cut the reply */
-    uint64_t input_tokens;
-} pl_echo_reply;
 
 /* ceil(bytes / 4), without overflow for any bytes. */
 uint64_t pl_echo_input_tokens(uint64_t context_bytes);
@@ -55,28 +47,5 @@ size_t pl_echo_next_code_point(const char *s, size_t pos, size_t len);
  */
 size_t pl_echo_cut(const char *s, size_t len, size_t chunk_bytes,
                    size_t *piece_end);
-
-/*
- * Build the reply to a last user turn `content` (content_len bytes) preceded
- * by prior_user_turns user turns. context_bytes is what input_tokens counts
- * (see the top of this file); max_tokens >= 1 caps the pieces
- * (PL_ECHO_NO_LIMIT: no cap). Returns 0, or -1 when out of memory (r is then
- * zeroed and needs no free).
- */
-int pl_echo_reply_build(pl_echo_reply *r, uint64_t prior_user_turns,
-                        const char *content, size_t content_len,
-                        uint64_t context_bytes, size_t chunk_bytes,
-                        uint64_t max_tokens);
-
-void pl_echo_reply_free(pl_echo_reply *r);
-
-/* Start offset of piece k (k < total_pieces). */
-size_t pl_echo_piece_start(const pl_echo_reply *r, size_t k);
-
-/* Byte length of piece k (k < total_pieces). */
-size_t pl_echo_piece_len(const pl_echo_reply *r, size_t k);
-
-/* "max_tokens" when the cap cut the reply, else "end_turn". */
-const char *pl_echo_stop_reason(const pl_echo_reply *r);
 
 #endif

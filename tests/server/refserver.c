@@ -656,6 +656,39 @@ char *pl_refserver_received(pl_refserver *srv, size_t n)
     return pl_rs_received_copy(&srv->received, n);
 }
 
+char *pl_rs_last_body(pl_refserver *srv, size_t *len)
+{
+    size_t ws_len, http_len;
+    uint64_t ws_order, http_order;
+    char *ws = pl_rs_received_last(&srv->received, &ws_len, &ws_order);
+    char *http = pl_refserver_http_last_body(srv->http, &http_len,
+                                             &http_order);
+
+    if (http && (!ws || http_order > ws_order)) {
+        free(ws);
+        *len = http_len;
+        return http;
+    }
+    free(http);
+    *len = ws ? ws_len : 0;
+    return ws;
+}
+
+size_t pl_refserver_last_body(pl_refserver *srv, char *buf, size_t size)
+{
+    size_t len;
+    char *last = pl_rs_last_body(srv, &len);
+
+    if (size) {
+        size_t n = len < size - 1 ? len : size - 1;
+        if (n)
+            memcpy(buf, last, n);
+        buf[n] = '\0';
+    }
+    free(last);
+    return len;
+}
+
 void pl_refserver_set_faults(pl_refserver *srv, const pl_refserver_faults *f)
 {
     struct fault_knobs *k = &srv->faults_set;

@@ -91,6 +91,17 @@ void pl_refserver_get_stats(pl_refserver *srv, pl_refserver_stats *stats);
  */
 char *pl_refserver_received(pl_refserver *srv, size_t n);
 
+/*
+ * The last request the server received on any front end: the body of the
+ * last POST to /v1/messages or /v1/chat/completions, or the last WebSocket
+ * client message, whichever came later (the received logs' limits do not
+ * apply), so that a test can check which parameters passed through. Like
+ * snprintf: copies at most size - 1 bytes and a terminator into buf (when
+ * size > 0) and returns the body's whole length; 0 when none came. Out of
+ * process: GET /v1/refserver/last-request (HTTP/1.1) answers the same.
+ */
+size_t pl_refserver_last_body(pl_refserver *srv, char *buf, size_t size);
+
 /* ---- Faults, for reliability tests ------------------------------------- */
 
 /*

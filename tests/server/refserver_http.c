@@ -29,6 +29,7 @@
  */
 #include "refserver_http.h"
 #include "echo_model.h"
+#include "echo_conversation.h"
 #include "refserver_common.h"
 #include "timer_queue.h"
 
@@ -121,7 +122,8 @@ struct stream {
     uint64_t body_seen;    /* body bytes received (kept or not) */
     int body_too_large, body_done;
     /* Generation. */
-    pl_echo_reply reply;
+    pl_echo_turn reply;
+    long open_block;       /* Anthropic stream: the block started last, or -1 */
     int streaming, include_usage;
     size_t generated;      /* pieces produced */
     enum fault fault;
@@ -325,10 +327,7 @@ static void answer_error(struct stream *s, unsigned status,
 
 /* What a valid request asks for. */
 struct turn {
-    uint64_t prior_user_turns;
-    char *last;            /* the last user message's text, owned */
-    size_t last_len;
-    uint64_t context_bytes;/* every message content, system included */
+    pl_echo_conversation cv; /* the conversation and the model's fields */
     uint64_t max_tokens;
     int stream, include_usage;
 };
@@ -345,96 +344,6 @@ static struct json_object *member(struct json_object *o, const char *k)
 static int is_type(struct json_object *o, json_type t)
 {
     return o && json_object_is_type(o, t);
-}
-
-/*
- * The text of a message content: a string, or an array of
- * {"type":"text","text":...} blocks (both vendors accept both). Adds its
- * byte count to *bytes; with out, also returns the joined text (owned).
- */
-static const char *content_text(struct json_object *c, uint64_t *bytes,
-                                char **out, size_t *out_len)
-{
-    struct buf joined = { 0 };
-    size_t i, n;
-
-    if (is_type(c, json_type_string)) {
-        size_t len = (size_t)json_object_get_string_len(c);
-        *bytes += len;
-        if (out) {
-            *out = pl_rs_strndup(json_object_get_string(c), len);
-            *out_len = len;
-        }
-        return NULL;
-    }
-    if (!is_type(c, json_type_array))
-        return "content must be a string or an array of text blocks";
-    n = json_object_array_length(c);
-    for (i = 0; i < n; i++) {
-        struct json_object *b = json_object_array_get_idx(c, i);
-        struct json_object *t = member(b, "type"), *text = member(b, "text");
-        size_t len;
-
-        if (!is_type(t, json_type_string) ||
-            strcmp(json_object_get_string(t), "text") ||
-            !is_type(text, json_type_string)) {
-            buf_free(&joined);
-            return "content blocks must be {\"type\":\"text\",\"text\":...}"
-                   " (parley-echo-1 reads text only)";
-        }
-        len = (size_t)json_object_get_string_len(text);
-        *bytes += len;
-        if (out)
-            buf_append(&joined, json_object_get_string(text), len);
-    }
-    if (out) {
-        buf_append(&joined, "", 1);
-        *out = joined.data;
-        *out_len = joined.len - 1;
-    }
-    return NULL;
-}
-
-/* Which roles a dialect accepts in "messages". */
-static int role_ok(enum dialect d, const char *role)
-{
-    if (!strcmp(role, "user") || !strcmp(role, "assistant"))
-        return 1;
-    return d == OPENAI &&
-           (!strcmp(role, "system") || !strcmp(role, "developer"));
-}
-
-/* Walk "messages": counts, bytes, and the last user text. */
-static const char *check_messages(enum dialect d, struct json_object *msgs,
-                                  struct turn *t)
-{
-    size_t i, n;
-
-    if (!is_type(msgs, json_type_array) || !json_object_array_length(msgs))
-        return "messages: a non-empty array is required";
-    n = json_object_array_length(msgs);
-    for (i = 0; i < n; i++) {
-        struct json_object *m = json_object_array_get_idx(msgs, i);
-        struct json_object *role = member(m, "role"), *c = member(m, "content");
-        int last = i + 1 == n;
-        const char *err, *r;
-
-        if (!is_type(role, json_type_string) ||
-            !role_ok(d, r = json_object_get_string(role)))
-            return d == ANTHROPIC
-                ? "messages: role must be \"user\" or \"assistant\""
-                : "messages: role must be system, developer, user or assistant";
-        if (last && strcmp(r, "user"))
-            return "messages: the last message must have role \"user\"";
-        if (!c && d == OPENAI && !strcmp(r, "assistant"))
-            continue; /* an assistant turn of tool calls has null content */
-        err = content_text(c, &t->context_bytes, last ? &t->last : NULL,
-                           &t->last_len);
-        if (err)
-            return err;
-        t->prior_user_turns += !last && !strcmp(r, "user");
-    }
-    return NULL;
 }
 
 /* Optional integer >= 1 into *out. */
@@ -466,7 +375,6 @@ static const char *bool_member(struct json_object *root, const char *k,
 
 static const char *check_anthropic(struct json_object *root, struct turn *t)
 {
-    struct json_object *system = member(root, "system");
     const char *err;
 
     if (!member(root, "max_tokens"))
@@ -476,9 +384,7 @@ static const char *check_anthropic(struct json_object *root, struct turn *t)
         (err = bool_member(root, "stream", &t->stream,
                            "stream: must be a boolean")))
         return err;
-    if (system && content_text(system, &t->context_bytes, NULL, NULL))
-        return "system: must be a string or an array of text blocks";
-    return check_messages(ANTHROPIC, member(root, "messages"), t);
+    return pl_echo_read_anthropic(&t->cv, root);
 }
 
 static const char *check_openai(struct json_object *root, struct turn *t)
@@ -500,7 +406,7 @@ static const char *check_openai(struct json_object *root, struct turn *t)
     if (opts && (!is_type(opts, json_type_object) ||
                  bool_member(opts, "include_usage", &t->include_usage, "x")))
         return "stream_options must be {\"include_usage\": boolean}";
-    return check_messages(OPENAI, member(root, "messages"), t);
+    return pl_echo_read_openai(&t->cv, root);
 }
 
 /* Strict JSON, valid UTF-8, one object and nothing but space after it. */
@@ -594,12 +500,6 @@ static int apply_faults(struct stream *s, unsigned *status)
 
 /* ---- generation -------------------------------------------------------- */
 
-/* The text of the pieces sent so far (all of them at the end). */
-static size_t sent_len(const struct stream *s)
-{
-    return s->generated ? s->reply.piece_end[s->generated - 1] : 0;
-}
-
 static struct json_object *anthropic_usage(const struct stream *s)
 {
     struct json_object *u = json_object_new_object();
@@ -652,12 +552,81 @@ static struct json_object *openai_chunk(const struct stream *s,
     return o;
 }
 
-/* Anthropic's opening events: the message, its text block, a ping. */
+/* An Anthropic event {"type":type,"index":index}, for the caller to fill. */
+static struct json_object *anthropic_block_event(const char *type, long index)
+{
+    struct json_object *ev = json_object_new_object();
+
+    pl_rs_put_str(ev, "type", type);
+    json_object_object_add(ev, "index", json_object_new_int((int)index));
+    return ev;
+}
+
+/* content_block_start: an empty block of b's type (a tool_use with its
+ * id, its name and an empty input, which input_json_delta fills). */
+static void anthropic_block_start(struct stream *s, const pl_echo_block *b)
+{
+    long index = (long)pl_echo_block_index(&s->reply, b);
+    struct json_object *ev = anthropic_block_event("content_block_start",
+                                                   index);
+    struct json_object *block = json_object_new_object();
+
+    if (b->type == PL_ECHO_BLOCK_TOOL_USE) {
+        pl_rs_put_str(block, "type", "tool_use");
+        pl_rs_put_str(block, "id", b->tool_id);
+        pl_rs_put_str(block, "name", b->name);
+        json_object_object_add(block, "input", json_object_new_object());
+    } else if (b->type == PL_ECHO_BLOCK_THINKING) {
+        pl_rs_put_str(block, "type", "thinking");
+        pl_rs_put_str(block, "thinking", "");
+    } else {
+        pl_rs_put_str(block, "type", "text");
+        pl_rs_put_str(block, "text", "");
+    }
+    json_object_object_add(ev, "content_block", block);
+    emit_event(s, "content_block_start", ev);
+    s->open_block = index;
+}
+
+/* content_block_delta of one kind: {"type":kind, field:text[0, len)}. */
+static void anthropic_delta(struct stream *s, long index, const char *kind,
+                            const char *field, const char *text, size_t len)
+{
+    struct json_object *ev = anthropic_block_event("content_block_delta",
+                                                   index);
+    struct json_object *delta = json_object_new_object();
+
+    pl_rs_put_str(delta, "type", kind);
+    put_strn(delta, field, text, len);
+    json_object_object_add(ev, "delta", delta);
+    emit_event(s, "content_block_delta", ev);
+}
+
+/* The block started last is complete: a thinking block's signature_delta,
+ * then content_block_stop. A block closes when the next one starts or the
+ * message ends, which keeps a text-only stream's events where they were. */
+static void anthropic_block_close(struct stream *s)
+{
+    const pl_echo_block *b;
+
+    if (s->open_block < 0)
+        return;
+    b = &s->reply.blocks[s->open_block];
+    if (b->signature)
+        anthropic_delta(s, s->open_block, "signature_delta", "signature",
+                        b->signature, strlen(b->signature));
+    emit_event(s, "content_block_stop",
+               anthropic_block_event("content_block_stop", s->open_block));
+    s->open_block = -1;
+}
+
+/* Anthropic's opening events: the message, its first block, a ping (the
+ * real API pings after the first content_block_start; a reply without any
+ * block pings after message_start). */
 static void anthropic_stream_start(struct stream *s)
 {
     struct json_object *ev = json_object_new_object();
     struct json_object *msg = json_object_new_object();
-    struct json_object *block = json_object_new_object();
     struct json_object *usage = json_object_new_object();
 
     pl_rs_put_str(ev, "type", "message_start");
@@ -674,13 +643,9 @@ static void anthropic_stream_start(struct stream *s)
     json_object_object_add(ev, "message", msg);
     emit_event(s, "message_start", ev);
 
-    ev = json_object_new_object();
-    pl_rs_put_str(ev, "type", "content_block_start");
-    json_object_object_add(ev, "index", json_object_new_int(0));
-    pl_rs_put_str(block, "type", "text");
-    pl_rs_put_str(block, "text", "");
-    json_object_object_add(ev, "content_block", block);
-    emit_event(s, "content_block_start", ev);
+    s->open_block = -1;
+    if (s->reply.nblocks)
+        anthropic_block_start(s, &s->reply.blocks[0]);
 
     ev = json_object_new_object();
     pl_rs_put_str(ev, "type", "ping");
@@ -712,31 +677,114 @@ static void emit_unknown(struct stream *s)
     emit_event(s, NULL, ev);
 }
 
-/* One piece, as the dialect streams it. */
+/* Anthropic: a unit is a text or thinking delta, or a whole tool_use block
+ * (its input in input_json_delta pieces). */
+static void anthropic_unit(struct stream *s, const pl_echo_block *b,
+                           size_t piece)
+{
+    long index = (long)pl_echo_block_index(&s->reply, b);
+    size_t k;
+
+    if (index != s->open_block) {
+        anthropic_block_close(s);
+        anthropic_block_start(s, b);
+    }
+    if (b->type == PL_ECHO_BLOCK_TOOL_USE) {
+        for (k = 0; k < b->npieces; k++)
+            anthropic_delta(s, index, "input_json_delta", "partial_json",
+                            b->text + pl_echo_block_piece_start(b, k),
+                            pl_echo_block_piece_len(b, k));
+        return;
+    }
+    anthropic_delta(s, index,
+                    b->type == PL_ECHO_BLOCK_TEXT ? "text_delta"
+                                                  : "thinking_delta",
+                    b->type == PL_ECHO_BLOCK_TEXT ? "text" : "thinking",
+                    b->text + pl_echo_block_piece_start(b, piece),
+                    pl_echo_block_piece_len(b, piece));
+}
+
+/* {"index":0,"id","type":"function","function":{"name","arguments"}}, the
+ * first delta of an OpenAI tool call (id NULL: a later one). */
+static struct json_object *openai_tool_call(const char *id, const char *name,
+                                            const char *args, size_t len)
+{
+    struct json_object *call = json_object_new_object();
+    struct json_object *fn = json_object_new_object();
+
+    json_object_object_add(call, "index", json_object_new_int(0));
+    if (id) {
+        pl_rs_put_str(call, "id", id);
+        pl_rs_put_str(call, "type", "function");
+        pl_rs_put_str(fn, "name", name);
+    }
+    put_strn(fn, "arguments", args, len);
+    json_object_object_add(call, "function", fn);
+    return call;
+}
+
+static struct json_object *one_item(struct json_object *item)
+{
+    struct json_object *a = json_object_new_array();
+
+    json_object_array_add(a, item);
+    return a;
+}
+
+/* OpenAI: a unit is a content delta, or a tool call: its id and name, then
+ * its arguments in pieces. The first chunk also says the role. */
+static void openai_unit(struct stream *s, size_t k, const pl_echo_block *b,
+                        size_t piece)
+{
+    struct json_object *delta = json_object_new_object();
+    size_t i;
+
+    if (k == 0)
+        pl_rs_put_str(delta, "role", "assistant");
+    if (b->type != PL_ECHO_BLOCK_TOOL_USE) {
+        put_strn(delta, "content", b->text + pl_echo_block_piece_start(b, piece),
+                 pl_echo_block_piece_len(b, piece));
+        emit_event(s, NULL, openai_chunk(s, delta, NULL));
+        return;
+    }
+    json_object_object_add(delta, "tool_calls",
+                           one_item(openai_tool_call(b->tool_id, b->name,
+                                                     "", 0)));
+    emit_event(s, NULL, openai_chunk(s, delta, NULL));
+    for (i = 0; i < b->npieces; i++) {
+        delta = json_object_new_object();
+        json_object_object_add(
+            delta, "tool_calls",
+            one_item(openai_tool_call(NULL, NULL,
+                                      b->text + pl_echo_block_piece_start(b, i),
+                                      pl_echo_block_piece_len(b, i))));
+        emit_event(s, NULL, openai_chunk(s, delta, NULL));
+    }
+}
+
+/* Stream unit k, as the dialect streams it. */
 static void emit_piece(struct stream *s, size_t k)
 {
-    const char *text = s->reply.text + pl_echo_piece_start(&s->reply, k);
-    size_t len = pl_echo_piece_len(&s->reply, k);
-    struct json_object *delta;
+    size_t piece;
+    const pl_echo_block *b = pl_echo_turn_unit(&s->reply, k, &piece);
 
     if (s->unknown_every && (k + 1) % s->unknown_every == 0)
         emit_unknown(s);
-    delta = json_object_new_object();
+    if (s->dialect == ANTHROPIC)
+        anthropic_unit(s, b, piece);
+    else
+        openai_unit(s, k, b, piece);
+}
 
-    if (s->dialect == ANTHROPIC) {
-        struct json_object *ev = json_object_new_object();
-        pl_rs_put_str(ev, "type", "content_block_delta");
-        json_object_object_add(ev, "index", json_object_new_int(0));
-        pl_rs_put_str(delta, "type", "text_delta");
-        put_strn(delta, "text", text, len);
-        json_object_object_add(ev, "delta", delta);
-        emit_event(s, "content_block_delta", ev);
-    } else {
-        if (k == 0)
-            pl_rs_put_str(delta, "role", "assistant");
-        put_strn(delta, "content", text, len);
-        emit_event(s, NULL, openai_chunk(s, delta, NULL));
-    }
+/* The stop sequence that ended the reply, or JSON null. */
+static struct json_object *stop_sequence(const struct stream *s)
+{
+    const pl_echo_turn *t = &s->reply;
+
+    return t->stop_sequence
+               ? json_object_new_string_len(t->stop_sequence,
+                                            (int)t->stop_sequence_len)
+               : NULL;
 }
 
 static void anthropic_stream_end(struct stream *s)
@@ -745,14 +793,10 @@ static void anthropic_stream_end(struct stream *s)
     struct json_object *delta = json_object_new_object();
     struct json_object *usage = json_object_new_object();
 
-    pl_rs_put_str(ev, "type", "content_block_stop");
-    json_object_object_add(ev, "index", json_object_new_int(0));
-    emit_event(s, "content_block_stop", ev);
-
-    ev = json_object_new_object();
+    anthropic_block_close(s);
     pl_rs_put_str(ev, "type", "message_delta");
-    pl_rs_put_str(delta, "stop_reason", pl_echo_stop_reason(&s->reply));
-    json_object_object_add(delta, "stop_sequence", NULL);
+    pl_rs_put_str(delta, "stop_reason", s->reply.stop_reason);
+    json_object_object_add(delta, "stop_sequence", stop_sequence(s));
     json_object_object_add(ev, "delta", delta);
     pl_rs_put_u64(usage, "output_tokens", s->generated);
     json_object_object_add(ev, "usage", usage);
@@ -763,11 +807,27 @@ static void anthropic_stream_end(struct stream *s)
     emit_event(s, "message_stop", ev);
 }
 
+/* OpenAI's finish_reason for the echo model's stop reason. */
+static const char *openai_finish(const struct stream *s)
+{
+    const char *r = s->reply.stop_reason;
+
+    return !strcmp(r, "max_tokens") ? "length"
+         : !strcmp(r, "tool_use") ? "tool_calls" : "stop";
+}
+
 static void openai_stream_end(struct stream *s)
 {
-    const char *finish = s->reply.truncated ? "length" : "stop";
+    struct json_object *delta = json_object_new_object();
 
-    emit_event(s, NULL, openai_chunk(s, json_object_new_object(), finish));
+    /* A reply cut at 0 by a stop sequence has had no chunk yet. */
+    if (!s->generated) {
+        pl_rs_put_str(delta, "role", "assistant");
+        pl_rs_put_str(delta, "content", "");
+        emit_event(s, NULL, openai_chunk(s, delta, NULL));
+        delta = json_object_new_object();
+    }
+    emit_event(s, NULL, openai_chunk(s, delta, openai_finish(s)));
     if (s->include_usage) {
         struct json_object *o = openai_object(s, "chat.completion.chunk");
         json_object_object_add(o, "choices", json_object_new_array());
@@ -777,22 +837,43 @@ static void openai_stream_end(struct stream *s)
     emit(s, "data: [DONE]\n\n", 14);
 }
 
+/* One block of a non-streamed Anthropic message. */
+static struct json_object *anthropic_block(const pl_echo_block *b)
+{
+    struct json_object *block = json_object_new_object();
+
+    if (b->type == PL_ECHO_BLOCK_TOOL_USE) {
+        pl_rs_put_str(block, "type", "tool_use");
+        pl_rs_put_str(block, "id", b->tool_id);
+        pl_rs_put_str(block, "name", b->name);
+        json_object_object_add(block, "input", pl_rs_raw_json(b->text));
+    } else if (b->type == PL_ECHO_BLOCK_THINKING) {
+        pl_rs_put_str(block, "type", "thinking");
+        put_strn(block, "thinking", b->text, b->len);
+        if (b->signature)
+            pl_rs_put_str(block, "signature", b->signature);
+    } else {
+        pl_rs_put_str(block, "type", "text");
+        put_strn(block, "text", b->text, b->len);
+    }
+    return block;
+}
+
 static struct json_object *anthropic_message(const struct stream *s)
 {
     struct json_object *msg = json_object_new_object();
     struct json_object *content = json_object_new_array();
-    struct json_object *block = json_object_new_object();
+    size_t i;
 
     put_id(msg, "id", "msg_", s->n);
     pl_rs_put_str(msg, "type", "message");
     pl_rs_put_str(msg, "role", "assistant");
     pl_rs_put_str(msg, "model", s->srv->opts.model);
-    pl_rs_put_str(block, "type", "text");
-    put_strn(block, "text", s->reply.text, sent_len(s));
-    json_object_array_add(content, block);
+    for (i = 0; i < s->reply.nblocks; i++)
+        json_object_array_add(content, anthropic_block(&s->reply.blocks[i]));
     json_object_object_add(msg, "content", content);
-    pl_rs_put_str(msg, "stop_reason", pl_echo_stop_reason(&s->reply));
-    json_object_object_add(msg, "stop_sequence", NULL);
+    pl_rs_put_str(msg, "stop_reason", s->reply.stop_reason);
+    json_object_object_add(msg, "stop_sequence", stop_sequence(s));
     json_object_object_add(msg, "usage", anthropic_usage(s));
     return msg;
 }
@@ -803,12 +884,23 @@ static struct json_object *openai_completion(const struct stream *s)
     struct json_object *choices = json_object_new_array();
     struct json_object *c = json_object_new_object();
     struct json_object *m = json_object_new_object();
+    const pl_echo_block *text = pl_echo_turn_text(&s->reply);
+    size_t i;
 
     json_object_object_add(c, "index", json_object_new_int(0));
     pl_rs_put_str(m, "role", "assistant");
-    put_strn(m, "content", s->reply.text, sent_len(s));
+    put_strn(m, "content", text ? text->text : "", text ? text->len : 0);
+    for (i = 0; i < s->reply.nblocks; i++) {
+        const pl_echo_block *b = &s->reply.blocks[i];
+        struct json_object *call;
+        if (b->type != PL_ECHO_BLOCK_TOOL_USE)
+            continue;
+        call = openai_tool_call(b->tool_id, b->name, b->text, b->len);
+        json_object_object_del(call, "index"); /* streaming only */
+        json_object_object_add(m, "tool_calls", one_item(call));
+    }
     json_object_object_add(c, "message", m);
-    pl_rs_put_str(c, "finish_reason", s->reply.truncated ? "length" : "stop");
+    pl_rs_put_str(c, "finish_reason", openai_finish(s));
     json_object_array_add(choices, c);
     json_object_object_add(o, "choices", choices);
     json_object_object_add(o, "usage", openai_usage(s));
@@ -905,15 +997,18 @@ static void gen_step(struct stream *s)
 {
     unsigned token_ms = s->srv->opts.token_ms;
 
-    do {
+    /* A reply cut at 0 by a stop sequence has no unit at all. */
+    while (s->generated < s->reply.nunits) {
         if (fault_due(s))
             return;
         if (s->streaming)
             emit_piece(s, s->generated);
         s->generated++;
-    } while (!token_ms && s->generated < s->reply.npieces);
+        if (token_ms)
+            break;
+    }
 
-    if (s->generated < s->reply.npieces)
+    if (s->generated < s->reply.nunits)
         gen_schedule(s, token_ms);
     else if (!fault_due(s)) /* a fault after the last piece still acts */
         finish_reply(s);
@@ -924,9 +1019,9 @@ static void gen_step(struct stream *s)
 /* 200 and the opening events of a stream; then the pieces, paced. */
 static void start_reply(struct stream *s, struct turn *t)
 {
-    if (pl_echo_reply_build(&s->reply, t->prior_user_turns, t->last,
-                            t->last_len, t->context_bytes,
-                            s->srv->opts.chunk_bytes, t->max_tokens))
+    t->cv.req.max_tokens = t->max_tokens;
+    t->cv.req.chunk_bytes = s->srv->opts.chunk_bytes;
+    if (pl_echo_turn_build(&s->reply, &t->cv.req))
         pl_rs_check_alloc(NULL); /* out of memory: abort, as everywhere here */
     s->streaming = t->stream;
     s->include_usage = t->include_usage;
@@ -1003,7 +1098,7 @@ static const char *check_body(struct stream *s, struct json_object *root,
 static void serve(struct stream *s)
 {
     struct json_object *root;
-    struct turn t = { .max_tokens = PL_ECHO_NO_LIMIT };
+    struct turn t = { .max_tokens = PL_ECHO_NO_LIMIT }; /* t.cv zeroed */
     const char *err, *code;
     unsigned status;
 
@@ -1016,7 +1111,6 @@ static void serve(struct stream *s)
         return;
     }
     err = check_body(s, root, &t, &status, &code);
-    json_object_put(root);
     if (err)
         answer_error(s, status, err, code);
     else if (apply_faults(s, &status)) {
@@ -1025,7 +1119,9 @@ static void serve(struct stream *s)
                      status == 429 ? "rate_limit_exceeded" : NULL);
     } else
         start_reply(s, &t);
-    free(t.last);
+    /* The conversation points into root until the reply is built. */
+    pl_echo_conversation_free(&t.cv);
+    json_object_put(root);
 }
 
 /* ---- lws callbacks ----------------------------------------------------- */
@@ -1145,7 +1241,7 @@ static void stream_end(struct stream *s)
     free(s->key);
     buf_free(&s->body);
     buf_free(&s->out);
-    pl_echo_reply_free(&s->reply);
+    pl_echo_turn_free(&s->reply);
     if (s->in_flight)
         atomic_fetch_sub(&s->srv->stats.in_flight, 1);
 }
@@ -1700,6 +1796,12 @@ void pl_refserver_http_get_stats(pl_refserver_http *h,
 char *pl_refserver_http_received(pl_refserver_http *h, size_t n)
 {
     return pl_rs_received_copy(&h->received, n);
+}
+
+char *pl_refserver_http_last_body(pl_refserver_http *h, size_t *len,
+                                  uint64_t *order)
+{
+    return pl_rs_received_last(&h->received, len, order);
 }
 
 /* ---- lws 4.1 HTTP/2 request bodies: a workaround ----------------------- */

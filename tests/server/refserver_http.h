@@ -5,7 +5,7 @@
  *   POST /v1/messages          Anthropic Messages (JSON or server-sent events)
  *   POST /v1/chat/completions  OpenAI Chat Completions (JSON or SSE)
  *
- * both answered by the parley-echo-1 model (echo_model.h), paced like the
+ * both answered by the parley-echo-1 model (echo_blocks.h), paced like the
  * WebSocket server (latency_ms, token_ms, chunk_bytes), over HTTP/1.1
  * (keep-alive; event streams chunked, so a connection is reused for the
  * next request) and HTTP/2 (over TLS, by ALPN; many streams on one
@@ -291,5 +291,13 @@ void pl_refserver_http_get_stats(pl_refserver_http *h,
  * NULL when fewer arrived. The caller frees it. The first 10000 are kept.
  */
 char *pl_refserver_http_received(pl_refserver_http *h, size_t n);
+
+/*
+ * A copy of the last POST body received (whatever the count), its length
+ * in *len and in *order its place among every message the reference
+ * server's front ends received (later is larger); NULL when none came.
+ */
+char *pl_refserver_http_last_body(pl_refserver_http *h, size_t *len,
+                                  uint64_t *order);
 
 #endif

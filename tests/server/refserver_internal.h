@@ -11,6 +11,7 @@
 #include "refserver.h"
 #include "refserver_http.h"
 #include "echo_model.h"
+#include "echo_conversation.h"
 #include "refserver_common.h"
 #include "timer_queue.h"
 
@@ -51,6 +52,8 @@
 #define PL_GZIP_LEVEL 6
 #define PL_TLS_ALPN "h2,http/1.1"
 #define PL_PATH "/v1/stream"
+/* GET: the last request received, for tests out of process. */
+#define PL_LAST_REQUEST_PATH "/v1/refserver/last-request"
 #define PL_RECEIVED_MAX 100000
 #define PL_RX_BUFFER 65536        /* lws hands us frames in pieces this big */
 #define PL_WRITES_PER_CALLBACK 64 /* let other connections get a turn */
@@ -118,8 +121,8 @@ struct request {
     uint64_t id;
     char id_str[24];
     char *session;
-    pl_echo_reply reply;     /* "[turn N] C", its pieces and its usage */
-    size_t generated;        /* pieces produced so far */
+    pl_echo_turn reply;      /* its blocks, their pieces and its usage */
+    size_t generated;        /* pieces (stream units) produced so far */
     const char *stop_reason; /* NULL while generating */
     int64_t expires_ms;
     int stalled;             /* stall_every: acked, generation waits for a repeat */
@@ -231,6 +234,9 @@ int64_t pl_rs_now_ms(void);
 size_t pl_rs_hash_id(uint64_t id, unsigned bits);
 /* A `message` with this valid id arrived now (pl_refserver_arrivals). */
 void pl_rs_record_arrival(pl_refserver *srv, uint64_t id);
+/* A malloc'd copy of the last request received on any front end
+ * (pl_refserver_last_body), *len its bytes; NULL when none came. */
+char *pl_rs_last_body(pl_refserver *srv, size_t *len);
 /* The fault knobs as the server thread applies them. */
 struct fault_state *pl_rs_faults(pl_refserver *srv);
 /* Count one new request, or one text going out, and say what the knobs

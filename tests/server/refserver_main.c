@@ -24,6 +24,8 @@ static void usage(FILE *out)
         "Usage: " PROG " [options]\n"
         "Reference server of the parley.v1 streaming protocol "
         "(WebSocket path /v1/stream).\n"
+        "GET /v1/refserver/last-request answers the last request received\n"
+        "(a POST body or a WebSocket message), for tests.\n"
         "\n"
         "  --bind ADDR        address to listen on (default 127.0.0.1)\n"
         "  --port N           TCP port, 0 picks a free one (default 0)\n"

@@ -1,9 +1,9 @@
 /*
  * The reference server's parley.v1 WebSocket front end (protocol.md
- * sections 1-8): per connection a queue of outgoing messages, the requests
+ * sections 1-10): per connection a queue of outgoing messages, the requests
  * with their pacing, replays and injected faults, validation of client
  * messages, compression, and the lws callback. Replies come from the
- * parley-echo-1 model (echo_model.h); the server's core is refserver.c.
+ * parley-echo-1 model (echo_blocks.h); the server's core is refserver.c.
  * Everything here runs on the server's lws service thread.
  */
 #include "refserver_internal.h"
@@ -270,6 +270,7 @@ static void send_hello(struct conn *c)
 {
     const pl_refserver_opts *o = &c->srv->opts;
     struct json_object *m = msg_new("hello");
+    struct json_object *features;
 
     pl_rs_put_str(m, "protocol", c->zstd ? PL_PROTOCOL_ZSTD : c->gzip ? PL_PROTOCOL_GZIP : PL_PROTOCOL);
     if (c->zstd_dict)
@@ -278,6 +279,9 @@ static void send_hello(struct conn *c)
     pl_rs_put_u64(m, "heartbeat_s", o->heartbeat_s);
     pl_rs_put_u64(m, "idempotency_window_s", o->idempotency_window_s);
     pl_rs_put_str(m, "server", PL_SERVER_NAME);
+    features = json_object_new_array();
+    json_object_array_add(features, json_object_new_string("blocks"));
+    json_object_object_add(m, "features", features);
     /* Text even on parley.v1.zstd: the client reads from it, uncompressed,
      * whether a dictionary was agreed before meeting any frame that uses
      * one. */
@@ -347,18 +351,46 @@ static void buf_ok(int rc)
         pl_rs_check_alloc(NULL);
 }
 
-static void send_text(struct request *r, size_t k)
+/*
+ * Stream unit k of the reply (protocol.md 9.3): a `text` or `thinking`
+ * piece, the thinking block's last piece with its signature, or a whole
+ * `tool_use`; each names its block.
+ */
+static void send_piece(struct request *r, size_t k)
 {
     pl_buf *b = &r->srv->json;
+    size_t p;
+    const pl_echo_block *blk = pl_echo_turn_unit(&r->reply, k, &p);
     char head[256];
     int n = snprintf(head, sizeof head,
-                     "{\"type\":\"text\",\"id\":\"%s\",\"session\":\"%s\","
-                     "\"seq\":%zu,\"content\":", r->id_str, r->session, k);
+                     "{\"type\":\"%s\",\"id\":\"%s\",\"session\":\"%s\","
+                     "\"seq\":%zu,\"block\":%zu,",
+                     blk->type == PL_ECHO_BLOCK_TEXT ? "text"
+                     : blk->type == PL_ECHO_BLOCK_THINKING ? "thinking"
+                     : "tool_use", r->id_str, r->session, k,
+                     pl_echo_block_index(&r->reply, blk));
 
     pl_buf_reset(b);
     buf_ok(pl_buf_append(b, head, (size_t)n));
-    buf_ok(pl_buf_append_json_str(b, r->reply.text + pl_echo_piece_start(&r->reply, k),
-                                  pl_echo_piece_len(&r->reply, k)));
+    if (blk->type == PL_ECHO_BLOCK_TOOL_USE) {
+        buf_ok(pl_buf_append_str(b, "\"tool_id\":"));
+        buf_ok(pl_buf_append_json_str(b, blk->tool_id, strlen(blk->tool_id)));
+        buf_ok(pl_buf_append_str(b, ",\"name\":"));
+        buf_ok(pl_buf_append_json_str(b, blk->name, strlen(blk->name)));
+        /* The input as the client wrote it, compacted: raw JSON. */
+        buf_ok(pl_buf_append_str(b, ",\"input\":"));
+        buf_ok(pl_buf_append(b, blk->text, blk->len));
+    } else {
+        buf_ok(pl_buf_append_str(b, "\"content\":"));
+        buf_ok(pl_buf_append_json_str(b,
+                                      blk->text + pl_echo_block_piece_start(blk, p),
+                                      pl_echo_block_piece_len(blk, p)));
+        if (blk->signature && p + 1 == blk->npieces) {
+            buf_ok(pl_buf_append_str(b, ",\"signature\":"));
+            buf_ok(pl_buf_append_json_str(b, blk->signature,
+                                          strlen(blk->signature)));
+        }
+    }
     buf_ok(pl_buf_append(b, "}", 1));
     conn_queue(r->conn, r->id, 1, 0, b->data, b->len);
 }
@@ -427,7 +459,7 @@ static void emit_piece(struct request *r, size_t k)
     if (unknown_first)
         send_unknown(r);
     if (fault == TEXT_PLAIN) {
-        send_text(r, k);
+        send_piece(r, k);
         return;
     }
     if (fault == TEXT_MALFORMED)
@@ -441,18 +473,30 @@ static void emit_piece(struct request *r, size_t k)
 
 static void emit_done(struct request *r)
 {
-    char text[512];
+    pl_buf *b = &r->srv->json;
+    const char *seq = r->reply.stop_sequence;
+    char head[256], tail[256];
     int n;
 
     if (!r->conn)
         return;
-    n = snprintf(text, sizeof text,
+    n = snprintf(head, sizeof head,
                  "{\"type\":\"done\",\"id\":\"%s\",\"session\":\"%s\","
-                 "\"stop_reason\":\"%s\",\"seq_end\":%zu,\"usage\":"
+                 "\"stop_reason\":\"%s\"", r->id_str, r->session,
+                 r->stop_reason);
+    pl_buf_reset(b);
+    buf_ok(pl_buf_append(b, head, (size_t)n));
+    /* Only with that stop reason (protocol.md 10.1): not when cancelled. */
+    if (seq && !strcmp(r->stop_reason, "stop_sequence")) {
+        buf_ok(pl_buf_append_str(b, ",\"stop_sequence\":"));
+        buf_ok(pl_buf_append_json_str(b, seq, r->reply.stop_sequence_len));
+    }
+    n = snprintf(tail, sizeof tail,
+                 ",\"seq_end\":%zu,\"usage\":"
                  "{\"input_tokens\":%" PRIu64 ",\"output_tokens\":%zu}}",
-                 r->id_str, r->session, r->stop_reason, r->generated,
-                 r->reply.input_tokens, r->generated);
-    conn_queue(r->conn, r->id, 0, 0, text, (size_t)n);
+                 r->generated, r->reply.input_tokens, r->generated);
+    buf_ok(pl_buf_append(b, tail, (size_t)n));
+    conn_queue(r->conn, r->id, 0, 0, b->data, b->len);
 }
 
 /* ---- request table and expiry ------------------------------------------ */
@@ -557,7 +601,7 @@ void pl_rs_ws_req_free(struct request *r)
 {
     req_unlink(r);
     free(r->session);
-    pl_echo_reply_free(&r->reply);
+    pl_echo_turn_free(&r->reply);
     free(r);
 }
 
@@ -580,7 +624,7 @@ static void expire_requests(pl_refserver *srv)
     }
 }
 
-/* ---- generation (the reply: echo_model.h) ------------------------------ */
+/* ---- generation (the reply: echo_blocks.h) ------------------------------ */
 
 static void req_finish(struct request *r, const char *stop_reason)
 {
@@ -661,20 +705,23 @@ static void gen_step(struct request *r)
 {
     unsigned token_ms = r->srv->opts.token_ms;
 
-    do {
+    /* A reply cut at 0 by a stop sequence has no unit at all. */
+    while (r->generated < r->reply.nunits) {
         drop_due(r);
         if (error_due(r))
             return;
         emit_piece(r, r->generated++);
-    } while (!token_ms && r->generated < r->reply.npieces);
+        if (token_ms)
+            break;
+    }
 
-    if (r->generated < r->reply.npieces) {
+    if (r->generated < r->reply.nunits) {
         gen_schedule(r, token_ms);
         return;
     }
     drop_due(r); /* a fault after the last piece still acts */
     if (!error_due(r))
-        req_finish(r, pl_echo_stop_reason(&r->reply));
+        req_finish(r, r->reply.stop_reason);
 }
 
 static void gen_start(struct request *r)
@@ -692,10 +739,7 @@ struct turn {
     uint64_t id;
     const char *id_str;
     const char *session;
-    const char *content;
-    size_t content_len;
-    unsigned user_turns;     /* history items with role user */
-    uint64_t history_bytes;  /* bytes of all history contents */
+    pl_echo_conversation *cv; /* content, history and the fields of 9.2 */
     uint64_t max_tokens;     /* UINT64_MAX when absent */
     uint64_t resume_from;
 };
@@ -820,42 +864,19 @@ static int has_lone_surrogate(const char *s, size_t len)
     return 0;
 }
 
-static const char *check_history(struct json_object *h, struct turn *t)
-{
-    size_t i, n;
-
-    if (!h)
-        return NULL;
-    if (!json_object_is_type(h, json_type_array))
-        return "field \"history\" must be an array";
-    n = json_object_array_length(h);
-    for (i = 0; i < n; i++) {
-        struct json_object *item = json_object_array_get_idx(h, i);
-        const char *role;
-        size_t len;
-
-        if (!json_object_is_type(item, json_type_object))
-            return "history items must be objects";
-        role = string_field(item, "role", NULL);
-        if (!role || (strcmp(role, "user") && strcmp(role, "assistant")))
-            return "history item role must be \"user\" or \"assistant\"";
-        if (!string_field(item, "content", &len))
-            return "history item content must be a string";
-        t->user_turns += !strcmp(role, "user");
-        t->history_bytes += len;
-    }
-    return NULL;
-}
-
 /* Fills t from a `message`; returns NULL or why it is invalid. */
 static const char *check_turn(struct json_object *root, const char *raw,
-                              size_t raw_len, struct turn *t)
+                              size_t raw_len, struct turn *t,
+                              pl_echo_conversation *cv)
 {
     const char *model, *err;
     size_t len;
     struct json_object *ts = field(root, "timestamp");
+    struct json_object *content = field(root, "content");
 
     memset(t, 0, sizeof *t);
+    memset(cv, 0, sizeof *cv);
+    t->cv = cv;
     t->max_tokens = UINT64_MAX;
     t->id_str = string_field(root, "id", &len);
     if (!t->id_str || parse_id(t->id_str, len, &t->id))
@@ -863,8 +884,8 @@ static const char *check_turn(struct json_object *root, const char *raw,
     t->session = string_field(root, "session", &len);
     if (!t->session || !valid_session(t->session, len))
         return "field \"session\" must be 1-128 bytes of [A-Za-z0-9._:-]";
-    t->content = string_field(root, "content", &t->content_len);
-    if (!t->content)
+    if (!json_object_is_type(content, json_type_string) &&
+        !json_object_is_type(content, json_type_array))
         return "missing or ill-typed field \"content\"";
     if (!json_object_is_type(ts, json_type_int))
         return "missing or ill-typed field \"timestamp\"";
@@ -875,7 +896,7 @@ static const char *check_turn(struct json_object *root, const char *raw,
         return "field \"max_tokens\" must be an integer >= 1";
     if (count_field(root, "resume_from", 0, &t->resume_from))
         return "field \"resume_from\" must be an integer >= 0";
-    if ((err = check_history(field(root, "history"), t)))
+    if ((err = pl_echo_read_native(cv, root)))
         return err;
     if (has_lone_surrogate(raw, raw_len))
         return "string with an unpaired UTF-16 surrogate escape";
@@ -892,10 +913,11 @@ static struct request *req_new(pl_refserver *srv, const struct turn *t)
     r->id = t->id;
     snprintf(r->id_str, sizeof r->id_str, "%s", t->id_str);
     r->session = pl_rs_strndup(t->session, strlen(t->session));
-    /* input_tokens counts the content and every history content. */
-    if (pl_echo_reply_build(&r->reply, t->user_turns, t->content, t->content_len,
-                            (uint64_t)t->content_len + t->history_bytes,
-                            srv->opts.chunk_bytes, t->max_tokens))
+    /* input_tokens counts the content and every history content (the
+     * reader's context_bytes). */
+    t->cv->req.max_tokens = t->max_tokens;
+    t->cv->req.chunk_bytes = srv->opts.chunk_bytes;
+    if (pl_echo_turn_build(&r->reply, &t->cv->req))
         pl_rs_check_alloc(NULL);
     return r;
 }
@@ -990,22 +1012,21 @@ static void handle_message(struct conn *c, struct json_object *root,
     struct json_object *id = field(root, "id");
     struct request *r;
     struct turn t;
+    pl_echo_conversation cv;
     const char *err;
 
     note_arrival(srv, id);
-    err = check_turn(root, raw, raw_len, &t);
-    if (err) {
+    err = check_turn(root, raw, raw_len, &t, &cv);
+    if (err)
         send_error(c, json_object_is_type(id, json_type_string) ? id : NULL,
                    "invalid_request", err);
-        return;
-    }
-    r = table_find(&srv->reqs, t.id);
-    if (r)
+    else if ((r = table_find(&srv->reqs, t.id)))
         req_replay(r, c, t.resume_from);
     else if (t.resume_from > 0)
         send_error(c, id, "resume_failed", "unknown or expired request id");
     else
         req_begin(c, id, &t);
+    pl_echo_conversation_free(&cv);
 }
 
 static void handle_cancel(struct conn *c, struct json_object *root)
@@ -1471,10 +1492,44 @@ static int confirm_upgrade(pl_refserver *srv, struct lws *wsi)
     return 0;
 }
 
-/* LWS_CALLBACK_HTTP: only WebSocket is served; answer, then close. */
+static int path_is_last_request(struct lws *wsi)
+{
+    char uri[64];
+
+    return lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
+           !strcmp(uri, PL_LAST_REQUEST_PATH);
+}
+
+/*
+ * GET PL_LAST_REQUEST_PATH: 200 and the last request received (an empty
+ * body when none came), over HTTP/1.1, written raw as http_refuse does;
+ * lws flushes what the socket did not take before it closes.
+ */
+static void answer_last_request(pl_refserver *srv, struct lws *wsi)
+{
+    size_t len, n;
+    char *last = pl_rs_last_body(srv, &len);
+    unsigned char *buf = pl_xmalloc(LWS_PRE + 256 + len);
+
+    n = (size_t)snprintf((char *)buf + LWS_PRE, 256,
+                         "HTTP/1.1 200 OK\r\n"
+                         "Content-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n", len);
+    if (len)
+        memcpy(buf + LWS_PRE + n, last, len);
+    lws_write(wsi, buf + LWS_PRE, n + len, LWS_WRITE_HTTP_HEADERS);
+    free(buf);
+    free(last);
+}
+
+/* LWS_CALLBACK_HTTP: only WebSocket is served (and the last request, for
+ * tests); answer, then close. */
 static int answer_http(pl_refserver *srv, struct lws *wsi)
 {
-    if (path_is_stream(wsi))
+    if (path_is_last_request(wsi) && !is_h2(wsi))
+        answer_last_request(srv, wsi);
+    else if (path_is_stream(wsi))
         http_refuse(srv, wsi, 426, "invalid_request",
                     "this path serves WebSocket only");
     else
