@@ -8,11 +8,9 @@
 
 #include "utf8.h"
 
-int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req,
-                      const char *system)
+int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req)
 {
-    return d == PL_DIALECT_ANTHROPIC ? pl_anthropic_encode(out, req, system)
-                                     : pl_openai_encode(out, req, system);
+    return d == PL_DIALECT_ANTHROPIC ? pl_anthropic_encode(out, req) : pl_openai_encode(out, req);
 }
 
 void pl_stream_state_init(pl_stream_state *st, pl_dialect d)

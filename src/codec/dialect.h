@@ -52,10 +52,13 @@ typedef struct pl_stream_result {
     const char *error_message;
 } pl_stream_result;
 
-/* Append the JSON request body of a streamed turn. `system` may be NULL;
- * max_tokens 0 means the dialect's default (anthropic requires one). */
-int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req,
-                      const char *system);
+/*
+ * Append the JSON request body of a streamed turn, with req->params (the
+ * system prompt among them) when not NULL; max_tokens 0 means the dialect's
+ * default (anthropic requires one). Returns 0, or -1 when memory ran out
+ * (out is then as it was).
+ */
+int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req);
 
 void pl_stream_state_init(pl_stream_state *st, pl_dialect d);
 /* Ready for a new stream of the same dialect, keeping the JSON tokener. */
@@ -82,7 +85,7 @@ parley_err_t pl_dialect_map_status(long status);
 parley_err_t pl_dialect_map_error_type(const char *type);
 
 /* Shared by the two vendors' modules. */
-int pl_anthropic_encode(pl_buf *out, const pl_message_req *req, const char *system);
+int pl_anthropic_encode(pl_buf *out, const pl_message_req *req);
 int pl_anthropic_event(pl_stream_state *st, struct json_object *obj,
                        const pl_sse_event *ev, pl_stream_result *res, char *err,
                        size_t err_size);
@@ -91,7 +94,7 @@ int pl_anthropic_event(pl_stream_state *st, struct json_object *obj,
  * pl_anthropic_event() (which then gives the result or the error). */
 bool pl_anthropic_fast_event(pl_stream_state *st, const pl_sse_event *ev,
                              pl_stream_result *res);
-int pl_openai_encode(pl_buf *out, const pl_message_req *req, const char *system);
+int pl_openai_encode(pl_buf *out, const pl_message_req *req);
 int pl_openai_event(pl_stream_state *st, struct json_object *obj,
                     pl_stream_result *res, char *err, size_t err_size);
 

@@ -6,43 +6,144 @@
 
 #include "dialect.h"
 #include "json_scan.h"
+#include "request_body.h"
 
 /* The API requires max_tokens; this is what a turn asks for by default. */
 #define ANTHROPIC_DEFAULT_MAX_TOKENS 1024
 
+#define CACHE_CONTROL "\"cache_control\":{\"type\":\"ephemeral\"}"
+
+/*
+ * Append arr, a JSON array whose last element is an object, with
+ * cache_control added to that object; an array of anything else is
+ * appended as it is. Textual, not through json-c: the caller's JSON stays
+ * as written.
+ */
+static int append_cached_last(pl_buf *out, const char *arr, size_t len)
+{
+    size_t close = len;
+    while (close > 0 && arr[close - 1] != ']')
+        close--;
+    size_t brace = close > 0 ? close - 1 : 0;
+    while (brace > 0 && arr[brace - 1] != '}' && strchr(" \t\r\n", arr[brace - 1]))
+        brace--;
+    if (brace == 0 || arr[brace - 1] != '}')
+        return pl_buf_append(out, arr, len);
+    brace--; /* the last element's closing brace */
+    size_t before = brace;
+    while (before > 0 && strchr(" \t\r\n", arr[before - 1]))
+        before--;
+    bool empty = before > 0 && arr[before - 1] == '{';
+    if (pl_buf_append(out, arr, brace) != 0 || (!empty && pl_buf_append(out, ",", 1) != 0) ||
+        pl_buf_append_str(out, CACHE_CONTROL) != 0)
+        return -1;
+    return pl_buf_append(out, arr + brace, len - brace);
+}
+
+/* A string content as an array of one text block, for its cache_control. */
+static int append_cached_text(pl_buf *out, const char *text, size_t len)
+{
+    if (pl_buf_append_str(out, "[{\"type\":\"text\",\"text\":") != 0 ||
+        pl_buf_append_json_str(out, text, len) != 0 ||
+        pl_buf_append_str(out, "," CACHE_CONTROL "}]") != 0)
+        return -1;
+    return 0;
+}
+
+/* A message; `cached`: the conversation's last, marked for prompt caching. */
 static int append_message(pl_buf *out, bool assistant, const char *content, size_t len,
-                          bool first)
+                          bool blocks, bool first, bool cached)
 {
     if ((!first && pl_buf_append(out, ",", 1) != 0) ||
         pl_buf_append_str(out, assistant ? "{\"role\":\"assistant\",\"content\":"
-                                         : "{\"role\":\"user\",\"content\":") != 0 ||
-        pl_buf_append_json_str(out, content, len) != 0)
+                                         : "{\"role\":\"user\",\"content\":") != 0)
+        return -1;
+    int rc = cached ? (blocks ? append_cached_last(out, content, len)
+                              : append_cached_text(out, content, len))
+                    : (blocks ? pl_buf_append(out, content, len)
+                              : pl_buf_append_json_str(out, content, len));
+    if (rc != 0)
         return -1;
     return pl_buf_append(out, "}", 1);
 }
 
-int pl_anthropic_encode(pl_buf *out, const pl_message_req *req, const char *system)
+static int append_system(pl_buf *out, const char *system, bool cached)
 {
+    if (pl_buf_append_str(out, ",\"system\":") != 0)
+        return -1;
+    return cached ? append_cached_text(out, system, strlen(system))
+                  : pl_buf_append_json_str(out, system, strlen(system));
+}
+
+/* The members that carry the conversation and the stream (request_body.h). */
+static const char *const kept_members[] = {"messages", "stream", NULL};
+
+static int append_body(pl_body *body, const pl_message_req *req)
+{
+    pl_buf *out = body->out;
+    const pl_request_params *p = req->params;
+    bool caching = p && p->prompt_caching;
     const char *model = req->model ? req->model : "parley-echo-1";
     uint32_t max_tokens = req->max_tokens ? req->max_tokens : ANTHROPIC_DEFAULT_MAX_TOKENS;
-    if (pl_buf_append_str(out, "{\"model\":") != 0 ||
-        pl_buf_append_json_str(out, model, strlen(model)) != 0 ||
-        pl_buf_append_str(out, ",\"max_tokens\":") != 0 ||
-        pl_buf_append_u64(out, max_tokens) != 0 ||
-        pl_buf_append_str(out, ",\"stream\":true") != 0)
+    /* Model and max_tokens may be replaced by extra_body: the comma before
+     * "stream" depends on them. */
+    bool first = true;
+    if (pl_buf_append(out, "{", 1) != 0)
         return -1;
-    if (system && (pl_buf_append_str(out, ",\"system\":") != 0 ||
-                   pl_buf_append_json_str(out, system, strlen(system)) != 0))
+    if (pl_body_ours(body, "model")) {
+        if (pl_buf_append_str(out, "\"model\":") != 0 ||
+            pl_buf_append_json_str(out, model, strlen(model)) != 0)
+            return -1;
+        first = false;
+    }
+    if (pl_body_ours(body, "max_tokens")) {
+        if (pl_buf_append_str(out, first ? "\"max_tokens\":" : ",\"max_tokens\":") != 0 ||
+            pl_buf_append_u64(out, max_tokens) != 0)
+            return -1;
+        first = false;
+    }
+    if (pl_buf_append_str(out, first ? "\"stream\":true" : ",\"stream\":true") != 0)
+        return -1;
+    if (p && p->system && pl_body_ours(body, "system") && append_system(out, p->system, caching) != 0)
         return -1;
     if (pl_buf_append_str(out, ",\"messages\":[") != 0)
         return -1;
-    for (size_t i = 0; i < req->nhistory; i++)
-        if (append_message(out, req->history[i].assistant, req->history[i].content,
-                           req->history[i].content_len, i == 0) != 0)
+    for (size_t i = 0; i < req->nhistory; i++) {
+        const pl_history_turn *h = &req->history[i];
+        if (append_message(out, h->assistant, h->content, h->content_len, h->blocks, i == 0,
+                           false) != 0)
             return -1;
-    if (append_message(out, false, req->content, req->content_len, req->nhistory == 0) != 0)
+    }
+    if (append_message(out, false, req->content, req->content_len, req->content_blocks,
+                       req->nhistory == 0, caching) != 0 ||
+        pl_buf_append(out, "]", 1) != 0)
         return -1;
-    return pl_buf_append_str(out, "]}");
+    if (!p)
+        return 0;
+    if (!caching || !p->tools)
+        return pl_body_common_params(body, p, NULL);
+    pl_buf tools = PL_BUF_INIT;
+    int rc = append_cached_last(&tools, p->tools, strlen(p->tools)) != 0 ? -1
+             : pl_body_common_params(body, p, tools.data);
+    pl_buf_free(&tools);
+    return rc;
+}
+
+int pl_anthropic_encode(pl_buf *out, const pl_message_req *req)
+{
+    size_t mark = out->len;
+    pl_body body;
+    if (pl_body_open(&body, out, req->params) != 0)
+        return -1;
+    if (append_body(&body, req) != 0) {
+        pl_body_abandon(&body);
+    } else if (pl_body_close(&body, kept_members) == 0 && pl_buf_append(out, "}", 1) == 0) {
+        return 0;
+    }
+    out->len = mark;
+    if (out->data)
+        out->data[mark] = '\0';
+    return -1;
 }
 
 static struct json_object *member(struct json_object *obj, const char *key)

@@ -25,6 +25,7 @@
 
 #include "json_scan.h"
 #include "protocol_fast.h"
+#include "request_body.h"
 #include "utf8.h"
 
 /* Our messages nest 2 levels; 32 (json-c's default) leaves room for unknown
@@ -51,6 +52,13 @@ static int put_json_cstr(pl_buf *b, const char *s)
     return pl_buf_append_json_str(b, s, strlen(s));
 }
 
+/* A content: a JSON array of blocks is copied as it is (the caller keeps it
+ * compact and valid), a plain string is escaped. */
+static int put_content(pl_buf *b, const char *content, size_t len, bool blocks)
+{
+    return blocks ? pl_buf_append(b, content, len) : pl_buf_append_json_str(b, content, len);
+}
+
 /* ,"history":[{"role":"user","content":"..."},...] */
 static int encode_history(pl_buf *b, const pl_history_turn *h, size_t n)
 {
@@ -60,15 +68,34 @@ static int encode_history(pl_buf *b, const pl_history_turn *h, size_t n)
         if ((i > 0 && PUT_LIT(b, ","))
             || (h[i].assistant ? PUT_LIT(b, "{\"role\":\"assistant\",\"content\":")
                                : PUT_LIT(b, "{\"role\":\"user\",\"content\":"))
-            || pl_buf_append_json_str(b, h[i].content, h[i].content_len)
+            || put_content(b, h[i].content, h[i].content_len, h[i].blocks)
             || PUT_LIT(b, "}"))
             return -1;
     }
     return PUT_LIT(b, "]");
 }
 
+/* The members that make the message a message of this protocol: an
+ * extra_body cannot replace them. */
+static const char *const protocol_members[] = {
+    "type", "id", "session", "timestamp", "content", "history", "resume_from", NULL,
+};
+
+/* Section 9.2's fields and the extra_body, after the fields of section 5.1. */
+static int encode_params(pl_body *body, const pl_request_params *p)
+{
+    pl_buf *b = body->out;
+    if (p->system && pl_body_ours(body, "system")
+        && (PUT_LIT(b, ",\"system\":") || put_json_cstr(b, p->system)))
+        return -1;
+    return pl_body_common_params(body, p, NULL);
+}
+
 static int encode_message_fields(pl_buf *b, const pl_message_req *r)
 {
+    pl_body body;
+    if (pl_body_open(&body, b, r->params))
+        return -1;
     /* Ids travel as decimal strings: JSON numbers above 2^53 lose precision
      * in common parsers (protocol section 3). */
     if (PUT_LIT(b, "{\"type\":\"message\",\"id\":\"")
@@ -76,14 +103,17 @@ static int encode_message_fields(pl_buf *b, const pl_message_req *r)
         || PUT_LIT(b, "\",\"session\":") || put_json_cstr(b, r->session)
         || PUT_LIT(b, ",\"timestamp\":") || pl_buf_append_i64(b, r->timestamp_ms)
         || PUT_LIT(b, ",\"content\":")
-        || pl_buf_append_json_str(b, r->content, r->content_len))
+        || put_content(b, r->content, r->content_len, r->content_blocks)
+        || (r->nhistory > 0 && encode_history(b, r->history, r->nhistory))
+        || (r->model && pl_body_ours(&body, "model")
+            && (PUT_LIT(b, ",\"model\":") || put_json_cstr(b, r->model)))
+        || (r->max_tokens > 0 && pl_body_ours(&body, "max_tokens")
+            && (PUT_LIT(b, ",\"max_tokens\":") || pl_buf_append_u64(b, r->max_tokens)))
+        || (r->params && encode_params(&body, r->params))) {
+        pl_body_abandon(&body);
         return -1;
-    if (r->nhistory > 0 && encode_history(b, r->history, r->nhistory))
-        return -1;
-    if (r->model && (PUT_LIT(b, ",\"model\":") || put_json_cstr(b, r->model)))
-        return -1;
-    if (r->max_tokens > 0
-        && (PUT_LIT(b, ",\"max_tokens\":") || pl_buf_append_u64(b, r->max_tokens)))
+    }
+    if (pl_body_close(&body, protocol_members))
         return -1;
     return PUT_LIT(b, "}");
 }

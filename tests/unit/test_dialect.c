@@ -218,11 +218,13 @@ static void test_error_bodies_and_statuses(void **state)
 static void test_encoders(void **state)
 {
     (void)state;
-    pl_history_turn h[2] = {{false, "first \"q\"", 9}, {true, "[turn 1] first", 14}};
+    pl_history_turn h[2] = {{.content = "first \"q\"", .content_len = 9},
+                            {.assistant = true, .content = "[turn 1] first", .content_len = 14}};
+    pl_request_params params = {.system = "be brief"};
     pl_message_req req = {.id = 42, .session = "s", .content = "second", .content_len = 6,
-                          .history = h, .nhistory = 2};
+                          .history = h, .nhistory = 2, .params = &params};
     pl_buf b = PL_BUF_INIT;
-    assert_int_equal(pl_dialect_encode(&b, PL_DIALECT_ANTHROPIC, &req, "be brief"), 0);
+    assert_int_equal(pl_dialect_encode(&b, PL_DIALECT_ANTHROPIC, &req), 0);
     json_object *o = json_tokener_parse(b.data);
     assert_non_null(o);
     json_object *v;
@@ -240,7 +242,7 @@ static void test_encoders(void **state)
     pl_buf_free(&b);
 
     req.max_tokens = 5;
-    assert_int_equal(pl_dialect_encode(&b, PL_DIALECT_OPENAI, &req, "be brief"), 0);
+    assert_int_equal(pl_dialect_encode(&b, PL_DIALECT_OPENAI, &req), 0);
     o = json_tokener_parse(b.data);
     assert_non_null(o);
     assert_true(json_object_object_get_ex(o, "messages", &v));
@@ -249,7 +251,7 @@ static void test_encoders(void **state)
     assert_true(json_object_object_get_ex(first, "role", &role));
     assert_string_equal(json_object_get_string(role), "system");
     assert_true(json_object_object_get_ex(o, "stream_options", &v));
-    assert_true(json_object_object_get_ex(o, "max_tokens", &v));
+    assert_true(json_object_object_get_ex(o, "max_completion_tokens", &v));
     assert_int_equal(json_object_get_int(v), 5);
     json_object_put(o);
     pl_buf_free(&b);

@@ -135,9 +135,9 @@ static void test_encode_message_all_fields(void **state)
 {
     (void)state;
     const pl_history_turn hist[] = {
-        {false, "hello", 5},
-        {true, "[turn 1] hello", 14},
-        {false, "again", 5},
+        {.content = "hello", .content_len = 5},
+        {.assistant = true, .content = "[turn 1] hello", .content_len = 14},
+        {.content = "again", .content_len = 5},
     };
     pl_message_req req = base_req;
     req.history = hist;
@@ -187,7 +187,8 @@ static void test_encode_escaping(void **state)
 {
     (void)state;
     const size_t n = sizeof(tricky) - 1;
-    const pl_history_turn hist[] = {{false, tricky, n}, {true, tricky, n}};
+    const pl_history_turn hist[] = {{.content = tricky, .content_len = n},
+                                     {.assistant = true, .content = tricky, .content_len = n}};
     pl_message_req req = base_req;
     req.content = tricky;
     req.content_len = n;
@@ -217,7 +218,7 @@ static void test_encode_escaping(void **state)
 static void test_encode_optional_fields_omitted(void **state)
 {
     (void)state;
-    const pl_history_turn hist[] = {{false, "x", 1}};
+    const pl_history_turn hist[] = {{.content = "x", .content_len = 1}};
     pl_message_req req = base_req;
     req.history = hist; /* a pointer with nhistory 0: still omitted */
     req.nhistory = 0;
@@ -289,7 +290,7 @@ static void test_encode_cancel(void **state)
 
 static void check_resume_from(uint32_t resume_from)
 {
-    const pl_history_turn hist[] = {{false, "a}", 2}};
+    const pl_history_turn hist[] = {{.content = "a}", .content_len = 2}};
     pl_message_req req = base_req;
     req.history = hist;
     req.nhistory = 1;
