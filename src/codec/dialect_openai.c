@@ -2,6 +2,7 @@
  * SSE events ending with "data: [DONE]". */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json.h>
@@ -406,6 +407,17 @@ int pl_openai_encode(pl_buf *out, const pl_message_req *req)
     return -1;
 }
 
+/* ---- the stream ----------------------------------------------------------- */
+
+/* OpenAI streams this many tool calls of one reply at most. */
+#define MAX_CALLS 128
+
+static int oom(char *err, size_t err_size)
+{
+    snprintf(err, err_size, "out of memory");
+    return -1;
+}
+
 static void read_tokens(struct json_object *usage, const char *key, uint64_t *out)
 {
     struct json_object *v = member(usage, key);
@@ -413,10 +425,125 @@ static void read_tokens(struct json_object *usage, const char *key, uint64_t *ou
         *out = (uint64_t)json_object_get_int64(v);
 }
 
-/* finish_reason "length" means the token limit cut the reply. */
-static const char *map_finish_reason(const char *reason)
+/* finish_reason in parley's words (reply.h). "stop" is also what a stop
+ * sequence gives: which one matched is not in the stream, so it stays
+ * end_turn. A refusal seen in the deltas is the reply's stop reason. */
+static int set_finish_reason(pl_stream_state *st, const char *reason, size_t len)
 {
-    return !strcmp(reason, "length") ? "max_tokens" : "end_turn";
+    static const struct {
+        const char *openai, *parley;
+    } map[] = {
+        {"stop", "end_turn"},           {"length", "max_tokens"},
+        {"tool_calls", "tool_use"},     {"function_call", "tool_use"},
+        {"content_filter", "content_filter"},
+    };
+    if (st->refusal)
+        reason = "refusal", len = 7;
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strlen(map[i].openai) == len && !memcmp(reason, map[i].openai, len))
+            reason = map[i].parley, len = strlen(map[i].parley);
+    return pl_stream_set_stop_reason(st, reason, len);
+}
+
+static pl_stream_call *call_at(pl_stream_state *st, uint32_t index, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < st->ncalls; i++)
+        if (st->calls[i].index == index)
+            return &st->calls[i];
+    if (st->ncalls == MAX_CALLS) {
+        snprintf(err, err_size, "more than %d tool calls in one reply", MAX_CALLS);
+        return NULL;
+    }
+    pl_stream_call *calls = realloc(st->calls, (st->ncalls + 1) * sizeof(*calls));
+    if (!calls) {
+        oom(err, err_size);
+        return NULL;
+    }
+    st->calls = calls;
+    pl_stream_call *c = &calls[st->ncalls++];
+    memset(c, 0, sizeof(*c));
+    c->index = index;
+    return c;
+}
+
+static bool is_string(struct json_object *v)
+{
+    return v && json_object_is_type(v, json_type_string);
+}
+
+/* One delta of delta.tool_calls: the id and name come in the first delta
+ * of an index, the arguments in pieces after. */
+static int add_tool_call_delta(pl_stream_state *st, struct json_object *d, char *err,
+                               size_t err_size)
+{
+    struct json_object *index = member(d, "index");
+    if (!index || !json_object_is_type(index, json_type_int) ||
+        json_object_get_int64(index) < 0 || json_object_get_int64(index) > UINT32_MAX) {
+        snprintf(err, err_size, "a tool call delta without a valid index");
+        return -1;
+    }
+    pl_stream_call *c = call_at(st, (uint32_t)json_object_get_int64(index), err, err_size);
+    if (!c)
+        return -1;
+    struct json_object *id = member(d, "id"), *fn = member(d, "function");
+    struct json_object *name = member(fn, "name"), *args = member(fn, "arguments");
+    if ((is_string(id) && pl_stream_keep(&c->id, json_object_get_string(id),
+                                         (size_t)json_object_get_string_len(id)) != 0) ||
+        (is_string(name) && pl_stream_keep(&c->name, json_object_get_string(name),
+                                           (size_t)json_object_get_string_len(name)) != 0))
+        return oom(err, err_size);
+    if (is_string(args))
+        return pl_stream_add_input(st, &c->arguments, json_object_get_string(args),
+                                   (size_t)json_object_get_string_len(args), err, err_size);
+    return 0;
+}
+
+static int by_index(const void *a, const void *b)
+{
+    uint32_t x = ((const pl_stream_call *)a)->index, y = ((const pl_stream_call *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* With finish_reason every call is complete: one TOOL_USE piece each, in
+ * index order, as the blocks after the text block. */
+static int deliver_calls(pl_stream_state *st, pl_stream_result *res, char *err, size_t err_size)
+{
+    if (st->ncalls == 0)
+        return 0; /* (and qsort must not see the NULL array) */
+    qsort(st->calls, st->ncalls, sizeof(*st->calls), by_index);
+    for (size_t i = 0; i < st->ncalls; i++) {
+        pl_stream_call *c = &st->calls[i];
+        if (!c->id.data || !c->name.data) {
+            snprintf(err, err_size, "a tool call without its id and name");
+            return -1;
+        }
+        if (pl_stream_check_input(st, &c->arguments, err, err_size) != 0)
+            return -1;
+        pl_piece *p = pl_stream_add_piece(st, res, PL_PIECE_TOOL_USE);
+        if (!p)
+            return oom(err, err_size);
+        p->block = (uint32_t)i + (st->has_text ? 1 : 0);
+        p->text = c->arguments.data;
+        p->len = c->arguments.len;
+        p->tool_id = c->id.data;
+        p->tool_name = c->name.data;
+    }
+    return 0;
+}
+
+/* delta.content or delta.refusal: a piece of the text block. */
+static int text_piece(pl_stream_state *st, struct json_object *v, pl_stream_result *res,
+                      char *err, size_t err_size)
+{
+    if (!is_string(v) || json_object_get_string_len(v) == 0)
+        return 0;
+    pl_piece *p = pl_stream_add_piece(st, res, PL_PIECE_TEXT);
+    if (!p)
+        return oom(err, err_size);
+    p->text = json_object_get_string(v);
+    p->len = (size_t)json_object_get_string_len(v);
+    st->has_text = true;
+    return 0;
 }
 
 int pl_openai_event(pl_stream_state *st, struct json_object *obj,
@@ -426,16 +553,21 @@ int pl_openai_event(pl_stream_state *st, struct json_object *obj,
     if (e) {
         struct json_object *type = member(e, "type"), *msg = member(e, "message");
         res->kind = PL_STREAM_ERROR;
-        res->error_type = type && json_object_is_type(type, json_type_string)
-                              ? json_object_get_string(type) : NULL;
-        res->error_message = msg && json_object_is_type(msg, json_type_string)
-                                 ? json_object_get_string(msg) : NULL;
+        res->error_type = is_string(type) ? json_object_get_string(type) : NULL;
+        res->error_message = is_string(msg) ? json_object_get_string(msg) : NULL;
         return 0;
     }
+    struct json_object *id = member(obj, "id");
+    if (st->message_id.len == 0 && is_string(id) && json_object_get_string_len(id) > 0 &&
+        pl_stream_keep(&st->message_id, json_object_get_string(id),
+                       (size_t)json_object_get_string_len(id)) != 0)
+        return oom(err, err_size);
     struct json_object *usage = member(obj, "usage");
     if (usage && json_object_is_type(usage, json_type_object)) {
         read_tokens(usage, "prompt_tokens", &st->input_tokens);
         read_tokens(usage, "completion_tokens", &st->output_tokens);
+        read_tokens(member(usage, "prompt_tokens_details"), "cached_tokens",
+                    &st->cache_read_tokens);
     }
     struct json_object *choices = member(obj, "choices");
     if (!choices || !json_object_is_type(choices, json_type_array)) {
@@ -445,15 +577,28 @@ int pl_openai_event(pl_stream_state *st, struct json_object *obj,
     if (json_object_array_length(choices) == 0)
         return 0; /* the usage chunk */
     struct json_object *choice = json_object_array_get_idx(choices, 0);
+    struct json_object *delta = member(choice, "delta");
+    if (text_piece(st, member(delta, "content"), res, err, err_size) != 0)
+        return -1;
+    struct json_object *refusal = member(delta, "refusal");
+    if (is_string(refusal) && json_object_get_string_len(refusal) > 0) {
+        st->refusal = true;
+        if (text_piece(st, refusal, res, err, err_size) != 0)
+            return -1;
+    }
+    struct json_object *calls = member(delta, "tool_calls");
+    if (calls && json_object_is_type(calls, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(calls); i++)
+            if (add_tool_call_delta(st, json_object_array_get_idx(calls, i), err, err_size) != 0)
+                return -1;
+    }
     struct json_object *finish = member(choice, "finish_reason");
-    if (finish && json_object_is_type(finish, json_type_string))
-        st->stop_reason = map_finish_reason(json_object_get_string(finish));
-    struct json_object *content = member(member(choice, "delta"), "content");
-    if (content && json_object_is_type(content, json_type_string) &&
-        json_object_get_string_len(content) > 0) {
-        res->kind = PL_STREAM_TEXT;
-        res->text = json_object_get_string(content);
-        res->text_len = (size_t)json_object_get_string_len(content);
+    if (is_string(finish) && !st->finished) {
+        st->finished = true;
+        if (set_finish_reason(st, json_object_get_string(finish),
+                              (size_t)json_object_get_string_len(finish)) != 0)
+            return oom(err, err_size);
+        return deliver_calls(st, res, err, err_size);
     }
     return 0;
 }
