@@ -213,26 +213,29 @@ static uint32_t delta_block(const pl_stream_state *st, const anth_event *e)
 
 static int block_start(pl_stream_state *st, const anth_event *e, char *err, size_t err_size)
 {
+    /* Closed until the block checks out: no later delta may count on it. */
+    st->in_block = false;
     if (!e->block_type.s) {
         snprintf(err, err_size, "a content_block_start without a block type");
         return -1;
     }
-    st->in_block = true;
-    st->block = delta_block(st, e);
-    st->block_kind = is(&e->block_type, "text")       ? PL_PIECE_TEXT
-                     : is(&e->block_type, "thinking") ? PL_PIECE_THINKING
-                     : is(&e->block_type, "tool_use") ? PL_PIECE_TOOL_USE
-                                                      : -1; /* redacted_thinking, ... */
-    if (st->block_kind != PL_PIECE_TOOL_USE)
-        return 0;
-    if (!e->block_id.s || !e->block_name.s) {
-        snprintf(err, err_size, "a tool_use block without its id and name");
-        return -1;
+    int kind = is(&e->block_type, "text")       ? PL_PIECE_TEXT
+               : is(&e->block_type, "thinking") ? PL_PIECE_THINKING
+               : is(&e->block_type, "tool_use") ? PL_PIECE_TOOL_USE
+                                                : -1; /* redacted_thinking, ... */
+    if (kind == PL_PIECE_TOOL_USE) {
+        if (!e->block_id.s || !e->block_name.s) {
+            snprintf(err, err_size, "a tool_use block without its id and name");
+            return -1;
+        }
+        pl_buf_reset(&st->tool_input);
+        if (pl_stream_keep(&st->tool_id, e->block_id.s, e->block_id.len) != 0 ||
+            pl_stream_keep(&st->tool_name, e->block_name.s, e->block_name.len) != 0)
+            return oom(err, err_size);
     }
-    pl_buf_reset(&st->tool_input);
-    if (pl_stream_keep(&st->tool_id, e->block_id.s, e->block_id.len) != 0 ||
-        pl_stream_keep(&st->tool_name, e->block_name.s, e->block_name.len) != 0)
-        return oom(err, err_size);
+    st->block = delta_block(st, e);
+    st->block_kind = kind;
+    st->in_block = true;
     return 0;
 }
 

@@ -635,6 +635,13 @@ static void test_tool_input_malformed(void **state)
          "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
          "\"tool_use\",\"name\":\"f\"}}\n\n",
          "bad: a tool_use block without its id and name\n"},
+        /* Found by fuzz_sse: a refused block must stay closed, or the
+         * deltas after it made a tool call without a name. */
+        {PL_DIALECT_ANTHROPIC,
+         "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+         "\"tool_use\",\"id\":\"t\"}}\n\n" INPUT("{}") STOP_BLOCK,
+         "bad: a tool_use block without its id and name\n"
+         "bad: an input_json_delta outside a tool_use block\n"},
         {PL_DIALECT_ANTHROPIC,
          "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
          "\"thinking_delta\"}}\n\n",
