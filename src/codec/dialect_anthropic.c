@@ -21,19 +21,24 @@
  * appended as it is. Textual, not through json-c: the caller's JSON stays
  * as written.
  */
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static int append_cached_last(pl_buf *out, const char *arr, size_t len)
 {
     size_t close = len;
     while (close > 0 && arr[close - 1] != ']')
         close--;
     size_t brace = close > 0 ? close - 1 : 0;
-    while (brace > 0 && arr[brace - 1] != '}' && strchr(" \t\r\n", arr[brace - 1]))
+    while (brace > 0 && arr[brace - 1] != '}' && is_blank(arr[brace - 1]))
         brace--;
     if (brace == 0 || arr[brace - 1] != '}')
         return pl_buf_append(out, arr, len);
     brace--; /* the last element's closing brace */
     size_t before = brace;
-    while (before > 0 && strchr(" \t\r\n", arr[before - 1]))
+    while (before > 0 && is_blank(arr[before - 1]))
         before--;
     bool empty = before > 0 && arr[before - 1] == '{';
     if (pl_buf_append(out, arr, brace) != 0 || (!empty && pl_buf_append(out, ",", 1) != 0) ||
@@ -239,51 +244,61 @@ static int block_start(pl_stream_state *st, const anth_event *e, char *err, size
     return 0;
 }
 
-/* A delta's piece, kind and text; NULL text: the delta lacks its field. */
-static int delta_piece(pl_stream_state *st, const anth_event *e, pl_stream_result *res,
-                       char *err, size_t err_size)
+/* An input_json_delta: one more piece of the open tool_use block's input. */
+static int add_input(pl_stream_state *st, const anth_event *e, char *err, size_t err_size)
 {
-    const str *field = NULL;
-    pl_piece_kind kind = PL_PIECE_TEXT;
-    const char *name = NULL;
-    if (is(&e->delta_type, "text_delta")) {
-        field = &e->text, name = "text";
-    } else if (is(&e->delta_type, "thinking_delta")) {
-        field = &e->thinking, kind = PL_PIECE_THINKING, name = "thinking";
-    } else if (is(&e->delta_type, "signature_delta")) {
-        field = &e->signature, kind = PL_PIECE_THINKING, name = "signature";
-    } else if (is(&e->delta_type, "input_json_delta")) {
-        if (!e->partial_json.s) {
-            snprintf(err, err_size, "an input_json_delta without partial_json");
-            return -1;
-        }
-        if (!st->in_block || st->block_kind != PL_PIECE_TOOL_USE ||
-            delta_block(st, e) != st->block) {
-            snprintf(err, err_size, "an input_json_delta outside a tool_use block");
-            return -1;
-        }
-        return pl_stream_add_input(st, &st->tool_input, e->partial_json.s, e->partial_json.len,
-                                   err, err_size);
-    } else {
-        return 0; /* a delta type yet to come (citations_delta, ...) */
-    }
-    if (!field->s) {
-        snprintf(err, err_size, "a %.*s without %s", (int)e->delta_type.len, e->delta_type.s,
-                 name);
+    if (!e->partial_json.s) {
+        snprintf(err, err_size, "an input_json_delta without partial_json");
         return -1;
     }
-    pl_piece *p = pl_stream_add_piece(st, res, kind);
-    if (!p)
-        return oom(err, err_size);
-    p->block = delta_block(st, e);
-    if (field == &e->signature) {
-        p->text = "";
-        p->signature = field->s;
-    } else {
-        p->text = field->s;
-        p->len = field->len;
+    if (!st->in_block || st->block_kind != PL_PIECE_TOOL_USE || delta_block(st, e) != st->block) {
+        snprintf(err, err_size, "an input_json_delta outside a tool_use block");
+        return -1;
     }
-    return 0;
+    return pl_stream_add_input(st, &st->tool_input, e->partial_json.s, e->partial_json.len, err,
+                               err_size);
+}
+
+/* The deltas that are pieces, and the member each one carries. */
+static const struct {
+    const char *type, *member;
+    size_t offset;
+    pl_piece_kind kind;
+} piece_deltas[] = {
+    {"text_delta", "text", offsetof(anth_event, text), PL_PIECE_TEXT},
+    {"thinking_delta", "thinking", offsetof(anth_event, thinking), PL_PIECE_THINKING},
+    /* the block's signature: an empty thinking piece that carries it */
+    {"signature_delta", "signature", offsetof(anth_event, signature), PL_PIECE_THINKING},
+};
+
+static int delta(pl_stream_state *st, const anth_event *e, pl_stream_result *res, char *err,
+                 size_t err_size)
+{
+    if (is(&e->delta_type, "input_json_delta"))
+        return add_input(st, e, err, err_size);
+    for (size_t i = 0; i < sizeof(piece_deltas) / sizeof(piece_deltas[0]); i++) {
+        if (!is(&e->delta_type, piece_deltas[i].type))
+            continue;
+        const str *v = (const str *)((const char *)e + piece_deltas[i].offset);
+        if (!v->s) {
+            snprintf(err, err_size, "a %s without %s", piece_deltas[i].type,
+                     piece_deltas[i].member);
+            return -1;
+        }
+        pl_piece *p = pl_stream_add_piece(st, res, piece_deltas[i].kind);
+        if (!p)
+            return oom(err, err_size);
+        p->block = delta_block(st, e);
+        if (v == &e->signature) {
+            p->text = "";
+            p->signature = v->s;
+        } else {
+            p->text = v->s;
+            p->len = v->len;
+        }
+        return 0;
+    }
+    return 0; /* a delta type yet to come (citations_delta, ...) */
 }
 
 /* The end of a block: a tool call is complete, and delivered whole. */
@@ -323,7 +338,7 @@ static int apply_event(pl_stream_state *st, const anth_event *e, pl_stream_resul
     } else if (is(&e->type, "content_block_start")) {
         return block_start(st, e, err, err_size);
     } else if (is(&e->type, "content_block_delta")) {
-        return delta_piece(st, e, res, err, err_size);
+        return delta(st, e, res, err, err_size);
     } else if (is(&e->type, "content_block_stop")) {
         return block_stop(st, e, res, err, err_size);
     } else if (is(&e->type, "message_delta")) {

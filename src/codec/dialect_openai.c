@@ -438,10 +438,10 @@ static int set_finish_reason(pl_stream_state *st, const char *reason, size_t len
         {"content_filter", "content_filter"},
     };
     if (st->refusal)
-        reason = "refusal", len = 7;
+        return pl_stream_set_stop_reason(st, "refusal", 7);
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strlen(map[i].openai) == len && !memcmp(reason, map[i].openai, len))
-            reason = map[i].parley, len = strlen(map[i].parley);
+            return pl_stream_set_stop_reason(st, map[i].parley, strlen(map[i].parley));
     return pl_stream_set_stop_reason(st, reason, len);
 }
 
