@@ -441,33 +441,36 @@ int pl_anthropic_event(pl_stream_state *st, struct json_object *obj,
  * the same way.
  */
 
-/* Where a string member goes, by its path. */
+/* Whether keys[i] is the literal lit: lengths first, and a memcmp of a
+ * constant size, which the compiler inlines (this runs for every member of
+ * every event). */
+#define KEY_IS(i, lit) (lens[i] == sizeof(lit) - 1 && memcmp(keys[i], lit, sizeof(lit) - 1) == 0)
+
+/* Where a string member goes, by its path; NULL for other members. */
 static str *string_slot(anth_event *e, const char *const *keys, const size_t *lens, size_t depth)
 {
     if (depth == 1)
-        return pl_json_key_is(keys, lens, 0, "type") ? &e->type : NULL;
+        return KEY_IS(0, "type") ? &e->type : NULL;
     if (depth != 2)
         return NULL;
-    static const struct {
-        const char *parent, *name;
-        size_t offset;
-    } slots[] = {
-        {"delta", "type", offsetof(anth_event, delta_type)},
-        {"delta", "text", offsetof(anth_event, text)},
-        {"delta", "thinking", offsetof(anth_event, thinking)},
-        {"delta", "signature", offsetof(anth_event, signature)},
-        {"delta", "partial_json", offsetof(anth_event, partial_json)},
-        {"delta", "stop_reason", offsetof(anth_event, stop_reason)},
-        {"delta", "stop_sequence", offsetof(anth_event, stop_sequence)},
-        {"content_block", "type", offsetof(anth_event, block_type)},
-        {"content_block", "id", offsetof(anth_event, block_id)},
-        {"content_block", "name", offsetof(anth_event, block_name)},
-        {"message", "id", offsetof(anth_event, message_id)},
-    };
-    for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
-        if (pl_json_key_is(keys, lens, 0, slots[i].parent) &&
-            pl_json_key_is(keys, lens, 1, slots[i].name))
-            return (str *)((char *)e + slots[i].offset);
+    if (KEY_IS(0, "delta")) {
+        /* the members of every text delta first */
+        return KEY_IS(1, "type")            ? &e->delta_type
+               : KEY_IS(1, "text")          ? &e->text
+               : KEY_IS(1, "thinking")      ? &e->thinking
+               : KEY_IS(1, "signature")     ? &e->signature
+               : KEY_IS(1, "partial_json")  ? &e->partial_json
+               : KEY_IS(1, "stop_reason")   ? &e->stop_reason
+               : KEY_IS(1, "stop_sequence") ? &e->stop_sequence
+                                            : NULL;
+    }
+    if (KEY_IS(0, "content_block"))
+        return KEY_IS(1, "type")   ? &e->block_type
+               : KEY_IS(1, "id")   ? &e->block_id
+               : KEY_IS(1, "name") ? &e->block_name
+                                   : NULL;
+    if (KEY_IS(0, "message"))
+        return KEY_IS(1, "id") ? &e->message_id : NULL;
     return NULL;
 }
 
@@ -475,10 +478,9 @@ static str *string_slot(anth_event *e, const char *const *keys, const size_t *le
 static bool usage_slot(anth_event *e, const char *const *keys, const size_t *lens, size_t depth,
                        usage **u, int *field)
 {
-    if (depth == 2 && pl_json_key_is(keys, lens, 0, "usage"))
+    if (depth == 2 && KEY_IS(0, "usage"))
         *u = &e->usage;
-    else if (depth == 3 && pl_json_key_is(keys, lens, 0, "message") &&
-             pl_json_key_is(keys, lens, 1, "usage"))
+    else if (depth == 3 && KEY_IS(0, "message") && KEY_IS(1, "usage"))
         *u = &e->message_usage;
     else
         return false;
@@ -515,7 +517,7 @@ static bool on_fast_member(void *ctx, const char *const *keys, const size_t *len
         u->n[field] = v->n;
         return true;
     }
-    if (depth == 1 && pl_json_key_is(keys, lens, 0, "index")) {
+    if (depth == 1 && KEY_IS(0, "index")) {
         if (e->has_index || v->kind == PL_JSON_STRING || v->kind == PL_JSON_OBJECT ||
             v->kind == PL_JSON_ARRAY)
             return false; /* an error, worded by the full reader */
