@@ -43,7 +43,7 @@ typedef struct pl_stream_call {
  * pl_stream_state_free(). */
 typedef struct pl_stream_state {
     pl_dialect dialect;
-    size_t max_tool_input;    /* bound of a tool call's assembled input */
+    size_t max_tool_input;    /* bound of the tool inputs of one reply, together */
     struct json_tokener *tok;
     struct json_object *last; /* the event whose strings a result points into */
     pl_buf strings;           /* a fast-path event's strings (json_scan.h) */
