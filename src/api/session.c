@@ -174,11 +174,14 @@ static bool start_turn(pl_session *s, pl_request *req)
                         .model = s->model ? s->model : conf->model,
                         .max_tokens = s->max_tokens ? s->max_tokens
                                                     : (uint32_t)conf->max_tokens};
-    const char *system = s->system_prompt ? s->system_prompt : conf->system_prompt;
+    pl_request_params params = {.system = s->system_prompt ? s->system_prompt
+                                                           : conf->system_prompt};
+    if (conf->dialect != PL_DIALECT_NATIVE)
+        m.params = &params; /* the native path sends no system prompt yet */
     pl_buf frame = PL_BUF_INIT;
     int rc = conf->dialect == PL_DIALECT_NATIVE
                  ? pl_proto_encode_message(&frame, &m)
-                 : pl_dialect_encode(&frame, conf->dialect, &m, system);
+                 : pl_dialect_encode(&frame, conf->dialect, &m);
     if (rc != 0) {
         pl_buf_free(&frame);
         fail_request(s, req, PARLEY_ERR_NO_MEMORY, "out of memory encoding the request");

@@ -1002,8 +1002,8 @@ static void http_done(void *owner, void *req, const pl_stream_result *res)
     pl_route *r = req;
     r->http = NULL; /* the stream finishes on its own */
     pl_route_remove(&io->routes, r->id);
-    io->sink.done(r->owner, r->id, res->stop_reason, res->input_tokens,
-                         res->output_tokens);
+    io->sink.done(r->owner, r->id, res->end.stop_reason, res->end.input_tokens,
+                         res->end.output_tokens);
     route_free(io, r);
 }
 
