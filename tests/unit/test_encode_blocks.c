@@ -102,10 +102,10 @@ static const char OPENAI_ALL[] =
     "e\":0.7,\"top_p\":0.9,\"metadata\":{\"user_id\":\"u1\"},\"model\":\"m2\",\"x_flag\":true}";
 
 static const pl_history_turn history[] = {
-    {false, false, H0, sizeof(H0) - 1},
-    {true, true, H1, sizeof(H1) - 1},
-    {false, true, H2, sizeof(H2) - 1},
-    {true, false, "ok", 2},
+    {false, H0, sizeof(H0) - 1, false},
+    {true, H1, sizeof(H1) - 1, true},
+    {false, H2, sizeof(H2) - 1, true},
+    {true, "ok", 2, false},
 };
 
 static const pl_request_params all_params = {
@@ -224,9 +224,9 @@ static void test_openai_assistant_without_text(void **state)
     static const char call[] = "[{\"type\":\"tool_use\",\"id\":\"c1\",\"name\":\"f\",\"input\":{}}]";
     static const char thinking[] = "[{\"type\":\"thinking\",\"thinking\":\"t\",\"signature\":\"s\"}]";
     static const char results[] = "[{\"type\":\"tool_result\",\"tool_use_id\":\"c1\",\"content\":\"r\"}]";
-    pl_history_turn h[] = {{false, false, "q", 1}, {true, true, call, sizeof(call) - 1},
-                           {false, true, results, sizeof(results) - 1},
-                           {true, true, thinking, sizeof(thinking) - 1}};
+    pl_history_turn h[] = {{false, "q", 1, false}, {true, call, sizeof(call) - 1, true},
+                           {false, results, sizeof(results) - 1, true},
+                           {true, thinking, sizeof(thinking) - 1, true}};
     pl_message_req req = {.content = "x", .content_len = 1, .model = "m", .history = h,
                           .nhistory = 4};
     assert_encodes(pl_openai_encode, &req,
@@ -244,7 +244,7 @@ static void test_openai_assistant_without_text(void **state)
 static void test_plain_text_unchanged(void **state)
 {
     (void)state;
-    pl_history_turn h[] = {{false, false, "q \"1\"", 5}, {true, false, "a", 1}};
+    pl_history_turn h[] = {{false, "q \"1\"", 5, false}, {true, "a", 1, false}};
     pl_request_params p = {.system = "be brief"};
     pl_message_req req = {.id = 42, .session = "s", .timestamp_ms = 1000, .content = "hi",
                           .content_len = 2, .history = h, .nhistory = 2, .model = "m",
