@@ -10,35 +10,7 @@
 
 int pl_dialect_encode(pl_buf *out, pl_dialect d, const pl_message_req *req)
 {
-    return d == PL_DIALECT_ANTHROPIC ? pl_anthropic_encode(out, req)
-                                     : pl_openai_encode(out, req);
-}
-
-void pl_stream_state_init(pl_stream_state *st, pl_dialect d)
-{
-    memset(st, 0, sizeof(*st));
-    st->dialect = d;
-    st->stop_reason = "end_turn";
-}
-
-void pl_stream_state_reset(pl_stream_state *st)
-{
-    if (st->last)
-        json_object_put(st->last);
-    st->last = NULL;
-    st->input_tokens = st->output_tokens = 0;
-    st->stop_reason = "end_turn";
-}
-
-void pl_stream_state_free(pl_stream_state *st)
-{
-    if (st->last)
-        json_object_put(st->last);
-    if (st->tok)
-        json_tokener_free(st->tok);
-    st->last = NULL;
-    st->tok = NULL;
-    pl_buf_free(&st->strings);
+    return d == PL_DIALECT_ANTHROPIC ? pl_anthropic_encode(out, req) : pl_openai_encode(out, req);
 }
 
 /* Parse exactly one JSON object, or NULL with a sentence in err. */
@@ -72,18 +44,18 @@ static int decode_event(pl_stream_state *st, const pl_sse_event *ev,
     }
     if (st->dialect == PL_DIALECT_OPENAI && ev->data_len == 6 &&
         memcmp(ev->data, "[DONE]", 6) == 0) {
-        res->kind = PL_STREAM_DONE;
-        res->stop_reason = st->stop_reason;
-        res->input_tokens = st->input_tokens;
-        res->output_tokens = st->output_tokens;
+        pl_stream_done(st, res);
         return 0;
     }
     if (ev->data_len > (size_t)INT32_MAX) {
         snprintf(err, err_size, "an event of %zu bytes", ev->data_len);
         return -1;
     }
-    if (st->dialect == PL_DIALECT_ANTHROPIC && pl_anthropic_fast_event(st, ev, res))
-        return 0;
+    if (st->dialect == PL_DIALECT_ANTHROPIC) {
+        int rc = pl_anthropic_fast_event(st, ev, res, err, err_size);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
+    }
     st->last = parse_object(&st->tok, ev->data, ev->data_len, err, err_size);
     if (!st->last)
         return -1;
@@ -92,17 +64,42 @@ static int decode_event(pl_stream_state *st, const pl_sse_event *ev,
                : pl_openai_event(st, st->last, res, err, err_size);
 }
 
+static bool utf8_or_null(const char *s)
+{
+    return !s || pl_utf8_valid(s, strlen(s));
+}
+
+/* json-c and the fast path pass raw bytes of a JSON string through
+ * unchecked; what reaches the user must be UTF-8 (parley.h), as the native
+ * path requires of its frames. (Tool inputs were checked whole.) */
+static const char *invalid_utf8(const pl_stream_result *res)
+{
+    for (size_t i = 0; i < res->npieces; i++) {
+        const pl_piece *p = &res->pieces[i];
+        if (p->kind != PL_PIECE_TOOL_USE && !pl_utf8_valid(p->text, p->len))
+            return p->kind == PL_PIECE_TEXT ? "a text piece" : "a thinking piece";
+        if (!utf8_or_null(p->signature) || !utf8_or_null(p->tool_id) ||
+            !utf8_or_null(p->tool_name))
+            return "a block's signature, id or name";
+    }
+    if (res->kind == PL_STREAM_DONE &&
+        (!utf8_or_null(res->end.stop_reason) || !utf8_or_null(res->end.stop_sequence) ||
+         !utf8_or_null(res->end.message_id)))
+        return "the stop reason, stop sequence or message id";
+    return NULL;
+}
+
 int pl_dialect_event(pl_stream_state *st, const pl_sse_event *ev,
                      pl_stream_result *res, char *err, size_t err_size)
 {
     if (decode_event(st, ev, res, err, err_size) != 0)
         return -1;
-    /* json-c passes raw bytes of a JSON string through unchecked; a piece
-     * must be UTF-8 (parley.h), as the native path requires of its frames. */
-    if (res->kind == PL_STREAM_TEXT && !pl_utf8_valid(res->text, res->text_len)) {
-        snprintf(err, err_size, "a text piece that is not valid UTF-8");
+    const char *what = invalid_utf8(res);
+    if (what) {
+        snprintf(err, err_size, "%s that is not valid UTF-8", what);
         return -1;
     }
+    res->arrived = true;
     return 0;
 }
 

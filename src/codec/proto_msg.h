@@ -11,13 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reply.h"
+
 #define PL_PROTO_DEFAULT_MAX_MESSAGE_BYTES (1024u * 1024u)
 #define PL_PROTO_SESSION_MAX 128
 
 typedef enum pl_server_msg_type {
     PL_SMSG_HELLO = 1,
     PL_SMSG_ACK,
-    PL_SMSG_TEXT,
+    PL_SMSG_TEXT,   /* a piece of a reply: text, thinking or tool_use
+                       (protocol.md 9.3); msg.piece says which */
     PL_SMSG_DONE,
     PL_SMSG_ERROR,
     PL_SMSG_UNKNOWN /* a well-formed message of a type this client ignores */
@@ -59,12 +62,20 @@ typedef struct pl_server_msg {
     uint32_t idempotency_window_s;
     const char *server;
     uint32_t zstd_dict;         /* extension: the agreed dictionary id, 0: none */
-    /* text */
+    bool feature_blocks;        /* "features" lists "blocks" (protocol.md 9) */
+    /* text, thinking, tool_use: a piece */
     uint32_t seq;
-    const char *content;     /* text: the piece; error: the message (may be NULL) */
+    pl_piece piece;          /* the piece: kind, block (0 when a text message
+                                has none), text; a thinking block's last
+                                piece has its signature; tool_use: tool_id,
+                                tool_name and the input (a JSON object) as
+                                compact text */
+    const char *content;     /* a piece: piece.text; error: the message (may be NULL) */
     size_t content_len;
     /* done, error */
-    const char *stop_reason; /* done */
+    const char *stop_reason; /* done: end_turn, max_tokens, cancelled,
+                                tool_use, stop_sequence (or another) */
+    const char *stop_sequence; /* done: the one that matched; NULL when absent */
     uint64_t input_tokens, output_tokens;
     bool has_seq_end;
     uint32_t seq_end;

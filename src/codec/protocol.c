@@ -23,8 +23,10 @@
 
 #include <json.h>
 
+#include "json_raw.h"
 #include "json_scan.h"
 #include "protocol_fast.h"
+#include "request_body.h"
 #include "utf8.h"
 
 /* Our messages nest 2 levels; 32 (json-c's default) leaves room for unknown
@@ -51,6 +53,13 @@ static int put_json_cstr(pl_buf *b, const char *s)
     return pl_buf_append_json_str(b, s, strlen(s));
 }
 
+/* A content: a JSON array of blocks is copied as it is (the caller keeps it
+ * compact and valid), a plain string is escaped. */
+static int put_content(pl_buf *b, const char *content, size_t len, bool blocks)
+{
+    return blocks ? pl_buf_append(b, content, len) : pl_buf_append_json_str(b, content, len);
+}
+
 /* ,"history":[{"role":"user","content":"..."},...] */
 static int encode_history(pl_buf *b, const pl_history_turn *h, size_t n)
 {
@@ -60,15 +69,34 @@ static int encode_history(pl_buf *b, const pl_history_turn *h, size_t n)
         if ((i > 0 && PUT_LIT(b, ","))
             || (h[i].assistant ? PUT_LIT(b, "{\"role\":\"assistant\",\"content\":")
                                : PUT_LIT(b, "{\"role\":\"user\",\"content\":"))
-            || pl_buf_append_json_str(b, h[i].content, h[i].content_len)
+            || put_content(b, h[i].content, h[i].content_len, h[i].blocks)
             || PUT_LIT(b, "}"))
             return -1;
     }
     return PUT_LIT(b, "]");
 }
 
+/* The members that make the message a message of this protocol: an
+ * extra_body cannot replace them. */
+static const char *const protocol_members[] = {
+    "type", "id", "session", "timestamp", "content", "history", "resume_from", NULL,
+};
+
+/* Section 9.2's fields and the extra_body, after the fields of section 5.1. */
+static int encode_params(pl_body *body, const pl_request_params *p)
+{
+    pl_buf *b = body->out;
+    if (p->system && pl_body_ours(body, "system")
+        && (PUT_LIT(b, ",\"system\":") || put_json_cstr(b, p->system)))
+        return -1;
+    return pl_body_common_params(body, p, NULL);
+}
+
 static int encode_message_fields(pl_buf *b, const pl_message_req *r)
 {
+    pl_body body;
+    if (pl_body_open(&body, b, r->params))
+        return -1;
     /* Ids travel as decimal strings: JSON numbers above 2^53 lose precision
      * in common parsers (protocol section 3). */
     if (PUT_LIT(b, "{\"type\":\"message\",\"id\":\"")
@@ -76,14 +104,17 @@ static int encode_message_fields(pl_buf *b, const pl_message_req *r)
         || PUT_LIT(b, "\",\"session\":") || put_json_cstr(b, r->session)
         || PUT_LIT(b, ",\"timestamp\":") || pl_buf_append_i64(b, r->timestamp_ms)
         || PUT_LIT(b, ",\"content\":")
-        || pl_buf_append_json_str(b, r->content, r->content_len))
+        || put_content(b, r->content, r->content_len, r->content_blocks)
+        || (r->nhistory > 0 && encode_history(b, r->history, r->nhistory))
+        || (r->model && pl_body_ours(&body, "model")
+            && (PUT_LIT(b, ",\"model\":") || put_json_cstr(b, r->model)))
+        || (r->max_tokens > 0 && pl_body_ours(&body, "max_tokens")
+            && (PUT_LIT(b, ",\"max_tokens\":") || pl_buf_append_u64(b, r->max_tokens)))
+        || (r->params && encode_params(&body, r->params))) {
+        pl_body_abandon(&body);
         return -1;
-    if (r->nhistory > 0 && encode_history(b, r->history, r->nhistory))
-        return -1;
-    if (r->model && (PUT_LIT(b, ",\"model\":") || put_json_cstr(b, r->model)))
-        return -1;
-    if (r->max_tokens > 0
-        && (PUT_LIT(b, ",\"max_tokens\":") || pl_buf_append_u64(b, r->max_tokens)))
+    }
+    if (pl_body_close(&body, protocol_members))
         return -1;
     return PUT_LIT(b, "}");
 }
@@ -298,6 +329,9 @@ typedef struct reader {
     const char *prefix; /* "" or "usage." for nested fields */
     char *err;
     size_t err_size;
+    const char *raw;    /* the message's text, for values kept as written */
+    size_t raw_len;
+    pl_buf *strings;    /* where such values go (the decoder's) */
 } reader;
 
 static int field_error(const reader *r, const char *name, const char *problem)
@@ -402,11 +436,38 @@ static int read_session(const reader *r, pl_server_msg *m)
     return 0;
 }
 
-/* ---- One decoder per message type (protocol section 4) ---- */
+/* ---- One decoder per message type (protocol sections 4 and 9.3) ---- */
+
+/* Compare by length too: a JSON string may hold NUL bytes ("ack\u0000x"). */
+static bool str_is(const char *s, size_t len, const char *lit)
+{
+    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
+
+
+/* "features": an array of names; this client knows "blocks". */
+static int read_features(const reader *r, pl_server_msg *m)
+{
+    json_object *v = field(r, "features");
+    if (!v)
+        return 0;
+    if (!json_object_is_type(v, json_type_array))
+        return field_error(r, "features", "must be an array of strings");
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        json_object *name = json_object_array_get_idx(v, i);
+        if (!name || !json_object_is_type(name, json_type_string))
+            return field_error(r, "features", "must be an array of strings");
+        if (str_is(json_object_get_string(name), (size_t)json_object_get_string_len(name),
+                   "blocks"))
+            m->feature_blocks = true;
+    }
+    return 0;
+}
 
 static int decode_hello(const reader *r, pl_server_msg *m)
 {
-    if (read_str(r, "protocol", true, &m->protocol, NULL)
+    if (read_features(r, m)
+        || read_str(r, "protocol", true, &m->protocol, NULL)
         || read_uint(r, "max_message_bytes", false, INT64_MAX,
                      &m->max_message_bytes, NULL)
         || read_u32(r, "heartbeat_s", false, &m->heartbeat_s, NULL)
@@ -423,13 +484,80 @@ static int decode_ack(const reader *r, pl_server_msg *m)
     return read_id(r, true, m);
 }
 
+/* What every piece has: id, session, seq and its block (required but in
+ * `text`, whose servers may predate section 9). */
+static int read_piece(const reader *r, pl_server_msg *m, pl_piece_kind kind,
+                      bool block_required)
+{
+    m->piece.kind = kind;
+    return read_id(r, true, m) || read_session(r, m)
+           || read_u32(r, "seq", true, &m->seq, NULL)
+           || read_u32(r, "block", block_required, &m->piece.block, NULL) ? -1 : 0;
+}
+
 static int decode_text(const reader *r, pl_server_msg *m)
 {
-    if (read_id(r, true, m)
-        || read_session(r, m)
-        || read_u32(r, "seq", true, &m->seq, NULL)
+    if (read_piece(r, m, PL_PIECE_TEXT, false)
         || read_str(r, "content", true, &m->content, &m->content_len))
         return -1;
+    m->piece.text = m->content;
+    m->piece.len = m->content_len;
+    return 0;
+}
+
+static int decode_thinking(const reader *r, pl_server_msg *m)
+{
+    if (read_piece(r, m, PL_PIECE_THINKING, true)
+        || read_str(r, "content", true, &m->content, &m->content_len)
+        || read_str(r, "signature", false, &m->piece.signature, NULL))
+        return -1;
+    m->piece.text = m->content;
+    m->piece.len = m->content_len;
+    return 0;
+}
+
+/*
+ * The call's input, an object, as the compact text of what the server wrote
+ * (protocol.md 10.1: key order, escapes and numbers kept), which json-c's
+ * serialisation would not keep. A key written with escapes is not found in
+ * the text: json-c's serialisation then stands in.
+ */
+static int read_tool_input(const reader *r, pl_server_msg *m)
+{
+    json_object *v = field(r, "input");
+    if (!v)
+        return field_error(r, "input", "is missing");
+    if (!json_object_is_type(v, json_type_object))
+        return field_error(r, "input", "must be an object");
+    const char *raw;
+    size_t raw_len;
+    pl_buf_reset(r->strings);
+    if (pl_json_raw_member(r->raw, r->raw_len, "input", &raw, &raw_len)) {
+        if (pl_json_append_compact(r->strings, raw, raw_len)) {
+            set_err(r->err, r->err_size, "%s: out of memory", r->what);
+            return -1;
+        }
+        m->content = r->strings->data;
+        m->content_len = r->strings->len;
+    } else {
+        m->content = json_object_to_json_string_ext(
+            v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        m->content_len = m->content ? strlen(m->content) : 0;
+    }
+    if (!m->content || !pl_utf8_valid(m->content, m->content_len))
+        return field_error(r, "input", "is not valid UTF-8");
+    return 0;
+}
+
+static int decode_tool_use(const reader *r, pl_server_msg *m)
+{
+    if (read_piece(r, m, PL_PIECE_TOOL_USE, true)
+        || read_str(r, "tool_id", true, &m->piece.tool_id, NULL)
+        || read_str(r, "name", true, &m->piece.tool_name, NULL)
+        || read_tool_input(r, m))
+        return -1;
+    m->piece.text = m->content;
+    m->piece.len = m->content_len;
     return 0;
 }
 
@@ -455,16 +583,11 @@ static int decode_done(const reader *r, pl_server_msg *m)
     if (read_id(r, true, m)
         || read_session(r, m)
         || read_str(r, "stop_reason", true, &m->stop_reason, NULL)
+        || read_str(r, "stop_sequence", false, &m->stop_sequence, NULL)
         || read_u32(r, "seq_end", true, &m->seq_end, &m->has_seq_end)
         || decode_usage(r, m))
         return -1;
     return 0;
-}
-
-/* Compare by length too: a JSON string may hold NUL bytes ("ack\u0000x"). */
-static bool str_is(const char *s, size_t len, const char *lit)
-{
-    return strlen(lit) == len && memcmp(s, lit, len) == 0;
 }
 
 static int decode_error(const reader *r, pl_server_msg *m)
@@ -493,6 +616,8 @@ static const struct {
     {"hello", "hello message", PL_SMSG_HELLO, decode_hello},
     {"ack", "ack message", PL_SMSG_ACK, decode_ack},
     {"text", "text message", PL_SMSG_TEXT, decode_text},
+    {"thinking", "thinking message", PL_SMSG_TEXT, decode_thinking},
+    {"tool_use", "tool_use message", PL_SMSG_TEXT, decode_tool_use},
     {"done", "done message", PL_SMSG_DONE, decode_done},
     {"error", "error message", PL_SMSG_ERROR, decode_error},
 };
@@ -543,9 +668,10 @@ static int lookup_type(json_object *root, size_t *index, char *err, size_t err_s
     return 0;
 }
 
-static int decode_fields(json_object *root, const char *buf, size_t len,
+static int decode_fields(pl_decoder *dec, const char *buf, size_t len,
                          pl_server_msg *msg, char *err, size_t err_size)
 {
+    json_object *root = dec->root;
     size_t i;
     if (lookup_type(root, &i, err, err_size))
         return -1;
@@ -554,7 +680,7 @@ static int decode_fields(json_object *root, const char *buf, size_t len,
         return 0;
     }
     msg->type = msg_types[i].type;
-    reader r = {root, msg_types[i].what, "", err, err_size};
+    reader r = {root, msg_types[i].what, "", err, err_size, buf, len, &dec->strings};
     if (msg_types[i].decode(&r, msg))
         return -1;
     if (has_unpaired_surrogate(buf, len)) {
@@ -581,7 +707,7 @@ int pl_proto_decode(pl_decoder *dec, const char *buf, size_t len,
     dec->root = parse_object(dec, buf, len, err, err_size);
     if (!dec->root)
         return -1;
-    if (decode_fields(dec->root, buf, len, msg, err, err_size) == 0)
+    if (decode_fields(dec, buf, len, msg, err, err_size) == 0)
         return 0;
     msg_keep_id_only(msg);
     return -1;

@@ -10,7 +10,8 @@
  *
  * Declined, for the full decoder to handle: what json_scan.h declines, a
  * member we read given twice (json-c keeps the last one; declining is
- * simpler than agreeing), a message type other than text, ack and done, and
+ * simpler than agreeing), a message type other than text, thinking, ack and
+ * done (tool_use keeps its input as written: the full decoder's work), and
  * a missing, ill-typed or out-of-range field. The checks made on what is
  * accepted are those of protocol.c's readers.
  */
@@ -35,6 +36,9 @@ enum field {
     F_USAGE,
     F_INPUT_TOKENS,
     F_OUTPUT_TOKENS,
+    F_BLOCK,
+    F_SIGNATURE,
+    F_STOP_SEQUENCE,
     F_COUNT,
     F_UNKNOWN = F_COUNT
 };
@@ -56,6 +60,8 @@ static const struct {
     {"session", F_SESSION}, {"seq", F_SEQ},
     {"content", F_CONTENT}, {"stop_reason", F_STOP_REASON},
     {"seq_end", F_SEQ_END}, {"usage", F_USAGE},
+    {"block", F_BLOCK},     {"signature", F_SIGNATURE},
+    {"stop_sequence", F_STOP_SEQUENCE},
 }, usage_names[] = {
     {"input_tokens", F_INPUT_TOKENS},
     {"output_tokens", F_OUTPUT_TOKENS},
@@ -136,10 +142,11 @@ static bool number_field(const scanner *sc, enum field f, bool required,
     return true;
 }
 
-static bool u32_field(const scanner *sc, enum field f, uint32_t *out, bool *present)
+static bool u32_field(const scanner *sc, enum field f, bool required, uint32_t *out,
+                      bool *present)
 {
-    uint64_t n = 0;
-    if (!number_field(sc, f, true, UINT32_MAX, &n, present))
+    uint64_t n = *out;
+    if (!number_field(sc, f, required, UINT32_MAX, &n, present))
         return false;
     *out = (uint32_t)n;
     return true;
@@ -152,18 +159,29 @@ static bool session_field(const scanner *sc, pl_server_msg *m)
            (!m->session || pl_proto_session_valid(m->session, len));
 }
 
-static bool decode_text(const scanner *sc, pl_server_msg *m)
+/* text and thinking pieces (tool_use is the full decoder's: its input is
+ * kept as written). */
+static bool decode_piece(const scanner *sc, pl_server_msg *m, pl_piece_kind kind)
 {
-    return required_id(sc, m) && session_field(sc, m) &&
-           u32_field(sc, F_SEQ, &m->seq, NULL) &&
-           string_field(sc, F_CONTENT, true, &m->content, &m->content_len);
+    m->piece.kind = kind;
+    if (!(required_id(sc, m) && session_field(sc, m) &&
+          u32_field(sc, F_SEQ, true, &m->seq, NULL) &&
+          u32_field(sc, F_BLOCK, kind != PL_PIECE_TEXT, &m->piece.block, NULL) &&
+          string_field(sc, F_CONTENT, true, &m->content, &m->content_len) &&
+          (kind == PL_PIECE_TEXT ||
+           string_field(sc, F_SIGNATURE, false, &m->piece.signature, NULL))))
+        return false;
+    m->piece.text = m->content;
+    m->piece.len = m->content_len;
+    return true;
 }
 
 static bool decode_done(const scanner *sc, pl_server_msg *m)
 {
     return required_id(sc, m) && session_field(sc, m) &&
            string_field(sc, F_STOP_REASON, true, &m->stop_reason, NULL) &&
-           u32_field(sc, F_SEQ_END, &m->seq_end, &m->has_seq_end) &&
+           string_field(sc, F_STOP_SEQUENCE, false, &m->stop_sequence, NULL) &&
+           u32_field(sc, F_SEQ_END, true, &m->seq_end, &m->has_seq_end) &&
            number_field(sc, F_INPUT_TOKENS, false, INT64_MAX, &m->input_tokens, NULL) &&
            number_field(sc, F_OUTPUT_TOKENS, false, INT64_MAX, &m->output_tokens, NULL);
 }
@@ -191,7 +209,10 @@ int pl_proto_fast_decode(pl_buf *strings, const char *buf, size_t len,
     bool ok;
     if (type_is(type, "text")) {
         m.type = PL_SMSG_TEXT;
-        ok = decode_text(&sc, &m);
+        ok = decode_piece(&sc, &m, PL_PIECE_TEXT);
+    } else if (type_is(type, "thinking")) {
+        m.type = PL_SMSG_TEXT;
+        ok = decode_piece(&sc, &m, PL_PIECE_THINKING);
     } else if (type_is(type, "ack")) {
         m.type = PL_SMSG_ACK;
         ok = required_id(&sc, &m);

@@ -1,6 +1,6 @@
 /*
  * The fast path of pl_proto_decode() (protocol.h calls it) for the messages
- * a client receives most: text, ack and done. One pass over the text, no
+ * a client receives most: text, thinking, ack and done. One pass over the text, no
  * json-c tree. It needs only the message types (proto_msg.h).
  *
  * It decodes only what it understands completely and declines everything

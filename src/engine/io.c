@@ -1007,10 +1007,7 @@ static void http_done(void *owner, void *req, const pl_stream_result *res)
     pl_route *r = req;
     r->http = NULL; /* the stream finishes on its own */
     pl_route_remove(&io->routes, r->id);
-    pl_reply_end end = {.stop_reason = res->stop_reason,
-                        .input_tokens = res->input_tokens,
-                        .output_tokens = res->output_tokens};
-    io->sink.done(r->owner, r->id, &end);
+    io->sink.done(r->owner, r->id, &res->end);
     route_free(io, r);
 }
 

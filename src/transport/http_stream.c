@@ -142,14 +142,20 @@ static int on_event(void *userdata, const pl_sse_event *ev)
     switch (res.kind) {
     case PL_STREAM_NONE:
         break;
-    case PL_STREAM_TEXT:
-        s->pieces++;
-        s->cfg->events->text(s->cfg->owner, s->req, res.text, res.text_len);
+    case PL_STREAM_PIECE:
+        /* Text only until the engine carries every kind of piece. */
+        for (size_t i = 0; i < res.npieces; i++) {
+            if (res.pieces[i].kind != PL_PIECE_TEXT)
+                continue;
+            s->pieces++;
+            s->cfg->events->text(s->cfg->owner, s->req, res.pieces[i].text, res.pieces[i].len);
+        }
         break;
     case PL_STREAM_DONE: {
         void *req = s->req;
         s->req = NULL;
         s->state = PL_HTTP_FINISHED;
+        res.end.vendor_request_id = s->request_id[0] ? s->request_id : NULL;
         s->cfg->events->done(s->cfg->owner, req, &res);
         break;
     }
@@ -248,7 +254,7 @@ static pl_http_stream *stream_new(CURLM *multi, pl_http_config *cfg)
     s->multi = multi;
     s->cfg = cfg;
     pl_sse_init(&s->sse, cfg->max_event_bytes);
-    pl_stream_state_init(&s->decoder, cfg->dialect);
+    pl_stream_state_init(&s->decoder, cfg->dialect, cfg->max_event_bytes);
     s->easy = curl_easy_init();
     s->headers = s->easy ? fixed_headers(cfg) : NULL;
     if (!s->easy || !s->headers) {

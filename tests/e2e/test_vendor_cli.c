@@ -153,7 +153,7 @@ static void test_openai_sdk_base_url(void **state)
     assert_int_equal(hs.requests_chat, 1);
     char *body = pl_refserver_http_received(pl_refserver_http_of(srv), 0);
     assert_non_null(body);
-    assert_non_null(strstr(body, "\"max_tokens\":77"));
+    assert_non_null(strstr(body, "\"max_completion_tokens\":77"));
     free(body);
     pl_refserver_stop(srv);
 }

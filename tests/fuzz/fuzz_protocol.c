@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json.h>
+
 #include "protocol.h"
 #include "utf8.h"
 
@@ -61,8 +63,25 @@ static void check_decoded(const pl_server_msg *m)
         CHECK(id_valid(m->id));
     if (m->session)
         CHECK(pl_proto_session_valid(m->session, strlen(m->session)));
-    if (m->type == PL_SMSG_TEXT)
+    if (m->type == PL_SMSG_TEXT) {
         check_text(m->content, m->content_len);
+        /* a piece: the same text, and what its kind promises */
+        CHECK(m->piece.text == m->content && m->piece.len == m->content_len);
+        CHECK(m->piece.kind >= PL_PIECE_TEXT && m->piece.kind <= PL_PIECE_TOOL_USE);
+        check_cstr(m->piece.signature);
+        CHECK(m->piece.kind == PL_PIECE_THINKING || !m->piece.signature);
+        CHECK((m->piece.kind == PL_PIECE_TOOL_USE) == (m->piece.tool_id && m->piece.tool_name));
+        check_cstr(m->piece.tool_id);
+        check_cstr(m->piece.tool_name);
+        if (m->piece.kind == PL_PIECE_TOOL_USE) {
+            /* the input: one JSON object, compact (no blank outside strings) */
+            json_object *input = json_tokener_parse(m->content);
+            CHECK(input && json_object_is_type(input, json_type_object));
+            json_object_put(input);
+            CHECK(m->content_len >= 2 && m->content[0] == '{');
+        }
+    }
+    check_cstr(m->stop_sequence);
     if (m->type == PL_SMSG_ERROR) {
         check_cstr(m->code_str);
         CHECK(m->code >= PL_SERR_INVALID_REQUEST && m->code <= PL_SERR_OTHER);

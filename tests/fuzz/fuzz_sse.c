@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json.h>
+
 #include "dialect.h"
 #include "sse.h"
+#include "utf8.h"
 
 #define CHECK(cond)                                                          \
     do {                                                                     \
@@ -26,6 +29,53 @@ typedef struct transcript {
     pl_stream_state st;
 } transcript;
 
+static void put_cstr(pl_buf *b, const char *s)
+{
+    CHECK(pl_buf_append(b, "|", 1) == 0);
+    if (s) {
+        CHECK(pl_utf8_valid(s, strlen(s)));
+        CHECK(pl_buf_append_str(b, s) == 0);
+    }
+}
+
+/* A result, all of it, after the checks of what dialect.h and reply.h
+ * promise: pieces of valid UTF-8, a tool call's input one JSON object. */
+static void render(pl_buf *b, const pl_stream_result *res)
+{
+    CHECK(res->kind >= PL_STREAM_NONE && res->kind <= PL_STREAM_ERROR);
+    CHECK((res->kind == PL_STREAM_PIECE) == (res->npieces > 0));
+    for (size_t i = 0; i < res->npieces; i++) {
+        const pl_piece *p = &res->pieces[i];
+        char head[32];
+        snprintf(head, sizeof(head), "|%d:%u:", (int)p->kind, p->block);
+        CHECK(pl_buf_append_str(b, head) == 0);
+        CHECK(p->text != NULL && pl_utf8_valid(p->text, p->len));
+        CHECK(pl_buf_append(b, p->text, p->len) == 0);
+        put_cstr(b, p->signature);
+        put_cstr(b, p->tool_id);
+        put_cstr(b, p->tool_name);
+        CHECK((p->kind == PL_PIECE_TOOL_USE) == (p->tool_id != NULL && p->tool_name != NULL));
+        if (p->kind == PL_PIECE_TOOL_USE) {
+            json_object *input = json_tokener_parse(p->text);
+            CHECK(input && json_object_is_type(input, json_type_object));
+            json_object_put(input);
+        }
+    }
+    if (res->kind == PL_STREAM_DONE) {
+        char tokens[128];
+        CHECK(res->end.stop_reason != NULL);
+        put_cstr(b, res->end.stop_reason);
+        put_cstr(b, res->end.stop_sequence);
+        put_cstr(b, res->end.message_id);
+        snprintf(tokens, sizeof(tokens), "|%llu|%llu|%llu|%llu",
+                 (unsigned long long)res->end.input_tokens,
+                 (unsigned long long)res->end.output_tokens,
+                 (unsigned long long)res->end.cache_creation_tokens,
+                 (unsigned long long)res->end.cache_read_tokens);
+        CHECK(pl_buf_append_str(b, tokens) == 0);
+    }
+}
+
 static int on_event(void *userdata, const pl_sse_event *ev)
 {
     transcript *t = userdata;
@@ -37,8 +87,10 @@ static int on_event(void *userdata, const pl_sse_event *ev)
     char err[128];
     int rc = pl_dialect_event(&t->st, ev, &res, err, sizeof(err));
     CHECK(pl_buf_append(&t->text, rc == 0 ? "|ok" : "|bad", rc == 0 ? 3 : 4) == 0);
-    if (rc == 0 && res.kind == PL_STREAM_TEXT)
-        CHECK(pl_buf_append(&t->text, res.text, res.text_len) == 0);
+    if (rc == 0) {
+        CHECK(res.arrived);
+        render(&t->text, &res);
+    }
     CHECK(pl_buf_append(&t->text, "\n", 1) == 0);
     return 0;
 }
@@ -46,7 +98,8 @@ static int on_event(void *userdata, const pl_sse_event *ev)
 static int run(const uint8_t *data, size_t len, pl_dialect d, size_t chunk, pl_buf *out)
 {
     transcript t = {.text = PL_BUF_INIT};
-    pl_stream_state_init(&t.st, d);
+    /* A small bound on tool inputs, for the fuzzer to cross it. */
+    pl_stream_state_init(&t.st, d, 256);
     pl_sse_parser p;
     pl_sse_init(&p, 4096);
     int rc = 0;

@@ -135,9 +135,9 @@ static void test_encode_message_all_fields(void **state)
 {
     (void)state;
     const pl_history_turn hist[] = {
-        {false, "hello", 5, false},
-        {true, "[turn 1] hello", 14, false},
-        {false, "again", 5, false},
+        {.content = "hello", .content_len = 5},
+        {.assistant = true, .content = "[turn 1] hello", .content_len = 14},
+        {.content = "again", .content_len = 5},
     };
     pl_message_req req = base_req;
     req.history = hist;
@@ -187,7 +187,8 @@ static void test_encode_escaping(void **state)
 {
     (void)state;
     const size_t n = sizeof(tricky) - 1;
-    const pl_history_turn hist[] = {{false, tricky, n, false}, {true, tricky, n, false}};
+    const pl_history_turn hist[] = {{.content = tricky, .content_len = n},
+                                     {.assistant = true, .content = tricky, .content_len = n}};
     pl_message_req req = base_req;
     req.content = tricky;
     req.content_len = n;
@@ -217,7 +218,7 @@ static void test_encode_escaping(void **state)
 static void test_encode_optional_fields_omitted(void **state)
 {
     (void)state;
-    const pl_history_turn hist[] = {{false, "x", 1, false}};
+    const pl_history_turn hist[] = {{.content = "x", .content_len = 1}};
     pl_message_req req = base_req;
     req.history = hist; /* a pointer with nhistory 0: still omitted */
     req.nhistory = 0;
@@ -289,7 +290,7 @@ static void test_encode_cancel(void **state)
 
 static void check_resume_from(uint32_t resume_from)
 {
-    const pl_history_turn hist[] = {{false, "a}", 2, false}};
+    const pl_history_turn hist[] = {{.content = "a}", .content_len = 2}};
     pl_message_req req = base_req;
     req.history = hist;
     req.nhistory = 1;
@@ -432,6 +433,157 @@ static void test_decode_hello_full(void **state)
     assert_string_equal(m.server, "refserver/0.1.0");
     assert_false(m.has_id);
     assert_string_equal(err, "");
+}
+
+/* ---- Section 9: blocks, thinking, tool calls ---- */
+
+static void test_decode_hello_features(void **state)
+{
+    pl_server_msg m;
+    char err[256];
+    assert_int_equal(DECODE(*state, "{\"type\":\"hello\",\"protocol\":\"parley.v1\","
+                            "\"features\":[\"later\",\"blocks\"]}", &m, err), 0);
+    assert_true(m.feature_blocks);
+    assert_int_equal(DECODE(*state, "{\"type\":\"hello\",\"protocol\":\"parley.v1\","
+                            "\"features\":[\"blocksx\"]}", &m, err), 0);
+    assert_false(m.feature_blocks);
+    assert_int_equal(DECODE(*state, "{\"type\":\"hello\",\"protocol\":\"parley.v1\","
+                            "\"features\":null}", &m, err), 0);
+    assert_false(m.feature_blocks);
+    assert_int_equal(DECODE(*state, "{\"type\":\"hello\",\"protocol\":\"parley.v1\","
+                            "\"features\":\"blocks\"}", &m, err), -1);
+    assert_string_equal(err, "hello message: field \"features\" must be an array of strings");
+    assert_int_equal(DECODE(*state, "{\"type\":\"hello\",\"protocol\":\"parley.v1\","
+                            "\"features\":[\"blocks\",1]}", &m, err), -1);
+    assert_string_equal(err, "hello message: field \"features\" must be an array of strings");
+}
+
+static void test_decode_text_block(void **state)
+{
+    pl_server_msg m;
+    char err[256];
+    assert_int_equal(DECODE(*state, "{\"type\":\"text\",\"id\":\"7\",\"seq\":4,\"block\":1,"
+                            "\"content\":\"x\"}", &m, err), 0);
+    assert_int_equal(m.type, PL_SMSG_TEXT);
+    assert_int_equal(m.piece.kind, PL_PIECE_TEXT);
+    assert_int_equal(m.piece.block, 1);
+    assert_int_equal(m.seq, 4);
+    assert_string_equal(m.piece.text, "x");
+    assert_int_equal(m.piece.len, 1);
+    assert_null(m.piece.signature);
+    assert_null(m.piece.tool_id);
+    /* Servers of section 4 alone send no block: 0. */
+    assert_int_equal(DECODE(*state, "{\"type\":\"text\",\"id\":\"7\",\"seq\":4,"
+                            "\"content\":\"x\"}", &m, err), 0);
+    assert_int_equal(m.piece.block, 0);
+    assert_int_equal(DECODE(*state, "{\"type\":\"text\",\"id\":\"7\",\"seq\":4,\"block\":-1,"
+                            "\"content\":\"x\"}", &m, err), -1);
+    assert_string_equal(err, "text message: field \"block\" must be a non-negative integer");
+    assert_true(m.has_id && m.id == 7);
+}
+
+static void test_decode_thinking(void **state)
+{
+    pl_server_msg m;
+    char err[256];
+    assert_int_equal(DECODE(*state, "{\"type\":\"thinking\",\"id\":\"7\",\"session\":\"s\","
+                            "\"seq\":0,\"block\":0,\"content\":\"thinking about: hi\"}", &m, err), 0);
+    assert_int_equal(m.type, PL_SMSG_TEXT);
+    assert_int_equal(m.piece.kind, PL_PIECE_THINKING);
+    assert_string_equal(m.piece.text, "thinking about: hi");
+    assert_null(m.piece.signature);
+    assert_string_equal(m.session, "s");
+    assert_int_equal(DECODE(*state, "{\"type\":\"thinking\",\"id\":\"7\",\"seq\":1,\"block\":0,"
+                            "\"content\":\"\",\"signature\":\"echo-sig-1\"}", &m, err), 0);
+    assert_int_equal(m.piece.len, 0);
+    assert_string_equal(m.piece.signature, "echo-sig-1");
+    assert_int_equal(m.seq, 1);
+    assert_int_equal(DECODE(*state, "{\"type\":\"thinking\",\"id\":\"7\",\"seq\":1,"
+                            "\"content\":\"x\"}", &m, err), -1);
+    assert_string_equal(err, "thinking message: field \"block\" is missing");
+    assert_int_equal(DECODE(*state, "{\"type\":\"thinking\",\"id\":\"7\",\"seq\":1,\"block\":0,"
+                            "\"content\":\"x\",\"signature\":5}", &m, err), -1);
+    assert_string_equal(err, "thinking message: field \"signature\" must be a string");
+}
+
+/* The input is handed out as the compact text the server wrote: key order,
+ * escapes and number spellings kept (json-c would clamp the big integer
+ * and re-spell 1.50e+3), blanks outside strings removed. */
+static void test_decode_tool_use(void **state)
+{
+    pl_server_msg m;
+    char err[256];
+    assert_int_equal(DECODE(*state, "{\"type\":\"tool_use\",\"id\":\"7\",\"session\":\"s\","
+                            "\"seq\":2,\"block\":1,\"tool_id\":\"toolu_echo_1\",\"name\":"
+                            "\"get_weather\",\"input\": { \"z\" : \"Par is\\u00e9\", \"a\":"
+                            "[1, 1.50e+3, 123456789012345678901234], \"n\":{} } }", &m, err), 0);
+    assert_int_equal(m.type, PL_SMSG_TEXT);
+    assert_int_equal(m.piece.kind, PL_PIECE_TOOL_USE);
+    assert_int_equal(m.piece.block, 1);
+    assert_int_equal(m.seq, 2);
+    assert_string_equal(m.piece.tool_id, "toolu_echo_1");
+    assert_string_equal(m.piece.tool_name, "get_weather");
+    static const char want[] =
+        "{\"z\":\"Par is\\u00e9\",\"a\":[1,1.50e+3,123456789012345678901234],\"n\":{}}";
+    assert_int_equal(m.piece.len, sizeof(want) - 1);
+    assert_string_equal(m.piece.text, want);
+    assert_true(m.content == m.piece.text);
+    /* The last of two inputs, as json-c keeps. */
+    assert_int_equal(DECODE(*state, "{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"block\":1,"
+                            "\"tool_id\":\"t\",\"name\":\"n\",\"input\":{\"a\":1},"
+                            "\"input\":{\"b\":2}}", &m, err), 0);
+    assert_string_equal(m.piece.text, "{\"b\":2}");
+}
+
+static void test_decode_tool_use_malformed(void **state)
+{
+    static const struct {
+        const char *msg, *err;
+    } cases[] = {
+        {"{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"block\":1,\"tool_id\":\"t\",\"name\":\"n\","
+         "\"input\":[1]}", "tool_use message: field \"input\" must be an object"},
+        {"{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"block\":1,\"tool_id\":\"t\",\"name\":\"n\","
+         "\"input\":\"{}\"}", "tool_use message: field \"input\" must be an object"},
+        {"{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"block\":1,\"tool_id\":\"t\",\"name\":\"n\"}",
+         "tool_use message: field \"input\" is missing"},
+        {"{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"block\":1,\"name\":\"n\",\"input\":{}}",
+         "tool_use message: field \"tool_id\" is missing"},
+        {"{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"block\":1,\"tool_id\":\"t\",\"input\":{}}",
+         "tool_use message: field \"name\" is missing"},
+        {"{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"tool_id\":\"t\",\"name\":\"n\",\"input\":{}}",
+         "tool_use message: field \"block\" is missing"},
+        {"{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"block\":1,\"tool_id\":\"t\",\"name\":\"n\","
+         "\"input\":{\"a\":\"\\ud800\"}}",
+         "tool_use message: a string holds an unpaired UTF-16 surrogate escape"},
+        {"{\"type\":\"tool_use\",\"id\":\"7\",\"seq\":2,\"block\":1,\"tool_id\":\"t\",\"name\":\"n\","
+         "\"input\":{\"a\":\"\xC3\"}}", "tool_use message: field \"input\" is not valid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pl_server_msg m;
+        char err[256];
+        assert_int_equal(decode_exact(*state, cases[i].msg, strlen(cases[i].msg), &m, err,
+                                      sizeof(err)), -1);
+        assert_string_equal(err, cases[i].err);
+        assert_true(m.has_id && m.id == 7); /* the request can be failed */
+        assert_null(m.piece.text);
+    }
+}
+
+static void test_decode_done_stop_sequence(void **state)
+{
+    pl_server_msg m;
+    char err[256];
+    assert_int_equal(DECODE(*state, "{\"type\":\"done\",\"id\":\"7\",\"stop_reason\":"
+                            "\"stop_sequence\",\"stop_sequence\":\"END\",\"seq_end\":3}", &m, err), 0);
+    assert_string_equal(m.stop_reason, "stop_sequence");
+    assert_string_equal(m.stop_sequence, "END");
+    assert_int_equal(DECODE(*state, "{\"type\":\"done\",\"id\":\"7\",\"stop_reason\":"
+                            "\"tool_use\",\"seq_end\":3,\"stop_sequence\":null}", &m, err), 0);
+    assert_string_equal(m.stop_reason, "tool_use");
+    assert_null(m.stop_sequence);
+    assert_int_equal(DECODE(*state, "{\"type\":\"done\",\"id\":\"7\",\"stop_reason\":"
+                            "\"stop_sequence\",\"stop_sequence\":1,\"seq_end\":3}", &m, err), -1);
+    assert_string_equal(err, "done message: field \"stop_sequence\" must be a string");
 }
 
 static void check_hello_defaults(const pl_server_msg *m)
@@ -1278,6 +1430,12 @@ static const char *const fast_path_messages[] = {
     "\"seq\":2,\"content\":\"y\",\"usage\":{\"extra\":{\"input_tokens\":3}}}",
     "{\"type\":\"ack\",\"id\":\"8\",\"list\":[1,\"x\",null,{\"id\":\"9\",\"l\":[]},[]],"
     "\"o\":{\"p\":{\"q\":{\"r\":{}}}}}",
+    "{\"type\":\"text\",\"id\":\"5\",\"session\":\"s\",\"seq\":3,\"block\":2,\"content\":\"ab\"}",
+    "{\"type\":\"thinking\",\"id\":\"5\",\"seq\":0,\"block\":0,\"content\":\"hm\"}",
+    "{\"type\":\"thinking\",\"id\":\"5\",\"seq\":1,\"block\":0,\"content\":\"\","
+    "\"signature\":\"echo-sig-1\"}",
+    "{\"type\":\"done\",\"id\":\"5\",\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"END\","
+    "\"seq_end\":2}",
 };
 
 static int fast(pl_buf *strings, const char *s, pl_server_msg *m)
@@ -1313,6 +1471,9 @@ static void test_fast_path_declines(void **state)
         "[]",
         "{\"type\":\"hello\",\"protocol\":\"parley.v1\"}",
         "{\"type\":\"error\",\"code\":\"internal\"}",
+        "{\"type\":\"tool_use\",\"id\":\"1\",\"seq\":0,\"block\":0,\"tool_id\":\"t\","
+        "\"name\":\"n\",\"input\":{}}",
+        "{\"type\":\"thinking\",\"id\":\"1\",\"seq\":0,\"content\":\"x\"}",
         "{\"type\":\"mystery\",\"id\":\"1\"}",
         "{\"id\":\"1\",\"seq\":0,\"content\":\"x\"}",
         "{\"type\":\"text\",\"id\":\"1\",\"seq\":0,\"content\":\"x\",\"flag\":true}",
@@ -1377,6 +1538,16 @@ static void assert_same_msg(const pl_server_msg *a, const pl_server_msg *b)
     assert_true(a->output_tokens == b->output_tokens);
     assert_true(a->retry_after_ms == b->retry_after_ms);
     assert_true(a->max_message_bytes == b->max_message_bytes);
+    assert_int_equal(a->piece.kind, b->piece.kind);
+    assert_int_equal(a->piece.block, b->piece.block);
+    assert_true(a->piece.text == a->content && b->piece.text == b->content);
+    assert_int_equal(a->piece.len, b->piece.len);
+    assert_int_equal(a->piece.signature == NULL, b->piece.signature == NULL);
+    if (a->piece.signature)
+        assert_string_equal(a->piece.signature, b->piece.signature);
+    assert_int_equal(a->stop_sequence == NULL, b->stop_sequence == NULL);
+    if (a->stop_sequence)
+        assert_string_equal(a->stop_sequence, b->stop_sequence);
 }
 
 /*
@@ -1440,6 +1611,12 @@ int main(void)
         DEC_TEST(test_decode_hello_limits),
         DEC_TEST(test_decode_ack),
         DEC_TEST(test_decode_text_full),
+        DEC_TEST(test_decode_hello_features),
+        DEC_TEST(test_decode_text_block),
+        DEC_TEST(test_decode_thinking),
+        DEC_TEST(test_decode_tool_use),
+        DEC_TEST(test_decode_tool_use_malformed),
+        DEC_TEST(test_decode_done_stop_sequence),
         DEC_TEST(test_decode_text_optional_absent_and_null),
         DEC_TEST(test_decode_text_embedded_nul),
         DEC_TEST(test_decode_done_full),
