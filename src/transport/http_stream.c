@@ -71,7 +71,7 @@ static int64_t parse_ms(const char *v, size_t len, int64_t scale)
     double x = strtod(tmp, &end);
     if (*end || !(x >= 0))
         return -1; /* an HTTP date is possible in retry-after: not honoured */
-    /* The I/O thread caps what it obeys (io.c, route_retry_later); here
+    /* The I/O thread caps what it obeys (route_policy.c, route_retry_later); here
      * only the conversion is kept in range. */
     double ms = x * (double)scale;
     return ms >= (double)INT64_MAX ? INT64_MAX : (int64_t)ms;

@@ -3,8 +3,8 @@
  * thread's multi handle: HTTP/2 multiplexed over TLS where the server offers
  * it (CURLOPT_PIPEWAIT lets streams share a connection), HTTP/1.1 keep-alive
  * otherwise. The response is read as server-sent events and mapped by the
- * dialect to pieces, done and errors, which go back to the I/O thread's
- * routes through the pl_io_http_* calls below.
+ * dialect to pieces, done and errors, which go to the stream's owner (the
+ * HTTP transport, http_transport.c) through pl_http_events.
  */
 #ifndef PL_HTTP_STREAM_H
 #define PL_HTTP_STREAM_H
@@ -20,7 +20,7 @@
 #include "failure.h"
 #include "sse.h"
 
-/* What a request's stream reports to the stream's owner (the I/O thread),
+/* What a request's stream reports to the stream's owner (the transport),
  * which http_stream does not know: `req` is the owner's record, given to
  * pl_http_start(). done and failed detach the stream from it. They run
  * inside curl callbacks or pl_http_finish(). */
