@@ -32,6 +32,9 @@ typedef struct pl_http_events {
      * id. */
     void (*failed)(void *owner, void *req, const pl_failure *f, const char *msg,
                    int64_t retry_after_ms);
+    /* The request goes out on the connection pl_http_conn_id() names now
+     * (first, or again on another); it went out on `before` (-1: none). */
+    void (*connected)(void *owner, void *req, curl_off_t before);
 } pl_http_events;
 
 typedef struct pl_http_config {
@@ -80,6 +83,7 @@ typedef struct pl_http_stream {
     pl_stream_state decoder;
     pl_buf error_body;          /* a non-200 answer's body, bounded */
     int64_t last_rx_ms;         /* the last header or body bytes; 0: none yet */
+    curl_off_t conn_id;         /* libcurl's CURLINFO_CONN_ID when sent; -1: not yet */
 } pl_http_stream;
 
 /* Build the configuration for the endpoint as pl_conf_finalize() completed
@@ -114,9 +118,10 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc);
  * once (the stream kept or freed); inside, it stops at the next callback. */
 void pl_http_release(pl_http_stream *s);
 
-/* The id of the connection the transfer uses (libcurl's CURLINFO_CONN_ID),
- * or -1 before it has one: streams that share an HTTP/2 connection share it. */
-curl_off_t pl_http_conn_id(pl_http_stream *s);
+/* The id of the connection the transfer went out on (libcurl's
+ * CURLINFO_CONN_ID, taken when the request is sent), or -1 before: streams
+ * that share an HTTP/2 connection share it. */
+curl_off_t pl_http_conn_id(const pl_http_stream *s);
 
 /* The stream's connection is dead: once its last transfer is released it is
  * closed, not kept for reuse, so that no retry is handed it back. */

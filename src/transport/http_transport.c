@@ -12,12 +12,21 @@
 #include "http_stream.h"
 #include "transport.h"
 
+/* The requests whose streams went out on one connection: a stall asks
+ * them, and a dead connection sends them all again. */
+typedef struct conn_group {
+    curl_off_t conn_id;
+    pl_tx_list reqs;
+    struct conn_group *next;    /* hash chain */
+} conn_group;
+
 typedef struct http_transport {
     pl_transport base;
     pl_tx_conf conf;
     const pl_tx_events *ev;
     pl_http_config http;
-    pl_tx_list attached;        /* every request with a stream */
+    conn_group **groups;        /* by connection id; a power of two */
+    size_t ngroup_buckets, ngroups;
     uint64_t status[6];         /* answers by status / 100; [0]: none */
     uint64_t http2_answers;
 } http_transport;
@@ -29,12 +38,83 @@ static http_transport *http_of(pl_transport *t)
 
 static const pl_failure start_failure = {.kind = PL_FAIL_START, .err = PARLEY_ERR_CONNECT};
 
+/* ---- requests by connection ------------------------------------------------ */
+
+static conn_group **group_slot(const http_transport *h, curl_off_t conn_id)
+{
+    size_t b = (size_t)(((uint64_t)conn_id * 0x9E3779B97F4A7C15ull) >> 32) &
+               (h->ngroup_buckets - 1);
+    return &h->groups[b];
+}
+
+static conn_group *group_find(const http_transport *h, curl_off_t conn_id)
+{
+    for (conn_group *g = *group_slot(h, conn_id); g; g = g->next)
+        if (g->conn_id == conn_id)
+            return g;
+    return NULL;
+}
+
+static void groups_grow(http_transport *h)
+{
+    conn_group **old = h->groups;
+    size_t n = h->ngroup_buckets;
+    h->ngroup_buckets *= 2;
+    h->groups = pl_xcalloc(h->ngroup_buckets, sizeof(*h->groups));
+    for (size_t i = 0; i < n; i++) {
+        conn_group *g = old[i];
+        while (g) {
+            conn_group *next = g->next;
+            conn_group **slot = group_slot(h, g->conn_id);
+            g->next = *slot;
+            *slot = g;
+            g = next;
+        }
+    }
+    free(old);
+}
+
+static void group_join(http_transport *h, pl_tx_req *q, curl_off_t conn_id)
+{
+    conn_group *g = group_find(h, conn_id);
+    if (!g) {
+        if (h->ngroups >= h->ngroup_buckets)
+            groups_grow(h);
+        g = pl_xcalloc(1, sizeof(*g));
+        g->conn_id = conn_id;
+        conn_group **slot = group_slot(h, conn_id);
+        g->next = *slot;
+        *slot = g;
+        h->ngroups++;
+    }
+    pl_tx_list_add(&g->reqs, q);
+}
+
+/* The group goes with its last request. */
+static void group_leave(http_transport *h, pl_tx_req *q, curl_off_t conn_id)
+{
+    conn_group **link = group_slot(h, conn_id);
+    while (*link && (*link)->conn_id != conn_id)
+        link = &(*link)->next;
+    conn_group *g = *link;
+    if (!g)
+        return;
+    pl_tx_list_remove(&g->reqs, q);
+    if (g->reqs.head)
+        return;
+    *link = g->next;
+    free(g);
+    h->ngroups--;
+}
+
 /* The stream finishes on its own: the request only leaves it. */
 static void unlink_request(http_transport *h, pl_tx_req *q)
 {
-    if (!q->on)
+    pl_http_stream *s = q->on;
+    if (!s)
         return;
-    pl_tx_list_remove(&h->attached, q);
+    if (pl_http_conn_id(s) >= 0)
+        group_leave(h, q, pl_http_conn_id(s));
     q->on = NULL;
 }
 
@@ -69,9 +149,19 @@ static void stream_failed(void *owner, void *req, const pl_failure *f, const cha
     h->ev->failed(h->ev->ctx, q, f, msg, retry_after_ms);
 }
 
+static void stream_connected(void *owner, void *req, curl_off_t before)
+{
+    http_transport *h = owner;
+    pl_tx_req *q = req;
+    if (before >= 0)
+        group_leave(h, q, before);
+    group_join(h, q, pl_http_conn_id(q->on));
+}
+
 static const pl_http_events stream_events = {.text = stream_text,
                                              .done = stream_done,
-                                             .failed = stream_failed};
+                                             .failed = stream_failed,
+                                             .connected = stream_connected};
 
 /* ---- requests ------------------------------------------------------------ */
 
@@ -86,8 +176,7 @@ static pl_tx_start http_start(pl_transport *t, pl_tx_req *q, const void *avoid, 
         *f = start_failure;
         return PL_TX_FAILED;
     }
-    q->on = s;
-    pl_tx_list_add(&h->attached, q);
+    q->on = s; /* its connection group once it goes out (stream_connected) */
     return PL_TX_PLACED;
 }
 
@@ -132,13 +221,13 @@ static bool http_trial(pl_transport *t, pl_tx_req *q, int64_t now, const char *m
     http_transport *h = http_of(t);
     pl_http_stream *s = q->on;
     curl_off_t conn_id = pl_http_conn_id(s);
+    conn_group *g = conn_id >= 0 ? group_find(h, conn_id) : NULL;
     unsigned silent_witnesses = 0;
     bool alive = false;
-    for (pl_tx_req *w = h->attached.head; conn_id >= 0 && w; w = w->next) {
-        pl_http_stream *ws = w->on;
-        if (w == q || pl_http_conn_id(ws) != conn_id)
+    for (pl_tx_req *w = g ? g->reqs.head : NULL; w; w = w->next) {
+        if (w == q)
             continue;
-        if (ws->last_rx_ms > now - h->conf.stall_timeout_ms)
+        if (((pl_http_stream *)w->on)->last_rx_ms > now - h->conf.stall_timeout_ms)
             alive = true;
         else
             silent_witnesses++;
@@ -161,12 +250,10 @@ static bool http_trial(pl_transport *t, pl_tx_req *q, int64_t now, const char *m
            silent_witnesses + 1, silent_witnesses ? "s" : "", h->conf.stall_timeout_ms);
     /* Every request on the dead connection leaves it, the connection is
      * closed behind the last one, and those that had received no piece
-     * start again (the others cannot resume over HTTP). */
-    pl_tx_req *next;
-    for (pl_tx_req *w = h->attached.head; w; w = next) {
-        next = w->next;
-        if (pl_http_conn_id(w->on) != conn_id)
-            continue;
+     * start again (the others cannot resume over HTTP). The group goes
+     * with its last request. */
+    while ((g = group_find(h, conn_id))) {
+        pl_tx_req *w = g->reqs.head;
         pl_http_condemn_conn(w->on);
         char why[200];
         snprintf(why, sizeof(why), "the connection went silent after %u piece%s; HTTP "
@@ -175,6 +262,8 @@ static bool http_trial(pl_transport *t, pl_tx_req *q, int64_t now, const char *m
         pl_failure lost = {.kind = PL_FAIL_LOST, .err = PARLEY_ERR_CONNECTION_LOST,
                            .started = w->next_seq > 0};
         h->ev->lost(h->ev->ctx, w, &lost, why, PL_BLAME_CONN);
+        if (w->on) /* the engine always detaches; never loop on it */
+            http_detach(t, w);
     }
     return false;
 }
@@ -252,6 +341,13 @@ static void http_destroy(pl_transport *t)
 {
     http_transport *h = http_of(t);
     pl_http_config_free(&h->http);
+    for (size_t i = 0; i < h->ngroup_buckets; i++) /* none left after shutdown */
+        while (h->groups[i]) {
+            conn_group *g = h->groups[i];
+            h->groups[i] = g->next;
+            free(g);
+        }
+    free(h->groups);
     free(h);
 }
 
@@ -281,8 +377,11 @@ pl_transport *pl_http_transport_new(const pl_tx_conf *conf, char *err, size_t er
     h->base.ops = &http_ops;
     h->conf = *conf;
     h->ev = conf->ev;
+    h->ngroup_buckets = 64;
+    h->groups = pl_xcalloc(h->ngroup_buckets, sizeof(*h->groups));
     if (pl_http_config_init(&h->http, conf->endpoint, (pl_dialect)conf->dialect) != 0) {
         snprintf(err, err_size, "out of memory configuring the HTTP dialect");
+        free(h->groups);
         free(h);
         return NULL;
     }
