@@ -21,6 +21,8 @@ typedef struct pl_ws_pool {
     pl_tx_list *on_conn;        /* the requests on each connection, by index */
     pl_decoder *decoder;
     int64_t heartbeat_ms;
+    bool tending;               /* in the tick's pass over the connections */
+    bool placed_while_tending;  /* a request was queued during it */
     uint64_t server_errors[PL_SERR_OTHER + 1]; /* error messages by code */
 } pl_ws_pool;
 

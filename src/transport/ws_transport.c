@@ -240,6 +240,7 @@ static pl_tx_start ws_start(pl_transport *t, pl_tx_req *q, const void *avoid, in
     pl_tx_list_add(pl_ws_pool_requests(p, conn), q);
     conn->inflight++;
     queue_request(conn, q);
+    p->placed_while_tending |= p->tending;
     return PL_TX_PLACED;
 }
 
@@ -435,18 +436,19 @@ static int64_t ws_tick(pl_transport *t, int64_t now, struct curl_waitfd *fds, un
 {
     pl_ws_pool *p = pool_of(t);
     int64_t due = POLL_MAX_MS;
+    p->tending = true;
+    p->placed_while_tending = false;
     for (unsigned i = 0; i < p->nconns; i++) {
         int64_t left = tend_conn(p, &p->conns[i], now, fds, nfds);
         if (left < due)
             due = left;
     }
+    p->tending = false;
     /* A request placed while tending (a stalled one moved elsewhere) may
-     * wait on a connection tended before: the loop comes back at once. */
-    for (unsigned i = 0; i < p->nconns; i++)
-        if (p->conns[i].inflight && p->conns[i].state == PL_WS_IDLE &&
-            !conn_in_backoff(&p->conns[i], now))
-            due = 0;
-    return due;
+     * wait on a connection tended before, to be opened or flushed, and has
+     * a stall timer the loop did not know of: the loop comes back at once
+     * rather than after its longest sleep. */
+    return p->placed_while_tending ? 0 : due;
 }
 
 static unsigned ws_max_waitfds(const pl_transport *t)
