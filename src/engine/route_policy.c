@@ -69,7 +69,8 @@ static void route_end_cancelled(pl_router *rt, pl_route *r)
 {
     pl_route_remove(&rt->routes, r->tx.id);
     route_detach(rt, r);
-    rt->sink.done(r->owner, r->tx.id, "cancelled", 0, r->tx.next_seq);
+    pl_reply_end end = {.stop_reason = "cancelled", .output_tokens = r->tx.next_seq};
+    rt->sink.done(r->owner, r->tx.id, &end);
     route_free(rt, r);
 }
 
@@ -207,10 +208,22 @@ static void route_abandon(pl_router *rt, pl_route *r, parley_err_t err, const ch
     route_fail(rt, r, err, msg);
 }
 
+/* The server said something about r: it is at work on it, and the stall
+ * clock restarts. No attempt is given back: a server that acks every
+ * repeat but never streams must still run out of them. */
+static void heard_from(pl_router *rt, pl_route *r)
+{
+    r->progress_ms = rt->clock();
+    if (r->stalled) {
+        r->stalled = false;
+        route_arm(rt, r); /* its stall timer, which the trial had left unset */
+    }
+}
+
+/* The reply moves on (a piece, the first ack). */
 static void progress(pl_router *rt, pl_route *r)
 {
-    r->stalled = false;
-    r->progress_ms = rt->clock();
+    heard_from(rt, r);
     r->attempts = 1; /* this send is working: retries count afresh */
 }
 
@@ -287,25 +300,35 @@ static void ev_acked(void *ctx, pl_tx_req *q)
     if (!r->ever_acked) {
         r->ever_acked = true;
         progress(ctx, r);
+    } else {
+        heard_from(ctx, r);
     }
 }
 
+static void ev_alive(void *ctx, pl_tx_req *q)
+{
+    heard_from(ctx, ROUTE_OF(q));
+}
+
 static void ev_piece(void *ctx, pl_tx_req *q, uint32_t seq, const char *session,
-                     const char *text, size_t len)
+                     const pl_piece *piece)
 {
     pl_router *rt = ctx;
     pl_route *r = ROUTE_OF(q);
-    if (seq < q->next_seq)
-        return; /* a piece already delivered */
+    if (seq < q->next_seq) {
+        heard_from(rt, r); /* a piece already delivered: a repeat catching up */
+        return;
+    }
     if (!session_matches(rt, r, session))
         return;
     if (seq > q->next_seq) {
+        heard_from(rt, r);
         repeat_for_gap(rt, r);
         return;
     }
-    if (!reply_within_bound(rt, r, len))
+    if (!reply_within_bound(rt, r, piece->len))
         return;
-    rt->sink.text(r->owner, q->id, seq, text, len);
+    rt->sink.piece(r->owner, q->id, seq, piece);
     q->next_seq++;
     progress(rt, r);
 }
@@ -317,12 +340,13 @@ static void ev_done(void *ctx, pl_tx_req *q, const pl_tx_done *d)
     if (!session_matches(rt, r, d->session))
         return;
     if (d->seq_end != PL_TX_SEQ_NONE && d->seq_end > q->next_seq) {
+        heard_from(rt, r);
         repeat_for_gap(rt, r);
         return;
     }
     pl_route_remove(&rt->routes, q->id);
     route_detach(rt, r);
-    rt->sink.done(r->owner, q->id, d->stop_reason, d->input_tokens, d->output_tokens);
+    rt->sink.done(r->owner, q->id, &d->end);
     route_free(rt, r);
 }
 
@@ -516,6 +540,7 @@ void pl_router_init(pl_router *rt, const pl_policy_conf *conf, const pl_io_sink 
         .on_wire = ev_on_wire,
         .acked = ev_acked,
         .piece = ev_piece,
+        .alive = ev_alive,
         .done = ev_done,
         .failed = ev_failed,
         .lost = ev_lost,

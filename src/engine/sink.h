@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "parley.h"
+#include "reply.h"
 #include "transport.h"
 
 /* What the I/O thread contributes to the statistics: its requests and the
@@ -25,9 +26,10 @@ typedef struct pl_io_stats_view {
 /* Every call is made on the I/O thread; each request ends with exactly one
  * of error or done, then one release. */
 typedef struct pl_io_sink {
-    void (*text)(void *owner, uint64_t id, uint32_t seq, const char *text, size_t len);
-    void (*done)(void *owner, uint64_t id, const char *stop_reason, uint64_t input_tokens,
-                 uint64_t output_tokens);
+    /* Piece `seq` of request id's reply, and how the reply ended: the
+     * shapes of reply.h, carried unchanged from the decoders. */
+    void (*piece)(void *owner, uint64_t id, uint32_t seq, const pl_piece *piece);
+    void (*done)(void *owner, uint64_t id, const pl_reply_end *end);
     void (*error)(void *owner, uint64_t id, parley_err_t err, const char *message);
     void (*release)(void *owner); /* the request's reference on its owner */
     /* A statistics document is due (statistics.interval.ms). */

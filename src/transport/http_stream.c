@@ -141,6 +141,7 @@ static int on_event(void *userdata, const pl_sse_event *ev)
     }
     switch (res.kind) {
     case PL_STREAM_NONE:
+        s->cfg->events->alive(s->cfg->owner, s->req);
         break;
     case PL_STREAM_TEXT:
         s->pieces++;

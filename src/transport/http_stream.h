@@ -26,6 +26,9 @@
  * inside curl callbacks or pl_http_finish(). */
 typedef struct pl_http_events {
     void (*text)(void *owner, void *req, const char *text, size_t len);
+    /* Any other event the dialect accepted (a ping, a block's start): the
+     * server is at work on the request. */
+    void (*alive)(void *owner, void *req);
     void (*done)(void *owner, void *req, const pl_stream_result *res);
     /* What failed (the engine decides about a retry, after retry_after_ms
      * when >= 0); msg already names the HTTP status and the vendor's request

@@ -125,7 +125,14 @@ static void stream_text(void *owner, void *req, const char *text, size_t len)
     http_transport *h = owner;
     pl_tx_req *q = req;
     h->ev->long_read(h->ev->ctx);
-    h->ev->piece(h->ev->ctx, q, q->next_seq, NULL, text, len);
+    pl_piece piece = {.kind = PL_PIECE_TEXT, .text = text, .len = len};
+    h->ev->piece(h->ev->ctx, q, q->next_seq, NULL, &piece);
+}
+
+static void stream_alive(void *owner, void *req)
+{
+    http_transport *h = owner;
+    h->ev->alive(h->ev->ctx, req);
 }
 
 static void stream_done(void *owner, void *req, const pl_stream_result *res)
@@ -134,9 +141,9 @@ static void stream_done(void *owner, void *req, const pl_stream_result *res)
     pl_tx_req *q = req;
     unlink_request(h, q);
     pl_tx_done d = {.seq_end = PL_TX_SEQ_NONE,
-                    .stop_reason = res->stop_reason,
-                    .input_tokens = res->input_tokens,
-                    .output_tokens = res->output_tokens};
+                    .end = {.stop_reason = res->stop_reason,
+                            .input_tokens = res->input_tokens,
+                            .output_tokens = res->output_tokens}};
     h->ev->done(h->ev->ctx, q, &d);
 }
 
@@ -161,6 +168,7 @@ static void stream_connected(void *owner, void *req, curl_off_t before)
 static const pl_http_events stream_events = {.text = stream_text,
                                              .done = stream_done,
                                              .failed = stream_failed,
+                                             .alive = stream_alive,
                                              .connected = stream_connected};
 
 /* ---- requests ------------------------------------------------------------ */

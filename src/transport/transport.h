@@ -25,6 +25,7 @@
 #include "failure.h"
 #include "json_writer.h"
 #include "log.h"
+#include "reply.h"
 
 /* The part of the engine's record of a request that a transport reads and
  * writes. The engine embeds it in its route. */
@@ -81,8 +82,7 @@ typedef enum pl_blame {
 typedef struct pl_tx_done {
     uint32_t seq_end;          /* pieces the server sent; PL_TX_SEQ_NONE: not said */
     const char *session;       /* the session the server names; NULL: none */
-    const char *stop_reason;
-    uint64_t input_tokens, output_tokens;
+    pl_reply_end end;
 } pl_tx_done;
 
 #define PL_TX_SEQ_NONE UINT32_MAX
@@ -98,7 +98,11 @@ typedef struct pl_tx_events {
     void (*acked)(void *ctx, pl_tx_req *q);
     /* Piece `seq` of the reply; session: the one the server names, or NULL. */
     void (*piece)(void *ctx, pl_tx_req *q, uint32_t seq, const char *session,
-                  const char *text, size_t len);
+                  const pl_piece *piece);
+    /* Any other well-formed message about q (an SSE ping, an event or a
+     * message type that carries nothing for the caller yet): the server is
+     * at work on it, so it is not stalled. */
+    void (*alive)(void *ctx, pl_tx_req *q);
     void (*done)(void *ctx, pl_tx_req *q, const pl_tx_done *d);
     /* The request failed (the engine decides about another try, after
      * retry_after_ms when >= 0); msg says why. */

@@ -102,8 +102,10 @@ static void on_ack(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
 static void on_text(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
 {
     pl_tx_req *q = request_for(p, conn, m->has_id, m->id);
-    if (q)
-        p->ev->piece(p->ev->ctx, q, m->seq, m->session, m->content, m->content_len);
+    if (!q)
+        return;
+    pl_piece piece = {.kind = PL_PIECE_TEXT, .text = m->content, .len = m->content_len};
+    p->ev->piece(p->ev->ctx, q, m->seq, m->session, &piece);
 }
 
 static bool stop_reason_valid(const char *reason)
@@ -127,9 +129,9 @@ static void on_done(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
     }
     pl_tx_done d = {.seq_end = m->has_seq_end ? m->seq_end : PL_TX_SEQ_NONE,
                     .session = m->session,
-                    .stop_reason = m->stop_reason,
-                    .input_tokens = m->input_tokens,
-                    .output_tokens = m->output_tokens};
+                    .end = {.stop_reason = m->stop_reason,
+                            .input_tokens = m->input_tokens,
+                            .output_tokens = m->output_tokens}};
     p->ev->done(p->ev->ctx, q, &d);
 }
 
@@ -174,6 +176,15 @@ static void on_oversized(void *owner, pl_ws_conn *conn, const char *start, size_
     conn_doom(conn, &conn_oversized,
               "the server sent a message over max.message.bytes; connection closed (1009)",
               1009);
+}
+
+/* A message about a request that moves nothing on: it shows the server at
+ * work on the request all the same. */
+static void heard_about(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
+{
+    pl_tx_req *q = request_for(p, conn, m->has_id, m->id);
+    if (q)
+        p->ev->alive(p->ev->ctx, q);
 }
 
 /* A parley.v1 JSON message, as received or once inflated. */
@@ -221,6 +232,13 @@ static void on_text_message(pl_ws_pool *p, pl_ws_conn *conn, const char *data, s
         PL_COUNTER_ADD(p->conf.counters, unknown_messages, 1);
         pl_log(p->conf.log, PARLEY_LOG_DEBUG, "proto",
                "connection %u: ignored a message of unknown type", conn->index);
+        /* Its request, named near the start, is not stalled ("thinking"
+         * for minutes, say): the decoder does not read its fields. */
+        m.has_id = pl_proto_peek_id(data, len < 256 ? len : 256, &m.id) == 0;
+        heard_about(p, conn, &m);
+        break;
+    default: /* a type the requests need nothing from yet */
+        heard_about(p, conn, &m);
         break;
     }
 }

@@ -124,19 +124,18 @@ typedef struct outcome {
 
 static outcome out;
 
-static void sink_text(void *owner, uint64_t id, uint32_t seq, const char *text, size_t len)
+static void sink_piece(void *owner, uint64_t id, uint32_t seq, const pl_piece *piece)
 {
-    (void)owner, (void)id, (void)seq, (void)text, (void)len;
+    (void)owner, (void)id, (void)seq, (void)piece;
     out.pieces++;
 }
 
-static void sink_done(void *owner, uint64_t id, const char *stop_reason, uint64_t in,
-                      uint64_t out_tokens)
+static void sink_done(void *owner, uint64_t id, const pl_reply_end *end)
 {
-    (void)owner, (void)id, (void)in;
+    (void)owner, (void)id;
     out.dones++;
-    snprintf(out.stop_reason, sizeof(out.stop_reason), "%s", stop_reason);
-    out.output_tokens = out_tokens;
+    snprintf(out.stop_reason, sizeof(out.stop_reason), "%s", end->stop_reason);
+    out.output_tokens = end->output_tokens;
 }
 
 static void sink_error(void *owner, uint64_t id, parley_err_t err, const char *message)
@@ -153,7 +152,7 @@ static void sink_release(void *owner)
     out.releases++;
 }
 
-static const pl_io_sink sink = {.text = sink_text, .done = sink_done, .error = sink_error,
+static const pl_io_sink sink = {.piece = sink_piece, .done = sink_done, .error = sink_error,
                                 .release = sink_release};
 
 /* ---- the fixture ------------------------------------------------------------ */
@@ -226,13 +225,14 @@ static void fail_with(uint64_t id, pl_fail_kind kind, parley_err_t err, int64_t 
 
 static void piece(uint64_t id, uint32_t seq, const char *session, const char *text)
 {
-    fx.ev->piece(fx.ev->ctx, request(id), seq, session, text, strlen(text));
+    pl_piece p = {.kind = PL_PIECE_TEXT, .text = text, .len = strlen(text)};
+    fx.ev->piece(fx.ev->ctx, request(id), seq, session, &p);
 }
 
 static void done(uint64_t id, uint32_t seq_end, const char *session, const char *reason)
 {
-    pl_tx_done d = {.seq_end = seq_end, .session = session, .stop_reason = reason,
-                    .output_tokens = 7};
+    pl_tx_done d = {.seq_end = seq_end, .session = session,
+                    .end = {.stop_reason = reason, .output_tokens = 7}};
     fx.ev->done(fx.ev->ctx, request(id), &d);
 }
 
@@ -378,6 +378,7 @@ static void test_stall_acquitted(void **state)
     conf.retry_max_attempts = 2;
     setup_with(&conf, &native_ops);
     send_request(1);
+    fx.ev->acked(fx.ev->ctx, request(1));
     const void *first = request(1)->on;
     advance(999);
     assert_int_equal(fx.tx.trials, 0);
@@ -390,7 +391,9 @@ static void test_stall_acquitted(void **state)
     assert_int_equal(fx.tx.starts, 2);
     assert_ptr_equal(fx.tx.last_avoid, first);
     assert_ptr_not_equal(request(1)->on, first);
-    /* The second send stalls too: acquitted again, the budget is spent. */
+    /* The second send is acked and stalls too: acquitted again, the budget
+     * is spent (an ack of a repeat gives no attempt back). */
+    fx.ev->acked(fx.ev->ctx, request(1));
     advance(1000);
     assert_int_equal(fx.tx.trials, 2);
     fx.ev->acquitted(fx.ev->ctx, request(1), request(1)->on, fake_now);
@@ -434,9 +437,10 @@ static void test_stall_dead_is_free(void **state)
     teardown_router();
 }
 
-/* Progress (a piece, the first ack) restarts the stall clock; later acks
- * do not. */
-static void test_progress_moves_stall(void **state)
+/* Anything well-formed the server says about a request restarts its stall
+ * clock: an ack, a piece, any other message (a long thinking phase, SSE
+ * pings), a piece repeated or out of order. */
+static void test_heard_from_moves_stall(void **state)
 {
     (void)state;
     pl_policy_conf conf = default_conf();
@@ -447,11 +451,25 @@ static void test_progress_moves_stall(void **state)
     fx.ev->acked(fx.ev->ctx, request(1));
     advance(900);
     piece(1, 0, NULL, "a");
+    for (int i = 0; i < 100; i++) { /* thinking for 90 s */
+        advance(900);
+        fx.ev->alive(fx.ev->ctx, request(1));
+    }
     advance(900);
+    fx.ev->acked(fx.ev->ctx, request(1)); /* an ack of a repeat */
+    advance(900);
+    piece(1, 0, NULL, "a"); /* a repeat catching up */
+    advance(999);
     assert_int_equal(fx.tx.trials, 0);
-    fx.ev->acked(fx.ev->ctx, request(1)); /* not the first: no progress */
-    advance(100);
+    advance(1);
     assert_int_equal(fx.tx.trials, 1);
+    /* Heard from while on trial: not stalled, and watched again. */
+    fx.ev->alive(fx.ev->ctx, request(1));
+    advance(999);
+    assert_int_equal(fx.tx.trials, 1);
+    advance(1);
+    assert_int_equal(fx.tx.trials, 2);
+    assert_int_equal(out.errors, 0);
     teardown_router();
 }
 
@@ -724,7 +742,7 @@ int main(void)
         cmocka_unit_test(test_deadline_cancels_at_server),
         cmocka_unit_test(test_stall_acquitted),
         cmocka_unit_test(test_stall_dead_is_free),
-        cmocka_unit_test(test_progress_moves_stall),
+        cmocka_unit_test(test_heard_from_moves_stall),
         cmocka_unit_test(test_http_no_resume_after_pieces),
         cmocka_unit_test(test_gap_repeats),
         cmocka_unit_test(test_reply_bound),
