@@ -360,7 +360,6 @@ static void http_destroy(pl_transport *t)
 }
 
 static const pl_transport_ops http_ops = {
-    .name = "http",
     .can_resume = false,
     .logs_connections = false,
     .start = http_start,

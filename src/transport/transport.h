@@ -159,7 +159,6 @@ typedef enum pl_tx_start {
 typedef struct pl_transport pl_transport;
 
 typedef struct pl_transport_ops {
-    const char *name;
     /* A reply cut short resumes from the pieces delivered (native); HTTP
      * streaming APIs cannot resume, so a started reply is not repeated. */
     bool can_resume;

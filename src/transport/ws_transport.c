@@ -543,7 +543,6 @@ static void ws_destroy(pl_transport *t)
 }
 
 static const pl_transport_ops ws_ops = {
-    .name = "native",
     .can_resume = true,
     .logs_connections = true,
     .start = ws_start,

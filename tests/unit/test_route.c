@@ -101,13 +101,13 @@ static bool fake_trial(pl_transport *t, pl_tx_req *q, int64_t now, const char *m
 }
 
 static const pl_transport_ops native_ops = {
-    .name = "fake-native", .can_resume = true, .logs_connections = true,
+    .can_resume = true, .logs_connections = true,
     .start = fake_start, .resend = fake_resend, .cancel = fake_cancel,
     .detach = fake_detach, .sent = fake_sent, .trial = fake_trial,
 };
 
 static const pl_transport_ops http_ops = {
-    .name = "fake-http", .can_resume = false, .logs_connections = false,
+    .can_resume = false, .logs_connections = false,
     .start = fake_start, .resend = fake_resend, .cancel = fake_cancel,
     .detach = fake_detach, .sent = fake_sent, .trial = fake_trial,
 };
