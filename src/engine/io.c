@@ -182,8 +182,8 @@ static void drain_submissions(pl_io *io)
 
 /* ---- the loop ----------------------------------------------------------- */
 
-/* Every finished transfer is the transport's (CURLOPT_PRIVATE names its
- * connection or stream). */
+/* Every transfer of the multi handle is the one transport's: its
+ * CURLOPT_PRIVATE names the transport's connection or stream. */
 static void handle_finished_transfers(pl_io *io)
 {
     CURLMsg *msg;

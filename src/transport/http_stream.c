@@ -262,7 +262,6 @@ static void stream_destroy(pl_http_stream *s)
 static pl_http_stream *stream_new(CURLM *multi, pl_http_config *cfg)
 {
     pl_http_stream *s = pl_xcalloc(1, sizeof(*s));
-    s->kind = PL_EASY_HTTP;
     s->multi = multi;
     s->cfg = cfg;
     pl_sse_init(&s->sse, cfg->max_event_bytes);

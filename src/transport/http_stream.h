@@ -65,7 +65,6 @@ typedef enum pl_http_state {
 } pl_http_state;
 
 typedef struct pl_http_stream {
-    pl_easy_kind kind;          /* PL_EASY_HTTP: first, for CURLOPT_PRIVATE */
     CURLM *multi;
     pl_http_config *cfg;        /* takes the stream back when it is done */
     struct pl_http_stream *next_idle;

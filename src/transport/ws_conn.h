@@ -77,7 +77,6 @@ typedef struct pl_ws_tap {
 } pl_ws_tap;
 
 struct pl_ws_conn {
-    pl_easy_kind kind;      /* PL_EASY_WS: first, for CURLOPT_PRIVATE */
     CURLM *multi;           /* the owner's, which runs the transfers */
     const pl_ws_conn_events *events;
     void *owner;            /* passed to events */
