@@ -423,10 +423,15 @@ void pl_session_unref(pl_session *s)
 
 /* ---- posting from other threads ---------------------------------------- */
 
-static void post_text(void *owner, uint64_t id, uint32_t seq, const char *text,
-                      size_t len)
+/* Text pieces reach the caller; the other kinds wait for the sessions to
+ * keep them (issue 14). */
+static void post_piece(void *owner, uint64_t id, uint32_t seq, const pl_piece *piece)
 {
+    if (piece->kind != PL_PIECE_TEXT)
+        return;
     pl_session *s = owner;
+    const char *text = piece->text;
+    size_t len = piece->len;
     text_msg *m = pl_xmalloc(sizeof(*m) + len + 1);
     m->base.kind = MSG_TEXT;
     m->id = id;
@@ -437,17 +442,16 @@ static void post_text(void *owner, uint64_t id, uint32_t seq, const char *text,
     pl_actor_post(&s->actor, &m->base);
 }
 
-static void post_done(void *owner, uint64_t id, const char *stop_reason,
-                      uint64_t input_tokens, uint64_t output_tokens)
+static void post_done(void *owner, uint64_t id, const pl_reply_end *end)
 {
     pl_session *s = owner;
     done_msg *m = pl_xcalloc(1, sizeof(*m));
     m->base.kind = MSG_DONE;
     m->id = id;
-    m->input_tokens = input_tokens;
-    m->output_tokens = output_tokens;
+    m->input_tokens = end->input_tokens;
+    m->output_tokens = end->output_tokens;
     snprintf(m->stop_reason, sizeof(m->stop_reason), "%s",
-             stop_reason ? stop_reason : "end_turn");
+             end->stop_reason ? end->stop_reason : "end_turn");
     pl_actor_post(&s->actor, &m->base);
 }
 
@@ -472,7 +476,7 @@ static void release_owner(void *owner)
 }
 
 const pl_io_sink pl_session_sink = {
-    .text = post_text,
+    .piece = post_piece,
     .done = post_done,
     .error = post_error,
     .release = release_owner,
