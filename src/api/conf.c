@@ -238,8 +238,9 @@ static const pl_prop pl_props[] = {
      NULL},
     {"stall.timeout.ms", PL_PROP_INT, PL_OFF(stall_timeout_ms), 0, 3600000,
      "30000",
-     "A request with no ack, text or done for this long is resumed on "
-     "another connection; 0: off",
+     "A request the server says nothing about for this long (no message "
+     "naming it; over HTTP, no event of its stream, pings included) is "
+     "resumed on another connection; 0: off",
      NULL},
     {"stall.ping.timeout.ms", PL_PROP_INT, PL_OFF(stall_ping_timeout_ms), 1,
      600000, "3000",

@@ -10,11 +10,11 @@
 #include "actor.h"
 #include "alloc.h"
 #include "client.h"
-#include "compress.h"
+#include "clock.h"
 #include "histogram.h"
 #include "json_writer.h"
 #include "pool.h"
-#include "ws_conn.h"
+#include "transport.h"
 
 struct pl_stats_sink {
     pl_actor actor;
@@ -93,62 +93,13 @@ static void write_histogram(pl_json_writer *w, const char *key, pl_histogram *h)
     pl_jw_end_object(w);
 }
 
-/* sent / (sent + saved): 1.0000 when compression saved nothing. */
-static void write_ratio(pl_json_writer *w, const char *key, uint64_t sent, uint64_t saved)
-{
-    uint64_t original = sent + saved;
-    pl_jw_fixed(w, key, original ? sent * 10000 / original : 10000, 4);
-}
-
-static const char *compression_name(int alg)
-{
-    return alg == PL_COMPRESS_ZSTD ? "zstd" : alg == PL_COMPRESS_GZIP ? "gzip" : "none";
-}
-
-static void write_connection(pl_json_writer *w, const pl_ws_conn *c, int64_t now)
-{
-    static const char *const states[] = {"idle", "connecting", "open"};
-    uint64_t queued_frames, queued_bytes;
-    pl_ws_conn_queued(c, &queued_frames, &queued_bytes);
-    pl_jw_object(w, NULL);
-    pl_jw_u64(w, "index", c->index);
-    pl_jw_str(w, "state", states[c->state]);
-    pl_jw_i64(w, "open_ms", c->stats.open_since_ms ? now - c->stats.open_since_ms : 0);
-    pl_jw_str(w, "compression", c->state == PL_WS_OPEN ? compression_name(c->compression) : "none");
-    pl_jw_bool(w, "dictionary", c->state == PL_WS_OPEN && c->dict_agreed);
-    pl_jw_u64(w, "inflight", c->inflight);
-    pl_jw_u64(w, "send_queue_frames", queued_frames);
-    pl_jw_u64(w, "send_queue_bytes", queued_bytes);
-    pl_jw_u64(w, "frames_sent", c->stats.frames_sent);
-    pl_jw_u64(w, "frames_received", c->stats.frames_received);
-    pl_jw_u64(w, "bytes_sent", c->stats.bytes_sent);
-    pl_jw_u64(w, "bytes_received", c->stats.bytes_received);
-    write_ratio(w, "compression_ratio", c->stats.bytes_sent, c->stats.bytes_saved);
-    pl_jw_u64(w, "opens", c->stats.opens);
-    pl_jw_u64(w, "failures", c->failures > 0 ? (uint64_t)c->failures : 0);
-    pl_jw_i64(w, "rtt_ms", c->stats.rtt_ms);
-    pl_jw_end_object(w);
-}
-
 static void write_dialect(pl_json_writer *w, const parley_client_t *c,
                           const pl_io_stats_view *v)
 {
     static const char *const names[] = {"native", "anthropic", "openai"};
     pl_jw_object(w, "dialects");
     pl_jw_object(w, names[c->conf->dialect]);
-    if (c->conf->dialect == PL_DIALECT_NATIVE) {
-        pl_jw_object(w, "server_errors");
-        for (int code = PL_SERR_INVALID_REQUEST; code <= PL_SERR_OTHER; code++)
-            pl_jw_u64(w, pl_proto_server_err_name((pl_server_err)code), v->server_errors[code]);
-        pl_jw_end_object(w);
-    } else {
-        static const char *const classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-        pl_jw_object(w, "responses");
-        for (int i = 0; i < 6; i++)
-            pl_jw_u64(w, classes[i], v->http_status[i]);
-        pl_jw_end_object(w);
-        pl_jw_u64(w, "http2_responses", v->http2_answers);
-    }
+    v->transport->ops->write_dialect(v->transport, w);
     pl_jw_end_object(w);
     pl_jw_end_object(w);
 }
@@ -206,15 +157,14 @@ static void write_document(pl_json_writer *w, parley_client_t *c, const pl_io_st
 
     pl_jw_object(w, "compression");
     write_counters(w, k, "compression");
-    write_ratio(w, "ratio_sent", load(&k->bytes_sent), load(&k->bytes_compression_saved));
+    pl_jw_ratio(w, "ratio_sent", load(&k->bytes_sent), load(&k->bytes_compression_saved));
     pl_jw_end_object(w);
 
     write_histogram(w, "latency_ms", &c->latency);
     write_histogram(w, "ttft_ms", &c->ttft);
 
     pl_jw_array(w, "connections");
-    for (unsigned i = 0; i < v->nconns; i++)
-        write_connection(w, &v->conns[i], now);
+    v->transport->ops->write_connections(v->transport, w, now);
     pl_jw_end_array(w);
 
     write_dialect(w, c, v);

@@ -3,7 +3,7 @@
  * it, for every path (native WebSocket, Anthropic, OpenAI). Pure: no clock,
  * no I/O, so tests/unit/test_classify.c holds every rule. What a retry then
  * costs (attempts, backoff, the deadline, which connection to avoid) is the
- * I/O thread's policy (io.c), not a property of the failure.
+ * engine's policy (route_policy.c), not a property of the failure.
  */
 #ifndef PL_CLASSIFY_H
 #define PL_CLASSIFY_H

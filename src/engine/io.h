@@ -1,8 +1,9 @@
 /*
- * The I/O thread: owns the curl multi handle and every connection. Session
- * actors hand it requests through a lock-free queue (mpsc.h) and wake it with
- * curl_multi_wakeup(); it routes what the server sends back to the sessions
- * by request id.
+ * The I/O thread: owns the curl multi handle, the transport (transport.h)
+ * and the requests in flight (route_policy.h). Session actors hand it
+ * requests through a lock-free queue (mpsc.h) and wake it with
+ * curl_multi_wakeup(); what the server sends back goes to the sessions
+ * through the sink (sink.h).
  */
 #ifndef PL_IO_H
 #define PL_IO_H
@@ -19,6 +20,7 @@
 #include "mpsc.h"
 #include "parley.h"
 #include "pool.h"
+#include "sink.h"
 
 typedef struct pl_io pl_io;
 
@@ -39,35 +41,6 @@ typedef struct pl_io_request {
     char *headers;             /* SEND: extra HTTP header lines ('\n'-joined); NULL: none */
     bool needs_blocks;         /* SEND: native: only for a server with `blocks` */
 } pl_io_request;
-
-struct pl_ws_conn;
-
-/* What the I/O thread contributes to the statistics: its connections,
- * requests and the dialect's answers by kind. Valid only during the sink's
- * stats call. */
-typedef struct pl_io_stats_view {
-    const struct pl_ws_conn *conns; /* native dialect; NULL for HTTP */
-    unsigned nconns;
-    size_t routes;           /* requests the I/O thread holds */
-    size_t routes_waiting;   /* of which waiting to be sent again */
-    size_t timers;           /* pending timers: at most one per route */
-    const uint64_t *server_errors; /* native: error messages by pl_server_err */
-    const uint64_t *http_status;   /* HTTP: answers by status / 100; [0]: none */
-    uint64_t http2_answers;
-} pl_io_stats_view;
-
-/* Where results go, upward: the I/O thread knows a request's owner (its
- * session) only as a pointer. Every call is made on the I/O thread; each
- * SEND ends with exactly one of error or done, then one release. */
-typedef struct pl_io_sink {
-    void (*piece)(void *owner, uint64_t id, uint32_t seq, const pl_piece *piece);
-    void (*done)(void *owner, uint64_t id, const pl_reply_end *end);
-    void (*error)(void *owner, uint64_t id, parley_err_t err, const char *message);
-    void (*release)(void *owner); /* the SEND's reference on its owner */
-    /* A statistics document is due (statistics.interval.ms). */
-    void (*stats)(void *stats_ctx, const pl_io_stats_view *view);
-    void *stats_ctx;
-} pl_io_sink;
 
 /* What the I/O thread reads of the client: the settings (each one is the
  * property of the same name, docs/configuration.md), taken once when the

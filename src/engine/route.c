@@ -33,7 +33,7 @@ static void grow(pl_route_table *t)
         pl_route *r = t->buckets[i];
         while (r) {
             pl_route *next = r->next;
-            size_t b = bucket_of(&bigger, r->id);
+            size_t b = bucket_of(&bigger, r->tx.id);
             r->next = bigger.buckets[b];
             bigger.buckets[b] = r;
             r = next;
@@ -47,7 +47,7 @@ void pl_route_insert(pl_route_table *t, pl_route *r)
 {
     if (t->count >= t->nbuckets)
         grow(t);
-    size_t b = bucket_of(t, r->id);
+    size_t b = bucket_of(t, r->tx.id);
     r->next = t->buckets[b];
     t->buckets[b] = r;
     t->count++;
@@ -56,7 +56,7 @@ void pl_route_insert(pl_route_table *t, pl_route *r)
 pl_route *pl_route_find(const pl_route_table *t, uint64_t id)
 {
     for (pl_route *r = t->buckets[bucket_of(t, id)]; r; r = r->next)
-        if (r->id == id)
+        if (r->tx.id == id)
             return r;
     return NULL;
 }
@@ -66,7 +66,7 @@ pl_route *pl_route_remove(pl_route_table *t, uint64_t id)
     pl_route **link = &t->buckets[bucket_of(t, id)];
     for (; *link; link = &(*link)->next) {
         pl_route *r = *link;
-        if (r->id == id) {
+        if (r->tx.id == id) {
             *link = r->next;
             r->next = NULL;
             t->count--;

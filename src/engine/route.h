@@ -11,23 +11,17 @@
 
 #include "parley.h"
 #include "timer_heap.h"
-
-struct pl_ws_conn;
-struct pl_http_stream;
+#include "transport.h"
 
 typedef struct pl_route {
-    uint64_t id;
+    /* Its id, its encoded message (the route's, freed with it), the pieces
+     * delivered so far and where the transport carries it. */
+    pl_tx_req tx;
     void *owner;               /* its session, holding a reference (pl_io_sink) */
     const char *owner_id;      /* the session's id, as long as owner */
-    char *frame;               /* the encoded message, for repeats */
-    size_t frame_len;
-    struct pl_ws_conn *conn;   /* native: the connection it was last sent on */
-    struct pl_http_stream *http; /* HTTP dialects: the request under way */
-    uint32_t next_seq;         /* pieces delivered so far */
     uint32_t repeat_from;      /* a gap repeat asked from here; UINT32_MAX: none */
     unsigned gap_repeats;      /* repeats asked because of gaps, in all */
     uint64_t reply_bytes;      /* text delivered, against reply.max.bytes */
-    bool acked;                /* by the server, on the current send */
     bool ever_acked;           /* on any send */
     bool waiting;              /* on no connection until retry_at_ms */
     bool cancelling;           /* the caller cancelled it */
@@ -38,7 +32,7 @@ typedef struct pl_route {
     int64_t retry_at_ms;
     int64_t deadline_ms;       /* 0: none */
     int64_t progress_ms;       /* the last ack or piece, or the last send */
-    pl_timer timer;            /* its deadline, retry or stall check (io.c) */
+    pl_timer timer;            /* its deadline, retry or stall check (route_policy.c) */
     struct pl_route *next;     /* hash chain */
 } pl_route;
 

@@ -14,9 +14,6 @@
 #include "failure.h"
 #include "parley.h"
 
-/* The first member of what CURLOPT_PRIVATE points to, to tell them apart. */
-typedef enum pl_easy_kind { PL_EASY_WS = 1, PL_EASY_HTTP } pl_easy_kind;
-
 typedef struct pl_easy_opts {
     long connect_timeout_ms;
     const char *ca_file, *ca_path;   /* NULL: the system's CA bundle */

@@ -71,7 +71,7 @@ static int64_t parse_ms(const char *v, size_t len, int64_t scale)
     double x = strtod(tmp, &end);
     if (*end || !(x >= 0))
         return -1; /* an HTTP date is possible in retry-after: not honoured */
-    /* The I/O thread caps what it obeys (io.c, route_retry_later); here
+    /* The I/O thread caps what it obeys (route_policy.c, route_retry_later); here
      * only the conversion is kept in range. */
     double ms = x * (double)scale;
     return ms >= (double)INT64_MAX ? INT64_MAX : (int64_t)ms;
@@ -141,6 +141,7 @@ static int on_event(void *userdata, const pl_sse_event *ev)
     }
     switch (res.kind) {
     case PL_STREAM_NONE:
+        s->cfg->events->alive(s->cfg->owner, s->req);
         break;
     case PL_STREAM_PIECE:
         /* Text only until the engine carries every kind of piece. */
@@ -200,6 +201,23 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
     return s->state == PL_HTTP_ABANDONED ? 0 : len;
 }
 
+/* The connection is there and the request about to go out on it: which
+ * one it is tells the owner which streams share it (its stall witnesses). */
+static int prereq_cb(void *userdata, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port)
+{
+    (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+    pl_http_stream *s = userdata;
+    curl_off_t id = -1;
+    if (curl_easy_getinfo(s->easy, CURLINFO_CONN_ID, &id) != CURLE_OK || id == s->conn_id)
+        return CURL_PREREQFUNC_OK;
+    curl_off_t before = s->conn_id;
+    s->conn_id = id;
+    if (s->req)
+        s->cfg->events->connected(s->cfg->owner, s->req, before);
+    return CURL_PREREQFUNC_OK;
+}
+
 /* ---- start, finish, release --------------------------------------------- */
 
 /*
@@ -250,7 +268,6 @@ static void stream_destroy(pl_http_stream *s)
 static pl_http_stream *stream_new(CURLM *multi, pl_http_config *cfg)
 {
     pl_http_stream *s = pl_xcalloc(1, sizeof(*s));
-    s->kind = PL_EASY_HTTP;
     s->multi = multi;
     s->cfg = cfg;
     pl_sse_init(&s->sse, cfg->max_event_bytes);
@@ -274,6 +291,8 @@ static pl_http_stream *stream_new(CURLM *multi, pl_http_config *cfg)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, s);
     curl_easy_setopt(e, CURLOPT_PRIVATE, s);
     return s;
 }
@@ -294,6 +313,7 @@ static int stream_begin(pl_http_stream *s, void *req, uint64_t id, const char *b
     s->should_retry = PL_ADVICE_NONE;
     s->request_id[0] = '\0';
     s->last_rx_ms = 0;
+    s->conn_id = -1;
     curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 0L);
     pl_sse_reset(&s->sse);
     pl_stream_state_reset(&s->decoder);
@@ -367,12 +387,9 @@ pl_http_stream *pl_http_start(CURLM *multi, pl_http_config *cfg, void *req, uint
     return s;
 }
 
-curl_off_t pl_http_conn_id(pl_http_stream *s)
+curl_off_t pl_http_conn_id(const pl_http_stream *s)
 {
-    curl_off_t id = -1;
-    if (curl_easy_getinfo(s->easy, CURLINFO_CONN_ID, &id) != CURLE_OK)
-        return -1;
-    return id;
+    return s->conn_id;
 }
 
 void pl_http_condemn_conn(pl_http_stream *s)

@@ -3,8 +3,8 @@
  * thread's multi handle: HTTP/2 multiplexed over TLS where the server offers
  * it (CURLOPT_PIPEWAIT lets streams share a connection), HTTP/1.1 keep-alive
  * otherwise. The response is read as server-sent events and mapped by the
- * dialect to pieces, done and errors, which go back to the I/O thread's
- * routes through the pl_io_http_* calls below.
+ * dialect to pieces, done and errors, which go to the stream's owner (the
+ * HTTP transport, http_transport.c) through pl_http_events.
  */
 #ifndef PL_HTTP_STREAM_H
 #define PL_HTTP_STREAM_H
@@ -20,18 +20,24 @@
 #include "failure.h"
 #include "sse.h"
 
-/* What a request's stream reports to the stream's owner (the I/O thread),
+/* What a request's stream reports to the stream's owner (the transport),
  * which http_stream does not know: `req` is the owner's record, given to
  * pl_http_start(). done and failed detach the stream from it. They run
  * inside curl callbacks or pl_http_finish(). */
 typedef struct pl_http_events {
     void (*text)(void *owner, void *req, const char *text, size_t len);
+    /* Any other event the dialect accepted (a ping, a block's start): the
+     * server is at work on the request. */
+    void (*alive)(void *owner, void *req);
     void (*done)(void *owner, void *req, const pl_stream_result *res);
     /* What failed (the engine decides about a retry, after retry_after_ms
      * when >= 0); msg already names the HTTP status and the vendor's request
      * id. */
     void (*failed)(void *owner, void *req, const pl_failure *f, const char *msg,
                    int64_t retry_after_ms);
+    /* The request goes out on the connection pl_http_conn_id() names now
+     * (first, or again on another); it went out on `before` (-1: none). */
+    void (*connected)(void *owner, void *req, curl_off_t before);
 } pl_http_events;
 
 typedef struct pl_http_config {
@@ -59,7 +65,6 @@ typedef enum pl_http_state {
 } pl_http_state;
 
 typedef struct pl_http_stream {
-    pl_easy_kind kind;          /* PL_EASY_HTTP: first, for CURLOPT_PRIVATE */
     CURLM *multi;
     pl_http_config *cfg;        /* takes the stream back when it is done */
     struct pl_http_stream *next_idle;
@@ -80,6 +85,7 @@ typedef struct pl_http_stream {
     pl_stream_state decoder;
     pl_buf error_body;          /* a non-200 answer's body, bounded */
     int64_t last_rx_ms;         /* the last header or body bytes; 0: none yet */
+    curl_off_t conn_id;         /* libcurl's CURLINFO_CONN_ID when sent; -1: not yet */
 } pl_http_stream;
 
 /* Build the configuration for the endpoint as pl_conf_finalize() completed
@@ -114,9 +120,10 @@ pl_http_outcome pl_http_finish(pl_http_stream *s, CURLcode rc);
  * once (the stream kept or freed); inside, it stops at the next callback. */
 void pl_http_release(pl_http_stream *s);
 
-/* The id of the connection the transfer uses (libcurl's CURLINFO_CONN_ID),
- * or -1 before it has one: streams that share an HTTP/2 connection share it. */
-curl_off_t pl_http_conn_id(pl_http_stream *s);
+/* The id of the connection the transfer went out on (libcurl's
+ * CURLINFO_CONN_ID, taken when the request is sent), or -1 before: streams
+ * that share an HTTP/2 connection share it. */
+curl_off_t pl_http_conn_id(const pl_http_stream *s);
 
 /* The stream's connection is dead: once its last transfer is released it is
  * closed, not kept for reuse, so that no retry is handed it back. */

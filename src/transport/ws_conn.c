@@ -269,7 +269,6 @@ int pl_ws_conn_open(pl_ws_conn *conn, const char *url, const char *api_key,
                     const pl_easy_opts *opts, uint64_t max_message_bytes,
                     bool offer_zstd, bool offer_gzip, bool offer_dict)
 {
-    conn->kind = PL_EASY_WS;
     conn->errbuf[0] = '\0';
     conn->easy = curl_easy_init();
     if (!conn->easy) {

@@ -25,7 +25,7 @@
 
 typedef struct pl_ws_conn pl_ws_conn;
 
-/* What arrives, handed to the connection's owner (the I/O thread), which
+/* What arrives, handed to the connection's owner (the native transport), which
  * ws_conn does not know: it frames, the owner reads. Both run inside a curl
  * callback, where the transfer must not be removed (see doomed). */
 typedef struct pl_ws_conn_events {
@@ -77,7 +77,6 @@ typedef struct pl_ws_tap {
 } pl_ws_tap;
 
 struct pl_ws_conn {
-    pl_easy_kind kind;      /* PL_EASY_WS: first, for CURLOPT_PRIVATE */
     CURLM *multi;           /* the owner's, which runs the transfers */
     const pl_ws_conn_events *events;
     void *owner;            /* passed to events */
@@ -117,14 +116,13 @@ struct pl_ws_conn {
     /* A failure found inside a curl callback, where the transfer cannot be
      * removed: the I/O loop acts on it after curl_multi_perform returns. */
     bool doomed;
-    bool doom_retryable;    /* whether its requests may be sent again */
-    int doom_err;           /* a parley_err_t */
+    pl_failure doom;        /* what it was, for its requests */
     unsigned doom_close_code; /* Close frame to send first, 0 for none */
     char doom_msg[256];
 
     unsigned inflight;      /* requests routed to this connection */
     int failures;           /* losses since it last delivered a piece (text or
-                             * done; an ack does not count): io.c resets it */
+                             * done; an ack does not count): ws_native.c resets it */
     uint64_t delivered;     /* text and done messages: the connection was useful */
     int64_t reconnect_at_ms; /* no new connection before this */
     uint64_t max_message_bytes;

@@ -65,6 +65,12 @@ void pl_jw_i64(pl_json_writer *w, const char *key, int64_t v)
         w->failed = true;
 }
 
+void pl_jw_ratio(pl_json_writer *w, const char *key, uint64_t sent, uint64_t saved)
+{
+    uint64_t original = sent + saved;
+    pl_jw_fixed(w, key, original ? sent * 10000 / original : 10000, 4);
+}
+
 void pl_jw_fixed(pl_json_writer *w, const char *key, uint64_t units, unsigned decimals)
 {
     uint64_t scale = 1;

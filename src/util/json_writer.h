@@ -32,6 +32,9 @@ void pl_jw_i64(pl_json_writer *w, const char *key, int64_t v);
  * point: 1234 with 3 decimals is 1.234. Integer arithmetic, so the output
  * does not depend on the process's locale, as printf's %f would. */
 void pl_jw_fixed(pl_json_writer *w, const char *key, uint64_t units, unsigned decimals);
+/* A compression ratio, sent / (sent + saved) with 4 decimals: 1.0000 when
+ * compression saved nothing. */
+void pl_jw_ratio(pl_json_writer *w, const char *key, uint64_t sent, uint64_t saved);
 void pl_jw_str(pl_json_writer *w, const char *key, const char *s);
 void pl_jw_bool(pl_json_writer *w, const char *key, bool v);
 

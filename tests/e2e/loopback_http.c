@@ -30,6 +30,7 @@ struct loopback_http {
     pthread_t thread;
     loopback_answer_fn *answer;
     void *opaque;
+    int pace_ms;          /* 0: the answer in one write */
     atomic_uint requests;
 };
 
@@ -72,6 +73,21 @@ static void write_all(int fd, const char *data, size_t len)
     }
 }
 
+/* The answer's parts, pace_ms apart; a stop cuts the wait short. */
+static void write_paced(loopback_http *srv, int fd, const char *answer)
+{
+    for (const char *part = answer;;) {
+        const char *end = strchr(part, '\f');
+        write_all(fd, part, end ? (size_t)(end - part) : strlen(part));
+        if (!end)
+            return;
+        struct pollfd p = {.fd = srv->stop_pipe[0], .events = POLLIN};
+        if (poll(&p, 1, srv->pace_ms) != 0)
+            return;
+        part = end + 1;
+    }
+}
+
 static void *serve(void *arg)
 {
     loopback_http *srv = arg;
@@ -87,7 +103,10 @@ static void *serve(void *arg)
         if (read_request(fd, request, REQUEST_MAX)) {
             answer[0] = '\0';
             srv->answer(request, answer, ANSWER_MAX, srv->opaque);
-            write_all(fd, answer, strlen(answer));
+            if (srv->pace_ms > 0)
+                write_paced(srv, fd, answer);
+            else
+                write_all(fd, answer, strlen(answer));
             atomic_fetch_add(&srv->requests, 1);
         }
         close(fd);
@@ -97,12 +116,14 @@ static void *serve(void *arg)
     return NULL;
 }
 
-loopback_http *loopback_http_start(loopback_answer_fn *answer, void *opaque)
+loopback_http *loopback_http_start_paced(loopback_answer_fn *answer, void *opaque,
+                                         int pace_ms)
 {
     loopback_http *srv = calloc(1, sizeof(*srv));
     assert_non_null(srv);
     srv->answer = answer;
     srv->opaque = opaque;
+    srv->pace_ms = pace_ms;
     srv->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(srv->listen_fd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -114,6 +135,11 @@ loopback_http *loopback_http_start(loopback_answer_fn *answer, void *opaque)
     assert_int_equal(pipe(srv->stop_pipe), 0);
     assert_int_equal(pthread_create(&srv->thread, NULL, serve, srv), 0);
     return srv;
+}
+
+loopback_http *loopback_http_start(loopback_answer_fn *answer, void *opaque)
+{
+    return loopback_http_start_paced(answer, opaque, 0);
 }
 
 int loopback_http_port(const loopback_http *srv)

@@ -18,6 +18,11 @@ typedef void loopback_answer_fn(const char *request, char *answer, size_t size,
 
 /* Listening on 127.0.0.1 at a free port; fails the test when it cannot. */
 loopback_http *loopback_http_start(loopback_answer_fn *answer, void *opaque);
+/* The same, writing the answer in parts: each '\f' in it (not written)
+ * separates two parts sent pace_ms apart, as a server that thinks between
+ * events would. */
+loopback_http *loopback_http_start_paced(loopback_answer_fn *answer, void *opaque,
+                                         int pace_ms);
 int loopback_http_port(const loopback_http *srv);
 /* Requests answered so far. */
 unsigned loopback_http_requests(loopback_http *srv);

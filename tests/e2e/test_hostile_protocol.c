@@ -1,10 +1,11 @@
 /*
- * A hostile server against the retry logic (src/engine/io.c): one that acks and
+ * A hostile server against the retry logic (src/engine/route_policy.c): one that acks and
  * drops the connection every time, or acks and sends invalid UTF-8 (close
  * 1007), must not cause a reconnect storm and must exhaust the request's
  * attempts; a retry_after_ms of 2^63-1 must neither overflow nor keep the
  * request past its deadline; a piece naming another session fails its
- * request. Each test failed before its fix.
+ * request; a server that thinks aloud for longer than the stall timeout is
+ * not stalled. Each test failed before its fix.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -179,6 +180,58 @@ static void test_piece_of_another_session_fails_the_request(void **state)
     assert_non_null(strstr(r.err_msg, "belongs to session \"mine\""));
 }
 
+/* Think aloud for 1.5 s before the answer: every 100 ms a message of a type
+ * this client does not decode yet (thinking, tool_use), naming the request. */
+static void long_thinking(hs_conn *c, unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+    char id[32], session[160];
+    hs_send_hello(c, MiB);
+    if (!read_request(c, id, session))
+        return;
+    hs_send_textf(c, "{\"type\":\"ack\",\"id\":\"%s\"}", id);
+    for (int i = 0; i < 15 && !hs_stopping(c); i++) {
+        hs_frame f;
+        if (hs_read_frame(c, 100, &f) < 0) /* the pace, and what the client sends */
+            return;
+        if (i % 2)
+            hs_send_textf(c, "{\"type\":\"thinking\",\"id\":\"%s\",\"block\":0,"
+                          "\"content\":\"considering %d\"}", id, i);
+        else
+            hs_send_textf(c, "{\"type\":\"tool_use\",\"id\":\"%s\",\"block\":1,"
+                          "\"tool_id\":\"t%d\",\"name\":\"lookup\",\"input\":{}}", id, i);
+    }
+    hs_send_textf(c, "{\"type\":\"text\",\"id\":\"%s\",\"seq\":0,\"content\":\"p0\"}", id);
+    hs_send_textf(c, "{\"type\":\"done\",\"id\":\"%s\",\"stop_reason\":\"end_turn\","
+                  "\"seq_end\":1}", id);
+    hs_wait_closed(c, 5000);
+}
+
+/* Any message naming the request shows the server at work on it: five
+ * stall timeouts of thinking are no stall (before, the request was put on
+ * trial after 300 ms and, the Ping unanswered, sent again on a new
+ * connection). */
+static void test_long_thinking_is_not_a_stall(void **state)
+{
+    (void)state;
+    hs_server *srv = hs_start("parley.v1", long_thinking, NULL);
+    parley_client_t *c = fixture_client(hs_port(srv), "connections", "1",
+                                        "stall.timeout.ms", "300",
+                                        "stall.ping.timeout.ms", "200", NULL);
+    parley_session_t *s = parley_session_open(c, "thinker", NULL, 0);
+    uint64_t id;
+    assert_int_equal(parley_send(s, "think first", &id), PARLEY_OK);
+    assert_int_equal(recorder_wait_terminals(1, 15), 1);
+    recorder_entry r = recorder_get(id);
+    parley_client_destroy(c);
+    hs_counts seen = hs_get_counts(srv);
+    hs_stop(srv);
+    assert_int_equal(r.terminal, PARLEY_EVENT_DONE);
+    assert_string_equal(r.text, "p0");
+    assert_int_equal(seen.connections, 1);
+    assert_int_equal(seen.messages, 1); /* the request, never sent again */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +239,7 @@ int main(void)
         cmocka_unit_test_setup(test_invalid_utf8_after_ack_is_no_storm, setup),
         cmocka_unit_test_setup(test_huge_retry_after_ends_the_request_at_once, setup),
         cmocka_unit_test_setup(test_piece_of_another_session_fails_the_request, setup),
+        cmocka_unit_test_setup(test_long_thinking_is_not_a_stall, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

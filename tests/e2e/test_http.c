@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "fixtures.h"
+#include "loopback_http.h"
 #include "parley.h"
 #include "recorder.h"
 #include "refserver.h"
@@ -337,6 +338,54 @@ static void test_broken_and_stalled_streams(void **state)
     }
 }
 
+/* Think for 1.5 s before the answer, an SSE ping every 100 ms (parts
+ * separated by '\f': loopback_http_start_paced). */
+static void answer_after_pings(const char *request, char *answer, size_t size, void *opaque)
+{
+    (void)request, (void)opaque;
+    size_t used = (size_t)snprintf(answer, size,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":"
+        "\"msg_1\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n");
+    for (int i = 0; i < 15; i++)
+        used += (size_t)snprintf(answer + used, size - used,
+                                 "\fevent: ping\ndata: {\"type\":\"ping\"}\n\n");
+    snprintf(answer + used, size - used, "\f"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+        "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"thought it through\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+        "\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+}
+
+/* Every event of the stream shows the server at work: pings for five stall
+ * timeouts before the first piece are no stall (before, the stream was
+ * judged stalled after 300 ms, its connection condemned and the request
+ * sent again). */
+static void test_pings_are_not_a_stall(void **state)
+{
+    (void)state;
+    loopback_http *srv = loopback_http_start_paced(answer_after_pings, NULL, 100);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", loopback_http_port(srv));
+    parley_client_t *c = fixture_client_url(url, "dialect", "anthropic",
+                                            "stall.timeout.ms", "300", NULL);
+    parley_session_t *s = parley_session_open(c, "thinker", NULL, 0);
+    uint64_t id;
+    assert_int_equal(parley_send(s, "think first", &id), PARLEY_OK);
+    assert_int_equal(recorder_wait_terminals(1, 15), 1);
+    recorder_entry r = recorder_get(id);
+    parley_client_destroy(c);
+    unsigned requests = loopback_http_requests(srv);
+    loopback_http_stop(srv);
+    assert_int_equal(r.terminal, PARLEY_EVENT_DONE);
+    assert_string_equal(r.text, "thought it through");
+    assert_int_equal(requests, 1); /* never sent again */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup(test_key_and_model_errors, setup),
         cmocka_unit_test_setup(test_retry_after_and_should_retry, setup),
         cmocka_unit_test_setup(test_broken_and_stalled_streams, setup),
+        cmocka_unit_test_setup(test_pings_are_not_a_stall, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
