@@ -88,7 +88,7 @@ typedef struct done_msg {
     pl_actor_msg base;
     uint64_t id;
     uint64_t input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens;
-    char stop_reason[24];
+    char stop_reason[32]; /* the longest vendor reason is 29 bytes */
     char data[];
 } done_msg;
 

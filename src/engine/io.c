@@ -172,7 +172,7 @@ static void drain_submissions(pl_io *io)
         pl_io_request *req = pl_mpsc_entry(e, pl_io_request, entry);
         if (req->op == PL_IO_SEND)
             pl_router_send(&io->router, req->id, req->owner, req->owner_id, req->frame,
-                           req->frame_len, now);
+                           req->frame_len, req->headers, req->needs_blocks, now);
         else
             pl_router_cancel(&io->router, req->id);
         free(req);

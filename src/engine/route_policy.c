@@ -45,6 +45,7 @@ static void route_free(pl_router *rt, pl_route *r)
     pl_timer_cancel(&rt->timers, &r->timer);
     rt->sink.release(r->owner);
     free((char *)r->tx.frame);
+    free((char *)r->tx.headers);
     free(r);
 }
 
@@ -493,12 +494,15 @@ int64_t pl_router_run_timers(pl_router *rt, int64_t now)
 /* ---- orders from the sessions ------------------------------------------- */
 
 void pl_router_send(pl_router *rt, uint64_t id, void *owner, const char *owner_id,
-                    char *frame, size_t frame_len, int64_t now)
+                    char *frame, size_t frame_len, char *headers, bool needs_blocks,
+                    int64_t now)
 {
     pl_route *r = pl_xcalloc(1, sizeof(*r));
     r->tx.id = id;
     r->tx.frame = frame;
     r->tx.frame_len = frame_len;
+    r->tx.headers = headers;
+    r->tx.needs_blocks = needs_blocks;
     r->repeat_from = UINT32_MAX;
     r->owner = owner; /* the request's reference moves to the route */
     r->owner_id = owner_id;

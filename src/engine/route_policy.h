@@ -60,9 +60,11 @@ void pl_router_init(pl_router *rt, const pl_policy_conf *conf, const pl_io_sink 
 void pl_router_set_transport(pl_router *rt, pl_transport *t);
 const pl_tx_events *pl_router_events(const pl_router *rt);
 
-/* A new request (its owner's reference and the frame move to the router). */
+/* A new request (its owner's reference, the frame and the headers move to
+ * the router). */
 void pl_router_send(pl_router *rt, uint64_t id, void *owner, const char *owner_id,
-                    char *frame, size_t frame_len, int64_t now);
+                    char *frame, size_t frame_len, char *headers, bool needs_blocks,
+                    int64_t now);
 /* The caller cancelled request id (nothing when it finished already). */
 void pl_router_cancel(pl_router *rt, uint64_t id);
 /* Run the due timers; returns ms until the next one, INT64_MAX for none. */

@@ -144,12 +144,11 @@ static int on_event(void *userdata, const pl_sse_event *ev)
         s->cfg->events->alive(s->cfg->owner, s->req);
         break;
     case PL_STREAM_PIECE:
-        /* Text only until the engine carries every kind of piece. */
-        for (size_t i = 0; i < res.npieces; i++) {
-            if (res.pieces[i].kind != PL_PIECE_TEXT)
-                continue;
+        /* An OpenAI chunk may end text and several tool calls at once; a
+         * piece's handler may end the request (the reply bound). */
+        for (size_t i = 0; i < res.npieces && s->req; i++) {
             s->pieces++;
-            s->cfg->events->text(s->cfg->owner, s->req, res.pieces[i].text, res.pieces[i].len);
+            s->cfg->events->piece(s->cfg->owner, s->req, &res.pieces[i]);
         }
         break;
     case PL_STREAM_DONE: {
@@ -300,7 +299,7 @@ static pl_http_stream *stream_new(CURLM *multi, pl_http_config *cfg)
 /* Fresh per-request state, this request's headers and body, and the
  * transfer added to the multi handle. Returns 0 or -1. */
 static int stream_begin(pl_http_stream *s, void *req, uint64_t id, const char *body,
-                        size_t body_len)
+                        size_t body_len, const char *extra_headers)
 {
     s->req = req;
     s->pieces = 0;
@@ -324,6 +323,18 @@ static int stream_begin(pl_http_stream *s, void *req, uint64_t id, const char *b
     s->idempotency = curl_slist_append(NULL, line);
     if (!s->idempotency)
         return -1;
+    /* The caller's extra headers (extra.headers), one per line, checked
+     * when they were set. */
+    for (const char *p = extra_headers; p && *p;) {
+        size_t n = strcspn(p, "\n");
+        char *header = strndup(p, n);
+        struct curl_slist *more = header ? curl_slist_append(s->idempotency, header) : NULL;
+        free(header);
+        if (!more)
+            return -1;
+        s->idempotency = more;
+        p += n + (p[n] == '\n');
+    }
     struct curl_slist *last = s->headers;
     while (last->next)
         last = last->next;
@@ -366,8 +377,8 @@ static void stream_done(pl_http_stream *s)
 }
 
 pl_http_stream *pl_http_start(CURLM *multi, pl_http_config *cfg, void *req, uint64_t id,
-                              const char *body, size_t body_len, char *err,
-                              size_t err_size)
+                              const char *body, size_t body_len, const char *extra_headers,
+                              char *err, size_t err_size)
 {
     pl_http_stream *s = cfg->idle;
     if (s) {
@@ -377,7 +388,7 @@ pl_http_stream *pl_http_start(CURLM *multi, pl_http_config *cfg, void *req, uint
         snprintf(err, err_size, "could not create an HTTP request");
         return NULL;
     }
-    if (stream_begin(s, req, id, body, body_len) != 0) {
+    if (stream_begin(s, req, id, body, body_len, extra_headers) != 0) {
         snprintf(err, err_size, "could not start an HTTP request");
         curl_multi_remove_handle(multi, s->easy); /* harmless when not added */
         drop_idempotency(s);

@@ -25,7 +25,8 @@
  * pl_http_start(). done and failed detach the stream from it. They run
  * inside curl callbacks or pl_http_finish(). */
 typedef struct pl_http_events {
-    void (*text)(void *owner, void *req, const char *text, size_t len);
+    /* A piece of the reply: text, thinking or a whole tool call. */
+    void (*piece)(void *owner, void *req, const pl_piece *piece);
     /* Any other event the dialect accepted (a ping, a block's start): the
      * server is at work on the request. */
     void (*alive)(void *owner, void *req);
@@ -101,8 +102,8 @@ void pl_http_config_free(pl_http_config *cfg);
  * sentence in err when the handle could not be made.
  */
 pl_http_stream *pl_http_start(CURLM *multi, pl_http_config *cfg, void *req, uint64_t id,
-                              const char *body, size_t body_len, char *err,
-                              size_t err_size);
+                              const char *body, size_t body_len, const char *extra_headers,
+                              char *err, size_t err_size);
 
 /* What a finished transfer tells the statistics. */
 typedef struct pl_http_outcome {

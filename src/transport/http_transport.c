@@ -120,13 +120,12 @@ static void unlink_request(http_transport *h, pl_tx_req *q)
 
 /* ---- what the streams report ---------------------------------------------- */
 
-static void stream_text(void *owner, void *req, const char *text, size_t len)
+static void stream_piece(void *owner, void *req, const pl_piece *piece)
 {
     http_transport *h = owner;
     pl_tx_req *q = req;
     h->ev->long_read(h->ev->ctx);
-    pl_piece piece = {.kind = PL_PIECE_TEXT, .text = text, .len = len};
-    h->ev->piece(h->ev->ctx, q, q->next_seq, NULL, &piece);
+    h->ev->piece(h->ev->ctx, q, q->next_seq, NULL, piece);
 }
 
 static void stream_alive(void *owner, void *req)
@@ -162,7 +161,7 @@ static void stream_connected(void *owner, void *req, curl_off_t before)
     group_join(h, q, pl_http_conn_id(q->on));
 }
 
-static const pl_http_events stream_events = {.text = stream_text,
+static const pl_http_events stream_events = {.piece = stream_piece,
                                              .done = stream_done,
                                              .failed = stream_failed,
                                              .alive = stream_alive,
@@ -176,7 +175,7 @@ static pl_tx_start http_start(pl_transport *t, pl_tx_req *q, const void *avoid, 
     (void)avoid, (void)now, (void)wait_ms;
     http_transport *h = http_of(t);
     pl_http_stream *s = pl_http_start(h->conf.multi, &h->http, q, q->id, q->frame,
-                                      q->frame_len, msg, msg_size);
+                                      q->frame_len, q->headers, msg, msg_size);
     if (!s) {
         *f = start_failure;
         return PL_TX_FAILED;

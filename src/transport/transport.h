@@ -35,6 +35,9 @@ typedef struct pl_tx_req {
     size_t frame_len;
     uint32_t next_seq;         /* pieces delivered so far: a resume starts here */
     bool acked;                /* the server acked the current send (the engine sets it) */
+    const char *headers;       /* HTTP: extra header lines, '\n'-joined (the engine's);
+                                  NULL: none */
+    bool needs_blocks;         /* native: for a server announcing `blocks` only */
     /* The transport's: the connection (native) or stream (HTTP) carrying the
      * request now, NULL for none, and its place in the transport's list of
      * the requests on that connection. */

@@ -127,6 +127,7 @@ struct pl_ws_conn {
     int64_t reconnect_at_ms; /* no new connection before this */
     uint64_t max_message_bytes;
     unsigned heartbeat_s;   /* from hello; 0 when absent */
+    bool feature_blocks;    /* hello lists the extension `blocks` (protocol.md 9) */
     int64_t last_rx_ms, last_ping_ms;
     int64_t last_pong_ms;
     int64_t opened_at_ms;   /* the transfer started: the handshake's clock */

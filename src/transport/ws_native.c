@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "buf.h"
+#include "alloc.h"
 #include "compress.h"
+#include "protocol.h"
 #include "ws_pool.h"
 #include "utf8.h"
 
@@ -21,6 +23,34 @@ static const pl_failure bad_subprotocol = {.kind = PL_FAIL_INVALID,
 /* A message about one request that breaks the protocol: that request fails. */
 static const pl_failure invalid_message = {.kind = PL_FAIL_INVALID,
                                            .err = PARLEY_ERR_PROTOCOL};
+/* A turn of the extension `blocks` for a server without it: no server of
+ * this endpoint will take it. */
+static const pl_failure no_blocks = {.kind = PL_FAIL_INVALID, .err = PARLEY_ERR_INVALID_ARG};
+
+bool pl_ws_native_queue(pl_ws_conn *conn, const pl_tx_req *q, pl_failure *f, char *msg,
+                        size_t msg_size)
+{
+    if (q->needs_blocks && conn->state != PL_WS_OPEN)
+        return true; /* on_hello queues it, or fails it */
+    if (q->needs_blocks && !conn->feature_blocks) {
+        *f = no_blocks;
+        snprintf(msg, msg_size,
+                 "the server does not support the extension \"blocks\" (protocol.md section 9), "
+                 "which this turn needs: blocks, tools, thinking, a system prompt, stop "
+                 "sequences or sampling parameters");
+        return false;
+    }
+    if (q->next_seq == 0) {
+        pl_ws_conn_queue_data(conn, q->frame, q->frame_len);
+        return true;
+    }
+    pl_buf b = PL_BUF_INIT;
+    if (pl_proto_add_resume_from(&b, q->frame, q->frame_len, q->next_seq) != 0)
+        pl_oom("repeating a request");
+    pl_ws_conn_queue_data(conn, b.data, b.len);
+    pl_buf_free(&b);
+    return true;
+}
 
 /* Called inside curl callbacks: the failure is carried out by the pool
  * after curl_multi_perform (ws_transport.c). */
@@ -75,6 +105,7 @@ static void on_hello(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
         return;
     }
     conn->state = PL_WS_OPEN;
+    conn->feature_blocks = m->feature_blocks;
     conn->compression = zstd ? PL_COMPRESS_ZSTD : gzip ? PL_COMPRESS_GZIP : 0;
     conn->dict_agreed = zstd && conn->offered_dict && m->zstd_dict == pl_compress_dict_id();
     pl_log(p->conf.log, PARLEY_LOG_INFO, "conn", "connection %u open: %s, %s%s, heartbeat %u s",
@@ -87,9 +118,18 @@ static void on_hello(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
     if (m->max_message_bytes && m->max_message_bytes < conn->max_message_bytes)
         conn->max_message_bytes = m->max_message_bytes;
     PL_COUNTER_ADD(p->conf.counters, connections_opened, 1);
-    /* The requests queued on it go out now. */
-    for (pl_tx_req *q = pl_ws_pool_requests(p, conn)->head; q; q = q->next)
-        p->ev->on_wire(p->ev->ctx, q, now);
+    /* The requests queued on it go out now; those of the extension `blocks`
+     * were held for this hello. */
+    pl_tx_req *next;
+    for (pl_tx_req *q = pl_ws_pool_requests(p, conn)->head; q; q = next) {
+        next = q->next; /* a failed request leaves the list */
+        pl_failure f;
+        char msg[256];
+        if (q->needs_blocks && !pl_ws_native_queue(conn, q, &f, msg, sizeof(msg)))
+            p->ev->failed(p->ev->ctx, q, &f, msg, -1);
+        else
+            p->ev->on_wire(p->ev->ctx, q, now);
+    }
 }
 
 static void on_ack(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
@@ -104,14 +144,15 @@ static void on_text(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
     pl_tx_req *q = request_for(p, conn, m->has_id, m->id);
     if (!q)
         return;
-    pl_piece piece = {.kind = PL_PIECE_TEXT, .text = m->content, .len = m->content_len};
-    p->ev->piece(p->ev->ctx, q, m->seq, m->session, &piece);
+    /* Text, thinking and tool calls alike: the decoder said which. */
+    p->ev->piece(p->ev->ctx, q, m->seq, m->session, &m->piece);
 }
 
 static bool stop_reason_valid(const char *reason)
 {
     return reason && (!strcmp(reason, "end_turn") || !strcmp(reason, "max_tokens") ||
-                      !strcmp(reason, "cancelled"));
+                      !strcmp(reason, "cancelled") || !strcmp(reason, "tool_use") ||
+                      !strcmp(reason, "stop_sequence"));
 }
 
 static void on_done(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
@@ -130,6 +171,7 @@ static void on_done(pl_ws_pool *p, pl_ws_conn *conn, const pl_server_msg *m)
     pl_tx_done d = {.seq_end = m->has_seq_end ? m->seq_end : PL_TX_SEQ_NONE,
                     .session = m->session,
                     .end = {.stop_reason = m->stop_reason,
+                            .stop_sequence = m->stop_sequence,
                             .input_tokens = m->input_tokens,
                             .output_tokens = m->output_tokens}};
     p->ev->done(p->ev->ctx, q, &d);

@@ -12,4 +12,15 @@
 /* For pl_ws_conn.events; the connections' owner is their pl_ws_pool. */
 extern const pl_ws_conn_events pl_ws_native_events;
 
+struct pl_tx_req;
+
+/*
+ * Queue request q on conn, asking the server to resume after the pieces
+ * already delivered. A request of the extension `blocks` waits for the
+ * server's hello (which says whether it has it) and returns false when the
+ * server has not: the caller fails it (*f, msg).
+ */
+bool pl_ws_native_queue(pl_ws_conn *conn, const struct pl_tx_req *q, pl_failure *f, char *msg,
+                        size_t msg_size);
+
 #endif

@@ -200,21 +200,6 @@ static void conn_ended(pl_ws_pool *p, pl_ws_conn *conn, CURLcode rc)
 
 /* ---- requests ------------------------------------------------------------ */
 
-/* Queue the request on its connection, asking the server to resume after
- * the pieces already delivered. */
-static void queue_request(pl_ws_conn *conn, const pl_tx_req *q)
-{
-    if (q->next_seq == 0) {
-        pl_ws_conn_queue_data(conn, q->frame, q->frame_len);
-        return;
-    }
-    pl_buf b = PL_BUF_INIT;
-    if (pl_proto_add_resume_from(&b, q->frame, q->frame_len, q->next_seq) != 0)
-        pl_oom("repeating a request");
-    pl_ws_conn_queue_data(conn, b.data, b.len);
-    pl_buf_free(&b);
-}
-
 static void send_cancel(pl_ws_conn *conn, uint64_t id)
 {
     pl_buf b = PL_BUF_INIT;
@@ -229,17 +214,17 @@ static void send_cancel(pl_ws_conn *conn, uint64_t id)
 static pl_tx_start ws_start(pl_transport *t, pl_tx_req *q, const void *avoid, int64_t now,
                             int64_t *wait_ms, pl_failure *f, char *msg, size_t msg_size)
 {
-    (void)f, (void)msg, (void)msg_size;
     pl_ws_pool *p = pool_of(t);
     pl_ws_conn *conn = pick_conn(p, avoid, now);
     if (conn->suspect_since_ms) {
         *wait_ms = conn->suspect_since_ms + p->conf.stall_ping_timeout_ms - now + 1;
         return PL_TX_WAIT;
     }
+    if (!pl_ws_native_queue(conn, q, f, msg, msg_size))
+        return PL_TX_FAILED;
     q->on = conn;
     pl_tx_list_add(pl_ws_pool_requests(p, conn), q);
     conn->inflight++;
-    queue_request(conn, q);
     p->placed_while_tending |= p->tending;
     return PL_TX_PLACED;
 }
@@ -247,8 +232,11 @@ static pl_tx_start ws_start(pl_transport *t, pl_tx_req *q, const void *avoid, in
 static void ws_resend(pl_transport *t, pl_tx_req *q)
 {
     (void)t;
+    pl_failure f;
+    char msg[256];
+    /* Repeated on the connection that took it once: it has what it needs. */
     if (q->on)
-        queue_request(q->on, q);
+        pl_ws_native_queue(q->on, q, &f, msg, sizeof(msg));
 }
 
 static bool ws_cancel(pl_transport *t, pl_tx_req *q, bool by_caller)

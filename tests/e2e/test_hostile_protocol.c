@@ -180,8 +180,8 @@ static void test_piece_of_another_session_fails_the_request(void **state)
     assert_non_null(strstr(r.err_msg, "belongs to session \"mine\""));
 }
 
-/* Think aloud for 1.5 s before the answer: every 100 ms a message of a type
- * this client does not decode yet (thinking, tool_use), naming the request. */
+/* Think aloud for 1.5 s before the answer: every 100 ms a thinking piece
+ * (protocol.md 9.3), then the text in the next block. */
 static void long_thinking(hs_conn *c, unsigned index, void *arg)
 {
     (void)index, (void)arg;
@@ -194,23 +194,20 @@ static void long_thinking(hs_conn *c, unsigned index, void *arg)
         hs_frame f;
         if (hs_read_frame(c, 100, &f) < 0) /* the pace, and what the client sends */
             return;
-        if (i % 2)
-            hs_send_textf(c, "{\"type\":\"thinking\",\"id\":\"%s\",\"block\":0,"
-                          "\"content\":\"considering %d\"}", id, i);
-        else
-            hs_send_textf(c, "{\"type\":\"tool_use\",\"id\":\"%s\",\"block\":1,"
-                          "\"tool_id\":\"t%d\",\"name\":\"lookup\",\"input\":{}}", id, i);
+        hs_send_textf(c, "{\"type\":\"thinking\",\"id\":\"%s\",\"seq\":%d,\"block\":0,"
+                      "\"content\":\"%d\"%s}", id, i, i % 10,
+                      i == 14 ? ",\"signature\":\"sig\"" : "");
     }
-    hs_send_textf(c, "{\"type\":\"text\",\"id\":\"%s\",\"seq\":0,\"content\":\"p0\"}", id);
+    hs_send_textf(c, "{\"type\":\"text\",\"id\":\"%s\",\"seq\":15,\"block\":1,"
+                  "\"content\":\"p0\"}", id);
     hs_send_textf(c, "{\"type\":\"done\",\"id\":\"%s\",\"stop_reason\":\"end_turn\","
-                  "\"seq_end\":1}", id);
+                  "\"seq_end\":16}", id);
     hs_wait_closed(c, 5000);
 }
 
 /* Any message naming the request shows the server at work on it: five
- * stall timeouts of thinking are no stall (before, the request was put on
- * trial after 300 ms and, the Ping unanswered, sent again on a new
- * connection). */
+ * stall timeouts of thinking are no stall (the request is neither put on
+ * trial nor sent again), and every piece is delivered once, in order. */
 static void test_long_thinking_is_not_a_stall(void **state)
 {
     (void)state;
@@ -228,6 +225,9 @@ static void test_long_thinking_is_not_a_stall(void **state)
     hs_stop(srv);
     assert_int_equal(r.terminal, PARLEY_EVENT_DONE);
     assert_string_equal(r.text, "p0");
+    assert_string_equal(r.thinking, "012345678901234");
+    assert_string_equal(r.signature, "sig");
+    assert_int_equal(r.seq_errors, 0);
     assert_int_equal(seen.connections, 1);
     assert_int_equal(seen.messages, 1); /* the request, never sent again */
 }

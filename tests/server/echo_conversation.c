@@ -79,9 +79,12 @@ static void add(pl_buf *b, const char *s, size_t len)
         pl_rs_check_alloc(NULL);
 }
 
-/* One more piece of a text joined by single spaces. */
+/* One more piece of a text joined by single spaces; b NULL: an earlier
+ * turn's content, checked but not rendered. */
 static void add_joined(pl_buf *b, const char *s, size_t len)
 {
+    if (!b)
+        return;
     if (b->len)
         add(b, " ", 1);
     add(b, s, len);

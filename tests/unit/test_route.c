@@ -203,7 +203,7 @@ static void teardown_router(void)
 static void send_request(uint64_t id)
 {
     char *frame = strdup("{\"type\":\"message\"}");
-    pl_router_send(&fx.rt, id, NULL, "s1", frame, strlen(frame), fake_now);
+    pl_router_send(&fx.rt, id, NULL, "s1", frame, strlen(frame), NULL, false, fake_now);
 }
 
 static pl_tx_req *request(uint64_t id)
