@@ -238,6 +238,78 @@ static void test_text_block_index(void **state)
     pl_refserver_stop(srv);
 }
 
+/* A 3 s thinking phase under a 1 s stall timeout: thinking pieces keep
+ * coming, so the watchdog never fires and the request is never sent twice
+ * (a second generation costs the user money). */
+static void test_long_thinking_is_no_stall(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 100, 1); /* a byte every 100 ms */
+    const char *paths_with_thinking[] = {"native", "anthropic"};
+    for (size_t p = 0; p < 2; p++) {
+        parley_client_t *c = client_on(srv, paths_with_thinking[p], "thinking.budget", "1024",
+                                       "stall.timeout.ms", "1000");
+        parley_session_t *s = parley_session_open(c, "slow-thinker", NULL, 0);
+        int64_t start = fixture_now_ms();
+        uint64_t id = send_text(c, s, "ponder this");
+        recorder_entry r = recorder_get(id);
+        assert_int_equal(r.terminal, PARLEY_EVENT_DONE);
+        assert_string_equal(r.thinking, "thinking about: ponder this");
+        assert_string_equal(r.done, "[turn 1] ponder this");
+        assert_true(fixture_now_ms() - start >= 2700); /* the thinking took its time */
+        parley_stats_t st;
+        parley_stats_get(c, &st);
+        assert_int_equal(st.stalls, 0);
+        assert_int_equal(st.retries, 0);
+        parley_client_destroy(c);
+    }
+    pl_refserver_stop(srv);
+}
+
+/* The request options reach the server as each API spells them. */
+static void test_parameters_pass_through(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
+    static const struct {
+        const char *path, *expect[6];
+    } cases[] = {
+        {"native",
+         {"\"temperature\":0.25", "\"top_p\":0.5", "\"top_k\":7", "\"stop_sequences\":[\"ZZ\"]",
+          "\"metadata\":{\"user_id\":\"u-1\"}", "\"x_extra\":1"}},
+        {"anthropic",
+         {"\"temperature\":0.25", "\"top_p\":0.5", "\"top_k\":7", "\"stop_sequences\":[\"ZZ\"]",
+          "\"metadata\":{\"user_id\":\"u-1\"}", "\"x_extra\":1"}},
+        {"openai",
+         {"\"temperature\":0.25", "\"top_p\":0.5", "\"stop\":[\"ZZ\"]",
+          "\"metadata\":{\"user_id\":\"u-1\"}", "\"x_extra\":1", "\"max_completion_tokens\":9"}},
+    };
+    for (size_t p = 0; p < sizeof(cases) / sizeof(cases[0]); p++) {
+        parley_client_t *c = client_on(srv, cases[p].path, "temperature", "0.25", "top.p", "0.5");
+        parley_session_t *s = parley_session_open(c, "params", NULL, 0);
+        char err[256];
+        if (strcmp(cases[p].path, "openai"))
+            assert_int_equal(parley_session_set(s, "top.k", "7", err, sizeof(err)), PARLEY_OK);
+        assert_int_equal(parley_session_set(s, "stop.sequences", "[\"ZZ\"]", err, sizeof(err)),
+                         PARLEY_OK);
+        assert_int_equal(parley_session_set(s, "metadata", "{\"user_id\":\"u-1\"}", err,
+                                            sizeof(err)),
+                         PARLEY_OK);
+        assert_int_equal(parley_session_set(s, "extra.body", "{\"x_extra\":1}", err, sizeof(err)),
+                         PARLEY_OK);
+        assert_int_equal(parley_session_set(s, "max.tokens", "9", err, sizeof(err)), PARLEY_OK);
+        uint64_t id = send_text(c, s, "hi");
+        assert_int_equal(recorder_get(id).terminal, PARLEY_EVENT_DONE);
+        char body[4096];
+        assert_true(pl_refserver_last_body(srv, body, sizeof(body)) > 0);
+        for (size_t i = 0; i < 6 && cases[p].expect[i]; i++)
+            if (!strstr(body, cases[p].expect[i]))
+                fail_msg("%s: no %s in %s", cases[p].path, cases[p].expect[i], body);
+        parley_client_destroy(c);
+    }
+    pl_refserver_stop(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +318,8 @@ int main(void)
         cmocka_unit_test_setup(test_image_blocks, setup),
         cmocka_unit_test_setup(test_thinking_tool_and_stop, setup),
         cmocka_unit_test_setup(test_text_block_index, setup),
+        cmocka_unit_test_setup(test_long_thinking_is_no_stall, setup),
+        cmocka_unit_test_setup(test_parameters_pass_through, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -232,10 +232,57 @@ static void test_long_thinking_is_not_a_stall(void **state)
     assert_int_equal(seen.messages, 1); /* the request, never sent again */
 }
 
+/* A server of sections 1-8 (no "features" in its hello): answers plain
+ * turns, and must never see a turn of the extension. */
+static void plain_server(hs_conn *c, unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+    char id[32], session[160];
+    hs_send_hello(c, MiB);
+    while (read_request(c, id, session)) {
+        hs_send_textf(c, "{\"type\":\"ack\",\"id\":\"%s\"}", id);
+        hs_send_textf(c, "{\"type\":\"text\",\"id\":\"%s\",\"seq\":0,\"content\":\"ok\"}",
+                      id);
+        hs_send_textf(c, "{\"type\":\"done\",\"id\":\"%s\",\"stop_reason\":\"end_turn\","
+                      "\"seq_end\":1}", id);
+    }
+}
+
+/* Tools for a server without the extension `blocks`: the turn fails here,
+ * saying why, and the server never sees it; plain turns still go. */
+static void test_blocks_need_the_extension(void **state)
+{
+    (void)state;
+    hs_server *srv = hs_start("parley.v1", plain_server, NULL);
+    parley_client_t *c = fixture_client(hs_port(srv), "connections", "1", NULL);
+    parley_session_t *s = parley_session_open(c, "old-server", NULL, 0);
+    char err[256];
+    assert_int_equal(parley_session_set(s, "tools",
+                                        "[{\"name\":\"f\",\"input_schema\":{}}]", err,
+                                        sizeof(err)),
+                     PARLEY_OK);
+    uint64_t with_tools, plain;
+    assert_int_equal(parley_send(s, "call f {}", &with_tools), PARLEY_OK);
+    assert_int_equal(recorder_wait_terminals(1, 15), 1);
+    assert_int_equal(parley_session_set(s, "tools", "", err, sizeof(err)), PARLEY_OK);
+    assert_int_equal(parley_send(s, "plain", &plain), PARLEY_OK);
+    assert_int_equal(recorder_wait_terminals(2, 15), 2);
+    recorder_entry r = recorder_get(with_tools);
+    parley_client_destroy(c);
+    hs_counts seen = hs_get_counts(srv);
+    hs_stop(srv);
+    assert_int_equal(r.terminal, PARLEY_EVENT_ERROR);
+    assert_int_equal(r.err, PARLEY_ERR_INVALID_ARG);
+    assert_non_null(strstr(r.err_msg, "does not support the extension \"blocks\""));
+    assert_string_equal(recorder_get(plain).done, "ok");
+    assert_int_equal(seen.messages, 1); /* the plain turn only */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_ack_then_drop_is_no_storm, setup),
+        cmocka_unit_test_setup(test_blocks_need_the_extension, setup),
         cmocka_unit_test_setup(test_invalid_utf8_after_ack_is_no_storm, setup),
         cmocka_unit_test_setup(test_huge_retry_after_ends_the_request_at_once, setup),
         cmocka_unit_test_setup(test_piece_of_another_session_fails_the_request, setup),
