@@ -113,8 +113,8 @@ static const pl_prop pl_props[] = {
      "$PARLEY_WORKER_ID or 0",
      NULL},
     {"system", PL_PROP_STRING, PL_OFF(system_prompt), 0, 0, NULL,
-     "System prompt sent with every turn (anthropic and openai dialects); "
-     "sessions may set their own; UTF-8",
+     "System prompt sent with every turn (native: to servers with the blocks "
+     "extension only); sessions may set their own; UTF-8",
      utf8_problem},
     {"anthropic.version", PL_PROP_STRING, PL_OFF(anthropic_version), 0, 0,
      "2023-06-01",
