@@ -473,9 +473,10 @@ PARLEY_EXPORT const char *parley_event_stop_sequence(const parley_event_t *ev);
 PARLEY_EXPORT void parley_event_cache_usage(const parley_event_t *ev,
                                             uint64_t *creation_tokens,
                                             uint64_t *read_tokens);
-/* DONE, ERROR: the vendor's message id and the vendor's request id (the
+/* DONE: the vendor's message id and the vendor's request id (the
  * request-id or x-request-id header, for their support); NULL when the
- * server gave none. */
+ * server gave none. An ERROR's message names the request id instead
+ * ("(request-id ...)"). */
 PARLEY_EXPORT const char *parley_event_message_id(const parley_event_t *ev);
 PARLEY_EXPORT const char *parley_event_vendor_request_id(const parley_event_t *ev);
 
