@@ -19,6 +19,7 @@
 #include "parley.h"
 #include "recorder.h"
 #include "refserver.h"
+#include "refserver_http.h"
 
 #define TEST_KEY "blocks-key"
 
@@ -266,6 +267,32 @@ static void test_long_thinking_is_no_stall(void **state)
     pl_refserver_stop(srv);
 }
 
+/* extra.headers go with every request (here anthropic-beta, which the
+ * reference server records), session over client. */
+static void test_extra_headers_sent(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
+    parley_client_t *c = client_on(srv, "anthropic", "extra.headers",
+                                   "{\"anthropic-beta\":\"client-wide\"}", NULL, NULL);
+    parley_session_t *s = parley_session_open(c, "headers", NULL, 0);
+    char beta[64];
+    send_text(c, s, "one");
+    pl_refserver_http_last_beta(pl_refserver_http_of(srv), beta, sizeof(beta));
+    assert_string_equal(beta, "client-wide");
+    char err[256];
+    assert_int_equal(parley_session_set(s, "extra.headers",
+                                        "{\"anthropic-beta\":\"tools-2024-05-16\"}", err,
+                                        sizeof(err)),
+                     PARLEY_OK);
+    uint64_t id = send_text(c, s, "two");
+    assert_string_equal(recorder_get(id).done, "[turn 2] two");
+    pl_refserver_http_last_beta(pl_refserver_http_of(srv), beta, sizeof(beta));
+    assert_string_equal(beta, "tools-2024-05-16");
+    parley_client_destroy(c);
+    pl_refserver_stop(srv);
+}
+
 /* The request options reach the server as each API spells them. */
 static void test_parameters_pass_through(void **state)
 {
@@ -320,6 +347,7 @@ int main(void)
         cmocka_unit_test_setup(test_text_block_index, setup),
         cmocka_unit_test_setup(test_long_thinking_is_no_stall, setup),
         cmocka_unit_test_setup(test_parameters_pass_through, setup),
+        cmocka_unit_test_setup(test_extra_headers_sent, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,6 +87,9 @@ struct pl_refserver_http {
     struct stream *streams;
     _Atomic uint64_t next_request; /* numbers msg_<n>, req_<n>, chatcmpl-<n> */
     pl_rs_received_log received;
+    /* The anthropic-beta header of the last Anthropic request over
+     * HTTP/1.1 (under lock), for tests of extra headers. */
+    char last_beta[256];
 };
 
 enum dialect { ANTHROPIC, OPENAI };
@@ -1167,6 +1170,11 @@ static void copy_credentials(struct stream *s)
     version = copy_header(s->wsi, -1, "anthropic-version:");
     s->has_version = version && version[0];
     free(version);
+    char *beta = copy_header(s->wsi, -1, "anthropic-beta:");
+    pthread_mutex_lock(&s->srv->lock);
+    snprintf(s->srv->last_beta, sizeof s->srv->last_beta, "%s", beta ? beta : "");
+    pthread_mutex_unlock(&s->srv->lock);
+    free(beta);
 }
 
 static pl_refserver_http *server_of(struct lws *wsi)
@@ -1802,6 +1810,13 @@ char *pl_refserver_http_last_body(pl_refserver_http *h, size_t *len,
                                   uint64_t *order)
 {
     return pl_rs_received_last(&h->received, len, order);
+}
+
+void pl_refserver_http_last_beta(pl_refserver_http *h, char *buf, size_t size)
+{
+    pthread_mutex_lock(&h->lock);
+    snprintf(buf, size, "%s", h->last_beta);
+    pthread_mutex_unlock(&h->lock);
 }
 
 /* ---- lws 4.1 HTTP/2 request bodies: a workaround ----------------------- */

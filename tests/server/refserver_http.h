@@ -300,4 +300,8 @@ char *pl_refserver_http_received(pl_refserver_http *h, size_t n);
 char *pl_refserver_http_last_body(pl_refserver_http *h, size_t *len,
                                   uint64_t *order);
 
+/* The anthropic-beta header of the last Anthropic request over HTTP/1.1
+ * ("" when it had none), into buf: tests of extra headers. */
+void pl_refserver_http_last_beta(pl_refserver_http *h, char *buf, size_t size);
+
 #endif
