@@ -82,8 +82,6 @@ static int append_system(pl_buf *out, const char *system, bool cached)
                   : pl_buf_append_json_str(out, system, strlen(system));
 }
 
-/* The members that carry the conversation and the stream (request_body.h). */
-static const char *const kept_members[] = {"messages", "stream", NULL};
 
 static int append_body(pl_body *body, const pl_message_req *req)
 {
@@ -138,19 +136,7 @@ static int append_body(pl_body *body, const pl_message_req *req)
 
 int pl_anthropic_encode(pl_buf *out, const pl_message_req *req)
 {
-    size_t mark = out->len;
-    pl_body body;
-    if (pl_body_open(&body, out, req->params) != 0)
-        return -1;
-    if (append_body(&body, req) != 0) {
-        pl_body_abandon(&body);
-    } else if (pl_body_close(&body, kept_members) == 0 && pl_buf_append(out, "}", 1) == 0) {
-        return 0;
-    }
-    out->len = mark;
-    if (out->data)
-        out->data[mark] = '\0';
-    return -1;
+    return pl_body_write_http(out, req->params, append_body, req);
 }
 
 /* ---- the stream ----------------------------------------------------------- */

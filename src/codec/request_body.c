@@ -61,6 +61,27 @@ void pl_body_abandon(pl_body *b)
     b->extra = NULL;
 }
 
+/* The members of a vendor's body that carry the conversation and the
+ * stream: extra_body may not replace them. */
+static const char *const http_kept[] = {"messages", "stream", NULL};
+
+int pl_body_write_http(pl_buf *out, const pl_request_params *params, pl_body_members *members,
+                       const struct pl_message_req *req)
+{
+    size_t mark = out->len;
+    pl_body body;
+    if (pl_body_open(&body, out, params) != 0)
+        return -1;
+    if (members(&body, req) != 0)
+        pl_body_abandon(&body);
+    else if (pl_body_close(&body, http_kept) == 0 && pl_buf_append(out, "}", 1) == 0)
+        return 0;
+    out->len = mark;
+    if (out->data)
+        out->data[mark] = '\0';
+    return -1;
+}
+
 int pl_body_append_double(pl_buf *out, double v)
 {
     char text[40];

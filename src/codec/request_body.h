@@ -14,6 +14,7 @@
 #include "request_params.h"
 
 struct json_object;
+struct pl_message_req; /* protocol.h, which includes this file's users */
 
 typedef struct pl_body {
     pl_buf *out;
@@ -34,6 +35,15 @@ bool pl_body_ours(const pl_body *b, const char *key);
 int pl_body_close(pl_body *b, const char *const *kept);
 /* Free what open() made, after a failure. */
 void pl_body_abandon(pl_body *b);
+
+/* Writes a dialect's members of req's body, from its opening brace; 0 or -1. */
+typedef int pl_body_members(pl_body *b, const struct pl_message_req *req);
+
+/* A vendor's whole request body: open with params' extra_body, the
+ * dialect's members of req, extra_body merged (but `messages` and
+ * `stream`), the closing brace. Returns 0, or -1 with out as it was. */
+int pl_body_write_http(pl_buf *out, const pl_request_params *params, pl_body_members *members,
+                       const struct pl_message_req *req);
 
 /* Append a JSON number for v (finite), the shortest text that reads back
  * as v, with a '.' whatever the locale. Returns 0 or -1. */
