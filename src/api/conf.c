@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "dialect_endpoint.h"
+#include "option_name.h"
 #include "safe_text.h"
 #include "utf8.h"
 
@@ -301,29 +302,11 @@ conf_error(char *errstr, size_t errstr_size, parley_err_t err,
     return err;
 }
 
-/*
- * The naming rule: lowercase words joined by dots, the unit last
- * ("connect.timeout.ms"). A '_' or '-' in a given name stands for a dot, so
- * the names from before the rule ("max_tokens", "api_key.env") and the
- * spellings of other tools ("max-tokens") find the property too.
- */
-static char name_char(char c)
-{
-    return c == '_' || c == '-' ? '.' : c;
-}
-
-static bool name_matches(const char *given, const char *name)
-{
-    for (; *given && *name; given++, name++)
-        if (name_char(*given) != *name)
-            return false;
-    return *given == *name;
-}
-
+/* By the naming rule (option_name.h). */
 static const pl_prop *prop_find(const char *name)
 {
     for (size_t i = 0; i < PL_NPROPS; i++)
-        if (name_matches(name, pl_props[i].name))
+        if (pl_name_is(name, pl_props[i].name))
             return &pl_props[i];
     return NULL;
 }
@@ -363,7 +346,7 @@ static bool name_normalize(const char *given, char *norm)
     if (len > PL_NAME_COMPARED_MAX)
         return false;
     for (size_t i = 0; i <= len; i++)
-        norm[i] = (char)tolower((unsigned char)name_char(given[i]));
+        norm[i] = (char)tolower((unsigned char)pl_name_char(given[i]));
     return true;
 }
 

@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "option_name.h"
 #include "utf8.h"
 
 /* A JSON option larger than this is a mistake (a tools list is a few KiB). */
@@ -39,21 +40,10 @@ const char *pl_request_option_name(pl_request_option opt)
     return option_names[opt];
 }
 
-/* The properties' naming rule (conf.c): '_' and '-' stand for '.'. */
-static bool name_is(const char *given, const char *name)
-{
-    for (; *given && *name; given++, name++) {
-        char c = *given == '_' || *given == '-' ? '.' : *given;
-        if (c != *name)
-            return false;
-    }
-    return *given == *name;
-}
-
 int pl_request_option_find(const char *name)
 {
     for (int i = 0; i < PL_RO__COUNT; i++)
-        if (name_is(name, option_names[i]))
+        if (pl_name_is(name, option_names[i]))
             return i;
     return -1;
 }

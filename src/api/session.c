@@ -17,6 +17,7 @@
 #include "dialect.h"
 #include "event.h"
 #include "io.h"
+#include "option_name.h"
 #include "reply_assembly.h"
 #include "safe_text.h"
 #include "session_table.h"
@@ -780,15 +781,6 @@ static parley_err_t parse_limit(const char *name, const char *value, uint64_t *o
     return PARLEY_OK;
 }
 
-/* The naming rule of the properties: '_' and '-' stand for '.'. */
-static bool option_is(const char *given, const char *name)
-{
-    for (; *given && *name; given++, name++)
-        if ((*given == '_' || *given == '-' ? '.' : *given) != *name)
-            return false;
-    return *given == *name;
-}
-
 static parley_err_t session_set(pl_session *s, const char *name, const char *value,
                                 char *errstr, size_t errstr_size)
 {
@@ -803,7 +795,7 @@ static parley_err_t session_set(pl_session *s, const char *name, const char *val
         m.text = *value ? strdup(value) : NULL;
         if (*value && !m.text)
             return PARLEY_ERR_NO_MEMORY;
-    } else if (option_is(name, "max.tokens")) {
+    } else if (pl_name_is(name, "max.tokens")) {
         /* As the client's property (and its spellings, docs/configuration.md),
          * so that a value means the same in both. */
         int64_t n = 0;
@@ -811,8 +803,8 @@ static parley_err_t session_set(pl_session *s, const char *name, const char *val
             return PARLEY_ERR_INVALID_VALUE;
         m.what = SET_MAX_TOKENS;
         m.number = (uint64_t)n;
-    } else if (option_is(name, "history.max.turns") || option_is(name, "history.max.bytes")) {
-        m.what = option_is(name, "history.max.turns") ? SET_HISTORY_TURNS : SET_HISTORY_BYTES;
+    } else if (pl_name_is(name, "history.max.turns") || pl_name_is(name, "history.max.bytes")) {
+        m.what = pl_name_is(name, "history.max.turns") ? SET_HISTORY_TURNS : SET_HISTORY_BYTES;
         if (parse_limit(name, value, &m.number, errstr, errstr_size) != PARLEY_OK)
             return PARLEY_ERR_INVALID_VALUE;
     } else if ((opt = pl_request_option_find(name)) >= 0) {
