@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,13 +32,17 @@ pl_refserver *fixture_server(const char *api_key, unsigned latency_ms, unsigned 
     return srv;
 }
 
-static parley_client_t *client_va(const char *url, parley_stats_cb *stats_cb,
+/* dialect NULL: the endpoint's. */
+static parley_client_t *client_va(const char *url, const char *dialect, parley_stats_cb *stats_cb,
                                   void *stats_opaque, va_list ap)
 {
     parley_conf_t *conf = parley_conf_new();
     char err[512];
     if (parley_conf_set(conf, "endpoint", url, err, sizeof(err)) != PARLEY_OK ||
-        parley_conf_set(conf, "workers", "2", err, sizeof(err)) != PARLEY_OK)
+        parley_conf_set(conf, "workers", "2", err, sizeof(err)) != PARLEY_OK ||
+        (dialect && (parley_conf_set(conf, "dialect", dialect, err, sizeof(err)) != PARLEY_OK ||
+                     parley_conf_set(conf, "retry.backoff.ms", "20", err, sizeof(err)) !=
+                         PARLEY_OK)))
         fail_msg("%s", err);
     const char *name;
     while ((name = va_arg(ap, const char *))) {
@@ -58,7 +63,7 @@ parley_client_t *fixture_client_url(const char *url, ...)
 {
     va_list ap;
     va_start(ap, url);
-    parley_client_t *c = client_va(url, NULL, NULL, ap);
+    parley_client_t *c = client_va(url, NULL, NULL, NULL, ap);
     va_end(ap);
     return c;
 }
@@ -67,7 +72,7 @@ parley_client_t *fixture_client_stats(const char *url, parley_stats_cb *cb, void
 {
     va_list ap;
     va_start(ap, opaque);
-    parley_client_t *c = client_va(url, cb, opaque, ap);
+    parley_client_t *c = client_va(url, NULL, cb, opaque, ap);
     va_end(ap);
     return c;
 }
@@ -78,9 +83,31 @@ parley_client_t *fixture_client(int port, ...)
     snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1/stream", port);
     va_list ap;
     va_start(ap, port);
-    parley_client_t *c = client_va(url, NULL, NULL, ap);
+    parley_client_t *c = client_va(url, NULL, NULL, NULL, ap);
     va_end(ap);
     return c;
+}
+
+parley_client_t *fixture_client_dialect(pl_refserver *srv, const char *dialect, ...)
+{
+    char url[128];
+    snprintf(url, sizeof(url),
+             strcmp(dialect, "native") ? "http://127.0.0.1:%d" : "ws://127.0.0.1:%d/v1/stream",
+             pl_refserver_port(srv));
+    va_list ap;
+    va_start(ap, dialect);
+    parley_client_t *c = client_va(url, dialect, NULL, NULL, ap);
+    va_end(ap);
+    return c;
+}
+
+uint64_t fixture_turn(parley_client_t *c, parley_session_t *s, const char *text, void *opaque)
+{
+    uint64_t id;
+    assert_int_equal(parley_send_opaque(s, text, opaque, &id, -1), PARLEY_OK);
+    assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
+    assert_int_equal(recorder_get(id).terminals, 1);
+    return id;
 }
 
 int fixture_closed_port(void)

@@ -24,6 +24,13 @@ parley_client_t *fixture_client_stats(const char *url, parley_stats_cb *cb, void
 /* The same for the native endpoint of a server on `port`. */
 parley_client_t *fixture_client(int port, ...);
 
+/* A started client of srv's front end for `dialect` (native, anthropic,
+ * openai), with quick retries (retry.backoff.ms 20) and more properties
+ * as name, value, ..., NULL. */
+parley_client_t *fixture_client_dialect(pl_refserver *srv, const char *dialect, ...);
+/* Send text with `opaque` (waiting for room) and wait for its terminal
+ * event, which must be its only one; returns the request id. */
+uint64_t fixture_turn(parley_client_t *c, parley_session_t *s, const char *text, void *opaque);
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t fixture_now_ms(void);
 /* Sleep; for pacing and sampling, never to wait for a condition. */

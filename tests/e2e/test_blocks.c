@@ -39,26 +39,6 @@ static int setup(void **state)
     return 0;
 }
 
-static parley_client_t *client_on(pl_refserver *srv, const char *path, const char *n1,
-                                  const char *v1, const char *n2, const char *v2)
-{
-    char url[96];
-    snprintf(url, sizeof(url),
-             strcmp(path, "native") ? "http://127.0.0.1:%d" : "ws://127.0.0.1:%d/v1/stream",
-             pl_refserver_port(srv));
-    return fixture_client_url(url, "dialect", path, "retry.backoff.ms", "20", n1, v1, n2, v2,
-                              NULL);
-}
-
-static uint64_t send_text(parley_client_t *c, parley_session_t *s, const char *text)
-{
-    uint64_t id;
-    assert_int_equal(parley_send_opaque(s, text, NULL, &id, -1), PARLEY_OK);
-    assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
-    assert_int_equal(recorder_get(id).terminals, 1);
-    return id;
-}
-
 static uint64_t send_turn(parley_client_t *c, parley_session_t *s, parley_turn_t *t)
 {
     uint64_t id;
@@ -82,9 +62,9 @@ static void test_tool_conversation(void **state)
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 5); /* input cut in pieces */
     for (size_t p = 0; p < NPATHS; p++) {
-        parley_client_t *c = client_on(srv, paths[p], "tools", WEATHER_TOOLS, NULL, NULL);
+        parley_client_t *c = fixture_client_dialect(srv, paths[p], "tools", WEATHER_TOOLS, NULL);
         parley_session_t *s = parley_session_open(c, "weather", NULL, 0);
-        uint64_t call = send_text(c, s, "call get_weather {\"city\": \"Paris\"}");
+        uint64_t call = fixture_turn(c, s, "call get_weather {\"city\": \"Paris\"}", NULL);
         recorder_entry r = recorder_get(call);
         assert_int_equal(r.terminal, PARLEY_EVENT_DONE);
         assert_string_equal(r.stop_reason, "tool_use");
@@ -115,11 +95,11 @@ static void test_tool_conversation(void **state)
         char *json, err[300];
         size_t len;
         assert_int_equal(parley_session_export(s, &json, &len, 10000), PARLEY_OK);
-        uint64_t unbroken = send_text(c, s, "thanks");
+        uint64_t unbroken = fixture_turn(c, s, "thanks", NULL);
         parley_session_t *moved =
             parley_session_open_with_history(c, "weather-moved", json, len, err, sizeof(err));
         assert_non_null(moved);
-        uint64_t after = send_text(c, moved, "thanks");
+        uint64_t after = fixture_turn(c, moved, "thanks", NULL);
         assert_string_equal(recorder_get(after).done, "[turn 3] thanks");
         assert_string_equal(recorder_get(unbroken).done, "[turn 3] thanks");
         parley_free(json);
@@ -134,9 +114,9 @@ static void test_tool_results_joined(void **state)
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
     for (size_t p = 0; p < NPATHS; p++) {
-        parley_client_t *c = client_on(srv, paths[p], "tools", WEATHER_TOOLS, NULL, NULL);
+        parley_client_t *c = fixture_client_dialect(srv, paths[p], "tools", WEATHER_TOOLS, NULL);
         parley_session_t *s = parley_session_open(c, "failing", NULL, 0);
-        send_text(c, s, "call get_weather {\"city\":\"Atlantis\"}");
+        fixture_turn(c, s, "call get_weather {\"city\":\"Atlantis\"}", NULL);
         parley_turn_t *t = parley_turn_new();
         assert_int_equal(parley_turn_add_tool_result(t, call_id(paths[p], 1), "no such city", 1),
                          PARLEY_OK);
@@ -158,7 +138,7 @@ static void test_image_blocks(void **state)
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
     for (size_t p = 0; p < NPATHS; p++) {
-        parley_client_t *c = client_on(srv, paths[p], NULL, NULL, NULL, NULL);
+        parley_client_t *c = fixture_client_dialect(srv, paths[p], NULL);
         parley_session_t *s = parley_session_open(c, "pictures", NULL, 0);
         parley_turn_t *t = parley_turn_new();
         assert_int_equal(parley_turn_add_text(t, "look"), PARLEY_OK);
@@ -168,7 +148,7 @@ static void test_image_blocks(void **state)
         assert_string_equal(recorder_get(id).done,
                             "[turn 1] look <image image/png 6 bytes> <image url>");
         /* The next turn carries the blocks in its history. */
-        uint64_t next = send_text(c, s, "and?");
+        uint64_t next = fixture_turn(c, s, "and?", NULL);
         assert_string_equal(recorder_get(next).done, "[turn 2] and?");
         parley_client_destroy(c);
     }
@@ -184,11 +164,11 @@ static void test_thinking_tool_and_stop(void **state)
     const char *paths_with_thinking[] = {"native", "anthropic"};
     for (size_t p = 0; p < 2; p++) {
         const char *path = paths_with_thinking[p];
-        parley_client_t *c = client_on(srv, path, "tools", WEATHER_TOOLS, "thinking.budget",
-                                       "1024");
+        parley_client_t *c = fixture_client_dialect(srv, path, "tools", WEATHER_TOOLS,
+                                                    "thinking.budget", "1024", NULL);
         parley_session_t *s = parley_session_open(c, "thinker", NULL, 0);
         const char *ask = "call get_weather {\"city\":\"Oslo\"}";
-        uint64_t id = send_text(c, s, ask);
+        uint64_t id = fixture_turn(c, s, ask, NULL);
         recorder_entry r = recorder_get(id);
         char want[128];
         snprintf(want, sizeof(want), "thinking about: %s", ask);
@@ -207,7 +187,7 @@ static void test_thinking_tool_and_stop(void **state)
         parley_turn_t *t = parley_turn_new();
         assert_int_equal(parley_turn_add_tool_result(t, "toolu_echo_1", "-3 C", 0), PARLEY_OK);
         send_turn(c, s, t);
-        id = send_text(c, s, ask);
+        id = fixture_turn(c, s, ask, NULL);
         r = recorder_get(id);
         assert_string_equal(r.stop_reason, "stop_sequence");
         assert_string_equal(r.stop_sequence, "calling");
@@ -217,7 +197,7 @@ static void test_thinking_tool_and_stop(void **state)
         assert_string_equal(r.thinking, want);
         assert_string_equal(r.signature, "echo-sig-3");
         /* That reply (signed thinking, text) is a valid history entry. */
-        uint64_t next = send_text(c, s, "ok");
+        uint64_t next = fixture_turn(c, s, "ok", NULL);
         assert_int_equal(recorder_get(next).terminal, PARLEY_EVENT_DONE);
         parley_client_destroy(c);
     }
@@ -229,9 +209,9 @@ static void test_text_block_index(void **state)
 {
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 4);
-    parley_client_t *c = client_on(srv, "anthropic", "thinking.budget", "1024", NULL, NULL);
+    parley_client_t *c = fixture_client_dialect(srv, "anthropic", "thinking.budget", "1024", NULL);
     parley_session_t *s = parley_session_open(c, "indexed", NULL, 0);
-    uint64_t id = send_text(c, s, "hi");
+    uint64_t id = fixture_turn(c, s, "hi", NULL);
     recorder_entry r = recorder_get(id);
     assert_string_equal(r.done, "[turn 1] hi");
     assert_string_equal(r.text_blocks, "111"); /* "[turn 1] hi" in 3 pieces, block 1 */
@@ -248,11 +228,11 @@ static void test_long_thinking_is_no_stall(void **state)
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 100, 1); /* a byte every 100 ms */
     const char *paths_with_thinking[] = {"native", "anthropic"};
     for (size_t p = 0; p < 2; p++) {
-        parley_client_t *c = client_on(srv, paths_with_thinking[p], "thinking.budget", "1024",
-                                       "stall.timeout.ms", "1000");
+        parley_client_t *c = fixture_client_dialect(srv, paths_with_thinking[p], "thinking.budget",
+                                                    "1024", "stall.timeout.ms", "1000", NULL);
         parley_session_t *s = parley_session_open(c, "slow-thinker", NULL, 0);
         int64_t start = fixture_now_ms();
-        uint64_t id = send_text(c, s, "ponder this");
+        uint64_t id = fixture_turn(c, s, "ponder this", NULL);
         recorder_entry r = recorder_get(id);
         assert_int_equal(r.terminal, PARLEY_EVENT_DONE);
         assert_string_equal(r.thinking, "thinking about: ponder this");
@@ -273,11 +253,11 @@ static void test_extra_headers_sent(void **state)
 {
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
-    parley_client_t *c = client_on(srv, "anthropic", "extra.headers",
-                                   "{\"anthropic-beta\":\"client-wide\"}", NULL, NULL);
+    parley_client_t *c = fixture_client_dialect(srv, "anthropic", "extra.headers",
+                                                "{\"anthropic-beta\":\"client-wide\"}", NULL);
     parley_session_t *s = parley_session_open(c, "headers", NULL, 0);
     char beta[64];
-    send_text(c, s, "one");
+    fixture_turn(c, s, "one", NULL);
     pl_refserver_http_last_beta(pl_refserver_http_of(srv), beta, sizeof(beta));
     assert_string_equal(beta, "client-wide");
     char err[256];
@@ -285,7 +265,7 @@ static void test_extra_headers_sent(void **state)
                                         "{\"anthropic-beta\":\"tools-2024-05-16\"}", err,
                                         sizeof(err)),
                      PARLEY_OK);
-    uint64_t id = send_text(c, s, "two");
+    uint64_t id = fixture_turn(c, s, "two", NULL);
     assert_string_equal(recorder_get(id).done, "[turn 2] two");
     pl_refserver_http_last_beta(pl_refserver_http_of(srv), beta, sizeof(beta));
     assert_string_equal(beta, "tools-2024-05-16");
@@ -312,7 +292,8 @@ static void test_parameters_pass_through(void **state)
           "\"metadata\":{\"user_id\":\"u-1\"}", "\"x_extra\":1", "\"max_completion_tokens\":9"}},
     };
     for (size_t p = 0; p < sizeof(cases) / sizeof(cases[0]); p++) {
-        parley_client_t *c = client_on(srv, cases[p].path, "temperature", "0.25", "top.p", "0.5");
+        parley_client_t *c = fixture_client_dialect(srv, cases[p].path, "temperature", "0.25",
+                                                    "top.p", "0.5", NULL);
         parley_session_t *s = parley_session_open(c, "params", NULL, 0);
         char err[256];
         if (strcmp(cases[p].path, "openai"))
@@ -325,7 +306,7 @@ static void test_parameters_pass_through(void **state)
         assert_int_equal(parley_session_set(s, "extra.body", "{\"x_extra\":1}", err, sizeof(err)),
                          PARLEY_OK);
         assert_int_equal(parley_session_set(s, "max.tokens", "9", err, sizeof(err)), PARLEY_OK);
-        uint64_t id = send_text(c, s, "hi");
+        uint64_t id = fixture_turn(c, s, "hi", NULL);
         assert_int_equal(recorder_get(id).terminal, PARLEY_EVENT_DONE);
         char body[4096];
         assert_true(pl_refserver_last_body(srv, body, sizeof(body)) > 0);

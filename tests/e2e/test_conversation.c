@@ -34,48 +34,15 @@ static int setup(void **state)
     return 0;
 }
 
-/* A client of srv on `path`, with more properties, then NULL. */
-static parley_client_t *client_on(pl_refserver *srv, const char *path, ...)
-{
-    char url[96];
-    bool native = !strcmp(path, "native");
-    snprintf(url, sizeof(url), native ? "ws://127.0.0.1:%d/v1/stream" : "http://127.0.0.1:%d",
-             pl_refserver_port(srv));
-    const char *extra[8][2] = {{0}};
-    va_list ap;
-    va_start(ap, path);
-    for (int i = 0; i < 8; i++) {
-        const char *name = va_arg(ap, const char *);
-        if (!name)
-            break;
-        extra[i][0] = name;
-        extra[i][1] = va_arg(ap, const char *);
-    }
-    va_end(ap);
-    return fixture_client_url(url, "dialect", path, "retry.backoff.ms", "20", extra[0][0],
-                              extra[0][1], extra[1][0], extra[1][1], extra[2][0], extra[2][1],
-                              NULL);
-}
-
-/* Send text and wait for its terminal event; returns the request id. */
-static uint64_t turn(parley_client_t *c, parley_session_t *s, const char *text, void *opaque)
-{
-    uint64_t id;
-    assert_int_equal(parley_send_opaque(s, text, opaque, &id, -1), PARLEY_OK);
-    assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
-    assert_int_equal(recorder_get(id).terminals, 1);
-    return id;
-}
-
 static void test_opaque_on_every_event(void **state)
 {
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 4); /* several pieces */
     for (size_t p = 0; p < NPATHS; p++) {
-        parley_client_t *c = client_on(srv, paths[p], NULL);
+        parley_client_t *c = fixture_client_dialect(srv, paths[p], NULL);
         parley_session_t *s = parley_session_open(c, "opaque", NULL, 0);
         int mine;
-        uint64_t id = turn(c, s, "hello there", &mine);
+        uint64_t id = fixture_turn(c, s, "hello there", &mine);
         recorder_entry r = recorder_get(id);
         assert_string_equal(r.done, "[turn 1] hello there");
         assert_true(r.pieces > 1);
@@ -98,10 +65,10 @@ static void test_export_import_continues(void **state)
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
     for (size_t p = 0; p < NPATHS; p++) {
-        parley_client_t *c = client_on(srv, paths[p], NULL);
+        parley_client_t *c = fixture_client_dialect(srv, paths[p], NULL);
         parley_session_t *s = parley_session_open(c, "unbroken", NULL, 0);
-        turn(c, s, "first", NULL);
-        turn(c, s, "second \"quoted\"", NULL);
+        fixture_turn(c, s, "first", NULL);
+        fixture_turn(c, s, "second \"quoted\"", NULL);
         char *json;
         size_t len;
         assert_int_equal(parley_session_export(s, &json, &len, 10000), PARLEY_OK);
@@ -111,14 +78,14 @@ static void test_export_import_continues(void **state)
                                   "{\"role\":\"user\",\"content\":\"second \\\"quoted\\\"\"},"
                                   "{\"role\":\"assistant\",\"content\":\"[turn 2] second "
                                   "\\\"quoted\\\"\"}]");
-        uint64_t unbroken = turn(c, s, "third", NULL);
+        uint64_t unbroken = fixture_turn(c, s, "third", NULL);
 
-        parley_client_t *c2 = client_on(srv, paths[p], NULL);
+        parley_client_t *c2 = fixture_client_dialect(srv, paths[p], NULL);
         char err[300];
         parley_session_t *moved =
             parley_session_open_with_history(c2, "moved", json, len, err, sizeof(err));
         assert_non_null(moved);
-        uint64_t after = turn(c2, moved, "third", NULL);
+        uint64_t after = fixture_turn(c2, moved, "third", NULL);
         assert_string_equal(recorder_get(after).done, recorder_get(unbroken).done);
         assert_string_equal(recorder_get(after).done, "[turn 3] third");
         parley_free(json);
@@ -140,14 +107,14 @@ static void test_trim_by_turns(void **state)
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
     for (size_t p = 0; p < NPATHS; p++) {
-        parley_client_t *c = client_on(srv, paths[p], NULL);
+        parley_client_t *c = fixture_client_dialect(srv, paths[p], NULL);
         parley_session_t *s = parley_session_open(c, "trimmed", NULL, 0);
         char err[256];
         assert_int_equal(parley_session_set(s, "history.max.turns", "1", err, sizeof(err)),
                          PARLEY_OK);
-        turn(c, s, "one", NULL);
-        turn(c, s, "two", NULL);
-        uint64_t id = turn(c, s, "three", NULL);
+        fixture_turn(c, s, "one", NULL);
+        fixture_turn(c, s, "two", NULL);
+        uint64_t id = fixture_turn(c, s, "three", NULL);
         assert_string_equal(recorder_get(id).done, "[turn 2] three");
         assert_int_equal(parley_session_set(s, "history.max.turns", "many", err, sizeof(err)),
                          PARLEY_ERR_INVALID_VALUE);
@@ -163,14 +130,14 @@ static void test_cancelled_turn_not_in_history(void **state)
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 400, 0, 0); /* first piece after 400 ms */
     for (size_t p = 0; p < NPATHS; p++) {
-        parley_client_t *c = client_on(srv, paths[p], NULL);
+        parley_client_t *c = fixture_client_dialect(srv, paths[p], NULL);
         parley_session_t *s = parley_session_open(c, "cancelled", NULL, 0);
         uint64_t id;
         assert_int_equal(parley_send(s, "never mind", &id), PARLEY_OK);
         assert_int_equal(parley_cancel(s, id), PARLEY_OK);
         assert_int_equal(parley_flush(c, 30000), PARLEY_OK);
         assert_string_equal(recorder_get(id).stop_reason, "cancelled");
-        uint64_t next = turn(c, s, "hello", NULL);
+        uint64_t next = fixture_turn(c, s, "hello", NULL);
         assert_int_equal(recorder_get(next).terminal, PARLEY_EVENT_DONE);
         assert_string_equal(recorder_get(next).done, "[turn 1] hello");
         char *json;
@@ -188,7 +155,7 @@ static void test_options_refused_at_set_time(void **state)
 {
     (void)state;
     pl_refserver *srv = fixture_server(TEST_KEY, 0, 0, 0);
-    parley_client_t *openai = client_on(srv, "openai", NULL);
+    parley_client_t *openai = fixture_client_dialect(srv, "openai", NULL);
     parley_session_t *s = parley_session_open(openai, "opts", NULL, 0);
     char err[256];
     assert_int_equal(parley_session_set(s, "thinking.budget", "2048", err, sizeof(err)),
