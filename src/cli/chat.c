@@ -34,20 +34,21 @@ typedef struct chat_state {
     bool thinking_open; /* thinking printed on stderr, not yet ended by a newline */
 } chat_state;
 
-/* s as a JSON string (ids and names are plain, but a server chooses them). */
-static void put_json_string(const char *s)
+/* s as a JSON string on f (a tool call's id and name, which a server
+ * chooses; a --stop value). */
+static void put_json_string(FILE *f, const char *s)
 {
-    putchar('"');
+    fputc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            printf("\\%c", c);
+            fprintf(f, "\\%c", c);
         else if (c < 0x20)
-            printf("\\u%04x", c);
+            fprintf(f, "\\u%04x", c);
         else
-            putchar(c);
+            fputc(c, f);
     }
-    putchar('"');
+    fputc('"', f);
 }
 
 static void end_thinking(chat_state *st)
@@ -64,9 +65,9 @@ static void print_tool_call(chat_state *st, const parley_event_t *ev, const char
     if (!st->at_line_start)
         putchar('\n');
     fputs("{\"type\":\"tool_use\",\"id\":", stdout);
-    put_json_string(parley_event_tool_id(ev));
+    put_json_string(stdout, parley_event_tool_id(ev));
     fputs(",\"name\":", stdout);
-    put_json_string(parley_event_tool_name(ev));
+    put_json_string(stdout, parley_event_tool_name(ev));
     fputs(",\"input\":", stdout);
     fwrite(input, 1, len, stdout);
     fputs("}\n", stdout);
@@ -248,38 +249,27 @@ static bool write_file(const char *path, const char *data, size_t len)
     return ok;
 }
 
-/* The --stop values gathered into the JSON array stop.sequences takes. */
-typedef struct stop_list {
-    char *json;
-    size_t len;
-} stop_list;
-
-static bool stop_add(stop_list *l, const char *s)
+/* The --stop values as the JSON array stop.sequences takes (malloc'd), or
+ * NULL when out of memory. */
+static char *stop_json(char *const *stops, size_t n)
 {
-    size_t need = l->len + strlen(s) * 6 + 4;
-    char *json = realloc(l->json, need + 1);
-    if (!json)
-        return false;
-    l->json = json;
-    char *out = json + (l->len ? l->len - 1 : 0); /* over the closing bracket */
-    *out++ = l->len ? ',' : '[';
-    *out++ = '"';
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            *out++ = '\\';
-            *out++ = (char)c;
-        } else if (c < 0x20) {
-            out += sprintf(out, "\\u%04x", c);
-        } else {
-            *out++ = (char)c;
-        }
+    char *json = NULL;
+    size_t len;
+    FILE *f = open_memstream(&json, &len);
+    if (!f)
+        return NULL;
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', f);
+        put_json_string(f, stops[i]);
     }
-    *out++ = '"';
-    *out++ = ']';
-    *out = '\0';
-    l->len = (size_t)(out - json);
-    return true;
+    fputc(']', f);
+    if (fclose(f) != 0) {
+        free(json);
+        return NULL;
+    }
+    return json;
 }
 
 /* chat's options that are plain properties; the TLS ones come after these. */
@@ -322,7 +312,8 @@ static int parse_chat_options(int argc, char **argv, parley_conf_t *conf, chat_o
     opts[n++] = (struct option){"insecure", no_argument, NULL, 'k'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
-    stop_list stops = {0};
+    char *stops[argc > 0 ? argc : 1]; /* --stop values, at most one per argument */
+    size_t nstops = 0;
     int c, status = -1;
     while (status < 0 && (c = getopt_long(argc, argv, "kh", opts, NULL)) != -1) {
         if (c >= OPT_PROPERTY) {
@@ -334,8 +325,7 @@ static int parse_chat_options(int argc, char **argv, parley_conf_t *conf, chat_o
             if (!cli_conf_set_assignment(conf, optarg))
                 status = 2;
         } else if (c == OPT_STOP) {
-            if (!stop_add(&stops, optarg))
-                status = 2;
+            stops[nstops++] = optarg;
         } else if (c == OPT_TOOLS) {
             char *tools = read_file(optarg, "tools", NULL);
             if (!tools || !cli_conf_set(conf, "tools", tools))
@@ -354,9 +344,12 @@ static int parse_chat_options(int argc, char **argv, parley_conf_t *conf, chat_o
             status = chat_usage(stderr, 2);
         }
     }
-    if (status < 0 && stops.json && !cli_conf_set(conf, "stop.sequences", stops.json))
-        status = 2;
-    free(stops.json);
+    if (status < 0 && nstops) {
+        char *json = stop_json(stops, nstops);
+        if (!json || !cli_conf_set(conf, "stop.sequences", json))
+            status = 2;
+        free(json);
+    }
     return status;
 }
 
