@@ -20,6 +20,7 @@ void pl_history_append(pl_history *h, bool assistant, bool blocks, char *content
     h->turns[h->n++] = (pl_history_turn){
         .assistant = assistant, .blocks = blocks, .content = content, .content_len = len};
     h->bytes += len;
+    h->with_blocks += blocks;
 }
 
 /* Does this user message hold tool results (which answer the reply before
@@ -43,8 +44,10 @@ size_t pl_history_trim(pl_history *h, size_t max_turns, size_t max_bytes)
     }
     if (!drop)
         return 0;
-    for (size_t i = 0; i < drop; i++)
+    for (size_t i = 0; i < drop; i++) {
+        h->with_blocks -= h->turns[i].blocks;
         free((char *)h->turns[i].content);
+    }
     memmove(h->turns, h->turns + drop, (h->n - drop) * sizeof(*h->turns));
     h->n -= drop;
     h->bytes = bytes;

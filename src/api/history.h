@@ -17,6 +17,7 @@ typedef struct pl_history {
     pl_history_turn *turns; /* contents owned (malloc'd) */
     size_t n, cap;
     size_t bytes;           /* sum of the contents' lengths */
+    size_t with_blocks;     /* messages whose content is blocks */
 } pl_history;
 
 /* Append a message, taking content. */

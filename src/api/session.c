@@ -198,10 +198,7 @@ static bool uses_blocks(const pl_session *s, const pl_request *req, const pl_req
     if (req->content_blocks || p->system || p->tools || p->tool_choice || p->stop_sequences ||
         p->metadata || p->thinking_budget || p->has_temperature || p->has_top_p || p->top_k)
         return true;
-    for (size_t i = 0; i < s->history.n; i++)
-        if (s->history.turns[i].blocks)
-            return true;
-    return false;
+    return s->history.with_blocks > 0;
 }
 
 /* A turn after a reply that called tools must answer them: the vendors

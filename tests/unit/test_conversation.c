@@ -416,6 +416,7 @@ static void test_history_trim(void **state)
     for (size_t i = 0; i < h.n; i++)
         bytes += h.turns[i].content_len;
     assert_int_equal(h.bytes, bytes);
+    assert_int_equal(h.with_blocks, 0); /* the call and its result went */
     /* By bytes: a limit below the last turn still keeps nothing broken. */
     assert_int_equal(pl_history_trim(&h, 0, 3), 1);
     assert_int_equal(h.n, 0);
