@@ -72,6 +72,8 @@ typedef enum parley_err {
     PARLEY_ERR_NOT_FOUND = 22,       /* HTTP 404: no such path or model */
     PARLEY_ERR_TLS = 23,             /* TLS: the certificate or key was refused */
     PARLEY_ERR_REPLY_TOO_LARGE = 24, /* the reply grew past reply.max.bytes */
+    PARLEY_ERR_SESSION_OWNED = 25,   /* another live process owns the session */
+    PARLEY_ERR_STORE = 26,           /* the session store failed or was out of reach */
     PARLEY_ERR__COUNT                /* number of codes; not an error */
 } parley_err_t;
 
@@ -250,6 +252,23 @@ PARLEY_EXPORT parley_session_t *parley_session_open(parley_client_t *client,
                                                     const char *session_id,
                                                     char *errstr,
                                                     size_t errstr_size);
+
+/*
+ * With a session store (the session.store property, docs/cluster.md), a
+ * session opens at once and then takes its lease and loads its history from
+ * the store; turns sent meanwhile wait. This waits up to timeout_ms
+ * (negative: no limit) for that to end: PARLEY_OK (the history is loaded;
+ * always so without a store), PARLEY_ERR_SESSION_OWNED (another live
+ * process holds the lease past session.lease.wait.ms), PARLEY_ERR_STORE
+ * (the store could not be reached in time), PARLEY_ERR_TIMED_OUT, or
+ * PARLEY_ERR_STATE from a callback of another session (it would wait for a
+ * worker). On a failure every turn of the session ends with that error.
+ * When the former owner died with a turn in flight, that turn is sent again
+ * under its request id, which *recovered_request_id (may be NULL) receives
+ * (0: none); its events come to the event callback with a NULL opaque.
+ */
+PARLEY_EXPORT parley_err_t parley_session_ready(parley_session_t *session, int timeout_ms,
+                                                uint64_t *recovered_request_id);
 
 /*
  * Set a per-session option, for the turns sent after this call. The request

@@ -73,6 +73,14 @@ typedef struct pl_io_settings {
     pl_pool *pool;                 /* the workers the sink's posts wake */
     pl_counters *counters;
     const pl_logger *log;
+    /* The session store (docs/cluster.md); store_url NULL: memory, none. */
+    const char *store_url;         /* redis://[user@]host:port[/db] */
+    const char *store_password;    /* NULL: no AUTH; never logged */
+    const char *store_key_prefix;
+    const char *store_owner;       /* this client's name in leases */
+    int store_lease_ms;
+    int store_ttl_s;               /* idle conversations' keys; 0: kept */
+    int store_timeout_ms;          /* one round trip before it counts as lost */
 } pl_io_settings;
 
 pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *errstr,
@@ -81,6 +89,9 @@ pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *e
 int pl_io_start(pl_io *io);
 /* Hand over a request (any thread, lock-free). */
 void pl_io_submit(pl_io *io, pl_io_request *req);
+/* Hand over a store order (any thread, lock-free); its end is the sink's
+ * store_done, also when there is no store or the thread stops. */
+void pl_io_store(pl_io *io, pl_store_order *order);
 /*
  * Stop the thread: every request it holds or that was submitted ends with a
  * PARLEY_ERR_SHUTDOWN error posted to its session. Works when never started.

@@ -11,6 +11,7 @@
 
 #include "parley.h"
 #include "reply.h"
+#include "store_order.h"
 #include "transport.h"
 
 /* What the I/O thread contributes to the statistics: its requests and the
@@ -32,6 +33,15 @@ typedef struct pl_io_sink {
     void (*done)(void *owner, uint64_t id, const pl_reply_end *end);
     void (*error)(void *owner, uint64_t id, parley_err_t err, const char *message);
     void (*release)(void *owner); /* the request's reference on its owner */
+    /* A store order ended (exactly once per order, then the order is
+     * freed). An ACQUIRE that ended OK keeps the order's reference on its
+     * owner for the lease, which the I/O thread renews, until a RELEASE of
+     * it ended or lease_lost was called; then release(owner). Every other
+     * order's reference is released after store_done. */
+    void (*store_done)(void *owner, const pl_store_order *order, const pl_store_result *r);
+    /* The lease of owner's session was lost: a renewal found a newer
+     * owner, or could not reach the store before the lease ran out. */
+    void (*lease_lost)(void *owner, const char *message);
     /* A statistics document is due (statistics.interval.ms). */
     void (*stats)(void *stats_ctx, const pl_io_stats_view *view);
     void *stats_ctx;

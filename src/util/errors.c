@@ -30,6 +30,8 @@ static const struct {
     [PARLEY_ERR_NOT_FOUND] = {"NOT_FOUND", "the server has no such path or model"},
     [PARLEY_ERR_TLS] = {"TLS", "the TLS handshake failed: certificate, host name or key"},
     [PARLEY_ERR_REPLY_TOO_LARGE] = {"REPLY_TOO_LARGE", "the reply is longer than reply.max.bytes"},
+    [PARLEY_ERR_SESSION_OWNED] = {"SESSION_OWNED", "another process owns the session"},
+    [PARLEY_ERR_STORE] = {"STORE", "the session store failed or could not be reached"},
 };
 
 const char *parley_err2str(parley_err_t err)
