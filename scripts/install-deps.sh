@@ -17,7 +17,10 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config
           clang openssl
           libmicrohttpd-dev   # examples/gateway.c
           libssl-dev          # SHA-1 of the tests' hostile WebSocket server
-          wrk gnuplot-nox)    # make bench: load against the gateway, plots
+          wrk gnuplot-nox     # make bench: load against the gateway, plots
+          libhiredis-dev      # the Redis/Valkey session store (src/store)
+          redis-server        # its tests start their own, on free ports
+          haproxy)            # the gateway fleet of docs/cluster.md
 # Node.js runs the independent interop server (tests/interop); the machine
 # image may bring its own, else Debian's.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||

@@ -1,9 +1,9 @@
 #!/bin/sh
 # The library's layers run one way (docs/architecture.md):
-#   util  <  runtime, codec  <  transport  <  engine  <  api
-# A file may use its own folder and the folders below it, never one above,
-# and runtime and codec do not use each other. No two files may need each
-# other, directly or through others (a cycle), except inside api/, where the
+#   util  <  runtime, codec  <  transport, store  <  engine  <  api
+# A file may use its own folder and the folders below it, never one above;
+# runtime and codec do not use each other, nor do transport and store. No
+# two files may need each other, directly or through others (a cycle), except inside api/, where the
 # client and its sessions are a pair. Both are checked twice: on the
 # `#include "..."` lines of src/ and on the symbols the objects of
 # libparley-internal and libparley-common define and use (nm), so that a call declared in the
@@ -62,7 +62,7 @@ judge() {
     awk -v kind="$kind" -v report="${LAYERS_REPORT:-0}" '
         BEGIN {
             rank["util"] = 0; rank["runtime"] = 1; rank["codec"] = 1
-            rank["transport"] = 2; rank["engine"] = 3; rank["api"] = 4
+            rank["transport"] = 2; rank["store"] = 2; rank["engine"] = 3; rank["api"] = 4
         }
         NR == FNR { folder[$1] = $2; id[$1] = ++n; name[n] = $1; next }
         {

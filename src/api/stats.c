@@ -14,6 +14,7 @@
 #include "histogram.h"
 #include "json_writer.h"
 #include "pool.h"
+#include "store.h"
 #include "transport.h"
 
 struct pl_stats_sink {
@@ -168,6 +169,12 @@ static void write_document(pl_json_writer *w, parley_client_t *c, const pl_io_st
     pl_jw_end_array(w);
 
     write_dialect(w, c, v);
+    if (v->store) {
+        pl_jw_object(w, "store");
+        pl_store_write_stats(v->store, w);
+        write_histogram(w, "latency_ms", pl_store_latency(v->store));
+        pl_jw_end_object(w);
+    }
     pl_jw_end_object(w);
 }
 

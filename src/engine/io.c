@@ -3,11 +3,15 @@
  * (submissions), runs the routes' timers (route_policy.c), lets the
  * transport (transport.h: ws_transport.c or http_transport.c) tend its
  * connections, sleeps in curl_multi_poll() and hands finished transfers to
- * the transport; it publishes the statistics when due. Everything here runs
- * on that thread except pl_io_submit() and the start and stop calls.
+ * the transport; it publishes the statistics when due. With a session
+ * store (store.h) it also takes the store orders, polls the store's
+ * connection beside curl's and runs its timers. Everything here runs on
+ * that thread except pl_io_submit(), pl_io_store() and the start and stop
+ * calls.
  */
 #include "io.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,9 +27,13 @@
 #include "owner.h"
 #include "pool.h"
 #include "route_policy.h"
+#include "store.h"
 #include "transport.h"
 
 #define IO_POLL_MAX_MS 1000
+/* How long pl_io_stop waits, at most, for the store to take the leases
+ * back (the next owners need not wait for them to expire). */
+#define STORE_LEAVE_MAX_MS 1000
 
 struct pl_io {
     pl_io_sink sink; /* the sessions and the statistics */
@@ -38,12 +46,14 @@ struct pl_io {
     pl_owner owner;
     _Atomic bool stopping;
     pl_mpsc submissions; /* pl_io_request */
+    pl_mpsc store_orders; /* pl_store_order */
     /* Set while the thread is in (or about to enter) curl_multi_poll(): only
      * then does a submission need curl_multi_wakeup(), a system call. */
     _Atomic bool polling;
 
     pl_router router;        /* the requests in flight */
     pl_transport *transport; /* the dialect's */
+    pl_store *store;         /* NULL: no session store (memory) */
     uint64_t rng;
     int64_t next_stats_ms;   /* 0: statistics are off */
     int64_t wakes_held_ms;   /* since when curl_multi_perform holds wake-ups */
@@ -112,6 +122,27 @@ static pl_transport *make_transport(pl_io *io, char *err, size_t err_size)
                                            : pl_http_transport_new(&conf, err, err_size);
 }
 
+static pl_store *make_store(pl_io *io, char *errstr, size_t errstr_size)
+{
+    const pl_io_settings *s = &io->set;
+    pl_store_conf conf = {
+        .url = s->store_url,
+        .password = s->store_password,
+        .key_prefix = s->store_key_prefix,
+        .owner_name = s->store_owner,
+        .lease_ms = s->store_lease_ms,
+        .ttl_s = s->store_ttl_s,
+        .timeout_ms = s->store_timeout_ms,
+        .backoff_ms = s->reconnect_backoff_ms,
+        .backoff_max_ms = s->reconnect_backoff_max_ms,
+        .log = s->log,
+        .rng = &io->rng,
+        .ev = {io->sink.store_done, io->sink.lease_lost, io->sink.release},
+    };
+    io->store = pl_store_new(&conf, errstr, errstr_size);
+    return io->store;
+}
+
 pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *errstr,
                  size_t errstr_size)
 {
@@ -157,6 +188,11 @@ pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *e
     }
     pl_router_set_transport(&io->router, io->transport);
     pl_mpsc_init(&io->submissions);
+    pl_mpsc_init(&io->store_orders);
+    if (settings->store_url && !make_store(io, errstr, errstr_size)) {
+        pl_io_free(io);
+        return NULL;
+    }
     return io;
 }
 
@@ -176,6 +212,29 @@ static void drain_submissions(pl_io *io)
         else
             pl_router_cancel(&io->router, req->id);
         free(req);
+        e = next;
+    }
+}
+
+/* Store orders go to the store; without one each ends at once. */
+static void drain_store_orders(pl_io *io, int64_t now)
+{
+    PL_ASSERT_OWNER(&io->owner); /* the queue's one consumer */
+    pl_mpsc_node *e = pl_mpsc_take_all(&io->store_orders);
+    while (e) {
+        pl_mpsc_node *next = e->next;
+        pl_store_order *order = pl_mpsc_entry(e, pl_store_order, entry);
+        if (io->store) {
+            pl_store_submit(io->store, order, now);
+        } else {
+            pl_store_result r = {
+                .status = PL_STORE_UNAVAILABLE,
+                .message = "no session store is configured (session.store is memory)",
+            };
+            io->sink.store_done(order->owner, order, &r);
+            io->sink.release(order->owner);
+            pl_store_order_free(order);
+        }
         e = next;
     }
 }
@@ -205,6 +264,7 @@ static int64_t publish_stats(pl_io *io, int64_t now)
             .routes = pl_router_count(&io->router),
             .routes_waiting = pl_router_waiting(&io->router),
             .timers = pl_router_timers(&io->router),
+            .store = io->store,
         };
         io->sink.stats(io->sink.stats_ctx, &v);
         /* Fixed steps from the start, but never a burst after a long pause. */
@@ -224,15 +284,32 @@ static void run_once(pl_io *io)
     pl_pool_hold_wakes(io->set.pool);
     drain_submissions(io);
     int64_t now = pl_monotonic_ms();
+    drain_store_orders(io, now);
     int64_t timeout = pl_router_run_timers(&io->router, now);
     int64_t stats_due = publish_stats(io, now);
     if (stats_due < timeout)
         timeout = stats_due;
-    struct curl_waitfd extra[ops->max_waitfds(io->transport) + 1];
+    struct curl_waitfd extra[ops->max_waitfds(io->transport) + 2];
     unsigned nextra = 0;
     int64_t tended = ops->tick(io->transport, now, extra, &nextra);
     if (tended < timeout)
         timeout = tended;
+    int store_fd = -1;
+    unsigned store_slot = 0;
+    if (io->store) {
+        short events;
+        int64_t store_due = pl_store_tick(io->store, now, &store_fd, &events);
+        if (store_due < timeout)
+            timeout = store_due;
+        if (store_fd >= 0) {
+            store_slot = nextra++;
+            extra[store_slot] = (struct curl_waitfd){
+                .fd = store_fd,
+                .events = (short)(((events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+                                  ((events & POLLOUT) ? CURL_WAIT_POLLOUT : 0)),
+            };
+        }
+    }
     if (timeout > IO_POLL_MAX_MS)
         timeout = IO_POLL_MAX_MS;
     if (timeout < 0)
@@ -241,13 +318,20 @@ static void run_once(pl_io *io)
      * either pushed before the look (we do not sleep) or sees the flag after
      * its push (it wakes us). The seq_cst store and load keep that order. */
     atomic_store(&io->polling, true);
-    if (pl_mpsc_nonempty(&io->submissions))
+    if (pl_mpsc_nonempty(&io->submissions) || pl_mpsc_nonempty(&io->store_orders))
         timeout = 0;
     pl_pool_release_wakes(io->set.pool);
     curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
     atomic_store_explicit(&io->polling, false, memory_order_relaxed);
     pl_pool_hold_wakes(io->set.pool);
     io->wakes_held_ms = pl_monotonic_ms();
+    if (store_fd >= 0 && extra[store_slot].revents) {
+        short seen = extra[store_slot].revents;
+        pl_store_io(io->store,
+                    (short)(((seen & CURL_WAIT_POLLIN) ? POLLIN : 0) |
+                            ((seen & CURL_WAIT_POLLOUT) ? POLLOUT : 0)),
+                    pl_monotonic_ms());
+    }
     int running;
     curl_multi_perform(io->multi, &running);
     handle_finished_transfers(io);
@@ -255,13 +339,17 @@ static void run_once(pl_io *io)
     pl_pool_release_wakes(io->set.pool);
 }
 
-/* Everything still held ends with a shutdown error. */
+/* Everything still held ends with a shutdown error; the store's orders
+ * end UNAVAILABLE and its leases are given back (store.h). */
 static void shut_down(pl_io *io)
 {
     drain_submissions(io);
     pl_router_fail_all(&io->router, PARLEY_ERR_SHUTDOWN,
                        "the client was destroyed before the reply completed");
     io->transport->ops->shutdown(io->transport);
+    drain_store_orders(io, pl_monotonic_ms());
+    if (io->store)
+        pl_store_shutdown(io->store, STORE_LEAVE_MAX_MS);
 }
 
 static void *io_main(void *arg)
@@ -285,13 +373,24 @@ int pl_io_start(pl_io *io)
 
 /* One wake-up per sleep rather than per request: a thread that is awake
  * takes the submission before it next sleeps (see run_once). */
-void pl_io_submit(pl_io *io, pl_io_request *req)
+static void wake(pl_io *io)
 {
-    pl_mpsc_push(&io->submissions, &req->entry);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
         atomic_exchange(&io->polling, false))
         curl_multi_wakeup(io->multi);
+}
+
+void pl_io_submit(pl_io *io, pl_io_request *req)
+{
+    pl_mpsc_push(&io->submissions, &req->entry);
+    wake(io);
+}
+
+void pl_io_store(pl_io *io, pl_store_order *order)
+{
+    pl_mpsc_push(&io->store_orders, &order->entry);
+    wake(io);
 }
 
 void pl_io_stop(pl_io *io)
@@ -311,6 +410,7 @@ void pl_io_free(pl_io *io)
 {
     if (!io)
         return;
+    pl_store_free(io->store);
     io->transport->ops->destroy(io->transport);
     pl_router_free(&io->router);
     curl_slist_free_all(io->set.easy.connect_to);

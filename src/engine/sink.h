@@ -11,6 +11,7 @@
 
 #include "parley.h"
 #include "reply.h"
+#include "store.h"
 #include "store_order.h"
 #include "transport.h"
 
@@ -22,6 +23,7 @@ typedef struct pl_io_stats_view {
     size_t routes;           /* requests the I/O thread holds */
     size_t routes_waiting;   /* of which waiting to be sent again */
     size_t timers;           /* pending timers: at most one per route */
+    pl_store *store;         /* the session store, which writes its part; NULL: none */
 } pl_io_stats_view;
 
 /* Every call is made on the I/O thread; each request ends with exactly one

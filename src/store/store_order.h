@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mpsc.h"
+
 typedef enum pl_store_op {
     /* Take the lease of `session` (or find it held by another live owner),
      * and read its history and its pending turn, in one round trip. */
@@ -50,6 +52,7 @@ typedef enum pl_store_status {
 /* One order; the submitter allocates it, the I/O thread owns it until the
  * sink's store_done returns, then frees it with pl_store_order_free(). */
 typedef struct pl_store_order {
+    pl_mpsc_node entry;     /* the I/O thread's queue (pl_io_store); not the submitter's */
     pl_store_op op;
     void *owner;            /* its session, holding a reference */
     const char *session;    /* the session's id, as long as owner lives */
@@ -74,6 +77,7 @@ typedef struct pl_store_result {
     const char *message;     /* not OK: a sentence for the error event */
 } pl_store_result;
 
+/* Frees the order and its json (store_order.c). */
 void pl_store_order_free(pl_store_order *order);
 
 #endif
