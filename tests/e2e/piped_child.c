@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,24 +96,25 @@ bool piped_child_line(piped_child *c, char *line, size_t size, int timeout_ms)
 
 int piped_child_wait(piped_child *c, int timeout_ms)
 {
+    /* A pidfd turns "the child exited" into something poll() can await
+     * with a bound. */
+    int pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+    assert_true(pidfd >= 0);
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
     int64_t deadline = now_ms() + timeout_ms;
+    int rc;
+    do {
+        int64_t left = deadline - now_ms();
+        rc = poll(&p, 1, left > 0 ? (int)left : 0);
+    } while (rc < 0 && errno == EINTR);
+    close(pidfd);
+    if (rc <= 0)
+        kill(c->pid, SIGKILL);
     int status;
-    for (;;) {
-        pid_t got = waitpid(c->pid, &status, WNOHANG);
-        if (got == c->pid)
-            break;
-        if (now_ms() >= deadline) {
-            kill(c->pid, SIGKILL);
-            waitpid(c->pid, &status, 0);
-            c->pid = 0;
-            return -1;
-        }
-        /* No child-exit notification to wait on without a signal handler
-         * of the test's own: poll the exit at a short interval. */
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    waitpid(c->pid, &status, 0);
     c->pid = 0;
+    if (rc <= 0)
+        return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
