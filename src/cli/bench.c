@@ -17,6 +17,7 @@
 #include "bench.h"
 
 #include <getopt.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
