@@ -17,11 +17,11 @@
 #include "bench.h"
 
 #include <getopt.h>
-#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_echo.h"
 #include "bench_gate.h"
