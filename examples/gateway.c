@@ -4,8 +4,10 @@
  *   POST /chat/<session>   body: the user's message
  *
  * sends the message as the next turn of the conversation <session> (opened
- * on first use, kept with its history until the gateway stops) and streams
- * the reply back as chunked text while its pieces arrive.
+ * on first use, kept with its history until the gateway stops; with
+ * --store, kept in Redis, so that gateways sharing it serve any turn of any
+ * conversation) and streams the reply back as chunked text while its pieces
+ * arrive.
  *
  *   PARLEY_API_KEY=... ./examples/gateway --port 8080 \
  *       --endpoint ws://127.0.0.1:8765/v1/stream
@@ -42,6 +44,8 @@ typedef struct options {
     gw_http_opts http;
     const char *endpoint; /* NULL: $PARLEY_ENDPOINT */
     const char *dialect;  /* NULL: from the endpoint's scheme */
+    const char *store;    /* NULL: conversations live in this process */
+    unsigned lease_wait_ms;
     unsigned max_sessions;
     unsigned drain_ms;
 } options;
@@ -63,6 +67,12 @@ static void usage(FILE *out)
         "  --threads N          libmicrohttpd threads (default: one per CPU)\n"
         "  --max-connections N  HTTP connections open at once (default 10000)\n"
         "  --max-sessions N     conversations kept (default 10000); more get 503\n"
+        "  --store URL          keep conversations in Redis (redis://HOST:PORT[/DB];\n"
+        "                       password from $PARLEY_STORE_PASSWORD): any gateway\n"
+        "                       sharing the store serves any turn (docs/cluster.md)\n"
+        "  --lease-wait-ms N    with --store, how long a turn waits while another\n"
+        "                       gateway finishes a turn of the same conversation\n"
+        "                       (default 10000)\n"
         "  --drain-ms N         on SIGINT/SIGTERM, time replies in progress get\n"
         "                       to finish before they are cut (default 10000)\n"
         "  --help               show this help\n"
@@ -88,7 +98,7 @@ static int parse_number(const char *flag, const char *text, unsigned long min,
 }
 
 enum { OPT_ENDPOINT = 1, OPT_DIALECT, OPT_BIND, OPT_PORT, OPT_THREADS,
-       OPT_MAX_CONNECTIONS, OPT_MAX_SESSIONS, OPT_DRAIN, OPT_HELP };
+       OPT_MAX_CONNECTIONS, OPT_MAX_SESSIONS, OPT_STORE, OPT_LEASE_WAIT, OPT_DRAIN, OPT_HELP };
 
 static const struct option long_options[] = {
     {"endpoint", required_argument, NULL, OPT_ENDPOINT},
@@ -98,6 +108,8 @@ static const struct option long_options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"lease-wait-ms", required_argument, NULL, OPT_LEASE_WAIT},
     {"drain-ms", required_argument, NULL, OPT_DRAIN},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -109,6 +121,9 @@ static int set_option(options *o, int opt, char *arg)
     switch (opt) {
     case OPT_ENDPOINT: o->endpoint = arg; return 0;
     case OPT_DIALECT: o->dialect = arg; return 0;
+    case OPT_STORE: o->store = arg; return 0;
+    case OPT_LEASE_WAIT:
+        return parse_number("--lease-wait-ms", arg, 0, 86400000, &o->lease_wait_ms);
     case OPT_BIND: o->http.bind_addr = arg; return 0;
     case OPT_PORT:
         if (parse_number("--port", arg, 0, 65535, &port))
@@ -152,8 +167,13 @@ static parley_client_t *start_parley(const options *o, gw_sessions *sessions)
 {
     parley_conf_t *conf = parley_conf_new();
     char err[512];
+    char lease_wait[16];
+    snprintf(lease_wait, sizeof(lease_wait), "%u", o->lease_wait_ms);
     if ((o->endpoint && parley_conf_set(conf, "endpoint", o->endpoint, err, sizeof(err))) ||
-        (o->dialect && parley_conf_set(conf, "dialect", o->dialect, err, sizeof(err)))) {
+        (o->dialect && parley_conf_set(conf, "dialect", o->dialect, err, sizeof(err))) ||
+        (o->store && (parley_conf_set(conf, "session.store", o->store, err, sizeof(err)) ||
+                      parley_conf_set(conf, "session.lease.wait.ms", lease_wait, err,
+                                      sizeof(err))))) {
         fprintf(stderr, PROG ": %s\n", err);
         parley_conf_destroy(conf);
         return NULL;
@@ -165,7 +185,7 @@ static parley_client_t *start_parley(const options *o, gw_sessions *sessions)
         parley_conf_destroy(conf);
         return NULL;
     }
-    gw_sessions_attach(sessions, client);
+    gw_sessions_attach(sessions, client, o->store != NULL);
     parley_start(client);
     return client;
 }
@@ -198,6 +218,7 @@ int main(int argc, char **argv)
         .http = {.bind_addr = "127.0.0.1", .port = 8080, .max_connections = 10000,
                  .threads = cpus > 0 ? (unsigned)cpus : 1},
         .max_sessions = 10000,
+        .lease_wait_ms = 10000,
         .drain_ms = 10000,
     };
     int help = 0;

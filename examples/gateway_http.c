@@ -42,7 +42,7 @@ typedef struct exchange {
     bool body_too_large;
     /* Once the turn is sent: */
     gw_stream *stream;
-    gw_session *session;
+    parley_session_t *session;
     uint64_t request_id;
 } exchange;
 

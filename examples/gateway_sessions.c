@@ -9,6 +9,8 @@
 
 #define BUCKETS 4096
 
+typedef struct gw_session gw_session;
+
 struct gw_session {
     gw_session *next; /* in its bucket */
     parley_session_t *handle;
@@ -33,6 +35,10 @@ struct gw_sessions {
      * with the registry, so a pointer found stays valid without the lock. */
     pthread_mutex_t names_lock;
     size_t count, max;
+    /* With a session store, each turn opens its conversation, which loads it
+     * and takes its lease, and closes it, which saves it and gives the lease
+     * back: any gateway of a fleet can then take the next turn. */
+    bool per_turn;
     gw_session *buckets[BUCKETS];
 };
 
@@ -47,9 +53,10 @@ gw_sessions *gw_sessions_new(size_t max_sessions)
     return reg;
 }
 
-void gw_sessions_attach(gw_sessions *reg, parley_client_t *client)
+void gw_sessions_attach(gw_sessions *reg, parley_client_t *client, bool per_turn)
 {
     reg->client = client;
+    reg->per_turn = per_turn;
 }
 
 static void say(char *why, size_t why_size, const char *sentence)
@@ -128,11 +135,11 @@ static const char *send_failure(parley_err_t err)
 /* The turn's stream rides along as its request's opaque pointer: every
  * event of the turn hands it back, so nothing needs registering (and no
  * lock covers parley_send against its own first event). */
-static parley_err_t send_turn(gw_session *s, const char *content, gw_stream *stream,
+static parley_err_t send_turn(parley_session_t *handle, const char *content, gw_stream *stream,
                               uint64_t *request_id, char *why, size_t why_size)
 {
     gw_stream_ref(stream); /* the turn's, dropped at its terminal event */
-    parley_err_t err = parley_send_opaque(s->handle, content, stream, request_id, 0);
+    parley_err_t err = parley_send_opaque(handle, content, stream, request_id, 0);
     if (err != PARLEY_OK) {
         gw_stream_unref(stream);
         say(why, why_size, send_failure(err));
@@ -140,30 +147,48 @@ static parley_err_t send_turn(gw_session *s, const char *content, gw_stream *str
     return err;
 }
 
+/* One turn in a session of its own (per_turn): closed at once, the turn
+ * still completes, and then the session saves it and gives its lease up. */
+static parley_err_t send_in_own_session(gw_sessions *reg, const char *name, const char *content,
+                                        gw_stream *stream, parley_session_t **session,
+                                        uint64_t *request_id, char *why, size_t why_size)
+{
+    parley_session_t *handle = parley_session_open(reg->client, name, why, why_size);
+    if (!handle)
+        return PARLEY_ERR_INVALID_ARG; /* parley's sentence says what */
+    parley_err_t err = send_turn(handle, content, stream, request_id, why, why_size);
+    parley_session_close(handle);
+    *session = handle; /* a closed handle still cancels its turns */
+    return err;
+}
+
 parley_err_t gw_sessions_send(gw_sessions *reg, const char *name, const char *content,
-                              gw_stream *stream, gw_session **session,
+                              gw_stream *stream, parley_session_t **session,
                               uint64_t *request_id, char *why, size_t why_size)
 {
     parley_err_t err = PARLEY_ERR_SHUTDOWN;
     pthread_rwlock_rdlock(&reg->gate);
     if (reg->state != GATE_OPEN) {
         say(why, why_size, "the gateway is shutting down");
+    } else if (reg->per_turn) {
+        err = send_in_own_session(reg, name, content, stream, session, request_id, why,
+                                  why_size);
     } else {
         gw_session *s = find_or_open(reg, name, &err, why, why_size);
         if (s) {
-            err = send_turn(s, content, stream, request_id, why, why_size);
-            *session = s;
+            err = send_turn(s->handle, content, stream, request_id, why, why_size);
+            *session = s->handle;
         }
     }
     pthread_rwlock_unlock(&reg->gate);
     return err;
 }
 
-void gw_sessions_cancel(gw_sessions *reg, gw_session *session, uint64_t request_id)
+void gw_sessions_cancel(gw_sessions *reg, parley_session_t *session, uint64_t request_id)
 {
     pthread_rwlock_rdlock(&reg->gate);
     if (reg->state != GATE_CLOSED)
-        parley_cancel(session->handle, request_id);
+        parley_cancel(session, request_id);
     pthread_rwlock_unlock(&reg->gate);
 }
 
@@ -171,6 +196,8 @@ void gw_sessions_on_event(parley_client_t *client, const parley_event_t *ev, voi
 {
     (void)client, (void)opaque;
     gw_stream *stream = parley_event_opaque(ev);
+    if (!stream)
+        return; /* a turn a stopped gateway left in flight, finished here: no one asked */
     parley_event_type_t type = parley_event_type(ev);
     size_t len;
     const char *content = parley_event_content(ev, &len);

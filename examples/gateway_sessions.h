@@ -12,6 +12,7 @@
 #ifndef GATEWAY_SESSIONS_H
 #define GATEWAY_SESSIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,13 +20,15 @@
 #include "parley.h"
 
 typedef struct gw_sessions gw_sessions;
-typedef struct gw_session gw_session;
 
 /* An empty registry of at most max_sessions names; NULL when out of memory. */
 gw_sessions *gw_sessions_new(size_t max_sessions);
 
-/* The client whose sessions these are; set once, before the first send. */
-void gw_sessions_attach(gw_sessions *reg, parley_client_t *client);
+/* The client whose sessions these are; set once, before the first send.
+ * per_turn (a client with a session store): each turn opens its
+ * conversation and closes it, instead of keeping it open until shutdown,
+ * so that the next turn may go to another gateway (docs/cluster.md). */
+void gw_sessions_attach(gw_sessions *reg, parley_client_t *client, bool per_turn);
 
 /* The client's event callback (parley_conf_set_event_cb; its opaque is
  * unused): runs on parley's workers and hands each event to its turn's
@@ -37,18 +40,18 @@ void gw_sessions_on_event(parley_client_t *client, const parley_event_t *ev,
  * Send content as the next turn of the conversation `name` (opened if new),
  * its events going to `stream`, which the turn references until its
  * terminal event. On PARLEY_OK, *session and *request_id identify the turn
- * for gw_sessions_cancel(). Otherwise no event will come, and `why` (at most
+ * for gw_sessions_cancel() (the handle may be closed already: per_turn). Otherwise no event will come, and `why` (at most
  * why_size bytes) says what was wrong: PARLEY_ERR_QUEUE_FULL also when
  * max_sessions names are in use, PARLEY_ERR_SHUTDOWN once shutdown began,
  * or what parley_send() returned.
  */
 parley_err_t gw_sessions_send(gw_sessions *reg, const char *name, const char *content,
-                              gw_stream *stream, gw_session **session,
+                              gw_stream *stream, parley_session_t **session,
                               uint64_t *request_id, char *why, size_t why_size);
 
 /* Cancel a turn whose client went away (ignored once shutdown closed the
  * gate, or when the turn already ended). */
-void gw_sessions_cancel(gw_sessions *reg, gw_session *session, uint64_t request_id);
+void gw_sessions_cancel(gw_sessions *reg, parley_session_t *session, uint64_t request_id);
 
 /* Shutdown, step 1: from now on sends fail with PARLEY_ERR_SHUTDOWN. */
 void gw_sessions_stop_sending(gw_sessions *reg);

@@ -19,6 +19,7 @@
 #include "safe_text.h"
 #include "session.h"
 #include "session_table.h"
+#include "snowflake.h"
 #include "stats.h"
 
 static void set_err(char *errstr, size_t size, const char *msg)
@@ -79,7 +80,35 @@ static pl_io_settings io_settings(parley_client_t *c)
         .pool = c->pool,
         .counters = &c->counters,
         .log = &c->log,
+        .store_url = c->has_store ? conf->session_store : NULL,
+        .store_password = c->store_password,
+        .store_key_prefix = conf->store_key_prefix,
+        .store_owner = c->store_owner,
+        .store_lease_ms = conf->lease_ms,
+        .store_ttl_s = conf->store_ttl_s,
+        .store_timeout_ms = conf->store_timeout_ms,
     };
+}
+
+/* This client's name in the store's leases: unique among the processes
+ * sharing the store, and telling an operator where a lease is held. */
+static void name_store_owner(parley_client_t *c)
+{
+    char host[64] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "unknown");
+    snprintf(c->store_owner, sizeof(c->store_owner), "%.63s:%ld:%llu", host, (long)getpid(),
+             (unsigned long long)pl_snowflake_next(c->worker_id));
+}
+
+/* The store's password, when session.store is a URL (its only secret). */
+static void free_store_password(parley_client_t *c)
+{
+    if (c->store_password) {
+        explicit_bzero(c->store_password, strlen(c->store_password));
+        free(c->store_password);
+        c->store_password = NULL;
+    }
 }
 
 /* A statistics document is due: the I/O thread's part comes with it. */
@@ -123,11 +152,20 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
         free(api_key);
         return NULL;
     }
+    bool has_store = strcmp(conf->session_store, "memory") != 0;
+    char *store_password = NULL;
+    if (has_store &&
+        pl_conf_store_password(conf, &store_password, errstr, errstr_size) != PARLEY_OK) {
+        free(api_key);
+        pl_request_options_free(&defaults);
+        return NULL;
+    }
     pthread_once(&curl_once, curl_init_once);
 
     parley_client_t *c = calloc(1, sizeof(*c));
     if (!c) {
         free(api_key);
+        free(store_password);
         pl_request_options_free(&defaults);
         set_err(errstr, errstr_size, "out of memory");
         return NULL;
@@ -135,6 +173,8 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     c->conf = conf;
     c->request_defaults = defaults;
     c->api_key = api_key;
+    c->has_store = has_store;
+    c->store_password = store_password;
     c->log = (pl_logger){.level = conf->log_level,
                          .cb = conf->log_cb,
                          .opaque = conf->log_opaque,
@@ -144,6 +184,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     c->endpoint_shown = malloc(shown_size);
     if (!c->endpoint_shown) {
         free(api_key);
+        free_store_password(c);
         pl_request_options_free(&c->request_defaults);
         free(c);
         set_err(errstr, errstr_size, "out of memory");
@@ -151,6 +192,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
     }
     pl_safe_url(conf->endpoint, c->endpoint_shown, shown_size);
     c->worker_id = (unsigned)conf->worker_id;
+    name_store_owner(c);
     pthread_mutex_init(&c->lifecycle_mu, NULL);
     pthread_mutex_init(&c->idle_mu, NULL);
     pthread_cond_init(&c->idle_cv, NULL);
@@ -179,6 +221,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
         pl_pool_free(c->pool);
         c->conf = NULL; /* stays the caller's on failure */
         free(c->api_key);
+        free_store_password(c);
         free(c->endpoint_shown);
         pl_request_options_free(&c->request_defaults);
         free(c);
@@ -356,6 +399,7 @@ void parley_client_destroy(parley_client_t *c)
         memset(c->api_key, 0, strlen(c->api_key));
         free(c->api_key);
     }
+    free_store_password(c);
     pthread_mutex_destroy(&c->lifecycle_mu);
     pthread_mutex_destroy(&c->idle_mu);
     pthread_cond_destroy(&c->idle_cv);

@@ -30,6 +30,11 @@ struct parley_client {
      * it: without user information, query or fragment (pl_safe_url). */
     char *endpoint_shown;
     unsigned worker_id;
+    /* The session store (docs/cluster.md): has_store when session.store is a
+     * URL; the password (NULL: none) and this client's name in leases. */
+    bool has_store;
+    char *store_password;
+    char store_owner[96];
     pl_pool *pool;
     pl_io *io;
     bool started;                 /* touched only by start/destroy callers */

@@ -50,6 +50,7 @@ static const char *compression_problem(const char *name);
 static const char *header_value_problem(const char *value);
 static const char *utf8_problem(const char *value);
 static const char *connect_to_problem(const char *value);
+static const char *store_problem(const char *value);
 
 /* One check per request option: the table's checks take the value alone. */
 #define PL_RO_CHECK(fn, opt) \
@@ -260,6 +261,47 @@ static const pl_prop pl_props[] = {
     {"max.inflight.requests", PL_PROP_INT, PL_OFF(max_inflight_requests), 1,
      10000000, "100000",
      "Requests the client holds unfinished over all sessions", NULL},
+    {"session.store", PL_PROP_STRING, PL_OFF(session_store), 0, 0, "memory",
+     "Where sessions keep their history and lease: memory (this process) "
+     "or redis://[user@]host:port[/db] (Redis 6+ or Valkey; the password "
+     "from session.store.password.env or .file, never in the URL); see "
+     "docs/cluster.md",
+     store_problem},
+    {"session.store.password.env", PL_PROP_STRING, PL_OFF(store_password_env), 0, 0,
+     "PARLEY_STORE_PASSWORD",
+     "Environment variable that holds the session store's password; unset "
+     "or empty: no AUTH",
+     NULL},
+    {"session.store.password.file", PL_PROP_STRING, PL_OFF(store_password_file), 0, 0,
+     NULL,
+     "File that holds the session store's password instead (a regular "
+     "file, mode 0600 or stricter; one trailing newline is ignored)",
+     NULL},
+    {"session.store.key.prefix", PL_PROP_STRING, PL_OFF(store_key_prefix), 0, 0, "parley:",
+     "Prefix of every key the session store writes (keys are "
+     "<prefix>{<session>}:<what>)",
+     header_value_problem},
+    {"session.store.ttl.s", PL_PROP_INT, PL_OFF(store_ttl_s), 0, 1073741824, "0",
+     "Seconds an idle conversation's keys live in the store after its last "
+     "write; 0: kept until deleted",
+     NULL},
+    {"session.store.timeout.ms", PL_PROP_INT, PL_OFF(store_timeout_ms), 1, 600000, "2000",
+     "Time for one store round trip before the connection counts as lost "
+     "and is made again",
+     NULL},
+    {"session.store.wait.ms", PL_PROP_INT, PL_OFF(store_wait_ms), 1, 86400000, "30000",
+     "How long a session waits for the store (loading, recording, saving a "
+     "turn) before its turns end with PARLEY_ERR_STORE",
+     NULL},
+    {"session.lease.ms", PL_PROP_INT, PL_OFF(lease_ms), 1000, 3600000, "15000",
+     "Lease of a session in the store: renewed while the session is open; "
+     "after a crash, another process may take the session this long after "
+     "the last renewal",
+     NULL},
+    {"session.lease.wait.ms", PL_PROP_INT, PL_OFF(lease_wait_ms), 0, 86400000, "0",
+     "How long opening a session another live process owns waits for its "
+     "lease; 0: the session fails at once with PARLEY_ERR_SESSION_OWNED",
+     NULL},
     {"http.idle.connections", PL_PROP_INT, PL_OFF(http_idle_connections), 1,
      1000000, "1024",
      "Anthropic and openai dialects: finished connections kept open for the "
@@ -550,6 +592,23 @@ static const char *port_problem(const char *host, size_t authority)
     }
     if (number == 0 || number > 65535)
         return "has a port outside 1-65535";
+    return NULL;
+}
+
+/* "memory" or a redis:// URL; the URL's parts are checked when the client
+ * is made (store_url.h), where the message can say which. A password in
+ * the URL is refused: URLs end up in logs and on command lines. */
+static const char *store_problem(const char *value)
+{
+    if (!strcmp(value, "memory"))
+        return NULL;
+    if (strncmp(value, "redis://", 8))
+        return "is not memory or a redis://host:port URL";
+    const char *at = strchr(value + 8, '@');
+    const char *colon = strchr(value + 8, ':');
+    if (at && colon && colon < at)
+        return "holds a password: give it with session.store.password.env or "
+               "session.store.password.file instead";
     return NULL;
 }
 
@@ -1076,8 +1135,10 @@ static char *read_all(int fd, size_t max, size_t *len)
 }
 
 /* Check the open key file's type and mode, then read the key from it. */
-static parley_err_t key_from_fd(int fd, const char *path, char **key,
-                                char *errstr, size_t errstr_size)
+/* A secret (`what`: "API key", "session store password") from a file;
+ * failures are err. */
+static parley_err_t key_from_fd(int fd, const char *path, const char *what, parley_err_t err,
+                                char **key, char *errstr, size_t errstr_size)
 {
     struct stat st;
     const char *why;
@@ -1085,24 +1146,24 @@ static parley_err_t key_from_fd(int fd, const char *path, char **key,
     char *buf;
 
     if (fstat(fd, &st) != 0)
-        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
-                          "API key file \"%s\": %s", path, strerror(errno));
+        return conf_error(errstr, errstr_size, err,
+                          "%s file \"%s\": %s", what, path, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
-                          "API key file \"%s\" is not a regular file", path);
+        return conf_error(errstr, errstr_size, err,
+                          "%s file \"%s\" is not a regular file", what, path);
     /* A key others can read is no longer secret; ssh refuses such keys too. */
     if (st.st_mode & 077)
-        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
-                          "API key file \"%s\" is accessible by group or "
+        return conf_error(errstr, errstr_size, err,
+                          "%s file \"%s\" is accessible by group or "
                           "others (mode %04o): run chmod 600 on it",
-                          path, (unsigned)(st.st_mode & 07777));
+                          what, path, (unsigned)(st.st_mode & 07777));
     if (st.st_size > PL_KEY_FILE_MAX)
-        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
-                          "API key file \"%s\" is larger than %d bytes",
-                          path, PL_KEY_FILE_MAX);
+        return conf_error(errstr, errstr_size, err,
+                          "%s file \"%s\" is larger than %d bytes",
+                          what, path, PL_KEY_FILE_MAX);
     if (!(buf = read_all(fd, (size_t)st.st_size, &len)))
-        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
-                          "cannot read API key file \"%s\"", path);
+        return conf_error(errstr, errstr_size, err,
+                          "cannot read %s file \"%s\"", what, path);
     /* Editors end files with a newline; "\r\n" counts as one line end. */
     if (len > 0 && buf[len - 1] == '\n')
         buf[--len] = '\0';
@@ -1111,28 +1172,25 @@ static parley_err_t key_from_fd(int fd, const char *path, char **key,
     if ((why = key_problem(buf, len))) {
         explicit_bzero(buf, len);
         free(buf);
-        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
-                          "API key file \"%s\" %s", path, why);
+        return conf_error(errstr, errstr_size, err,
+                          "%s file \"%s\" %s", what, path, why);
     }
     *key = buf;
     return PARLEY_OK;
 }
 
-static parley_err_t key_from_file(const char *path, char **key, char *errstr,
-                                  size_t errstr_size)
+static parley_err_t key_from_file(const char *path, const char *what, parley_err_t err,
+                                  char **key, char *errstr, size_t errstr_size)
 {
     /* Without O_NONBLOCK, opening a FIFO would wait for a writer forever;
      * key_from_fd then refuses anything but a regular file. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    parley_err_t err;
-
     if (fd < 0)
-        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_KEY,
-                          "cannot open API key file \"%s\": %s", path,
-                          strerror(errno));
-    err = key_from_fd(fd, path, key, errstr, errstr_size);
+        return conf_error(errstr, errstr_size, err, "cannot open %s file \"%s\": %s", what,
+                          path, strerror(errno));
+    parley_err_t got = key_from_fd(fd, path, what, err, key, errstr, errstr_size);
     close(fd);
-    return err;
+    return got;
 }
 
 /* The key from environment variable var. When it is unset, the message
@@ -1370,7 +1428,8 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
         err = check_cross(conf, errstr, errstr_size);
     /* The key is read last, so nothing can fail while we hold it. */
     if (err == PARLEY_OK && conf->api_key_file)
-        err = key_from_file(conf->api_key_file, api_key, errstr, errstr_size);
+        err = key_from_file(conf->api_key_file, "API key", PARLEY_ERR_NO_KEY, api_key, errstr,
+                            errstr_size);
     else if (err == PARLEY_OK)
         err = resolve_key_from_env(conf, &dialect, api_key, errstr, errstr_size);
     free(endpoint);
@@ -1385,5 +1444,25 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     conf->dialect = dialect.dialect;
     snprintf(conf->dialect_shown, sizeof(conf->dialect_shown), "%s dialect, %s",
              pl_dialect_name(dialect.dialect), dialect.why);
+    return PARLEY_OK;
+}
+
+parley_err_t pl_conf_store_password(const parley_conf_t *conf, char **password,
+                                    char *errstr, size_t errstr_size)
+{
+    *password = NULL;
+    if (conf->store_password_file)
+        return key_from_file(conf->store_password_file, "session store password",
+                             PARLEY_ERR_INVALID_VALUE, password, errstr, errstr_size);
+    const char *value = getenv(conf->store_password_env);
+    if (!value || !*value)
+        return PARLEY_OK;
+    const char *why = key_problem(value, strlen(value));
+    if (why)
+        return conf_error(errstr, errstr_size, PARLEY_ERR_INVALID_VALUE,
+                          "the session store password in environment variable %s %s",
+                          conf->store_password_env, why);
+    if (!(*password = strdup(value)))
+        return conf_error(errstr, errstr_size, PARLEY_ERR_NO_MEMORY, "out of memory");
     return PARLEY_OK;
 }

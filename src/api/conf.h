@@ -65,6 +65,16 @@ struct parley_conf {
     char *compression;         /* "compression": zstd (default), gzip or none */
     int compression_dict;      /* "compression.dict", 0..1, default 1 */
     int log_level;             /* "log.level", 0..7, default 4; $PARLEY_LOG wins */
+    /* The session store (docs/cluster.md). */
+    char *session_store;       /* "session.store": "memory" (default) or redis://... */
+    char *store_password_env;  /* "session.store.password.env", default PARLEY_STORE_PASSWORD */
+    char *store_password_file; /* "session.store.password.file" */
+    char *store_key_prefix;    /* "session.store.key.prefix", default "parley:" */
+    int store_ttl_s;           /* "session.store.ttl.s", 0..(1<<30), 0 = kept */
+    int store_timeout_ms;      /* "session.store.timeout.ms", 1..600000, default 2000 */
+    int store_wait_ms;         /* "session.store.wait.ms", 1..86400000, default 30000 */
+    int lease_ms;              /* "session.lease.ms", 1000..3600000, default 15000 */
+    int lease_wait_ms;         /* "session.lease.wait.ms", 0..86400000, default 0 */
     parley_event_cb *event_cb;
     void *event_opaque;
     parley_log_cb *log_cb;     /* NULL: stderr */
@@ -89,6 +99,16 @@ struct parley_conf {
  */
 parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
                               char *errstr, size_t errstr_size);
+
+/*
+ * The session store's password, for a redis:// session.store: from the
+ * file session.store.password.file (mode 0600 or stricter), else the
+ * variable session.store.password.env; *password is NULL when neither
+ * holds one (no AUTH). Returns PARLEY_OK, or PARLEY_ERR_INVALID_VALUE with
+ * a sentence in errstr that never quotes the password.
+ */
+parley_err_t pl_conf_store_password(const parley_conf_t *conf, char **password,
+                                    char *errstr, size_t errstr_size);
 
 /*
  * Parse text as a value of the integer property `name`, by the rules and

@@ -54,20 +54,23 @@ size_t pl_history_trim(pl_history *h, size_t max_turns, size_t max_bytes)
     return drop / 2;
 }
 
+int pl_history_write_message(pl_buf *out, const pl_history_turn *t)
+{
+    if (pl_buf_append_str(out, t->assistant ? "{\"role\":\"assistant\",\"content\":"
+                                            : "{\"role\":\"user\",\"content\":") ||
+        (t->blocks ? pl_buf_append(out, t->content, t->content_len)
+                   : pl_buf_append_json_str(out, t->content, t->content_len)))
+        return -1;
+    return pl_buf_append(out, "}", 1);
+}
+
 int pl_history_export(const pl_history *h, pl_buf *out)
 {
     if (pl_buf_append(out, "[", 1) != 0)
         return -1;
-    for (size_t i = 0; i < h->n; i++) {
-        const pl_history_turn *t = &h->turns[i];
-        if ((i && pl_buf_append(out, ",", 1)) ||
-            pl_buf_append_str(out, t->assistant ? "{\"role\":\"assistant\",\"content\":"
-                                                : "{\"role\":\"user\",\"content\":") ||
-            (t->blocks ? pl_buf_append(out, t->content, t->content_len)
-                       : pl_buf_append_json_str(out, t->content, t->content_len)) ||
-            pl_buf_append(out, "}", 1))
+    for (size_t i = 0; i < h->n; i++)
+        if ((i && pl_buf_append(out, ",", 1)) || pl_history_write_message(out, &h->turns[i]))
             return -1;
-    }
     return pl_buf_append(out, "]", 1);
 }
 

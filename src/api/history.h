@@ -32,6 +32,10 @@ void pl_history_append(pl_history *h, bool assistant, bool blocks, char *content
  */
 size_t pl_history_trim(pl_history *h, size_t max_turns, size_t max_bytes);
 
+/* Append one message as export writes it: {"role":...,"content":...}.
+ * Returns 0, or -1 when memory ran out. */
+PL_BUF_MUST_CHECK int pl_history_write_message(pl_buf *out, const pl_history_turn *t);
+
 /* Append the history as a JSON array of {"role","content"} messages.
  * Returns 0, or -1 when memory ran out. */
 PL_BUF_MUST_CHECK int pl_history_export(const pl_history *h, pl_buf *out);

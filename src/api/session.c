@@ -20,101 +20,12 @@
 #include "option_name.h"
 #include "reply_assembly.h"
 #include "safe_text.h"
+#include "session_msg.h"
+#include "session_store.h"
 #include "session_table.h"
 #include "snowflake.h"
 #include "turn.h"
 #include "utf8.h"
-
-/* One user turn, from parley_send() to its terminal event. */
-typedef struct pl_request {
-    uint64_t id;
-    char *content;
-    size_t content_len;
-    bool content_blocks; /* content is a JSON array of blocks */
-    void *opaque;        /* the caller's, on every event */
-    pl_reply reply;      /* the pieces so far, kept for the history */
-    int64_t accepted_us; /* when parley_send() took it: latency starts here */
-    bool piece_seen;     /* its first piece arrived (time to first token) */
-    struct pl_request *next;
-} pl_request;
-
-enum session_msg_kind {
-    MSG_SEND = 1,
-    MSG_SET,
-    MSG_CANCEL,
-    MSG_CLOSE,
-    MSG_PIECE,
-    MSG_DONE,
-    MSG_ERROR,
-    MSG_EXPORT
-};
-
-typedef struct send_msg {
-    pl_actor_msg base;
-    pl_request *req;
-} send_msg;
-
-/* A per-session option, parsed by the caller; unset returns to the
- * client's. */
-typedef struct set_msg {
-    pl_actor_msg base;
-    enum { SET_MODEL, SET_SYSTEM, SET_MAX_TOKENS, SET_REQUEST_OPTION, SET_HISTORY_TURNS,
-           SET_HISTORY_BYTES } what;
-    pl_request_option option; /* SET_REQUEST_OPTION */
-    pl_option_value value;    /* SET_REQUEST_OPTION */
-    uint64_t number;
-    char *text;
-} set_msg;
-
-typedef struct cancel_msg {
-    pl_actor_msg base;
-    uint64_t id;
-} cancel_msg;
-
-/* A piece from the I/O thread; its strings follow it, each NUL-terminated,
- * in the order text, signature, tool id, tool name. */
-typedef struct piece_msg {
-    pl_actor_msg base;
-    uint64_t id;
-    uint32_t seq, block;
-    pl_piece_kind kind;
-    size_t len;
-    bool has_signature;
-    char data[];
-} piece_msg;
-
-/* How a reply ended; stop_sequence, message_id and vendor_request_id
- * follow it in data (each NUL-terminated, empty when absent). */
-typedef struct done_msg {
-    pl_actor_msg base;
-    uint64_t id;
-    uint64_t input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens;
-    char stop_reason[32]; /* the longest vendor reason is 29 bytes */
-    char data[];
-} done_msg;
-
-typedef struct error_msg {
-    pl_actor_msg base;
-    uint64_t id;
-    parley_err_t err;
-    char message[];
-} error_msg;
-
-/* parley_session_export() waiting for the session: shared by the caller and
- * the message, freed by whichever lets go last (the caller may time out). */
-typedef struct export_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    _Atomic int refs;
-    bool answered;
-    char *json;
-    size_t len;
-} export_wait;
-
-typedef struct export_msg {
-    pl_actor_msg base;
-    export_wait *wait;
-} export_msg;
 
 #define SESSION_OF(a) ((pl_session *)(a))
 
@@ -122,9 +33,18 @@ typedef struct export_msg {
  * own callbacks may read its state directly (parley_session_export). */
 static _Thread_local pl_session *running_session;
 
+bool pl_session_is_running(const pl_session *s)
+{
+    return running_session == s;
+}
+
 static void request_free(pl_request *req)
 {
     pl_reply_free(&req->reply);
+    free(req->frame);
+    free(req->headers);
+    free(req->done);
+    free(req->kept);
     free(req->content);
     free(req);
 }
@@ -141,9 +61,7 @@ static void deliver(pl_session *s, pl_request *req, parley_event_t *ev)
     conf->event_cb(s->client, ev, conf->event_opaque);
 }
 
-/* The one terminal event of req: ERROR. Frees req. */
-static void fail_request(pl_session *s, pl_request *req, parley_err_t err,
-                         const char *message)
+void pl_session_fail(pl_session *s, pl_request *req, parley_err_t err, const char *message)
 {
     parley_event_t ev = {.type = PARLEY_EVENT_ERROR,
                          .content = message,
@@ -164,16 +82,16 @@ static int64_t unix_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Hand req to the I/O thread, unless the client is shutting down. The
- * submitting counter lets destroy wait until no session is between the
- * check and the hand-over. */
-static bool submit(pl_session *s, pl_request *req, char *frame, size_t len,
-                   const char *headers, bool needs_blocks)
+/* The submitting counter lets destroy wait until no session is between
+ * its check and the hand-over. */
+bool pl_session_submit(pl_session *s, pl_request *req, char *frame, size_t len,
+                       const char *headers, bool needs_blocks)
 {
     parley_client_t *c = s->client;
     atomic_fetch_add(&c->submitting, 1);
     if (atomic_load(&c->shutting_down)) {
         atomic_fetch_sub(&c->submitting, 1);
+        free(frame);
         return false;
     }
     pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
@@ -188,6 +106,7 @@ static bool submit(pl_session *s, pl_request *req, char *frame, size_t len,
     pl_session_ref(s);
     pl_io_submit(c->io, io_req);
     atomic_fetch_sub(&c->submitting, 1);
+    req->phase = PL_REQ_SENT;
     return true;
 }
 
@@ -212,7 +131,7 @@ static bool answers_last_calls(pl_session *s, pl_request *req)
     if (pl_blocks_answer_calls(last->content, last->content_len, last->blocks, req->content,
                                req->content_len, req->content_blocks, why, sizeof(why)))
         return true;
-    fail_request(s, req, PARLEY_ERR_INVALID_ARG, why);
+    pl_session_fail(s, req, PARLEY_ERR_INVALID_ARG, why);
     return false;
 }
 
@@ -244,7 +163,7 @@ static bool start_turn(pl_session *s, pl_request *req)
                  : pl_dialect_encode(&frame, conf->dialect, &m);
     if (rc != 0) {
         pl_buf_free(&frame);
-        fail_request(s, req, PARLEY_ERR_NO_MEMORY, "out of memory encoding the request");
+        pl_session_fail(s, req, PARLEY_ERR_NO_MEMORY, "out of memory encoding the request");
         return false;
     }
     /* Room for the resume_from field the I/O thread may add on a repeat. */
@@ -254,28 +173,33 @@ static bool start_turn(pl_session *s, pl_request *req)
                  "the request with its history is %zu bytes, over max.message.bytes (%lld)",
                  frame.len, (long long)conf->max_message_bytes);
         pl_buf_free(&frame);
-        fail_request(s, req, PARLEY_ERR_TOO_LARGE, msg);
+        pl_session_fail(s, req, PARLEY_ERR_TOO_LARGE, msg);
         return false;
     }
     size_t len;
     char *bytes = pl_buf_steal(&frame, &len);
     bool needs_blocks = conf->dialect == PL_DIALECT_NATIVE && uses_blocks(s, req, &params);
-    if (!submit(s, req, bytes, len, pl_request_extra_headers(&s->options,
-                                                              &s->client->request_defaults),
-                needs_blocks)) {
-        free(bytes);
-        fail_request(s, req, PARLEY_ERR_SHUTDOWN,
-                     "the client was destroyed before the request was sent");
+    const char *headers = pl_request_extra_headers(&s->options, &s->client->request_defaults);
+    if (s->client->has_store) {
+        /* Recorded in the store first, then sent (session_store.c). */
+        s->inflight = req;
+        pl_session_store_record(s, req, bytes, len, headers, needs_blocks);
+        return true;
+    }
+    if (!pl_session_submit(s, req, bytes, len, headers, needs_blocks)) {
+        pl_session_fail(s, req, PARLEY_ERR_SHUTDOWN,
+                        "the client was destroyed before the request was sent");
         return false;
     }
     s->inflight = req;
     return true;
 }
 
-/* Start waiting turns until one is in flight or none is left. */
-static void start_next(pl_session *s)
+/* Start waiting turns until one is in flight or none is left (or the
+ * session's history is still on its way from the store). */
+void pl_session_start_next(pl_session *s)
 {
-    while (!s->inflight && s->waiting_head) {
+    while (!s->inflight && s->waiting_head && !pl_session_store_loading(s)) {
         pl_request *req = s->waiting_head;
         s->waiting_head = req->next;
         if (!s->waiting_head)
@@ -289,7 +213,9 @@ static void start_next(pl_session *s)
 
 static void on_send(pl_session *s, pl_request *req)
 {
-    if (s->inflight) {
+    if (pl_session_store_refuses(s, req))
+        return;
+    if (s->inflight || pl_session_store_loading(s)) {
         if (s->waiting_tail)
             s->waiting_tail->next = req;
         else
@@ -298,7 +224,7 @@ static void on_send(pl_session *s, pl_request *req)
         return;
     }
     start_turn(s, req);
-    start_next(s);
+    pl_session_start_next(s);
 }
 
 static uint64_t elapsed_us(const pl_request *req)
@@ -362,14 +288,19 @@ static const char *next_string(const char **p)
     return *s ? s : NULL;
 }
 
-static void on_done(pl_session *s, done_msg *m)
+void pl_session_finish(pl_session *s, pl_request *req, const done_msg *m, char *kept,
+                       bool kept_blocks, size_t kept_len)
 {
-    pl_request *req = current(s, m->id);
-    if (!req)
-        return;
     s->inflight = NULL;
     size_t text_len = 0;
-    const char *text = req->reply.n ? pl_reply_text(&req->reply, &text_len) : "";
+    const char *text = "";
+    /* A reply of one text block was handed to kept whole. */
+    if (kept && !kept_blocks) {
+        text = kept;
+        text_len = kept_len;
+    } else if (req->reply.n) {
+        text = pl_reply_text(&req->reply, &text_len);
+    }
     const char *p = m->data;
     parley_event_t ev = {.type = PARLEY_EVENT_DONE,
                          .content = text,
@@ -383,25 +314,37 @@ static void on_done(pl_session *s, done_msg *m)
                          .cache_creation_tokens = m->cache_creation_tokens,
                          .cache_read_tokens = m->cache_read_tokens};
     deliver(s, req, &ev);
-    /* The history holds completed turns only: a cancelled one, or one
-     * whose reply kept nothing a vendor would take back, would make every
-     * later request of the session carry an empty or half message. */
-    bool blocks;
-    size_t reply_len;
-    char *reply = strcmp(m->stop_reason, "cancelled")
-                      ? pl_reply_take_history(&req->reply, &blocks, &reply_len)
-                      : NULL;
-    if (reply) {
+    if (kept) {
         pl_history_append(&s->history, false, req->content_blocks, req->content,
                           req->content_len);
-        pl_history_append(&s->history, true, blocks, reply, reply_len);
+        pl_history_append(&s->history, true, kept_blocks, kept, kept_len);
         req->content = NULL;
     }
     PL_COUNT(s->client, requests_done, 1);
     pl_histogram_record(&s->client->latency, elapsed_us(req));
     pl_client_release(s->client, s, req->content_len);
     request_free(req);
-    start_next(s);
+    pl_session_store_turn_ended(s);
+    pl_session_start_next(s);
+}
+
+static void on_done(pl_session *s, done_msg *m)
+{
+    pl_request *req = current(s, m->id);
+    if (!req)
+        return;
+    /* The history holds completed turns only: a cancelled one, or one
+     * whose reply kept nothing a vendor would take back, would make every
+     * later request of the session carry an empty or half message. */
+    bool blocks = false;
+    size_t len = 0;
+    char *kept = strcmp(m->stop_reason, "cancelled")
+                     ? pl_reply_take_history(&req->reply, &blocks, &len)
+                     : NULL;
+    /* With a store, DONE waits until the turn is saved. */
+    if (pl_session_store_save(s, req, m, kept, blocks, len))
+        return;
+    pl_session_finish(s, req, m, kept, blocks, len);
 }
 
 static void on_error(pl_session *s, error_msg *m)
@@ -410,15 +353,33 @@ static void on_error(pl_session *s, error_msg *m)
     if (!req)
         return;
     s->inflight = NULL;
-    fail_request(s, req, m->err, m->message);
-    start_next(s);
+    pl_session_store_forget(s, req);
+    pl_session_fail(s, req, m->err, m->message);
+    pl_session_store_turn_ended(s);
+    pl_session_start_next(s);
 }
 
 /* A waiting turn ends here at once; the turn in flight is cancelled at the
  * server, through the I/O thread, which answers with done (cancelled). */
+void pl_session_end_cancelled(pl_session *s, pl_request *req)
+{
+    parley_event_t ev = {.type = PARLEY_EVENT_DONE, .content = "", .stop_reason = "cancelled"};
+    deliver(s, req, &ev);
+    PL_COUNT(s->client, requests_done, 1);
+    pl_client_release(s->client, s, req->content_len);
+    request_free(req);
+}
+
 static void on_cancel(pl_session *s, uint64_t id)
 {
     if (s->inflight && s->inflight->id == id) {
+        /* Not yet sent, or already replied: the store's answer decides. */
+        if (s->inflight->phase == PL_REQ_RECORDING) {
+            s->inflight->cancel_asked = true;
+            return;
+        }
+        if (s->inflight->phase == PL_REQ_SAVING)
+            return;
         pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
         io_req->op = PL_IO_CANCEL;
         io_req->id = id;
@@ -439,13 +400,8 @@ static void on_cancel(pl_session *s, uint64_t id)
         *link = req->next;
         if (s->waiting_tail == req)
             s->waiting_tail = prev;
-        parley_event_t ev = {.type = PARLEY_EVENT_DONE,
-                             .content = "",
-                             .stop_reason = "cancelled"};
-        deliver(s, req, &ev);
-        PL_COUNT(s->client, requests_done, 1);
-        pl_client_release(s->client, s, req->content_len);
-        request_free(req);
+        pl_session_end_cancelled(s, req);
+        pl_session_store_turn_ended(s);
         return;
     }
 }
@@ -476,7 +432,7 @@ static void on_set(pl_session *s, set_msg *m)
     }
 }
 
-static void export_release(export_wait *w)
+void pl_answer_release(answer_wait *w)
 {
     if (atomic_fetch_sub(&w->refs, 1) != 1)
         return;
@@ -486,17 +442,22 @@ static void export_release(export_wait *w)
     free(w);
 }
 
-static void on_export(pl_session *s, export_wait *w)
+void pl_answer_give(answer_wait *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->answered = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pl_answer_release(w);
+}
+
+static void on_export(pl_session *s, answer_wait *w)
 {
     pl_buf out = PL_BUF_INIT;
     if (pl_history_export(&s->history, &out) != 0)
         pl_oom("exporting a history");
-    pthread_mutex_lock(&w->mu);
     w->json = pl_buf_steal(&out, &w->len);
-    w->answered = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    export_release(w);
+    pl_answer_give(w);
 }
 
 static void session_handle(pl_actor *actor, pl_actor_msg *msg)
@@ -514,13 +475,19 @@ static void session_handle(pl_actor *actor, pl_actor_msg *msg)
         on_cancel(s, ((cancel_msg *)msg)->id);
         break;
     case MSG_CLOSE:
+        pl_session_store_closing(s); /* gives the lease back once idle */
         pl_session_unref(s); /* the handle's reference */
         break;
     case MSG_PIECE:
         on_piece(s, (piece_msg *)msg);
         break;
     case MSG_EXPORT:
-        on_export(s, ((export_msg *)msg)->wait);
+        on_export(s, ((answer_msg *)msg)->wait);
+        break;
+    case MSG_STORE:
+    case MSG_LEASE_LOST:
+    case MSG_READY:
+        pl_session_store_handle(s, msg);
         break;
     case MSG_DONE:
         on_done(s, (done_msg *)msg);
@@ -541,6 +508,7 @@ static void session_finalize(pl_actor *actor)
     pl_session *s = SESSION_OF(actor);
     pl_session_table_remove(s->handle);
     pl_history_free(&s->history);
+    free(s->lease.why);
     pl_request_options_free(&s->options);
     free(s->model);
     free(s->system_prompt);
@@ -642,6 +610,8 @@ const pl_io_sink pl_session_sink = {
     .done = post_done,
     .error = post_error,
     .release = release_owner,
+    .store_done = pl_session_post_store_done,
+    .lease_lost = pl_session_post_lease_lost,
 };
 
 /* Post the close, which drops the handle's reference. */
@@ -666,8 +636,7 @@ bool pl_session_close_once(pl_session *s)
     return true;
 }
 
-/* A caller of the public API is done posting to the session. */
-static void session_leave(pl_session *s)
+void pl_session_leave(pl_session *s)
 {
     if (pl_gate_leave(&s->gate))
         post_close(s);
@@ -727,6 +696,7 @@ static parley_session_t *session_publish(pl_session *s, char *errstr, size_t err
         return NULL;
     }
     pl_client_session_opened(s->client);
+    pl_session_store_open(s);
     return s->handle;
 }
 
@@ -745,6 +715,12 @@ parley_session_t *parley_session_open_with_history(parley_client_t *client,
 {
     if (!json) {
         set_err(errstr, errstr_size, "the history is NULL");
+        return NULL;
+    }
+    if (client && client->has_store) {
+        set_err(errstr, errstr_size,
+                "with a session store the history comes from the store: open the session "
+                "with parley_session_open()");
         return NULL;
     }
     pl_session *s = session_new(client, session_id, errstr, errstr_size);
@@ -847,7 +823,7 @@ parley_err_t parley_session_set(parley_session_t *session, const char *name,
         return PARLEY_ERR_STATE;
     }
     parley_err_t err = session_set(s, name, value, errstr, errstr_size);
-    session_leave(s);
+    pl_session_leave(s);
     pl_session_unref(s);
     return err;
 }
@@ -959,7 +935,7 @@ static parley_err_t send_turn_in(parley_session_t *session, const turn_in *t,
     if (err == PARLEY_OK) {
         if (pl_gate_enter(&s->gate)) {
             err = send_waiting(s, t, request_id, timeout_ms);
-            session_leave(s);
+            pl_session_leave(s);
         } else {
             err = PARLEY_ERR_STATE; /* closed since the check */
         }
@@ -1006,20 +982,19 @@ parley_err_t parley_send_turn(parley_session_t *session, const parley_turn_t *tu
 
 /* ---- history export ----------------------------------------------------- */
 
-/* Ask the session for its history and wait for the answer. */
-static parley_err_t export_waiting(pl_session *s, char **json, size_t *len, int timeout_ms)
+answer_wait *pl_session_ask(pl_session *s, int kind, int timeout_ms)
 {
-    export_wait *w = calloc(1, sizeof(*w));
-    export_msg *m = calloc(1, sizeof(*m));
+    answer_wait *w = calloc(1, sizeof(*w));
+    answer_msg *m = calloc(1, sizeof(*m));
     if (!w || !m) {
         free(w);
         free(m);
-        return PARLEY_ERR_NO_MEMORY;
+        return NULL;
     }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     atomic_init(&w->refs, 2); /* ours and the message's */
-    m->base.kind = MSG_EXPORT;
+    m->base.kind = kind;
     m->wait = w;
     struct timespec deadline;
     if (timeout_ms > 0)
@@ -1032,6 +1007,17 @@ static parley_err_t export_waiting(pl_session *s, char **json, size_t *len, int 
         if (rc == ETIMEDOUT)
             break;
     }
+    pthread_mutex_unlock(&w->mu);
+    return w;
+}
+
+/* Ask the session for its history and wait for the answer. */
+static parley_err_t export_waiting(pl_session *s, char **json, size_t *len, int timeout_ms)
+{
+    answer_wait *w = pl_session_ask(s, MSG_EXPORT, timeout_ms);
+    if (!w)
+        return PARLEY_ERR_NO_MEMORY;
+    pthread_mutex_lock(&w->mu);
     parley_err_t err = PARLEY_ERR_TIMED_OUT;
     if (w->answered) {
         *json = w->json;
@@ -1040,7 +1026,7 @@ static parley_err_t export_waiting(pl_session *s, char **json, size_t *len, int 
         err = PARLEY_OK;
     }
     pthread_mutex_unlock(&w->mu);
-    export_release(w);
+    pl_answer_release(w);
     return err;
 }
 
@@ -1066,7 +1052,7 @@ parley_err_t parley_session_export(parley_session_t *session, char **json, size_
         err = PARLEY_ERR_STATE; /* the answer may need this very worker */
     } else if (pl_gate_enter(&s->gate)) {
         err = export_waiting(s, json, &n, timeout_ms);
-        session_leave(s);
+        pl_session_leave(s);
     } else {
         err = PARLEY_ERR_STATE;
     }

@@ -17,6 +17,7 @@
 #include "parley.h"
 #include "protocol.h"
 #include "request_options.h"
+#include "session_lease.h"
 
 typedef struct pl_session pl_session;
 
@@ -32,6 +33,7 @@ struct pl_session {
     char *model;          /* NULL: the client's */
     char *system_prompt;  /* NULL: the client's */
     pl_request_options options; /* unset ones: the client's */
+    pl_session_lease lease;     /* with a session store (session_store.h) */
 
     /* What the caller holds and events show (session_table.h); resolves to
      * nothing once this memory is freed. */

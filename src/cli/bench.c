@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_echo.h"
 #include "bench_gate.h"
@@ -154,8 +155,10 @@ static bool open_conversation(bench_run *run, bench_slot *slot)
     slot->conversation = atomic_fetch_add(&run->conversations, 1) + 1;
     slot->turn = 1;
     char id[64], err[256];
-    snprintf(id, sizeof(id), SESSION_PREFIX "%lu.%llu", slot->index,
-             (unsigned long long)slot->conversation);
+    /* The process id keeps each run's conversations new in a session
+     * store (--set session.store=redis://...), which outlives the run. */
+    snprintf(id, sizeof(id), SESSION_PREFIX "%lu.%llu.%ld", slot->index,
+             (unsigned long long)slot->conversation, (long)getpid());
     slot->session = parley_session_open(run->client, id, err, sizeof(err));
     if (slot->session)
         return true;
@@ -199,7 +202,7 @@ static void slot_continue(bench_run *run, bench_slot *slot, bool same_conversati
     }
 }
 
-/* The slot an event belongs to, from its session id "bench.SLOT.CONV"
+/* The slot an event belongs to, from its session id "bench.SLOT.CONV.PID"
  * (every session of this client is one the bench opened). */
 static bench_slot *slot_of(bench_run *run, const parley_event_t *ev)
 {

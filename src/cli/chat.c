@@ -278,6 +278,7 @@ static const cli_property_option chat_properties[] = {
     {"model", "model"},             {"system", "system"},
     {"key-file", "api.key.file"},   {"temperature", "temperature"},
     {"thinking", "thinking.budget"},
+    {"store", "session.store"},
 };
 #define NCHAT_PROPERTIES (sizeof(chat_properties) / sizeof(chat_properties[0]))
 #define NCHAT_OPTIONS (NCHAT_PROPERTIES + CLI_TLS_OPTIONS_COUNT)
@@ -376,6 +377,32 @@ static parley_session_t *open_session(parley_client_t *client, const chat_option
     return session;
 }
 
+/* With --store, the session's history comes from the store first: say
+ * now, not at the first turn, when another process owns it. A turn an
+ * earlier run left in flight is finished (and printed) before the new ones:
+ * no event came before, so its end is the first turn_over. */
+static bool session_ready(parley_session_t *session, chat_state *st)
+{
+    uint64_t recovered;
+    parley_err_t err = parley_session_ready(session, -1, &recovered);
+    if (err != PARLEY_OK) {
+        fprintf(stderr, "parley: session %s: %s\n", parley_session_id(session),
+                parley_err2str(err));
+        return false;
+    }
+    if (!recovered)
+        return true;
+    fprintf(stderr, "parley: finishing turn %llu, left in flight by an earlier run\n",
+            (unsigned long long)recovered);
+    pthread_mutex_lock(&st->mu);
+    while (!st->turn_over)
+        pthread_cond_wait(&st->cv, &st->mu);
+    bool ok = !st->failed;
+    st->failed = false;
+    pthread_mutex_unlock(&st->mu);
+    return ok;
+}
+
 static bool export_history(parley_session_t *session, const char *path)
 {
     char *json;
@@ -420,6 +447,11 @@ int chat_main(int argc, char **argv)
     if (!session || parley_start(client) != PARLEY_OK) {
         if (session)
             fprintf(stderr, "parley: cannot start the client\n");
+        parley_client_destroy(client);
+        return 2;
+    }
+    if (!session_ready(session, &st)) {
+        parley_session_close(session);
         parley_client_destroy(client);
         return 2;
     }

@@ -31,7 +31,8 @@ typedef enum pl_store_op {
      * and read its history and its pending turn, in one round trip. */
     PL_STORE_ACQUIRE = 1,
     /* Record the turn about to be sent (json: {"id":"<request id>",
-     * "turn":<index>,"user":<the user message object>}), replacing any. */
+     * "turn":<index>,"user":<the user message object>}), replacing any;
+     * json NULL: clear it (the turn failed or was cancelled). */
     PL_STORE_PENDING,
     /* Append the completed turn `turn` (json: the element of hist), clear
      * pending, set last = request_id; idempotent: a commit of the turn
@@ -62,6 +63,8 @@ typedef struct pl_store_order {
     char *json;             /* PENDING, COMMIT: owned by the order */
     size_t json_len;
     int64_t deadline_ms;    /* monotonic; retried until then, then UNAVAILABLE */
+    int64_t not_before_ms;  /* monotonic; not sent before (an ACQUIRE waiting
+                               for another owner's lease); 0: at once */
 } pl_store_order;
 
 /* What came back, valid during the sink's store_done call only. */
