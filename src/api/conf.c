@@ -688,11 +688,12 @@ static const char *connect_to_problem(const char *value)
 
 /* ---- storing and reading values ---------------------------------------- */
 
-/* A value as error messages quote it: an endpoint without its credentials
- * (pl_safe_url), any value without control characters, both cut short. */
+/* A value as error messages quote it: a URL (the endpoint, the session
+ * store) without its credentials (pl_safe_url), any value without control
+ * characters, both cut short. */
 static void value_shown(const pl_prop *p, const char *value, char *buf, size_t size)
 {
-    if (p->check == endpoint_problem)
+    if (p->check == endpoint_problem || p->check == store_problem)
         pl_safe_url(value, buf, size);
     else
         pl_safe_text(buf, size, value, strlen(value), NULL);

@@ -231,7 +231,6 @@ static void recover_turn(pl_session *s, const char *json, size_t len)
     json_object *id, *turn, *user, *content;
     const char *id_text;
     char *end;
-    errno = 0;
     if (!o || !json_object_object_get_ex(o, "id", &id) ||
         !(id_text = json_object_get_string(id)) || !json_object_object_get_ex(o, "turn", &turn) ||
         !json_object_object_get_ex(o, "user", &user) ||
@@ -242,6 +241,7 @@ static void recover_turn(pl_session *s, const char *json, size_t len)
         json_object_put(o);
         return;
     }
+    errno = 0;
     uint64_t request_id = strtoull(id_text, &end, 10);
     /* A record of a turn already saved is stale: its owner died after the
      * save and before the record was cleared. */

@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ typedef struct store_job {
     pl_store_order *order; /* ORDER: NULL once it ended */
     store_lease *lease;    /* RENEW, LEAVE, and a RELEASE order: the lease; NULL: gone */
     pl_timer deadline;     /* ORDER */
+    pl_timer start;        /* ORDER held until its not_before_ms */
     int step;              /* HANDSHAKE */
     bool eval;             /* the server had lost the script (NOSCRIPT): send its text */
     int64_t sent_ms, sent_us;
@@ -95,6 +97,7 @@ struct pl_store {
     job_list inflight;        /* sent on this connection, in order */
     job_list requeue;         /* while a connection goes: its unanswered jobs */
     pl_timer_heap deadlines;  /* the orders' */
+    pl_timer_heap starts;     /* orders held back until their not_before_ms */
     pl_timer_heap lease_timers;
     store_lease *leases;
     size_t leases_held, orders_held, leaves_out;
@@ -816,7 +819,21 @@ void pl_store_submit(pl_store *s, pl_store_order *o, int64_t now)
                  o->deadline_ms > 0 ? o->deadline_ms : now + s->conf.timeout_ms);
     if (o->op == PL_STORE_RELEASE)
         j->lease = lease_releasing(s, o->owner, o->fence);
+    if (o->not_before_ms > now) {
+        pl_timer_set(&s->starts, &j->start, o->not_before_ms);
+        return;
+    }
     send_or_wait(s, j);
+}
+
+/* An order held back is due; one that ended meanwhile (its deadline) is a
+ * shell. */
+static void start_held(pl_store *s, store_job *j)
+{
+    if (job_alive(j))
+        send_or_wait(s, j);
+    else
+        free(j);
 }
 
 static int64_t earlier(int64_t a, int64_t b)
@@ -832,6 +849,8 @@ int64_t pl_store_tick(pl_store *s, int64_t now, int *fd, short *events)
         deadline_passed(s, pl_container_of(t, store_job, deadline));
     while ((t = pl_timer_pop_due(&s->lease_timers, now)))
         lease_due(s, pl_container_of(t, store_lease, timer));
+    while ((t = pl_timer_pop_due(&s->starts, now)))
+        start_held(s, pl_container_of(t, store_job, start));
     if (s->ac && s->inflight.head && now - s->inflight.head->sent_ms >= s->conf.timeout_ms) {
         char why[96];
         snprintf(why, sizeof(why), "no answer within %d ms", s->conf.timeout_ms);
@@ -848,6 +867,8 @@ int64_t pl_store_tick(pl_store *s, int64_t now, int *fd, short *events)
     if ((t = pl_timer_first(&s->deadlines)))
         due = earlier(due, t->due);
     if ((t = pl_timer_first(&s->lease_timers)))
+        due = earlier(due, t->due);
+    if ((t = pl_timer_first(&s->starts)))
         due = earlier(due, t->due);
     if (!s->ac && !s->closing)
         due = earlier(due, s->reconnect_ms);
@@ -880,6 +901,13 @@ void pl_store_shutdown(pl_store *s, int bound_ms)
         for (store_job *j = lists[i]->head; j; j = j->next)
             if (j->kind == JOB_ORDER && j->order)
                 end_unavailable(s, j, "the client is shutting down");
+    pl_timer *held;
+    while ((held = pl_timer_pop_due(&s->starts, INT64_MAX))) {
+        store_job *j = pl_container_of(held, store_job, start);
+        if (job_alive(j))
+            end_unavailable(s, j, "the client is shutting down");
+        free(j);
+    }
 
     /* Give every lease up in the store, best effort: the next owner need
      * not wait for it to expire. */
@@ -921,6 +949,7 @@ void pl_store_free(pl_store *s)
         free(j);
     pl_timer_heap_free(&s->deadlines);
     pl_timer_heap_free(&s->lease_timers);
+    pl_timer_heap_free(&s->starts);
     free(s);
 }
 

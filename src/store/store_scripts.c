@@ -36,9 +36,10 @@ const char *const pl_store_scripts[PL_SCRIPT_COUNT] = {
     "keep(tonumber(ARGV[3]))\n"
     "return {'OK', fence, redis.call('LRANGE', KEYS[1], 0, -1), redis.call('GET', KEYS[5])}\n",
 
-    /* PENDING: the turn in flight, replacing any. */
+    /* PENDING: the turn in flight, replacing any; empty: none (the turn
+     * failed or was cancelled, and no later owner must send it again). */
     [PL_SCRIPT_PENDING] = KEEP FENCE_CHECK
-    "redis.call('SET', KEYS[5], ARGV[3])\n"
+    "if ARGV[3] == '' then redis.call('DEL', KEYS[5]) else redis.call('SET', KEYS[5], ARGV[3]) end\n"
     "keep(tonumber(ARGV[2]))\n"
     "return {'OK'}\n",
 
