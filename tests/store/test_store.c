@@ -34,6 +34,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "io.h"
+#include "json_writer.h"
 #include "pool.h"
 #include "redis_server.h"
 #include "store.h"
@@ -317,6 +318,20 @@ static void test_acquire_new_session(void **state)
     pl_store_stats_get(s, &st);
     assert_int_equal(st.leases_held, 1);
     assert_true(st.connected);
+    assert_int_equal(st.round_trips, 1);
+    pl_json_writer w;
+    pl_jw_init(&w);
+    pl_jw_object(&w, NULL);
+    pl_store_write_stats(s, &w);
+    pl_jw_end_object(&w);
+    assert_false(w.failed);
+    assert_non_null(strstr(w.out.data, "\"connected\":true"));
+    assert_non_null(strstr(w.out.data, "\"leases_held\":1"));
+    assert_non_null(strstr(w.out.data, "\"round_trips\":1"));
+    pl_buf_free(&w.out);
+    pl_histogram_snapshot snap;
+    pl_histogram_snapshot_take(pl_store_latency(s), &snap);
+    assert_int_equal(snap.count, 1);
 
     assert_int_equal(order(s, &a, PL_STORE_RELEASE, 1, 0, 0, NULL), PL_STORE_OK);
     assert_int_equal(a.refs, 0); /* the RELEASE's and the lease's */
