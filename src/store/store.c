@@ -446,9 +446,10 @@ static void handshake_reply(pl_store *s, store_job *j, const redisReply *r)
     char why[MESSAGE_MAX];
     if (r->type == REDIS_REPLY_ERROR) {
         say(s, why, sizeof(why), "%s: %s",
-            step == STEP_AUTH     ? "the login was refused"
-            : step == STEP_SELECT ? "the database was refused"
-                                  : "a script could not be loaded",
+            step == STEP_AUTH              ? "the login was refused"
+            : starts_with(r->str, "NOAUTH") ? "the store wants a password"
+            : step == STEP_SELECT          ? "the database was refused"
+                                           : "a script could not be loaded",
             r->str);
         note_error(s, why);
         drop_connection(s);

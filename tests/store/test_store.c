@@ -695,6 +695,25 @@ static void test_auth(void **state)
     assert_null(strstr(log_text, PASSWORD));
     pl_store_free(s);
     redis_server_free(r);
+
+    /* The default user's password alone (AUTH <password>). */
+    static const char *const requirepass[] = {"--requirepass", PASSWORD, NULL};
+    r = redis_server_start(requirepass);
+    assert_non_null(r);
+    s = store_new((store_opts){.url = redis_server_url(r), .password = PASSWORD});
+    owner d = new_owner(id, sizeof(id));
+    assert_int_equal(order(s, &d, PL_STORE_ACQUIRE, 0, 0, 0, NULL), PL_STORE_OK);
+    assert_int_equal(order(s, &d, PL_STORE_RELEASE, 1, 0, 0, NULL), PL_STORE_OK);
+    pl_store_free(s);
+    /* Without the password: NOAUTH, an error that does not pass. */
+    s = store_new((store_opts){.url = redis_server_url(r)});
+    owner e = new_owner(id, sizeof(id));
+    submit(s, &e, PL_STORE_ACQUIRE, 0, 0, 0, NULL, 500);
+    drive_until(s, NULL, &e.ended, 1);
+    assert_int_equal(e.status, PL_STORE_UNAVAILABLE);
+    assert_non_null(strstr(e.message, "wants a password: NOAUTH"));
+    pl_store_free(s);
+    redis_server_free(r);
 }
 
 /* ---- through the I/O thread ---------------------------------------------- */
