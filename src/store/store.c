@@ -20,6 +20,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +279,32 @@ static void drop_connection(pl_store *s)
 {
     if (s->ac)
         redisAsyncFree(s->ac);
+}
+
+/*
+ * hiredis 0.14.1 writes with write(2), which raises SIGPIPE on a socket the
+ * server reset, and SIGPIPE's default ends the host program. So the write
+ * runs with SIGPIPE blocked in this thread, and a SIGPIPE it raised (it was
+ * not pending before) is taken back before the mask is restored, as libpq
+ * does.
+ */
+static void write_out(pl_store *s)
+{
+    sigset_t pipe_only, saved, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &saved);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE);
+    redisAsyncHandleWrite(s->ac);
+    if (!was_pending && !s->ac) { /* a failed write drops the connection */
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE)) {
+            const struct timespec zero = {0, 0};
+            sigtimedwait(&pipe_only, NULL, &zero);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 /* Put a job on the connection; false when hiredis takes no more (it is
@@ -843,7 +871,7 @@ int64_t pl_store_tick(pl_store *s, int64_t now, int *fd, short *events)
         connect_now(s);
     /* Write what the orders put in hiredis' buffer now, not a poll later. */
     if (s->ac && s->want_write && (s->ac->c.flags & REDIS_CONNECTED))
-        redisAsyncHandleWrite(s->ac);
+        write_out(s);
 
     int64_t due = now + 60000;
     if ((t = pl_timer_first(&s->deadlines)))
@@ -867,7 +895,7 @@ void pl_store_io(pl_store *s, short revents, int64_t now)
     if (s->ac && (revents & (POLLIN | POLLERR | POLLHUP)))
         redisAsyncHandleRead(s->ac);
     if (s->ac && (revents & POLLOUT))
-        redisAsyncHandleWrite(s->ac);
+        write_out(s);
 }
 
 void pl_store_shutdown(pl_store *s, int bound_ms)

@@ -12,7 +12,7 @@
  *     (every order ends once, no turn doubled); paused (no answer within
  *     the timeout); AUTH with an ACL user and with a wrong password (a
  *     clear error that never holds the password); renewals keep a lease
- *     past lease_ms;
+ *     past lease_ms; a write failing with EPIPE does not end the process;
  *   - pl_io: without a store an order ends UNAVAILABLE; with one, orders go
  *     through the I/O thread, and pl_io_stop ends the held ones and gives
  *     the leases back.
@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "alloc.h"
@@ -716,6 +717,29 @@ static void test_auth(void **state)
     redis_server_free(r);
 }
 
+/* A write that meets a socket that can no longer send fails with EPIPE,
+ * which raises SIGPIPE: the process lives on (its default would end it),
+ * and the order goes on a new connection. */
+static void test_write_after_close(void **state)
+{
+    (void)state;
+    pl_store *s = store_new((store_opts){.url = redis_server_url(redis)});
+    char id[16];
+    owner a = new_owner(id, sizeof(id));
+    assert_int_equal(order(s, &a, PL_STORE_ACQUIRE, 0, 0, 0, NULL), PL_STORE_OK);
+    int fd;
+    short events;
+    pl_store_tick(s, pl_monotonic_ms(), &fd, &events);
+    assert_true(fd >= 0);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_int_equal(order(s, &a, PL_STORE_RELEASE, 1, 0, 0, NULL), PL_STORE_OK);
+    pl_store_stats st;
+    pl_store_stats_get(s, &st);
+    assert_true(st.reconnects >= 1);
+    assert_int_equal(a.refs, 0);
+    pl_store_free(s);
+}
+
 /* ---- through the I/O thread ---------------------------------------------- */
 
 static void wait_for(const int *counter, int want)
@@ -877,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_store_paused),
         cmocka_unit_test(test_restart_mid_run),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_write_after_close),
         cmocka_unit_test(test_io_thread),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
