@@ -282,8 +282,9 @@ static void drop_connection(pl_store *s)
 }
 
 /*
- * hiredis 0.14.1 writes with write(2), which raises SIGPIPE on a socket the
- * server reset, and SIGPIPE's default ends the host program. So the write
+ * hiredis 0.14.1 writes with write(2), which raises SIGPIPE when the
+ * socket can no longer send (EPIPE), and SIGPIPE's default ends the host
+ * program. So the write
  * runs with SIGPIPE blocked in this thread, and a SIGPIPE it raised (it was
  * not pending before) is taken back before the mask is restored, as libpq
  * does.
