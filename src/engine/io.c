@@ -275,6 +275,27 @@ static int64_t publish_stats(pl_io *io, int64_t now)
     return io->next_stats_ms - now;
 }
 
+/* The store's timers and buffered writes; its connection joins curl's
+ * descriptors at extra[*slot] (-1: none). Returns ms until it is due. */
+static int64_t tend_store(pl_io *io, int64_t now, struct curl_waitfd *extra, unsigned *nextra,
+                          int *slot)
+{
+    if (!io->store)
+        return IO_POLL_MAX_MS;
+    int fd;
+    short events;
+    int64_t due = pl_store_tick(io->store, now, &fd, &events);
+    if (fd >= 0) {
+        *slot = (int)(*nextra)++;
+        extra[*slot] = (struct curl_waitfd){
+            .fd = fd,
+            .events = (short)(((events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+                              ((events & POLLOUT) ? CURL_WAIT_POLLOUT : 0)),
+        };
+    }
+    return due;
+}
+
 /* Messages posted to sessions during one pass wake each worker once, at the
  * latest before the thread blocks in curl_multi_poll(). */
 static void run_once(pl_io *io)
@@ -289,27 +310,15 @@ static void run_once(pl_io *io)
     int64_t stats_due = publish_stats(io, now);
     if (stats_due < timeout)
         timeout = stats_due;
-    struct curl_waitfd extra[ops->max_waitfds(io->transport) + 2];
+    struct curl_waitfd extra[ops->max_waitfds(io->transport) + 2]; /* + the store's */
     unsigned nextra = 0;
     int64_t tended = ops->tick(io->transport, now, extra, &nextra);
     if (tended < timeout)
         timeout = tended;
-    int store_fd = -1;
-    unsigned store_slot = 0;
-    if (io->store) {
-        short events;
-        int64_t store_due = pl_store_tick(io->store, now, &store_fd, &events);
-        if (store_due < timeout)
-            timeout = store_due;
-        if (store_fd >= 0) {
-            store_slot = nextra++;
-            extra[store_slot] = (struct curl_waitfd){
-                .fd = store_fd,
-                .events = (short)(((events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
-                                  ((events & POLLOUT) ? CURL_WAIT_POLLOUT : 0)),
-            };
-        }
-    }
+    int store_slot = -1;
+    int64_t store_due = tend_store(io, now, extra, &nextra, &store_slot);
+    if (store_due < timeout)
+        timeout = store_due;
     if (timeout > IO_POLL_MAX_MS)
         timeout = IO_POLL_MAX_MS;
     if (timeout < 0)
@@ -325,7 +334,7 @@ static void run_once(pl_io *io)
     atomic_store_explicit(&io->polling, false, memory_order_relaxed);
     pl_pool_hold_wakes(io->set.pool);
     io->wakes_held_ms = pl_monotonic_ms();
-    if (store_fd >= 0 && extra[store_slot].revents) {
+    if (store_slot >= 0 && extra[store_slot].revents) {
         short seen = extra[store_slot].revents;
         pl_store_io(io->store,
                     (short)(((seen & CURL_WAIT_POLLIN) ? POLLIN : 0) |

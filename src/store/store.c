@@ -20,6 +20,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -282,6 +284,33 @@ static void drop_connection(pl_store *s)
         redisAsyncFree(s->ac);
 }
 
+/*
+ * hiredis 0.14.1 writes with write(2), which raises SIGPIPE when the
+ * socket can no longer send (EPIPE), and SIGPIPE's default ends the host
+ * program. So the write
+ * runs with SIGPIPE blocked in this thread, and a SIGPIPE it raised (it was
+ * not pending before) is taken back before the mask is restored, as libpq
+ * does.
+ */
+static void write_out(pl_store *s)
+{
+    sigset_t pipe_only, saved, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &saved);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE);
+    redisAsyncHandleWrite(s->ac);
+    if (!was_pending && !s->ac) { /* a failed write drops the connection */
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE)) {
+            const struct timespec zero = {0, 0};
+            sigtimedwait(&pipe_only, NULL, &zero);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
 /* Put a job on the connection; false when hiredis takes no more (it is
  * closing). */
 static bool send_job(pl_store *s, store_job *j)
@@ -449,9 +478,10 @@ static void handshake_reply(pl_store *s, store_job *j, const redisReply *r)
     char why[MESSAGE_MAX];
     if (r->type == REDIS_REPLY_ERROR) {
         say(s, why, sizeof(why), "%s: %s",
-            step == STEP_AUTH     ? "the login was refused"
-            : step == STEP_SELECT ? "the database was refused"
-                                  : "a script could not be loaded",
+            step == STEP_AUTH              ? "the login was refused"
+            : starts_with(r->str, "NOAUTH") ? "the store wants a password"
+            : step == STEP_SELECT          ? "the database was refused"
+                                           : "a script could not be loaded",
             r->str);
         note_error(s, why);
         drop_connection(s);
@@ -861,7 +891,7 @@ int64_t pl_store_tick(pl_store *s, int64_t now, int *fd, short *events)
         connect_now(s);
     /* Write what the orders put in hiredis' buffer now, not a poll later. */
     if (s->ac && s->want_write && (s->ac->c.flags & REDIS_CONNECTED))
-        redisAsyncHandleWrite(s->ac);
+        write_out(s);
 
     int64_t due = now + 60000;
     if ((t = pl_timer_first(&s->deadlines)))
@@ -887,7 +917,7 @@ void pl_store_io(pl_store *s, short revents, int64_t now)
     if (s->ac && (revents & (POLLIN | POLLERR | POLLHUP)))
         redisAsyncHandleRead(s->ac);
     if (s->ac && (revents & POLLOUT))
-        redisAsyncHandleWrite(s->ac);
+        write_out(s);
 }
 
 void pl_store_shutdown(pl_store *s, int bound_ms)

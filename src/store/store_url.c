@@ -43,7 +43,8 @@ int pl_store_url_parse(const char *url, pl_store_url *out, char *err, size_t err
     if (*authority_end == '?' || *authority_end == '#')
         return fail(err, err_size, "the URL takes no query or fragment");
 
-    const char *at = memchr(p, '@', (size_t)(authority_end - p));
+    /* The user ends at the last '@', as pl_safe_url() reads it. */
+    const char *at = memrchr(p, '@', (size_t)(authority_end - p));
     if (at) {
         if (memchr(p, ':', (size_t)(at - p)))
             return fail(err, err_size, "the URL must not carry a password: give it in the "

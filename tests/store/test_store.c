@@ -12,7 +12,7 @@
  *     (every order ends once, no turn doubled); paused (no answer within
  *     the timeout); AUTH with an ACL user and with a wrong password (a
  *     clear error that never holds the password); renewals keep a lease
- *     past lease_ms;
+ *     past lease_ms; a write failing with EPIPE does not end the process;
  *   - pl_io: without a store an order ends UNAVAILABLE; with one, orders go
  *     through the I/O thread, and pl_io_stop ends the held ones and gives
  *     the leases back.
@@ -29,11 +29,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "io.h"
+#include "json_writer.h"
 #include "pool.h"
 #include "redis_server.h"
 #include "store.h"
@@ -317,6 +319,20 @@ static void test_acquire_new_session(void **state)
     pl_store_stats_get(s, &st);
     assert_int_equal(st.leases_held, 1);
     assert_true(st.connected);
+    assert_int_equal(st.round_trips, 1);
+    pl_json_writer w;
+    pl_jw_init(&w);
+    pl_jw_object(&w, NULL);
+    pl_store_write_stats(s, &w);
+    pl_jw_end_object(&w);
+    assert_false(w.failed);
+    assert_non_null(strstr(w.out.data, "\"connected\":true"));
+    assert_non_null(strstr(w.out.data, "\"leases_held\":1"));
+    assert_non_null(strstr(w.out.data, "\"round_trips\":1"));
+    pl_buf_free(&w.out);
+    pl_histogram_snapshot snap;
+    pl_histogram_snapshot_take(pl_store_latency(s), &snap);
+    assert_int_equal(snap.count, 1);
 
     assert_int_equal(order(s, &a, PL_STORE_RELEASE, 1, 0, 0, NULL), PL_STORE_OK);
     assert_int_equal(a.refs, 0); /* the RELEASE's and the lease's */
@@ -680,6 +696,48 @@ static void test_auth(void **state)
     assert_null(strstr(log_text, PASSWORD));
     pl_store_free(s);
     redis_server_free(r);
+
+    /* The default user's password alone (AUTH <password>). */
+    static const char *const requirepass[] = {"--requirepass", PASSWORD, NULL};
+    r = redis_server_start(requirepass);
+    assert_non_null(r);
+    s = store_new((store_opts){.url = redis_server_url(r), .password = PASSWORD});
+    owner d = new_owner(id, sizeof(id));
+    assert_int_equal(order(s, &d, PL_STORE_ACQUIRE, 0, 0, 0, NULL), PL_STORE_OK);
+    assert_int_equal(order(s, &d, PL_STORE_RELEASE, 1, 0, 0, NULL), PL_STORE_OK);
+    pl_store_free(s);
+    /* Without the password: NOAUTH, an error that does not pass. */
+    s = store_new((store_opts){.url = redis_server_url(r)});
+    owner e = new_owner(id, sizeof(id));
+    submit(s, &e, PL_STORE_ACQUIRE, 0, 0, 0, NULL, 500);
+    drive_until(s, NULL, &e.ended, 1);
+    assert_int_equal(e.status, PL_STORE_UNAVAILABLE);
+    assert_non_null(strstr(e.message, "wants a password: NOAUTH"));
+    pl_store_free(s);
+    redis_server_free(r);
+}
+
+/* A write that meets a socket that can no longer send fails with EPIPE,
+ * which raises SIGPIPE: the process lives on (its default would end it),
+ * and the order goes on a new connection. */
+static void test_write_after_close(void **state)
+{
+    (void)state;
+    pl_store *s = store_new((store_opts){.url = redis_server_url(redis)});
+    char id[16];
+    owner a = new_owner(id, sizeof(id));
+    assert_int_equal(order(s, &a, PL_STORE_ACQUIRE, 0, 0, 0, NULL), PL_STORE_OK);
+    int fd;
+    short events;
+    pl_store_tick(s, pl_monotonic_ms(), &fd, &events);
+    assert_true(fd >= 0);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_int_equal(order(s, &a, PL_STORE_RELEASE, 1, 0, 0, NULL), PL_STORE_OK);
+    pl_store_stats st;
+    pl_store_stats_get(s, &st);
+    assert_true(st.reconnects >= 1);
+    assert_int_equal(a.refs, 0);
+    pl_store_free(s);
 }
 
 /* ---- through the I/O thread ---------------------------------------------- */
@@ -843,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_store_paused),
         cmocka_unit_test(test_restart_mid_run),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_write_after_close),
         cmocka_unit_test(test_io_thread),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
