@@ -52,7 +52,10 @@ static const char *const all_props[] = {
     "session.queue.max", "max.inflight.requests",
     "max.queued.bytes", "statistics.interval.ms", "http.idle.connections",
     "temperature", "top.p", "top.k", "stop.sequences", "metadata", "tools", "tool.choice",
-    "thinking.budget", "prompt.caching", "extra.body", "extra.headers"};
+    "thinking.budget", "prompt.caching", "extra.body", "extra.headers",
+    "session.store", "session.store.password.env", "session.store.password.file",
+    "session.store.key.prefix", "session.store.ttl.s", "session.store.timeout.ms",
+    "session.store.wait.ms", "session.lease.ms", "session.lease.wait.ms"};
 
 #define NPROPS (sizeof(all_props) / sizeof(all_props[0]))
 
@@ -791,6 +794,61 @@ static void test_finalize_key_file_0600(void **state)
     free(key);
 }
 
+/* The session store's password: from its file (0600), else its variable,
+ * else none; never quoted in a message. */
+static void test_store_password(void **state)
+{
+    parley_conf_t *conf = *state;
+    char errstr[ERRSTR_SIZE];
+    char *password = NULL;
+
+    set_ok(conf, "session.store", "redis://app@10.0.0.5:6379/2");
+    unsetenv("PARLEY_STORE_PASSWORD");
+    assert_int_equal(pl_conf_store_password(conf, &password, errstr, sizeof(errstr)), PARLEY_OK);
+    assert_null(password);
+    setenv("PARLEY_STORE_PASSWORD", "from-env", 1);
+    assert_int_equal(pl_conf_store_password(conf, &password, errstr, sizeof(errstr)), PARLEY_OK);
+    assert_string_equal(password, "from-env");
+    free(password);
+    setenv("PARLEY_STORE_PASSWORD", "two\nlines-pw", 1);
+    assert_int_equal(pl_conf_store_password(conf, &password, errstr, sizeof(errstr)),
+                     PARLEY_ERR_INVALID_VALUE);
+    assert_null(strstr(errstr, "lines-pw"));
+    unsetenv("PARLEY_STORE_PASSWORD");
+
+    set_ok(conf, "session.store.password.file", write_file("store-pw", "file-pw\n", 0600));
+    assert_int_equal(pl_conf_store_password(conf, &password, errstr, sizeof(errstr)), PARLEY_OK);
+    assert_string_equal(password, "file-pw");
+    free(password);
+    const char *shared = write_file("store-pw-0644", "shared-pw\n", 0644);
+    set_ok(conf, "session.store.password.file", shared);
+    assert_int_equal(pl_conf_store_password(conf, &password, errstr, sizeof(errstr)),
+                     PARLEY_ERR_INVALID_VALUE);
+    assert_non_null(strstr(errstr, "session store password file"));
+    assert_non_null(strstr(errstr, "chmod 600"));
+    assert_null(strstr(errstr, "shared-pw"));
+    assert_null(password);
+}
+
+/* session.store: memory or a redis:// URL without a password. */
+static void test_store_url_checked(void **state)
+{
+    parley_conf_t *conf = *state;
+    char errstr[ERRSTR_SIZE];
+    set_ok(conf, "session.store", "memory");
+    set_ok(conf, "session.store", "redis://127.0.0.1:6379");
+    set_ok(conf, "session.store", "redis://app@127.0.0.1:6379/3");
+    assert_int_equal(parley_conf_set(conf, "session.store", "rediss://h:1", errstr,
+                                     sizeof(errstr)),
+                     PARLEY_ERR_INVALID_VALUE);
+    assert_int_equal(parley_conf_set(conf, "session.store", "redis://u:pw-in-url@h:1", errstr,
+                                     sizeof(errstr)),
+                     PARLEY_ERR_INVALID_VALUE);
+    assert_null(strstr(errstr, "pw-in-url"));
+    assert_int_equal(parley_conf_set(conf, "session.lease.ms", "999", errstr, sizeof(errstr)),
+                     PARLEY_ERR_INVALID_VALUE);
+}
+
 static void test_finalize_key_file_refused(void **state)
 {
     parley_conf_t *conf = *state;
@@ -1166,6 +1224,8 @@ int main(void)
         T(test_finalize_missing_key),
         T(test_finalize_key_file_0600),
         T(test_finalize_key_file_refused),
+        T(test_store_password),
+        T(test_store_url_checked),
         T(test_finalize_worker_id),
         T(test_finalize_worker_id_property_wins),
         T(test_key_never_in_errstr),
