@@ -116,7 +116,9 @@
  * - A stream that its user closes gets no RST_STREAM from lws 4.1, so a
  *   reset of one stream cannot be injected: the drop fault closes the
  *   connection, or (drop_by_ending) ends the answer early and cleanly.
- * - lws 4.1 cannot serve an h2c upgrade (see step 5).
+ * - lws 4.1 cannot serve an h2c upgrade (see step 5). It serves h2c with
+ *   prior knowledge, but for a whole vhost: refserver.c's opts.h2c adds one
+ *   on a port of its own.
  * - HTTP/1.1: lws 4.1 never answers "Expect: 100-continue", which curl
  *   sends for bodies over 1 MiB; curl then waits 1 s before sending it.
  */
