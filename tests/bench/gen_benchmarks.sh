@@ -295,7 +295,8 @@ cat <<EOF
 
 ## Targets
 
-The targets of issue 7, with what this run measured. Figures of load depend
+The targets of issues 7 and 16 (rows "5 HTTP": scenario 5), with what this
+run measured. Figures of load depend
 on what else ran on the machine meanwhile: its table at the top says how
 much CPU the other processes took during this run.
 
