@@ -138,7 +138,11 @@ clients and server, a server that answers each request after $latency ms
 (no mean latency can be lower), conversations of $turns turns, from
 $range at once. "Direct API calls" is \`tests/bench/direct\`: a thread
 per caller, blocking libcurl requests to the Anthropic Messages API, with a
-new connection per request or one kept alive per thread. With a server this
+new connection per request or one kept alive per thread. "Official Anthropic
+SDK for Node" is \`tests/interop/bench_sdk.js\`: the SDK $(fact sdk) (pinned in
+tests/interop/package.json) on Node $(fact node), the same conversations
+streamed with \`messages.create({stream: true})\` through Node's fetch
+(HTTP/1.1), each reply checked the same way. With a server this
 slow no client can make more than N / $latency ms requests a second with N
 conversations; what tells the clients apart is how close they stay to that
 bound as N grows, and at what cost in CPU and memory (scenario 1's table).
@@ -183,6 +187,28 @@ rejections on WebSocket only. The baseline retries nothing, so each
 rejection would be one of its errors.
 
 $(tables retry "$results/load.jsonl")
+
+## Scenario 5: parley and the official SDK on the HTTP path
+
+The anthropic dialect only: \`parley bench --dialect anthropic\` and the
+official Anthropic SDK for Node (\`tests/interop/bench_sdk.js\`) with the
+same conversations ($turns turns, each request carrying the history so
+far, every reply streamed and checked against the echo model), against a
+fresh reference server answering after $latency ms, over HTTP/1.1
+(\`http://\`) and over HTTP/2 with TLS (\`https://\`, a self-signed
+certificate made for the run, the protocol chosen by ALPN). The SDK calls
+\`fetch\`: Node's own speaks HTTP/1.1 only, so for HTTP/2 it is given
+undici's \`fetch\` (the npm package, pinned) with an \`Agent({ allowH2:
+true })\`, undici's defaults otherwise. *client CPU us/request* is the
+client process's user and system time over its requests (\`cpu_s\` of
+\`parley bench\`, \`process.cpuUsage()\` of the SDK's), *RSS* its peak;
+*server CPU %* is the reference server's, of one CPU over the load.
+
+$(tables http_side "$results/load.jsonl")
+
+Every point:
+
+$(tables http "$results/load.jsonl")
 EOF
 
 # The targets read bench_memory's JSON line, if it ran.
@@ -269,7 +295,8 @@ cat <<EOF
 
 ## Targets
 
-The targets of issue 7, with what this run measured. Figures of load depend
+The targets of issues 7 and 16 (rows "5 HTTP": scenario 5), with what this
+run measured. Figures of load depend
 on what else ran on the machine meanwhile: its table at the top says how
 much CPU the other processes took during this run.
 

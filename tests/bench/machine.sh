@@ -45,13 +45,17 @@ fact libwebsockets "$(pkg_version libwebsockets)"
 fact json_c "$(pkg_version json-c)"
 fact zstd "$(pkg_version libzstd)"
 fact gnuplot "$(first_line gnuplot --version)"
+# The peer: Node, and the official SDK's version as npm ci installed it.
+fact node "$(first_line node --version)"
+fact sdk "$(sed -n "s/^exports.VERSION = '\([^']*\)'.*/\1/p" \
+  "${top_srcdir:-.}/tests/interop/node_modules/@anthropic-ai/sdk/version.js" 2>/dev/null || true)"
 fact parley "$(first_line ./parley --version)"
 # The commit, "+changes" when the tree differs from it in more than the
 # files `make bench` itself writes.
 top=${top_srcdir:-.}
 commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || true)
 if [ -n "$commit" ] && [ -n "$(git -C "$top" status --porcelain -- . ':!docs/benchmarks.md' \
-                               ':!docs/img' 2>/dev/null)" ]; then
+                               ':!docs/img' ':!README.md' 2>/dev/null)" ]; then
   commit="$commit+changes"
 fi
 fact commit "$commit"

@@ -13,6 +13,12 @@
 #     at once: the most each carries, and its CPU per request.
 #   - retry: `parley bench` against a server that rejects 2 % of the
 #     requests.
+#   - http (issue 16): the anthropic dialect, `parley bench` and the
+#     official Anthropic SDK for Node (tests/interop/bench_sdk.js) side by
+#     side, over HTTP/1.1 (http://) and HTTP/2 over TLS (https://, a
+#     certificate made for the run), 200 and 1,000 conversations at once,
+#     a server answering after 200 ms. The SDK also runs in the classic
+#     and ceiling sweeps (HTTP/1.1, Node's fetch).
 #   - every program of BENCHMARKS (Makefile.am): memory per session
 #     (scenario 3), requests in flight per connection (scenario 4),
 #     compression, and any other.
@@ -28,6 +34,9 @@
 # a new port per point also spares the new-connection baseline the
 # previous point's TIME_WAIT sockets; and a point that wedges the server
 # cannot spoil the next. Starting one takes milliseconds.
+#
+# The SDK's points need node and tests/interop/node_modules (`npm ci` there;
+# check.sh does it); without them they are listed as skipped, with why.
 #
 # Environment (make sets it): top_srcdir, BENCHMARKS, CC, CFLAGS,
 # SANITIZER_CFLAGS, BENCH_QUICK.
@@ -50,6 +59,7 @@ if [ -n "${BENCH_QUICK:-}" ]; then
   mode=quick
   classic_concurrency="10 100 1000"
   ceiling_concurrency="100"
+  http_concurrency="200"
   per_conversation=5   # requests per concurrent conversation slot
   min_requests=50
   max_requests=5000
@@ -61,6 +71,7 @@ else
   mode=full
   classic_concurrency="10 100 1000 2000 5000 10000"
   ceiling_concurrency="100 1000"
+  http_concurrency="200 1000"
   # 25 rounds of 200 ms: about 5 s of load where the clients keep up.
   per_conversation=25
   min_requests=250
@@ -70,7 +81,11 @@ else
   retry_requests=3000
   docdir=$srcdir/docs
 fi
-clients="direct-new direct-keepalive anthropic native"
+clients="direct-new direct-keepalive anthropic native sdk"
+# The SDK is one Node thread answering a few hundred requests a second on
+# this machine: with 10,000 conversations its first turns alone would
+# take about a minute to answer, past the point's time limit.
+sdk_max_concurrency=5000
 
 rm -rf "$results"
 mkdir -p "$results/stderr"
@@ -105,7 +120,10 @@ server_out=
 port=
 
 start_server() {
-  exec {server_out}< <(exec ./parley-refserver --port 0 --quiet "$@")
+  # lws logs some conditions as errors whatever --quiet says (an HPACK
+  # table full of one-off headers): kept with the clients' stderr.
+  exec {server_out}< <(exec ./parley-refserver --port 0 --quiet "$@" \
+                         2>> "$results/stderr/servers.txt")
   server=$!
   local line
   read -r -t 30 -u "$server_out" line ||
@@ -150,28 +168,49 @@ point() {
   head=$(printf '{"scenario":"%s","client":"%s","concurrency":%s,"latency_ms":%s' \
          "$scenario" "$client" "$concurrency" "$latency")
   head+=$(printf ',"reject_fraction":%s' "$reject")
+  local why=
   case $client in
     direct-*)
       # Two descriptors per thread, and some for libcurl and the process.
       local needed=$((2 * concurrency + 64))
       if [ "$needed" -gt "$nofile" ]; then
-        local why="a thread per caller needs $needed file descriptors;"
+        why="a thread per caller needs $needed file descriptors;"
         why+=" ulimit -n is at most $nofile here"
-        echo "== $scenario $client $concurrency: skipped: $why"
-        echo "# $client, $concurrency at once: skipped: $why" >> "$commands"
-        printf '%s,"skipped":%s}\n' "$head" "$(json_string "$why")" >> "$load"
-        return
+      fi
+      ;;
+    sdk*)
+      if [ -n "$sdk_missing" ]; then
+        why=$sdk_missing
+      elif [ "$concurrency" -gt "$sdk_max_concurrency" ]; then
+        why="the SDK's points stop at $sdk_max_concurrency conversations at once"
+        why+=" (one Node thread: the first turns alone would outlast the point)"
       fi
       ;;
   esac
+  if [ -n "$why" ]; then
+    echo "== $scenario $client $concurrency: skipped: $why"
+    echo "# $client, $concurrency at once: skipped: $why" >> "$commands"
+    printf '%s,"skipped":%s}\n' "$head" "$(json_string "$why")" >> "$load"
+    return
+  fi
   local -a server_options=(--latency-ms "$latency")
   [ "$reject" = 0 ] || server_options+=(--reject-fraction "$reject")
+  # HTTP/2 is served over TLS only (ALPN; lws 4.1 has no h2c next to
+  # HTTP/1.1 and WebSocket on one port).
+  case $client in
+    *-h2) server_options+=(--tls-cert "$tls_cert" --tls-key "$tls_key") ;;
+  esac
   start_server "${server_options[@]}"
   local ws=ws://127.0.0.1:$port/v1/stream http=http://127.0.0.1:$port
+  local https=https://127.0.0.1:$port
   local -a cmd
   case $client in
     native) cmd=(./parley bench --endpoint "$ws") ;;
     anthropic) cmd=(./parley bench --dialect anthropic --endpoint "$http") ;;
+    anthropic-h2)
+      cmd=(./parley bench --dialect anthropic --endpoint "$https" --cacert "$tls_cert") ;;
+    sdk) cmd=(node "$sdk_bench" --endpoint "$http") ;;
+    sdk-h2) cmd=(node "$sdk_bench" --http2 --endpoint "$https" --cacert "$tls_cert") ;;
     direct-new) cmd=(./tests/bench/direct --mode new --endpoint "$http") ;;
     direct-keepalive) cmd=(./tests/bench/direct --mode keepalive --endpoint "$http") ;;
   esac
@@ -214,6 +253,27 @@ requests_for() {
   echo "$r"
 }
 
+# ---- the peer and TLS -----------------------------------------------------
+
+# The official SDK's bench client, or why its points cannot run.
+sdk_bench=$srcdir/tests/interop/bench_sdk.js
+sdk_missing=
+if ! command -v node >/dev/null; then
+  sdk_missing="node is not installed"
+elif [ ! -d "$srcdir/tests/interop/node_modules/@anthropic-ai/sdk" ]; then
+  sdk_missing="tests/interop/node_modules lacks the SDK: run npm ci there (check.sh does)"
+fi
+
+# A self-signed certificate for 127.0.0.1, for the HTTP/2 points.
+tls_cert=$results/tls/cert.pem
+tls_key=$results/tls/key.pem
+mkdir -p "$results/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext "subjectAltName=IP:127.0.0.1" -keyout "$tls_key" -out "$tls_cert" \
+  2> "$results/tls/openssl.txt" ||
+  { echo "make bench: openssl could not make a certificate:" \
+         "$(tail -n 1 "$results/tls/openssl.txt")" >&2; exit 1; }
+
 # ---- the run -------------------------------------------------------------
 
 run_started=$(date +%s)
@@ -232,6 +292,11 @@ for c in $ceiling_concurrency; do
   done
 done
 point retry native 100 "$retry_requests" "$latency_ms" "$reject_fraction"
+for c in $http_concurrency; do
+  for client in anthropic sdk anthropic-h2 sdk-h2; do
+    point http "$client" "$c" "$(requests_for "$c")" "$latency_ms" 0
+  done
+done
 
 # bench PROGRAM LABEL [ARG...]: run a program of BENCHMARKS; its output,
 # after a first line with the command, in LABEL.txt.
@@ -282,6 +347,7 @@ ours_s=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
   echo "min_requests=$min_requests"
   echo "max_requests=$max_requests"
   echo "reject_fraction=$reject_fraction"
+  echo "sdk_max_concurrency=$sdk_max_concurrency"
   echo "loadavg_start=$loadavg_start"
   echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
   awk -v b=$((busy1 - busy0)) -v s=$((steal1 - steal0)) -v hz="$clk_tck" \
@@ -294,5 +360,10 @@ mkdir -p "$docdir/img"
 "$srcdir/tests/bench/plots.sh" "$results" "$docdir/img"
 "$srcdir/tests/bench/gen_benchmarks.sh" "$results" "$srcdir/tests/bench/benchmarks-notes.md" \
   > "$docdir/benchmarks.md"
+# The README's table of the same figures: rewritten in place by a full run,
+# beside the document by a quick one.
+readme=$srcdir/README.md
+[ "$mode" = full ] || { cp "$srcdir/README.md" "$results/README.md"; readme=$results/README.md; }
+"$srcdir/tests/bench/readme_table.sh" "$results" "$readme"
 echo "== wrote $docdir/benchmarks.md and $docdir/img/bench-*.png" \
      "($mode run, $(($(date +%s) - run_started)) s)"

@@ -9,7 +9,7 @@ outdir=$2
 here=$(dirname "$0")
 
 latency=$(sed -n 's/^latency_ms=//p' "$results/run.txt")
-for client in direct-new direct-keepalive anthropic native; do
+for client in direct-new direct-keepalive anthropic native sdk; do
   awk -f "$here/results.awk" -f "$here/tables.awk" -v table=plot -v client="$client" \
     "$results/load.jsonl" > "$results/plot-$client.dat"
 done

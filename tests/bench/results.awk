@@ -43,6 +43,12 @@ function client_name(client) {
         return "parley, anthropic dialect (HTTP/SSE)"
     if (client == "native")
         return "parley, native (WebSocket)"
+    if (client == "anthropic-h2")
+        return "parley, anthropic dialect (HTTP/2, TLS)"
+    if (client == "sdk")
+        return "official Anthropic SDK for Node (HTTP/1.1)"
+    if (client == "sdk-h2")
+        return "official Anthropic SDK for Node (HTTP/2, TLS)"
     return client
 }
 

@@ -11,6 +11,9 @@
 #   scenario1    load.jsonl: every scenario 1 point
 #   ceiling      load.jsonl: every scenario 2 point
 #   retry        load.jsonl: the automatic retry point
+#   http         load.jsonl: every point of the HTTP scenario (issue 16)
+#   http_side    load.jsonl: parley and the official SDK side by side there
+#   readme       load.jsonl: the README's table
 #   connections  the output of bench_connections runs: what they show
 #   targets      load.jsonl and the output of bench_memory: the targets
 #
@@ -18,7 +21,7 @@
 # can always be regenerated from bench-results/.
 
 BEGIN {
-    nclients = split("direct-new direct-keepalive anthropic native", order, " ")
+    nclients = split("direct-new direct-keepalive anthropic native sdk", order, " ")
     # Scenario 1's latency targets; also what "at the floor" means for
     # scenario 4 (the server's latency plus 5 ms, and plus 25 %).
     p50_slack_ms = 5
@@ -109,10 +112,15 @@ function table_range(    i, lo, hi) {
     printf "%s to %s", grouped(lo), grouped(hi)
 }
 
-function table_classic(    k, c, b, i, req, bad, skipped, cells, common) {
-    print "| metric | " client_name(order[1]) " | " client_name(order[2]) " | " \
-          client_name(order[3]) " | " client_name(order[4]) " |"
-    print "|---|---:|---:|---:|---:|"
+function table_classic(    k, c, b, i, req, bad, skipped, cells, common, rule) {
+    cells = "| metric |"
+    rule = "|---|"
+    for (k = 1; k <= nclients; k++) {
+        cells = cells " " client_name(order[k]) " |"
+        rule = rule "---:|"
+    }
+    print cells
+    print rule
     for (k = 1; k <= nclients; k++)
         top_point[k] = best_point("classic", order[k])
 
@@ -147,8 +155,8 @@ function table_classic(    k, c, b, i, req, bad, skipped, cells, common) {
             common = at_once[i] + 0
     }
     if (common) {
-        cells = sprintf("| mean latency at the same load: %s at once, the most all four ran |",
-                        grouped(common))
+        cells = sprintf("| mean latency at the same load: %s at once, the most all %d ran |",
+                        grouped(common), nclients)
         for (k = 1; k <= nclients; k++)
             cells = cells " " ms(jget(line[classic_point(order[k], common)], "lat_ms_mean")) \
                     " ms |"
@@ -177,6 +185,8 @@ function table_classic(    k, c, b, i, req, bad, skipped, cells, common) {
         } else if (c == "anthropic") {
             cells = cells " built in (429, 529 and 5xx before the first piece: " \
                           "[reliability.md](reliability.md)); not measured here |"
+        } else if (c == "sdk") {
+            cells = cells " built in (2 retries by default); not measured here |"
         } else {
             b = 0
             for (i = 1; i <= n; i++)
@@ -287,6 +297,175 @@ function table_retry(    i, l) {
     print_footnotes()
 }
 
+# ---- the HTTP path, parley and the official SDK (issue 16) ----------------
+
+function transport_name(client) {
+    return client ~ /-h2$/ ? "HTTP/2 over TLS" : "HTTP/1.1"
+}
+
+function table_http(    i, l) {
+    print "| transport | at once | client | requests | errors | replies/s | bound | p50 ms " \
+          "| p99 ms | client CPU us/request | client CPU % | server CPU % | client RSS MB " \
+          "| connections |"
+    print "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= n; i++) {
+        if (scenario[i] != "http")
+            continue
+        if (!ran[i]) {
+            row_without_figures(i, sprintf("| %s | %s | %s |", transport_name(who[i]),
+                                           grouped(at_once[i]), client_name(who[i])), 11)
+            continue
+        }
+        l = line[i]
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %.0f | %.0f | %s | %s |\n",
+               transport_name(who[i]), grouped(at_once[i]), client_name(who[i]),
+               grouped(jget(l, "requests")),
+               grouped(jget(l, "errors") + jget(l, "mismatches")), grouped(good_rps(l)),
+               grouped(at_once[i] * 1000 / jnum(l, "latency_ms")), ms(jget(l, "lat_ms_p50")),
+               ms(jget(l, "lat_ms_p99")), cpu_us_per_request(l),
+               cpu_percent(jget(l, "cpu_s"), l), cpu_percent(jget(l, "server_cpu_s"), l),
+               jget(l, "max_rss_mb"), grouped(jget(l, "connections"))
+    }
+    print_footnotes()
+}
+
+# The point of `client` in scenario `sc` at `concurrency` with figures, or 0.
+function point_of(sc, client, concurrency,    i) {
+    for (i = 1; i <= n; i++)
+        if (scenario[i] == sc && who[i] == client && at_once[i] + 0 == concurrency && ran[i])
+            return i
+    return 0
+}
+
+# One row of the side-by-side table: parley's client `ours` and the SDK's
+# `theirs` at `concurrency` in scenario `sc`.
+function side_row(sc, label, ours, theirs, concurrency,    a, b, ratio) {
+    a = point_of(sc, ours, concurrency)
+    b = point_of(sc, theirs, concurrency)
+    if (!a && !b)
+        return
+    ratio = a && b && cpu_us_per_request(line[a]) > 0 ? \
+            sprintf("%.1f", cpu_us_per_request(line[b]) / cpu_us_per_request(line[a])) : "-"
+    printf "| %s, %s at once | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label,
+           grouped(concurrency), a ? grouped(good_rps(line[a])) : "-",
+           b ? grouped(good_rps(line[b])) : "-",
+           a ? ms(jget(line[a], "lat_ms_p50")) " / " ms(jget(line[a], "lat_ms_p99")) : "-",
+           b ? ms(jget(line[b], "lat_ms_p50")) " / " ms(jget(line[b], "lat_ms_p99")) : "-",
+           a ? sprintf("%.1f", cpu_us_per_request(line[a])) : "-",
+           b ? sprintf("%.1f", cpu_us_per_request(line[b])) : "-", ratio,
+           a ? jget(line[a], "max_rss_mb") : "-", b ? jget(line[b], "max_rss_mb") : "-"
+}
+
+function side_header() {
+    print "| load | parley replies/s | SDK replies/s | parley p50 / p99 ms " \
+          "| SDK p50 / p99 ms | parley CPU us/request | SDK CPU us/request " \
+          "| SDK CPU / parley CPU | parley RSS MB | SDK RSS MB |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+}
+
+# Every concurrency of scenario `sc`, in the order they ran, into list[].
+function concurrencies(sc,    i, k, m, seen) {
+    m = 0
+    for (i = 1; i <= n; i++)
+        if (scenario[i] == sc && !((sc, at_once[i]) in seen)) {
+            seen[sc, at_once[i]] = 1
+            list[++m] = at_once[i] + 0
+        }
+    return m
+}
+
+function table_http_side(    k, m) {
+    side_header()
+    m = concurrencies("http")
+    for (k = 1; k <= m; k++)
+        side_row("http", "HTTP/1.1", "anthropic", "sdk", list[k])
+    for (k = 1; k <= m; k++)
+        side_row("http", "HTTP/2 over TLS", "anthropic-h2", "sdk-h2", list[k])
+}
+
+# The README's tables: the classic comparison in short, and parley against
+# the official SDK on the HTTP path.
+function table_readme(    k, b, cells, rule, c, i, common, idle) {
+    cells = "| metric |"
+    rule = "|---|"
+    for (k = 1; k <= nclients; k++) {
+        cells = cells " " client_name(order[k]) " |"
+        rule = rule "---:|"
+    }
+    print cells
+    print rule
+    cells = sprintf("| max requests/s (best point, %s at once) |", readme_range())
+    for (k = 1; k <= nclients; k++) {
+        b = best_point("classic", order[k])
+        cells = cells (b ? " " grouped(good_rps(line[b])) " |" : " - |")
+        top_point[k] = b
+    }
+    print cells
+    cells = "| mean latency at that point |"
+    for (k = 1; k <= nclients; k++)
+        cells = cells (top_point[k] ? " " ms(jget(line[top_point[k]], "lat_ms_mean")) " ms |" \
+                                    : " - |")
+    print cells
+    common = 0
+    for (i = 1; i <= n; i++) {
+        if (scenario[i] != "classic" || at_once[i] + 0 <= common)
+            continue
+        for (k = 1; k <= nclients; k++)
+            if (!classic_point(order[k], at_once[i]))
+                break
+        if (k > nclients)
+            common = at_once[i] + 0
+    }
+    if (common) {
+        cells = sprintf("| mean latency, %s conversations at once |", grouped(common))
+        for (k = 1; k <= nclients; k++)
+            cells = cells " " ms(jget(line[classic_point(order[k], common)], "lat_ms_mean")) \
+                    " ms |"
+        print cells
+    }
+    cells = "| connections opened at the best point |"
+    for (k = 1; k <= nclients; k++)
+        cells = cells (top_point[k] ? sprintf(" %s for %s requests |",
+                                              grouped(jget(line[top_point[k]], "connections")),
+                                              grouped(jget(line[top_point[k]], "requests"))) \
+                                    : " - |")
+    print cells
+    cells = "| automatic retry |"
+    for (k = 1; k <= nclients; k++)
+        cells = cells (order[k] ~ /^direct/ ? " by hand |" : " built in |")
+    print cells
+
+    print ""
+    print "The anthropic dialect, parley and the official SDK side by side (a " \
+          "server answering after " jget(line[1], "latency_ms") " ms):"
+    print ""
+    table_http_side()
+
+    b = best_point("ceiling", "native")
+    c = best_point("ceiling", "anthropic")
+    idle = jget(memory, "idle_rss_bytes_per_session")
+    print ""
+    printf "Client CPU at the throughput ceiling (a server answering at once): %s " \
+           "us per request on the native protocol, %s us over HTTP/SSE",
+           b ? sprintf("%.1f", cpu_us_per_request(line[b])) : "-",
+           c ? sprintf("%.1f", cpu_us_per_request(line[c])) : "-"
+    b = best_point("ceiling", "sdk")
+    if (b)
+        printf ", %.0f us with the official SDK", cpu_us_per_request(line[b])
+    printf "%s.\n", idle != "" ? sprintf("; an idle session costs %s bytes", grouped(idle)) : ""
+}
+
+function readme_range(    i, lo, hi) {
+    for (i = 1; i <= n; i++)
+        if (scenario[i] == "classic") {
+            if (!lo || at_once[i] + 0 < lo)
+                lo = at_once[i] + 0
+            if (at_once[i] + 0 > hi)
+                hi = at_once[i] + 0
+        }
+    return grouped(lo) " to " grouped(hi)
+}
+
 # The results of one bench_connections run, split into result[1..count].
 function connection_results(l,    body) {
     body = substr(l, index(l, "\"results\":[") + 11)
@@ -358,6 +537,30 @@ function target(sc, what, measured, met) {
     printf "| %s | %s | %s | %s |\n", sc, what, measured, met ? "yes" : "**no**"
 }
 
+# Issue 16's targets of client CPU per request on the HTTP path, at 200
+# and 1,000 conversations at once (one run each here, not a median of 3).
+function http_targets(client, label, bound,    k, m, i, measured, met, ran_any) {
+    m = concurrencies("http")
+    measured = ""
+    met = 1
+    ran_any = 0
+    for (k = 1; k <= m; k++) {
+        i = point_of("http", client, list[k])
+        measured = measured (measured == "" ? "" : "; ") sprintf("%s at %s at once",
+                   i ? sprintf("%.1f us", cpu_us_per_request(line[i])) : "not measured",
+                   grouped(list[k]))
+        if (i) {
+            ran_any = 1
+            met = met && cpu_us_per_request(line[i]) <= bound &&
+                  jnum(line[i], "errors") + jnum(line[i], "mismatches") == 0
+        } else
+            met = 0
+    }
+    target("5 HTTP", sprintf("anthropic dialect over %s: client CPU <= %d us per request, " \
+                             "without errors", label, bound),
+           ran_any ? measured " (one run each)" : "not measured", ran_any && met)
+}
+
 function table_targets(    i, l, within, best, measured, req, bad, base, ratio, b, idle) {
     print "| scenario | target | measured | met |"
     print "|---|---|---|---|"
@@ -420,6 +623,9 @@ function table_targets(    i, l, within, best, measured, req, bad, base, ratio, 
                        grouped(good_rps(line[b]))) : "not measured",
            b && cpu_us_per_request(line[b]) <= 40)
 
+    http_targets("anthropic-h2", "HTTP/2 over TLS", 60)
+    http_targets("anthropic", "HTTP/1.1", 80)
+
     idle = jget(memory, "idle_rss_bytes_per_session")
     target("3 memory", "at most 2 KB (2,048 bytes) of RSS per idle session",
            idle != "" ? sprintf("%s bytes (%s idle sessions)", grouped(idle),
@@ -434,6 +640,9 @@ END {
     else if (table == "scenario1") table_scenario1()
     else if (table == "ceiling") table_ceiling()
     else if (table == "retry") table_retry()
+    else if (table == "http") table_http()
+    else if (table == "http_side") table_http_side()
+    else if (table == "readme") table_readme()
     else if (table == "connections") table_connections()
     else if (table == "targets") table_targets()
     else {

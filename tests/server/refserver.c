@@ -346,6 +346,32 @@ static int create_http(pl_refserver *srv, struct lws_context_creation_info *info
     return 0;
 }
 
+/*
+ * The h2c vhost (opts.h2c): the main vhost's settings on a free port of its
+ * own, cleartext, every connection HTTP/2 with prior knowledge.
+ */
+static int create_h2c_vhost(pl_refserver *srv,
+                            struct lws_context_creation_info info)
+{
+    struct lws_vhost *vh;
+
+    info.port = 0;
+    info.vhost_name = "parley-h2c";
+    info.options |= LWS_SERVER_OPTION_H2_PRIOR_KNOWLEDGE;
+    info.options &= ~(uint64_t)LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = NULL;
+    info.ssl_private_key_filepath = NULL;
+    info.alpn = NULL;
+    vh = lws_create_vhost(srv->ctx, &info);
+    srv->h2c_port = vh ? lws_get_vhost_listen_port(vh) : 0;
+    if (srv->h2c_port > 0)
+        return 0;
+    srv->h2c_port = 0;
+    snprintf(srv->start_err, sizeof srv->start_err,
+             "cannot listen for h2c on %s", srv->bind_addr);
+    return -1;
+}
+
 static int create_context(pl_refserver *srv)
 {
     struct lws_context_creation_info info;
@@ -383,12 +409,13 @@ static int create_context(pl_refserver *srv)
     /* An address of no local interface leaves the vhost waiting for one
      * to appear, with no port: that is a failure here too. */
     srv->port = vh ? lws_get_vhost_listen_port(vh) : 0;
-    if (srv->port <= 0) {
+    if (srv->port <= 0)
         snprintf(srv->start_err, sizeof srv->start_err,
                  "cannot listen on %s port %d%s", srv->bind_addr,
                  srv->opts.port, srv->tls_cert
                      ? " (or the TLS certificate and key could not be loaded)"
                      : "");
+    if (srv->port <= 0 || (srv->opts.h2c && create_h2c_vhost(srv, info))) {
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
         pl_refserver_http_free(srv->http);
@@ -608,6 +635,11 @@ pl_refserver *pl_refserver_start(const pl_refserver_opts *opts, char *err,
 int pl_refserver_port(const pl_refserver *srv)
 {
     return srv->port;
+}
+
+int pl_refserver_h2c_port(const pl_refserver *srv)
+{
+    return srv->h2c_port;
 }
 
 void pl_refserver_stop(pl_refserver *srv)

@@ -37,6 +37,11 @@ typedef struct pl_refserver_opts {
     /* The model the HTTP endpoints serve (the echo model under that name,
      * to stand in for a vendor); NULL: parley-echo-1. Copied at start. */
     const char *http_model;
+    /* Also serve the HTTP endpoints as HTTP/2 over cleartext with prior
+     * knowledge (h2c), on a free port of its own (pl_refserver_h2c_port):
+     * lws 4.1 makes every cleartext connection of such a port speak
+     * HTTP/2, so WebSocket and HTTP/1.1 stay on the main port. */
+    int h2c;
 } pl_refserver_opts;
 
 /* Fills opts with the defaults above. */
@@ -51,6 +56,9 @@ pl_refserver *pl_refserver_start(const pl_refserver_opts *opts, char *err,
 
 /* The port actually bound. */
 int pl_refserver_port(const pl_refserver *srv);
+
+/* The h2c port (opts.h2c), or 0 without one. */
+int pl_refserver_h2c_port(const pl_refserver *srv);
 
 /* The vendors' HTTP endpoints (POST /v1/messages, /v1/chat/completions)
  * served on the same port, for their fault knobs and counters

@@ -1050,7 +1050,7 @@ static int check_auth(struct stream *s)
 {
     const char *key = s->srv->api_key;
 
-    if (s->dialect == ANTHROPIC && s->headers_unreadable) {
+    if (s->dialect == ANTHROPIC && s->headers_unreadable && !s->key) {
         COUNT(s->srv, h2_unverified);
         return 0;
     }
@@ -1065,7 +1065,7 @@ static int check_auth(struct stream *s)
                          s->key ? "invalid_api_key" : NULL);
         return -1;
     }
-    if (s->dialect == ANTHROPIC && !s->has_version) {
+    if (s->dialect == ANTHROPIC && !s->has_version && !s->headers_unreadable) {
         answer_error(s, 400, "anthropic-version: header is required", NULL);
         return -1;
     }
@@ -1164,9 +1164,17 @@ static void copy_credentials(struct stream *s)
         free(auth);
         return;
     }
-    /* lws 4.1 keeps no unknown header of an HTTP/2 request. */
-    s->headers_unreadable = s->h2;
     s->key = copy_header(s->wsi, -1, "x-api-key:");
+    /* The official SDKs send the API key as a bearer token. */
+    if (!s->key) {
+        auth = copy_header(s->wsi, WSI_TOKEN_HTTP_AUTHORIZATION, NULL);
+        if (auth && !strncasecmp(auth, "Bearer ", 7))
+            s->key = pl_rs_strndup(auth + 7, strlen(auth + 7));
+        free(auth);
+    }
+    /* lws 4.1 keeps no unknown header of an HTTP/2 request: neither
+     * x-api-key nor anthropic-version (Authorization is a known one). */
+    s->headers_unreadable = s->h2;
     version = copy_header(s->wsi, -1, "anthropic-version:");
     s->has_version = version && version[0];
     free(version);

@@ -94,9 +94,11 @@
  * - Unknown headers are dropped by lws 4.1's HPACK decoder, and
  *   lws_hdr_custom_length() refuses HTTP/2 streams: over HTTP/2 the server
  *   cannot see `x-api-key` or `anthropic-version`, so those two checks are
- *   skipped there (counted in h2_unverified). `Authorization` (OpenAI) is
- *   a known header, checked on both versions. Test the Anthropic key and
- *   version checks over HTTP/1.1 (http://, or CURL_HTTP_VERSION_1_1).
+ *   skipped there (counted in h2_unverified). `Authorization` is a known
+ *   header, checked on both versions: OpenAI's key, and an Anthropic key
+ *   sent as a bearer token (as the official SDKs send it; x-api-key wins
+ *   when both come). Test the Anthropic x-api-key and version checks over
+ *   HTTP/1.1 (http://, or CURL_HTTP_VERSION_1_1).
  * - lws 4.1 answers GOAWAY to a request body whose last DATA frame shares a
  *   read with any later frame: what every client multiplexing POSTs sends.
  *   refserver_http.c interposes lws_hdr_total_length() (for the
@@ -114,7 +116,9 @@
  * - A stream that its user closes gets no RST_STREAM from lws 4.1, so a
  *   reset of one stream cannot be injected: the drop fault closes the
  *   connection, or (drop_by_ending) ends the answer early and cleanly.
- * - lws 4.1 cannot serve an h2c upgrade (see step 5).
+ * - lws 4.1 cannot serve an h2c upgrade (see step 5). It serves h2c with
+ *   prior knowledge, but for a whole vhost: refserver.c's opts.h2c adds one
+ *   on a port of its own.
  * - HTTP/1.1: lws 4.1 never answers "Expect: 100-continue", which curl
  *   sends for bodies over 1 MiB; curl then waits 1 s before sending it.
  */
@@ -276,7 +280,7 @@ typedef struct pl_refserver_http_stats {
                                     least one request to these paths */
     uint64_t connections_h2;     /* ... of which HTTP/2 */
     uint64_t h2_unverified;      /* Anthropic requests over HTTP/2 whose key
-                                    and version could not be checked */
+                                    could not be checked (no bearer token) */
     uint64_t in_flight;          /* requests begun and not yet ended */
     uint64_t max_in_flight;      /* the most in flight at once */
 } pl_refserver_http_stats;

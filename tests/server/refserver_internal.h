@@ -190,6 +190,7 @@ struct pl_refserver {
     atomic_int stopping;
     struct lws_context *ctx;
     int port;
+    int h2c_port;             /* 0: no h2c vhost (opts.h2c) */
     /* Restart handshake: asked by any thread, done (under lock) by the
      * server thread, which broadcasts restart_cond. */
     _Atomic uint64_t restarts_asked;

@@ -45,6 +45,10 @@ static void usage(FILE *out)
         "  --tls-cert FILE    serve wss:// with this PEM certificate (chain);\n"
         "                     ALPN offers h2 and http/1.1\n"
         "  --tls-key FILE     its PEM private key (default: in --tls-cert's file)\n"
+        "  --h2c              also serve /v1/messages and /v1/chat/completions\n"
+        "                     as HTTP/2 over cleartext with prior knowledge, on\n"
+        "                     a free port of its own (a second stdout line,\n"
+        "                     'h2c on ADDR:PORT', names it)\n"
         "  --quiet            no log lines on stderr\n"
         "  --help             show this help\n"
         "\n"
@@ -175,7 +179,7 @@ enum { OPT_BIND = 1, OPT_PORT, OPT_KEY, OPT_LATENCY, OPT_TOKEN, OPT_CHUNK,
        OPT_OVERSIZED_EVERY, OPT_OVERSIZED_BYTES, OPT_NO_ZSTD, OPT_NO_ZSTD_DICT, OPT_NO_GZIP,
        OPT_TLS_CERT, OPT_TLS_KEY, OPT_DROP_EVERY, OPT_DROP_AFTER_PIECES,
        OPT_STALL_AFTER_PIECES, OPT_STALL_CONNECTION_EVERY, OPT_ERROR_EVERY,
-       OPT_ERROR_AFTER_PIECES, OPT_TINY_WRITES };
+       OPT_ERROR_AFTER_PIECES, OPT_TINY_WRITES, OPT_H2C };
 
 static const struct option long_options[] = {
     { "bind", required_argument, NULL, OPT_BIND },
@@ -210,6 +214,7 @@ static const struct option long_options[] = {
     { "error-every", required_argument, NULL, OPT_ERROR_EVERY },
     { "error-after-pieces", required_argument, NULL, OPT_ERROR_AFTER_PIECES },
     { "tiny-writes", required_argument, NULL, OPT_TINY_WRITES },
+    { "h2c", no_argument, NULL, OPT_H2C },
     { NULL, 0, NULL, 0 },
 };
 
@@ -315,6 +320,7 @@ static int parse_args(int argc, char **argv, struct settings *s, int *help)
         case OPT_NO_ZSTD: o->zstd = 0; break;
         case OPT_NO_ZSTD_DICT: o->zstd_dict = 0; break;
         case OPT_NO_GZIP: o->gzip = 0; break;
+        case OPT_H2C: o->h2c = 1; break;
         case OPT_HELP: *help = 1; return 0;
         case '?':
             fprintf(stderr, "Try '" PROG " --help'.\n");
@@ -403,6 +409,9 @@ int main(int argc, char **argv)
     printf(strchr(opts->bind_addr, ':') ? "listening on [%s]:%d\n"
                                         : "listening on %s:%d\n",
            opts->bind_addr, pl_refserver_port(srv));
+    if (opts->h2c)
+        printf(strchr(opts->bind_addr, ':') ? "h2c on [%s]:%d\n" : "h2c on %s:%d\n",
+               opts->bind_addr, pl_refserver_h2c_port(srv));
     fflush(stdout);
 
     sigwait(&stop_signals, &sig);
