@@ -209,6 +209,19 @@ $(tables http_side "$results/load.jsonl")
 Every point:
 
 $(tables http "$results/load.jsonl")
+
+## Scenario 6: sessions in Redis
+
+\`parley bench\` over the native protocol, the same conversations with the
+sessions in memory and in a session store (\`--set
+session.store=redis://...\`, a redis-server started for the run on the
+same machine, docs/cluster.md): each turn then records itself in the store
+before it is sent and saves itself there before its DONE, two round trips
+pipelined with the other sessions' traffic by the I/O thread, and each
+conversation takes its lease when it opens and gives it back when it
+closes. The difference between the two rows is what the store costs.
+
+$(tables store "$results/load.jsonl")
 EOF
 
 # The targets read bench_memory's JSON line, if it ran.

@@ -19,6 +19,10 @@
 #     certificate made for the run), 200 and 1,000 conversations at once,
 #     a server answering after 200 ms. The SDK also runs in the classic
 #     and ceiling sweeps (HTTP/1.1, Node's fetch).
+#   - store (issue 15): `parley bench` over the native protocol with the
+#     sessions in memory and in a redis-server started for the run, 1,000
+#     conversations, a server answering after 200 ms: what a turn's two
+#     store round trips cost.
 #   - every program of BENCHMARKS (Makefile.am): memory per session
 #     (scenario 3), requests in flight per connection (scenario 4),
 #     compression, and any other.
@@ -60,6 +64,7 @@ if [ -n "${BENCH_QUICK:-}" ]; then
   classic_concurrency="10 100 1000"
   ceiling_concurrency="100"
   http_concurrency="200"
+  store_concurrency="100"
   per_conversation=5   # requests per concurrent conversation slot
   min_requests=50
   max_requests=5000
@@ -72,6 +77,7 @@ else
   classic_concurrency="10 100 1000 2000 5000 10000"
   ceiling_concurrency="100 1000"
   http_concurrency="200 1000"
+  store_concurrency="1000"
   # 25 rounds of 200 ms: about 5 s of load where the clients keep up.
   per_conversation=25
   min_requests=250
@@ -148,7 +154,39 @@ stop_server() {
   exec {server_out}<&-
   server=
 }
-trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true' EXIT
+# ---- the session store, one for the run ----------------------------------
+
+store=
+store_port=
+store_dir=
+# A redis-server on a free loopback port (a port taken makes it exit: try
+# another), with no snapshots, in a directory of its own.
+start_store() {
+  store_dir=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench-redis.XXXXXX")
+  local try
+  for try in 1 2 3 4 5 6 7 8; do
+    store_port=$((20000 + RANDOM % 40000))
+    redis-server --port "$store_port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$store_dir" > "$results/stderr/redis.txt" 2>&1 &
+    store=$!
+    local waited
+    for waited in $(seq 50); do
+      redis-cli -p "$store_port" ping 2>/dev/null | grep -q PONG && return 0
+      kill -0 "$store" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$store" 2>/dev/null || true
+    wait "$store" 2>/dev/null || true
+  done
+  echo "make bench: redis-server did not start: $(tail -n 1 "$results/stderr/redis.txt")" >&2
+  exit 1
+}
+stop_store() {
+  [ -z "$store" ] || { kill "$store" 2>/dev/null || true; wait "$store" 2>/dev/null || true; }
+  store=
+  [ -z "$store_dir" ] || rm -rf "$store_dir"
+}
+trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true; stop_store' EXIT
 
 # ---- one load point ------------------------------------------------------
 
@@ -206,6 +244,9 @@ point() {
   local -a cmd
   case $client in
     native) cmd=(./parley bench --endpoint "$ws") ;;
+    native-store)
+      cmd=(./parley bench --endpoint "$ws" --set "session.store=redis://127.0.0.1:$store_port"
+           --set worker.id=1) ;;
     anthropic) cmd=(./parley bench --dialect anthropic --endpoint "$http") ;;
     anthropic-h2)
       cmd=(./parley bench --dialect anthropic --endpoint "$https" --cacert "$tls_cert") ;;
@@ -219,6 +260,7 @@ point() {
   # As the document shows it: the port is a new one each time.
   local shown="./parley-refserver --port 0 --quiet ${server_options[*]} & ${cmd[*]}"
   shown=${shown//:$port/:\$PORT}
+  [ -z "$store_port" ] || shown=${shown//:$store_port/:\$REDIS_PORT}
   echo "== $scenario $client $concurrency: $shown"
   echo "$shown" >> "$commands"
   local out rc=0 started ended
@@ -297,6 +339,13 @@ for c in $http_concurrency; do
     point http "$client" "$c" "$(requests_for "$c")" "$latency_ms" 0
   done
 done
+start_store
+for c in $store_concurrency; do
+  for client in native native-store; do
+    point store "$client" "$c" "$(requests_for "$c")" "$latency_ms" 0
+  done
+done
+stop_store
 
 # bench PROGRAM LABEL [ARG...]: run a program of BENCHMARKS; its output,
 # after a first line with the command, in LABEL.txt.

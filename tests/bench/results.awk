@@ -43,6 +43,8 @@ function client_name(client) {
         return "parley, anthropic dialect (HTTP/SSE)"
     if (client == "native")
         return "parley, native (WebSocket)"
+    if (client == "native-store")
+        return "parley, native, sessions in Redis"
     if (client == "anthropic-h2")
         return "parley, anthropic dialect (HTTP/2, TLS)"
     if (client == "sdk")

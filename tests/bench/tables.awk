@@ -13,6 +13,7 @@
 #   retry        load.jsonl: the automatic retry point
 #   http         load.jsonl: every point of the HTTP scenario (issue 16)
 #   http_side    load.jsonl: parley and the official SDK side by side there
+#   store        load.jsonl: sessions in memory and in Redis (issue 15)
 #   readme       load.jsonl: the README's table
 #   connections  the output of bench_connections runs: what they show
 #   targets      load.jsonl and the output of bench_memory: the targets
@@ -561,6 +562,61 @@ function http_targets(client, label, bound,    k, m, i, measured, met, ran_any) 
            ran_any ? measured " (one run each)" : "not measured", ran_any && met)
 }
 
+# ---- sessions in memory and in a session store (issue 15) ------------------
+
+function table_store(    k, m, a, b) {
+    print "| at once | sessions in | requests | errors | replies/s | p50 ms | p99 ms " \
+          "| client CPU us/request | client RSS MB |"
+    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+    m = concurrencies("store")
+    for (k = 1; k <= m; k++) {
+        a = point_of("store", "native", list[k])
+        b = point_of("store", "native-store", list[k])
+        store_row(a, "memory")
+        store_row(b, "Redis")
+    }
+}
+
+function store_row(i, where,    l) {
+    if (!i)
+        return
+    l = line[i]
+    printf "| %s | %s | %s | %s | %s | %s | %s | %.1f | %s |\n", grouped(at_once[i]), where,
+           grouped(jget(l, "requests")), grouped(jget(l, "errors") + jget(l, "mismatches")),
+           grouped(good_rps(l)), ms(jget(l, "lat_ms_p50")), ms(jget(l, "lat_ms_p99")),
+           cpu_us_per_request(l), jget(l, "max_rss_mb")
+}
+
+# Issue 15's targets: with the sessions in Redis, replies/s within 10 % of
+# memory's and p50 within 2 ms of it.
+function store_targets(    k, m, a, b, ratio, delta) {
+    m = concurrencies("store")
+    for (k = 1; k <= m; k++) {
+        a = point_of("store", "native", list[k])
+        b = point_of("store", "native-store", list[k])
+        if (!a || !b) {
+            target("6 store", sprintf("%s at once: sessions in Redis measured against memory",
+                                      grouped(list[k])), "not measured", 0)
+            continue
+        }
+        ratio = good_rps(line[b]) / good_rps(line[a])
+        delta = jnum(line[b], "lat_ms_p50") - jnum(line[a], "lat_ms_p50")
+        target("6 store", sprintf("%s at once: replies/s in Redis within 10 %% of memory's",
+                                  grouped(list[k])),
+               sprintf("%s/s against %s/s (%.1f %%)", grouped(good_rps(line[b])),
+                       grouped(good_rps(line[a])), (ratio - 1) * 100), ratio >= 0.9)
+        target("6 store", sprintf("%s at once: p50 in Redis within +2 ms of memory's",
+                                  grouped(list[k])),
+               sprintf("%s ms against %s ms (%+.2f ms)", ms(jget(line[b], "lat_ms_p50")),
+                       ms(jget(line[a], "lat_ms_p50")), delta), delta <= 2)
+        target("6 store", sprintf("%s at once: no errors with the sessions in Redis",
+                                  grouped(list[k])),
+               sprintf("%s errors and mismatches",
+                       grouped(jnum(line[b], "errors") + jnum(line[b], "mismatches"))),
+               jnum(line[b], "errors") + jnum(line[b], "mismatches") == 0)
+    }
+}
+
 function table_targets(    i, l, within, best, measured, req, bad, base, ratio, b, idle) {
     print "| scenario | target | measured | met |"
     print "|---|---|---|---|"
@@ -625,6 +681,7 @@ function table_targets(    i, l, within, best, measured, req, bad, base, ratio, 
 
     http_targets("anthropic-h2", "HTTP/2 over TLS", 60)
     http_targets("anthropic", "HTTP/1.1", 80)
+    store_targets()
 
     idle = jget(memory, "idle_rss_bytes_per_session")
     target("3 memory", "at most 2 KB (2,048 bytes) of RSS per idle session",
@@ -642,6 +699,7 @@ END {
     else if (table == "retry") table_retry()
     else if (table == "http") table_http()
     else if (table == "http_side") table_http_side()
+    else if (table == "store") table_store()
     else if (table == "readme") table_readme()
     else if (table == "connections") table_connections()
     else if (table == "targets") table_targets()
