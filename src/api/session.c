@@ -41,8 +41,6 @@ bool pl_session_is_running(const pl_session *s)
 static void request_free(pl_request *req)
 {
     pl_reply_free(&req->reply);
-    free(req->frame);
-    free(req->headers);
     free(req->done);
     free(req->kept);
     free(req->content);
@@ -180,12 +178,9 @@ static bool start_turn(pl_session *s, pl_request *req)
     char *bytes = pl_buf_steal(&frame, &len);
     bool needs_blocks = conf->dialect == PL_DIALECT_NATIVE && uses_blocks(s, req, &params);
     const char *headers = pl_request_extra_headers(&s->options, &s->client->request_defaults);
-    if (s->client->has_store) {
-        /* Recorded in the store first, then sent (session_store.c). */
-        s->inflight = req;
-        pl_session_store_record(s, req, bytes, len, headers, needs_blocks);
-        return true;
-    }
+    /* With a store, recorded there as in flight; the record and the turn
+     * leave together, and the turn is saved before its DONE. */
+    pl_session_store_record(s, req);
     if (!pl_session_submit(s, req, bytes, len, headers, needs_blocks)) {
         pl_session_fail(s, req, PARLEY_ERR_SHUTDOWN,
                         "the client was destroyed before the request was sent");
@@ -373,13 +368,8 @@ void pl_session_end_cancelled(pl_session *s, pl_request *req)
 static void on_cancel(pl_session *s, uint64_t id)
 {
     if (s->inflight && s->inflight->id == id) {
-        /* Not yet sent, or already replied: the store's answer decides. */
-        if (s->inflight->phase == PL_REQ_RECORDING) {
-            s->inflight->cancel_asked = true;
-            return;
-        }
         if (s->inflight->phase == PL_REQ_SAVING)
-            return;
+            return; /* replied already: it is being saved */
         pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
         io_req->op = PL_IO_CANCEL;
         io_req->id = id;

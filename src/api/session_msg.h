@@ -18,10 +18,9 @@
 #include "request_options.h"
 #include "store_order.h"
 
-/* Where a turn stands. Without a store it goes QUEUED -> SENT. */
+/* Where a turn stands: QUEUED -> SENT, then SAVING with a store. */
 typedef enum pl_request_phase {
     PL_REQ_QUEUED = 0, /* waiting for the turn before it */
-    PL_REQ_RECORDING,  /* its PENDING order is on the way to the store */
     PL_REQ_SENT,       /* with the I/O thread */
     PL_REQ_SAVING      /* replied; its COMMIT is on the way to the store */
 } pl_request_phase;
@@ -39,11 +38,6 @@ typedef struct pl_request {
     /* With a session store (session_store.h): where the turn stands, and
      * what waits for the store's answer. */
     pl_request_phase phase;
-    bool cancel_asked;    /* cancelled while its PENDING was being recorded */
-    char *frame;          /* RECORDING: the encoded request, sent once recorded */
-    size_t frame_len;
-    char *headers;        /* RECORDING: its extra HTTP header lines */
-    bool needs_blocks;
     struct done_msg *done; /* SAVING: how the reply ended, delivered once saved */
     char *kept;            /* SAVING: the reply as the history keeps it */
     size_t kept_len;

@@ -136,22 +136,13 @@ static char *pending_json(const pl_session *s, const pl_request *req, size_t *le
     return pl_buf_steal(&out, len);
 }
 
-void pl_session_store_record(pl_session *s, pl_request *req, char *frame, size_t len,
-                             const char *headers, bool needs_blocks)
+void pl_session_store_record(pl_session *s, pl_request *req)
 {
-    req->phase = PL_REQ_RECORDING;
-    req->frame = frame;
-    req->frame_len = len;
-    req->headers = headers ? pl_xstrdup(headers) : NULL;
-    req->needs_blocks = needs_blocks;
+    if (!has_store(s))
+        return;
     size_t json_len;
     char *json = pending_json(s, req, &json_len);
-    if (!submit_order(s, PL_STORE_PENDING, req->id, json, json_len, 0)) {
-        s->inflight = NULL;
-        pl_session_fail(s, req, PARLEY_ERR_SHUTDOWN,
-                        "the client was destroyed before the request was sent");
-        pl_session_start_next(s);
-    }
+    submit_order(s, PL_STORE_PENDING, req->id, json, json_len, 0);
 }
 
 bool pl_session_store_save(pl_session *s, pl_request *req, const done_msg *m, char *kept,
@@ -364,35 +355,21 @@ static void turn_failed_at_store(pl_session *s, pl_request *req, const store_msg
     pl_session_start_next(s);
 }
 
+/* A record's answer. The turn went on meanwhile; a record refused because
+ * a newer owner has the session ends the ownership here (the turn's save
+ * will be refused too), one the store did not take only weakens a
+ * failover: the turn is not sent again should this process die. */
 static void on_recorded(pl_session *s, const store_msg *m)
 {
-    pl_request *req = s->inflight;
-    if (!req || req->id != m->request_id || req->phase != PL_REQ_RECORDING)
-        return; /* a record cleared, or a stale answer */
-    if (m->status != PL_STORE_OK) {
-        turn_failed_at_store(s, req, m, "recording the turn:");
-        return;
+    const char *message = m->data + m->history_len + 1 + m->pending_len + 1;
+    char why[400];
+    if (m->status == PL_STORE_FENCED) {
+        fenced(s, why, sizeof(why));
+    } else if (m->status != PL_STORE_OK && m->request_id) {
+        pl_log(&s->client->log, PARLEY_LOG_WARNING, "store",
+               "session %s: turn %llu could not be recorded as in flight: %s", s->id,
+               (unsigned long long)m->request_id, message);
     }
-    if (req->cancel_asked) {
-        s->inflight = NULL;
-        req->phase = PL_REQ_SENT; /* recorded: forget clears it */
-        pl_session_store_forget(s, req);
-        pl_session_end_cancelled(s, req);
-        pl_session_store_turn_ended(s);
-        pl_session_start_next(s);
-        return;
-    }
-    char *frame = req->frame;
-    req->frame = NULL;
-    if (!pl_session_submit(s, req, frame, req->frame_len, req->headers, req->needs_blocks)) {
-        s->inflight = NULL;
-        pl_session_fail(s, req, PARLEY_ERR_SHUTDOWN,
-                        "the client was destroyed before the request was sent");
-        pl_session_start_next(s);
-        return;
-    }
-    free(req->headers);
-    req->headers = NULL;
 }
 
 static void on_saved(pl_session *s, const store_msg *m)

@@ -27,10 +27,11 @@ bool pl_session_store_loading(const struct pl_session *s);
  * req ends now with that error, and true is returned. */
 bool pl_session_store_refuses(struct pl_session *s, pl_request *req);
 
-/* Record req, already the session's turn in flight, in the store; it is
- * handed to the I/O thread once recorded. Takes frame. */
-void pl_session_store_record(struct pl_session *s, pl_request *req, char *frame, size_t len,
-                             const char *headers, bool needs_blocks);
+/* Record req, about to be sent, as the session's turn in flight. The turn
+ * does not wait for the answer: the record reaches the store before the
+ * turn's save (the store's orders keep their order), and a turn whose
+ * record failed cannot be saved either. */
+void pl_session_store_record(struct pl_session *s, pl_request *req);
 
 /* The reply of req is complete: save the turn (user message and kept)
  * before its DONE. Returns true when it took over (the DONE comes once
