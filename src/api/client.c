@@ -282,6 +282,20 @@ static void unreserve(parley_client_t *c, pl_session *s, size_t bytes, bool spac
     }
 }
 
+bool pl_client_handing_over(parley_client_t *c)
+{
+    atomic_fetch_add(&c->submitting, 1);
+    if (!atomic_load(&c->shutting_down))
+        return true;
+    atomic_fetch_sub(&c->submitting, 1);
+    return false;
+}
+
+void pl_client_handed_over(parley_client_t *c)
+{
+    atomic_fetch_sub(&c->submitting, 1);
+}
+
 parley_err_t pl_client_admit(parley_client_t *c, pl_session *s, size_t bytes,
                              bool space_locked)
 {

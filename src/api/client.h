@@ -69,6 +69,15 @@ struct parley_client {
 };
 
 /*
+ * A session about to hand the I/O thread an order: false, with nothing to
+ * undo, when the client is shutting down (the shutdown ends what the
+ * session holds); else pl_client_handed_over() must follow the hand-over,
+ * and destroy waits until it did.
+ */
+bool pl_client_handing_over(parley_client_t *client);
+void pl_client_handed_over(parley_client_t *client);
+
+/*
  * Reserve room for a request of `bytes` content bytes in the session's and
  * the client's limits: PARLEY_OK, or PARLEY_ERR_QUEUE_FULL with nothing
  * reserved. space_locked: the caller holds space_mu (a waiting

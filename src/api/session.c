@@ -80,15 +80,11 @@ static int64_t unix_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The submitting counter lets destroy wait until no session is between
- * its check and the hand-over. */
 bool pl_session_submit(pl_session *s, pl_request *req, char *frame, size_t len,
                        const char *headers, bool needs_blocks)
 {
     parley_client_t *c = s->client;
-    atomic_fetch_add(&c->submitting, 1);
-    if (atomic_load(&c->shutting_down)) {
-        atomic_fetch_sub(&c->submitting, 1);
+    if (!pl_client_handing_over(c)) {
         free(frame);
         return false;
     }
@@ -103,7 +99,7 @@ bool pl_session_submit(pl_session *s, pl_request *req, char *frame, size_t len,
     io_req->needs_blocks = needs_blocks;
     pl_session_ref(s);
     pl_io_submit(c->io, io_req);
-    atomic_fetch_sub(&c->submitting, 1);
+    pl_client_handed_over(c);
     req->phase = PL_REQ_SENT;
     return true;
 }
@@ -370,16 +366,14 @@ static void on_cancel(pl_session *s, uint64_t id)
     if (s->inflight && s->inflight->id == id) {
         if (s->inflight->phase == PL_REQ_SAVING)
             return; /* replied already: it is being saved */
+        parley_client_t *c = s->client;
+        if (!pl_client_handing_over(c))
+            return; /* the shutdown ends the request anyway */
         pl_io_request *io_req = pl_xcalloc(1, sizeof(*io_req));
         io_req->op = PL_IO_CANCEL;
         io_req->id = id;
-        parley_client_t *c = s->client;
-        atomic_fetch_add(&c->submitting, 1);
-        if (atomic_load(&c->shutting_down))
-            free(io_req); /* the shutdown ends the request anyway */
-        else
-            pl_io_submit(c->io, io_req);
-        atomic_fetch_sub(&c->submitting, 1);
+        pl_io_submit(c->io, io_req);
+        pl_client_handed_over(c);
         return;
     }
     pl_request **link = &s->waiting_head, *prev = NULL;

@@ -34,9 +34,7 @@ static bool submit_order(pl_session *s, pl_store_op op, uint64_t request_id, cha
                          size_t json_len, int64_t not_before_ms)
 {
     parley_client_t *c = s->client;
-    atomic_fetch_add(&c->submitting, 1);
-    if (atomic_load(&c->shutting_down)) {
-        atomic_fetch_sub(&c->submitting, 1);
+    if (!pl_client_handing_over(c)) {
         free(json);
         return false;
     }
@@ -53,7 +51,7 @@ static bool submit_order(pl_session *s, pl_store_op op, uint64_t request_id, cha
     o->not_before_ms = not_before_ms;
     pl_session_ref(s);
     pl_io_store(c->io, o);
-    atomic_fetch_sub(&c->submitting, 1);
+    pl_client_handed_over(c);
     return true;
 }
 
