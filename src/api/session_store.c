@@ -117,6 +117,15 @@ bool pl_session_store_refuses(pl_session *s, pl_request *req)
     return true;
 }
 
+/* req's message as the history holds it (req keeps the content). */
+static pl_history_turn user_message(const pl_request *req)
+{
+    return (pl_history_turn){.assistant = false,
+                             .blocks = req->content_blocks,
+                             .content = req->content,
+                             .content_len = req->content_len};
+}
+
 /* The pending record of a turn: {"id":"<request id>","turn":N,"user":{...}}. */
 static char *pending_json(const pl_session *s, const pl_request *req, size_t *len)
 {
@@ -124,10 +133,7 @@ static char *pending_json(const pl_session *s, const pl_request *req, size_t *le
     char head[64];
     snprintf(head, sizeof(head), "{\"id\":\"%llu\",\"turn\":%u,\"user\":",
              (unsigned long long)req->id, s->lease.stored_turns);
-    pl_history_turn user = {.assistant = false,
-                            .blocks = req->content_blocks,
-                            .content = req->content,
-                            .content_len = req->content_len};
+    pl_history_turn user = user_message(req);
     if (pl_buf_append_str(&out, head) || pl_history_write_message(&out, &user) ||
         pl_buf_append(&out, "}", 1))
         pl_oom("recording a turn");
@@ -153,10 +159,7 @@ bool pl_session_store_save(pl_session *s, pl_request *req, const done_msg *m, ch
         return false;
     }
     pl_buf out = PL_BUF_INIT;
-    pl_history_turn user = {.assistant = false,
-                            .blocks = req->content_blocks,
-                            .content = req->content,
-                            .content_len = req->content_len};
+    pl_history_turn user = user_message(req);
     pl_history_turn reply = {
         .assistant = true, .blocks = kept_blocks, .content = kept, .content_len = kept_len};
     if (pl_history_write_message(&out, &user) || pl_buf_append(&out, ",", 1) ||
