@@ -30,6 +30,9 @@
 
 #define TEST_KEY "fleet-key"
 
+/* The gateways, for a failed test's teardown (the harness remembers one). */
+static gateway_proc g1, g2;
+
 /* Whether something listens on the loopback port. */
 static bool listening(int port)
 {
@@ -120,7 +123,6 @@ static void test_two_gateways_one_set_of_conversations(void **state)
     snprintf(endpoint, sizeof(endpoint), "ws://127.0.0.1:%d/v1/stream", pl_refserver_port(srv));
     /* Each process of a fleet has a worker id of its own, so that request
      * ids never collide (docs/cluster.md). */
-    gateway_proc g1, g2;
     setenv("PARLEY_WORKER_ID", "1", 1);
     gateway_start(&g1, endpoint, "--store", redis_server_url(redis), NULL);
     setenv("PARLEY_WORKER_ID", "2", 1);
@@ -172,7 +174,9 @@ static void test_two_gateways_one_set_of_conversations(void **state)
     piped_child_free(&haproxy);
     unlink(cfg);
     assert_int_equal(gateway_stop(&g1), 0);
+    g1.pid = 0;
     assert_int_equal(gateway_stop(&g2), 0);
+    g2.pid = 0;
     pl_refserver_stop(srv);
     redis_server_free(redis);
 }
@@ -180,6 +184,8 @@ static void test_two_gateways_one_set_of_conversations(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (g1.pid > 0)
+        kill(g1.pid, SIGKILL);
     gateway_kill_leftover();
     return 0;
 }
