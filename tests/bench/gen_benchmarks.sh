@@ -216,10 +216,12 @@ $(tables http "$results/load.jsonl")
 sessions in memory and in a session store (\`--set
 session.store=redis://...\`, a redis-server started for the run on the
 same machine, docs/cluster.md): each turn then records itself in the store
-before it is sent and saves itself there before its DONE, two round trips
-pipelined with the other sessions' traffic by the I/O thread, and each
-conversation takes its lease when it opens and gives it back when it
-closes. The difference between the two rows is what the store costs.
+as it is sent (the turn does not wait for that answer) and saves itself
+there before its DONE (which waits for it), pipelined with the other
+sessions' traffic by the I/O thread; each conversation ($turns turns)
+takes its lease when it opens, which its first turn waits for, and gives
+it back when it closes. The difference between the two rows is what the
+store costs; redis-server shares the machine's CPUs with both.
 
 $(tables store "$results/load.jsonl")
 EOF
