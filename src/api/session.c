@@ -104,6 +104,13 @@ bool pl_session_submit(pl_session *s, pl_request *req, char *frame, size_t len,
     return true;
 }
 
+/* The session's request options; none set: an empty table. */
+static const pl_request_options *own_options(const pl_session *s)
+{
+    static const pl_request_options none;
+    return s->options ? s->options : &none;
+}
+
 /* Does the turn use the native protocol's extension `blocks` (protocol.md
  * 9), which only a server announcing it may see? */
 static bool uses_blocks(const pl_session *s, const pl_request *req, const pl_request_params *p)
@@ -138,7 +145,7 @@ static bool start_turn(pl_session *s, pl_request *req)
         return false;
     pl_request_params params = {.system = s->system_prompt ? s->system_prompt
                                                            : conf->system_prompt};
-    pl_request_params_fill(&params, &s->options, &s->client->request_defaults);
+    pl_request_params_fill(&params, own_options(s), &s->client->request_defaults);
     pl_message_req m = {.id = req->id,
                         .session = s->id,
                         .timestamp_ms = unix_ms(),
@@ -173,7 +180,8 @@ static bool start_turn(pl_session *s, pl_request *req)
     size_t len;
     char *bytes = pl_buf_steal(&frame, &len);
     bool needs_blocks = conf->dialect == PL_DIALECT_NATIVE && uses_blocks(s, req, &params);
-    const char *headers = pl_request_extra_headers(&s->options, &s->client->request_defaults);
+    const char *headers = pl_request_extra_headers(own_options(s),
+                                                   &s->client->request_defaults);
     /* With a store, recorded there as in flight; the record and the turn
      * leave together, and the turn is saved before its DONE. */
     pl_session_store_record(s, req);
@@ -405,7 +413,9 @@ static void on_set(pl_session *s, set_msg *m)
         s->max_tokens = (uint32_t)m->number;
         break;
     case SET_REQUEST_OPTION:
-        pl_request_options_apply(&s->options, m->option, &m->value);
+        if (!s->options)
+            s->options = pl_xcalloc(1, sizeof(*s->options));
+        pl_request_options_apply(s->options, m->option, &m->value);
         break;
     case SET_HISTORY_TURNS:
         s->history_max_turns = (size_t)m->number;
@@ -493,7 +503,10 @@ static void session_finalize(pl_actor *actor)
     pl_session_table_remove(s->handle);
     pl_history_free(&s->history);
     free(s->lease.why);
-    pl_request_options_free(&s->options);
+    if (s->options) {
+        pl_request_options_free(s->options);
+        free(s->options);
+    }
     free(s->model);
     free(s->system_prompt);
     pl_client_session_ended(s->client);

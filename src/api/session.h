@@ -32,7 +32,10 @@ struct pl_session {
     struct pl_request *waiting_head, *waiting_tail;
     char *model;          /* NULL: the client's */
     char *system_prompt;  /* NULL: the client's */
-    pl_request_options options; /* unset ones: the client's */
+    /* The session's own request options (unset ones: the client's); NULL
+     * until one is set, so that an idle session does not carry a table of
+     * them (a few hundred bytes). */
+    pl_request_options *options;
     pl_session_lease lease;     /* with a session store (session_store.h) */
 
     /* What the caller holds and events show (session_table.h); resolves to
