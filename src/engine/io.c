@@ -2,7 +2,8 @@
  * The I/O thread: the loop alone. It takes the sessions' orders
  * (submissions), runs the routes' timers (route_policy.c), lets the
  * transport (transport.h: ws_transport.c or http_transport.c) tend its
- * connections, sleeps in curl_multi_poll() and hands finished transfers to
+ * connections, sleeps in pl_io_events_wait() (io_events.h: libcurl's event
+ * interface over epoll), lets libcurl act and hands finished transfers to
  * the transport; it publishes the statistics when due. Everything here runs
  * on that thread except pl_io_submit() and the start and stop calls.
  */
@@ -18,6 +19,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "io_events.h"
 #include "log.h"
 #include "mpsc.h"
 #include "owner.h"
@@ -31,6 +33,7 @@ struct pl_io {
     pl_io_sink sink; /* the sessions and the statistics */
     pl_io_settings set;
     CURLM *multi;
+    pl_io_events events; /* how the thread sleeps and wakes libcurl */
     pthread_t thread;
     bool thread_started;
     /* Everything below but the submissions' producer side: the I/O thread
@@ -38,18 +41,18 @@ struct pl_io {
     pl_owner owner;
     _Atomic bool stopping;
     pl_mpsc submissions; /* pl_io_request */
-    /* Set while the thread is in (or about to enter) curl_multi_poll(): only
-     * then does a submission need curl_multi_wakeup(), a system call. */
+    /* Set while the thread is in (or about to enter) its wait: only then
+     * does a submission need pl_io_events_wake(), a system call. */
     _Atomic bool polling;
 
     pl_router router;        /* the requests in flight */
     pl_transport *transport; /* the dialect's */
     uint64_t rng;
     int64_t next_stats_ms;   /* 0: statistics are off */
-    int64_t wakes_held_ms;   /* since when curl_multi_perform holds wake-ups */
+    int64_t wakes_held_ms;   /* since when libcurl's reads hold wake-ups */
 };
 
-/* Wake-ups are held while curl_multi_perform reads (run_once), but a read
+/* Wake-ups are held while libcurl reads (run_once), but a read
  * that goes on (a flood of messages, each inflated) must not keep the
  * workers waiting for its end. */
 #define WAKES_HELD_MAX_MS 2
@@ -143,13 +146,18 @@ pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *e
     io->router.long_read_ctx = io;
     char err[160] = "could not create the curl multi handle";
     io->multi = curl_multi_init();
-    if (io->multi)
+    bool events = io->multi && pl_io_events_init(&io->events, io->multi) == 0;
+    if (io->multi && !events)
+        snprintf(err, sizeof(err), "could not create the I/O thread's epoll set");
+    if (events)
         io->transport = make_transport(io, err, sizeof(err));
     if (!io->transport) {
         if (errstr && errstr_size)
             snprintf(errstr, errstr_size, "%s", err);
         if (io->multi)
             curl_multi_cleanup(io->multi);
+        if (events)
+            pl_io_events_free(&io->events);
         pl_router_free(&io->router);
         curl_slist_free_all(io->set.easy.connect_to);
         free(io);
@@ -216,7 +224,7 @@ static int64_t publish_stats(pl_io *io, int64_t now)
 }
 
 /* Messages posted to sessions during one pass wake each worker once, at the
- * latest before the thread blocks in curl_multi_poll(). */
+ * latest before the thread blocks in its wait. */
 static void run_once(pl_io *io)
 {
     PL_ASSERT_OWNER(&io->owner);
@@ -244,12 +252,11 @@ static void run_once(pl_io *io)
     if (pl_mpsc_nonempty(&io->submissions))
         timeout = 0;
     pl_pool_release_wakes(io->set.pool);
-    curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
+    pl_io_events_wait(&io->events, extra, nextra, (int)timeout);
     atomic_store_explicit(&io->polling, false, memory_order_relaxed);
     pl_pool_hold_wakes(io->set.pool);
     io->wakes_held_ms = pl_monotonic_ms();
-    int running;
-    curl_multi_perform(io->multi, &running);
+    pl_io_events_run(&io->events);
     handle_finished_transfers(io);
     ops->after_perform(io->transport);
     pl_pool_release_wakes(io->set.pool);
@@ -291,14 +298,14 @@ void pl_io_submit(pl_io *io, pl_io_request *req)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
         atomic_exchange(&io->polling, false))
-        curl_multi_wakeup(io->multi);
+        pl_io_events_wake(&io->events);
 }
 
 void pl_io_stop(pl_io *io)
 {
     atomic_store(&io->stopping, true);
     if (io->thread_started) {
-        curl_multi_wakeup(io->multi);
+        pl_io_events_wake(&io->events);
         pthread_join(io->thread, NULL);
         io->thread_started = false;
     }
@@ -315,5 +322,6 @@ void pl_io_free(pl_io *io)
     pl_router_free(&io->router);
     curl_slist_free_all(io->set.easy.connect_to);
     curl_multi_cleanup(io->multi);
+    pl_io_events_free(&io->events);
     free(io);
 }

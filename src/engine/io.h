@@ -2,7 +2,7 @@
  * The I/O thread: owns the curl multi handle, the transport (transport.h)
  * and the requests in flight (route_policy.h). Session actors hand it
  * requests through a lock-free queue (mpsc.h) and wake it with
- * curl_multi_wakeup(); what the server sends back goes to the sessions
+ * pl_io_events_wake() (io_events.h); what the server sends back goes to the sessions
  * through the sink (sink.h).
  */
 #ifndef PL_IO_H
