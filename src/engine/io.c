@@ -106,6 +106,7 @@ static pl_transport *make_transport(pl_io *io, char *err, size_t err_size)
         .stall_timeout_ms = s->stall_timeout_ms,
         .stall_ping_timeout_ms = s->stall_ping_timeout_ms,
         .http_idle_connections = s->http_idle_connections,
+        .http_max_connections = s->http_max_connections,
         .counters = s->counters,
         .log = s->log,
         .rng = &io->rng,

@@ -67,6 +67,7 @@ typedef struct pl_io_settings {
     int stall_timeout_ms;          /* 0: none */
     int stall_ping_timeout_ms;
     int http_idle_connections;
+    int http_max_connections;      /* 0: no bound */
     int stats_interval_ms;         /* 0: no statistics */
     pl_easy_opts easy;             /* TLS and connect timeout; the rest set here */
     const char *connect_to;        /* curl's CONNECT_TO entries, comma-separated */

@@ -363,6 +363,7 @@ static void drop_idempotency(pl_http_stream *s)
 static void stream_done(pl_http_stream *s)
 {
     curl_multi_remove_handle(s->multi, s->easy);
+    s->cfg->active--;
     drop_idempotency(s);
     s->req = NULL;
     pl_http_config *cfg = s->cfg;
@@ -395,6 +396,7 @@ pl_http_stream *pl_http_start(CURLM *multi, pl_http_config *cfg, void *req, uint
         stream_destroy(s);
         return NULL;
     }
+    cfg->active++;
     return s;
 }
 
