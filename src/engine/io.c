@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,6 +84,13 @@ static int64_t monotonic_ms(void)
     return pl_monotonic_ms();
 }
 
+/* The vendors' API over cleartext http://: HTTP/1.1, a connection per
+ * request in flight. */
+static bool one_transfer_per_socket(const pl_io_settings *s)
+{
+    return s->dialect != PL_DIALECT_NATIVE && strncasecmp(s->endpoint, "http://", 7) == 0;
+}
+
 static pl_transport *make_transport(pl_io *io, char *err, size_t err_size)
 {
     const pl_io_settings *s = &io->set;
@@ -147,7 +155,10 @@ pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *e
     io->router.long_read_ctx = io;
     char err[160] = "could not create the curl multi handle";
     io->multi = curl_multi_init();
-    bool events = io->multi && pl_io_events_init(&io->events, io->multi) == 0;
+    /* libcurl's event interface where a socket is one transfer's
+     * (io_events.h says why only there). */
+    bool sockets = one_transfer_per_socket(settings);
+    bool events = io->multi && pl_io_events_init(&io->events, io->multi, sockets) == 0;
     if (io->multi && !events)
         snprintf(err, sizeof(err), "could not create the I/O thread's epoll set");
     if (events)

@@ -47,9 +47,12 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-int pl_io_events_init(pl_io_events *ev, CURLM *multi)
+int pl_io_events_init(pl_io_events *ev, CURLM *multi, bool sockets)
 {
-    *ev = (pl_io_events){.multi = multi, .epfd = -1, .wake_fd = -1, .curl_due_ms = -1};
+    *ev = (pl_io_events){.multi = multi, .sockets = sockets, .epfd = -1, .wake_fd = -1,
+                         .curl_due_ms = -1};
+    if (!sockets)
+        return 0;
     ev->epfd = epoll_create1(EPOLL_CLOEXEC);
     ev->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     struct epoll_event e = {.events = EPOLLIN, .data.fd = ev->wake_fd};
@@ -81,6 +84,10 @@ void pl_io_events_free(pl_io_events *ev)
 
 void pl_io_events_wake(pl_io_events *ev)
 {
+    if (!ev->sockets) {
+        curl_multi_wakeup(ev->multi);
+        return;
+    }
     uint64_t one = 1;
     /* EAGAIN only when the counter is full: a wake is pending anyway. */
     ssize_t n = write(ev->wake_fd, &one, sizeof(one));
@@ -104,6 +111,10 @@ static short curl_revents(short revents)
 void pl_io_events_wait(pl_io_events *ev, struct curl_waitfd *extra, unsigned nextra,
                        int timeout_ms)
 {
+    if (!ev->sockets) {
+        curl_multi_poll(ev->multi, extra, nextra, timeout_ms, NULL);
+        return;
+    }
     if (ev->curl_due_ms >= 0) {
         int64_t left = ev->curl_due_ms - pl_monotonic_ms();
         if (left < timeout_ms)
@@ -132,6 +143,10 @@ void pl_io_events_wait(pl_io_events *ev, struct curl_waitfd *extra, unsigned nex
 void pl_io_events_run(pl_io_events *ev)
 {
     int running;
+    if (!ev->sockets) {
+        curl_multi_perform(ev->multi, &running);
+        return;
+    }
     for (int i = 0; i < ev->nready; i++) {
         const struct epoll_event *e = &ev->ready[i];
         if (e->data.fd == ev->wake_fd) {

@@ -11,6 +11,14 @@
  * of the socket that has something (all the streams of one connection on
  * HTTP/2) and those whose timer is due.
  *
+ * Only where that pays: HTTP/1.1 (http://), where a socket is one
+ * transfer's. Over HTTP/2 every stream of a connection runs on each of its
+ * socket's events anyway (no gain measured), and with 10,000 conversations
+ * whole connections went silent until the stall timeout (2 runs of 2, cause
+ * not found; never in 4 runs with curl_multi_perform), so there and on the
+ * native protocol the thread keeps curl_multi_poll and curl_multi_perform
+ * (`sockets` false).
+ *
  * Everything here runs on the I/O thread but pl_io_events_wake().
  */
 #ifndef PL_IO_EVENTS_H
@@ -27,6 +35,7 @@ struct epoll_event;
 
 typedef struct pl_io_events {
     CURLM *multi;
+    bool sockets;            /* socket_action over epoll; false: poll + perform */
     int epfd;                /* libcurl's sockets and wake_fd */
     int wake_fd;             /* an eventfd: pl_io_events_wake() */
     int64_t curl_due_ms;     /* libcurl's timer (monotonic ms); -1: none */
@@ -34,8 +43,9 @@ typedef struct pl_io_events {
     struct epoll_event *ready;
 } pl_io_events;
 
-/* Take over multi's socket and timer callbacks. Returns 0 or -1 (errno). */
-int pl_io_events_init(pl_io_events *ev, CURLM *multi);
+/* With `sockets`, take over multi's socket and timer callbacks. Returns 0
+ * or -1 (errno). */
+int pl_io_events_init(pl_io_events *ev, CURLM *multi, bool sockets);
 void pl_io_events_free(pl_io_events *ev);
 
 /* Wake the thread out of pl_io_events_wait() (any thread; async-safe). */

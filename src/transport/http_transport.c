@@ -192,24 +192,15 @@ static const pl_http_events stream_events = {.piece = stream_piece,
 
 /* ---- requests ------------------------------------------------------------ */
 
-/*
- * Transfers the multi handle may hold: one a connection over HTTP/1.1 (0:
- * no bound). Over HTTP/2, HTTP2_STREAMS_PER_CONNECTION for each connection
- * carrying requests and for one more being opened: with CURLOPT_PIPEWAIT
- * libcurl makes every transfer that finds the connections full wait for
- * the one being set up, in its queue of pending transfers, which it walks
- * whole at every change (10,000 conversations: thousands of transfers
- * walked per event, and their stall clocks running). They wait here.
- */
+/* Transfers the multi handle may hold: one a connection over HTTP/1.1,
+ * HTTP2_STREAMS_PER_CONNECTION over HTTP/2; 0: no bound. (Holding HTTP/2
+ * streams back until the connections carrying requests were full, to keep
+ * libcurl's pending queue short, made whole connections go silent for the
+ * stall timeout with 10,000 conversations: tried and dropped.) */
 static size_t transfer_limit(const http_transport *h)
 {
     size_t bound = (size_t)h->conf.http_max_connections;
-    if (!h->multiplexed)
-        return bound;
-    size_t conns = h->ngroups + 1;
-    if (bound && conns > bound)
-        conns = bound;
-    return conns * HTTP2_STREAMS_PER_CONNECTION;
+    return h->multiplexed ? bound * HTTP2_STREAMS_PER_CONNECTION : bound;
 }
 
 static bool stream_start(http_transport *h, pl_tx_req *q, pl_failure *f, char *msg,
