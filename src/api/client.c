@@ -68,6 +68,7 @@ static pl_io_settings io_settings(parley_client_t *c)
         .stall_timeout_ms = conf->stall_timeout_ms,
         .stall_ping_timeout_ms = conf->stall_ping_timeout_ms,
         .http_idle_connections = conf->http_idle_connections,
+        .http_max_connections = conf->http_max_connections,
         .stats_interval_ms = c->stats ? conf->stats_interval_ms : 0,
         .easy = {.connect_timeout_ms = conf->connect_timeout_ms,
                  .ca_file = conf->tls_ca_file,

@@ -309,6 +309,14 @@ static const pl_prop pl_props[] = {
      "handles; below the requests in flight over http://, turns connect "
      "again",
      NULL},
+    {"http.max.connections", PL_PROP_INT, PL_OFF(http_max_connections), 0,
+     1000000, "1024",
+     "Anthropic and openai dialects: connections open to the endpoint at most; "
+     "over http:// (HTTP/1.1, a request per connection) requests beyond it wait "
+     "in the client, in order, for a connection to finish (no stall clock "
+     "runs while they wait; request.timeout.ms does); over https:// each "
+     "connection multiplexes up to 100 HTTP/2 streams first. 0: no bound",
+     NULL},
     {"max.queued.bytes", PL_PROP_INT64, PL_OFF(max_queued_bytes), 1024,
      INT64_C(1) << 40, "268435456",
      "Content bytes of the unfinished requests over all sessions", NULL},

@@ -54,6 +54,7 @@ struct parley_conf {
     int session_queue_max;     /* "session.queue.max", 1..1000000, default 1024 */
     int max_inflight_requests; /* "max.inflight.requests", 1..10000000, default 100000 */
     int http_idle_connections; /* "http.idle.connections", 1..1000000, default 1024 */
+    int http_max_connections;  /* "http.max.connections", 0..1000000, default 1024 */
     int64_t max_queued_bytes;  /* "max.queued.bytes", 1024..(1<<40), default 256 MiB */
  /* TLS (wss:// and https://); verification is on unless tls_insecure. */
     char *tls_ca_file;         /* "tls.ca.file" */

@@ -2,12 +2,13 @@
  * The I/O thread: the loop alone. It takes the sessions' orders
  * (submissions), runs the routes' timers (route_policy.c), lets the
  * transport (transport.h: ws_transport.c or http_transport.c) tend its
- * connections, sleeps in curl_multi_poll() and hands finished transfers to
- * the transport; it publishes the statistics when due. With a session
- * store (store.h) it also takes the store orders, polls the store's
- * connection beside curl's and runs its timers. Everything here runs on
- * that thread except pl_io_submit(), pl_io_store() and the start and stop
- * calls.
+ * connections, sleeps in pl_io_events_wait() (io_events.h: libcurl's event
+ * interface over epoll, or curl_multi_poll), lets libcurl act and hands
+ * finished transfers to the transport; it publishes the statistics when
+ * due. With a session store (store.h) it also takes the store orders,
+ * waits on the store's connection beside libcurl's and runs its timers.
+ * Everything here runs on that thread except pl_io_submit(), pl_io_store()
+ * and the start and stop calls.
  */
 #include "io.h"
 
@@ -17,11 +18,13 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "clock.h"
+#include "io_events.h"
 #include "log.h"
 #include "mpsc.h"
 #include "owner.h"
@@ -39,6 +42,7 @@ struct pl_io {
     pl_io_sink sink; /* the sessions and the statistics */
     pl_io_settings set;
     CURLM *multi;
+    pl_io_events events; /* how the thread sleeps and wakes libcurl */
     pthread_t thread;
     bool thread_started;
     /* Everything below but the submissions' producer side: the I/O thread
@@ -47,8 +51,8 @@ struct pl_io {
     _Atomic bool stopping;
     pl_mpsc submissions; /* pl_io_request */
     pl_mpsc store_orders; /* pl_store_order */
-    /* Set while the thread is in (or about to enter) curl_multi_poll(): only
-     * then does a submission need curl_multi_wakeup(), a system call. */
+    /* Set while the thread is in (or about to enter) its wait: only then
+     * does a submission need pl_io_events_wake(), a system call. */
     _Atomic bool polling;
 
     pl_router router;        /* the requests in flight */
@@ -56,10 +60,10 @@ struct pl_io {
     pl_store *store;         /* NULL: no session store (memory) */
     uint64_t rng;
     int64_t next_stats_ms;   /* 0: statistics are off */
-    int64_t wakes_held_ms;   /* since when curl_multi_perform holds wake-ups */
+    int64_t wakes_held_ms;   /* since when libcurl's reads hold wake-ups */
 };
 
-/* Wake-ups are held while curl_multi_perform reads (run_once), but a read
+/* Wake-ups are held while libcurl reads (run_once), but a read
  * that goes on (a flood of messages, each inflated) must not keep the
  * workers waiting for its end. */
 #define WAKES_HELD_MAX_MS 2
@@ -90,6 +94,13 @@ static int64_t monotonic_ms(void)
     return pl_monotonic_ms();
 }
 
+/* The vendors' API over cleartext http://: HTTP/1.1, a connection per
+ * request in flight. */
+static bool one_transfer_per_socket(const pl_io_settings *s)
+{
+    return s->dialect != PL_DIALECT_NATIVE && strncasecmp(s->endpoint, "http://", 7) == 0;
+}
+
 static pl_transport *make_transport(pl_io *io, char *err, size_t err_size)
 {
     const pl_io_settings *s = &io->set;
@@ -113,6 +124,7 @@ static pl_transport *make_transport(pl_io *io, char *err, size_t err_size)
         .stall_timeout_ms = s->stall_timeout_ms,
         .stall_ping_timeout_ms = s->stall_ping_timeout_ms,
         .http_idle_connections = s->http_idle_connections,
+        .http_max_connections = s->http_max_connections,
         .counters = s->counters,
         .log = s->log,
         .rng = &io->rng,
@@ -174,13 +186,21 @@ pl_io *pl_io_new(const pl_io_settings *settings, const pl_io_sink *sink, char *e
     io->router.long_read_ctx = io;
     char err[160] = "could not create the curl multi handle";
     io->multi = curl_multi_init();
-    if (io->multi)
+    /* libcurl's event interface where a socket is one transfer's
+     * (io_events.h says why only there). */
+    bool sockets = one_transfer_per_socket(settings);
+    bool events = io->multi && pl_io_events_init(&io->events, io->multi, sockets) == 0;
+    if (io->multi && !events)
+        snprintf(err, sizeof(err), "could not create the I/O thread's epoll set");
+    if (events)
         io->transport = make_transport(io, err, sizeof(err));
     if (!io->transport) {
         if (errstr && errstr_size)
             snprintf(errstr, errstr_size, "%s", err);
         if (io->multi)
             curl_multi_cleanup(io->multi);
+        if (events)
+            pl_io_events_free(&io->events);
         pl_router_free(&io->router);
         curl_slist_free_all(io->set.easy.connect_to);
         free(io);
@@ -297,7 +317,7 @@ static int64_t tend_store(pl_io *io, int64_t now, struct curl_waitfd *extra, uns
 }
 
 /* Messages posted to sessions during one pass wake each worker once, at the
- * latest before the thread blocks in curl_multi_poll(). */
+ * latest before the thread blocks in its wait. */
 static void run_once(pl_io *io)
 {
     PL_ASSERT_OWNER(&io->owner);
@@ -330,7 +350,7 @@ static void run_once(pl_io *io)
     if (pl_mpsc_nonempty(&io->submissions) || pl_mpsc_nonempty(&io->store_orders))
         timeout = 0;
     pl_pool_release_wakes(io->set.pool);
-    curl_multi_poll(io->multi, extra, nextra, (int)timeout, NULL);
+    pl_io_events_wait(&io->events, extra, nextra, (int)timeout);
     atomic_store_explicit(&io->polling, false, memory_order_relaxed);
     pl_pool_hold_wakes(io->set.pool);
     io->wakes_held_ms = pl_monotonic_ms();
@@ -341,8 +361,7 @@ static void run_once(pl_io *io)
                             ((seen & CURL_WAIT_POLLOUT) ? POLLOUT : 0)),
                     pl_monotonic_ms());
     }
-    int running;
-    curl_multi_perform(io->multi, &running);
+    pl_io_events_run(&io->events);
     handle_finished_transfers(io);
     ops->after_perform(io->transport);
     pl_pool_release_wakes(io->set.pool);
@@ -387,7 +406,7 @@ static void wake(pl_io *io)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
         atomic_exchange(&io->polling, false))
-        curl_multi_wakeup(io->multi);
+        pl_io_events_wake(&io->events);
 }
 
 void pl_io_submit(pl_io *io, pl_io_request *req)
@@ -406,7 +425,7 @@ void pl_io_stop(pl_io *io)
 {
     atomic_store(&io->stopping, true);
     if (io->thread_started) {
-        curl_multi_wakeup(io->multi);
+        pl_io_events_wake(&io->events);
         pthread_join(io->thread, NULL);
         io->thread_started = false;
     }
@@ -424,5 +443,6 @@ void pl_io_free(pl_io *io)
     pl_router_free(&io->router);
     curl_slist_free_all(io->set.easy.connect_to);
     curl_multi_cleanup(io->multi);
+    pl_io_events_free(&io->events);
     free(io);
 }

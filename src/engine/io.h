@@ -2,7 +2,7 @@
  * The I/O thread: owns the curl multi handle, the transport (transport.h)
  * and the requests in flight (route_policy.h). Session actors hand it
  * requests through a lock-free queue (mpsc.h) and wake it with
- * curl_multi_wakeup(); what the server sends back goes to the sessions
+ * pl_io_events_wake() (io_events.h); what the server sends back goes to the sessions
  * through the sink (sink.h).
  */
 #ifndef PL_IO_H
@@ -67,6 +67,7 @@ typedef struct pl_io_settings {
     int stall_timeout_ms;          /* 0: none */
     int stall_ping_timeout_ms;
     int http_idle_connections;
+    int http_max_connections;      /* 0: no bound */
     int stats_interval_ms;         /* 0: no statistics */
     pl_easy_opts easy;             /* TLS and connect timeout; the rest set here */
     const char *connect_to;        /* curl's CONNECT_TO entries, comma-separated */

@@ -57,6 +57,10 @@ typedef struct pl_http_config {
      * next requests (at most max_idle). */
     struct pl_http_stream *idle;
     size_t nidle, max_idle;
+    /* Transfers on the multi handle: started and not yet finished or
+     * released (a finished reply's transfer counts until libcurl ends it,
+     * as its connection is busy until then). */
+    size_t active;
 } pl_http_config;
 
 typedef enum pl_http_state {

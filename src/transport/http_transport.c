@@ -4,13 +4,22 @@
  * be told to stop (leaving it is the cancel) and a reply cannot resume part
  * way. libcurl offers no Ping of a given HTTP/2 connection, so a stall is
  * judged by witnesses: the other streams on the same connection.
+ *
+ * http.max.connections bounds the connections: requests beyond what they
+ * carry wait here, in order, not in libcurl's own queue of pending
+ * transfers, where the wait would count against the connect timeout.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "http_stream.h"
 #include "transport.h"
+
+/* HTTP/2 streams libcurl puts on one connection before it opens another
+ * (CURLMOPT_MAX_CONCURRENT_STREAMS; also libcurl's default). */
+#define HTTP2_STREAMS_PER_CONNECTION 100
 
 /* The requests whose streams went out on one connection: a stall asks
  * them, and a dead connection sends them all again. */
@@ -29,7 +38,15 @@ typedef struct http_transport {
     size_t ngroup_buckets, ngroups;
     uint64_t status[6];         /* answers by status / 100; [0]: none */
     uint64_t http2_answers;
+    /* Requests waiting for a connection (http.max.connections), oldest
+     * first; their `on` is WAITING(h). */
+    pl_tx_list waiting;
+    /* The answers come over HTTP/2 (assumed over https:// until one says
+     * otherwise): a connection carries many requests at once. */
+    bool multiplexed;
 } http_transport;
+
+#define WAITING(h) ((void *)&(h)->waiting)
 
 static http_transport *http_of(pl_transport *t)
 {
@@ -107,12 +124,18 @@ static void group_leave(http_transport *h, pl_tx_req *q, curl_off_t conn_id)
     h->ngroups--;
 }
 
-/* The stream finishes on its own: the request only leaves it. */
+/* The stream finishes on its own: the request only leaves it (or the
+ * queue it waits in). */
 static void unlink_request(http_transport *h, pl_tx_req *q)
 {
     pl_http_stream *s = q->on;
     if (!s)
         return;
+    if (q->on == WAITING(h)) {
+        pl_tx_list_remove(&h->waiting, q);
+        q->on = NULL;
+        return;
+    }
     if (pl_http_conn_id(s) >= 0)
         group_leave(h, q, pl_http_conn_id(s));
     q->on = NULL;
@@ -169,19 +192,60 @@ static const pl_http_events stream_events = {.piece = stream_piece,
 
 /* ---- requests ------------------------------------------------------------ */
 
+/* Transfers the multi handle may hold: one a connection over HTTP/1.1,
+ * HTTP2_STREAMS_PER_CONNECTION over HTTP/2; 0: no bound. (Holding HTTP/2
+ * streams back until the connections carrying requests were full, to keep
+ * libcurl's pending queue short, made whole connections go silent for the
+ * stall timeout with 10,000 conversations: tried and dropped.) */
+static size_t transfer_limit(const http_transport *h)
+{
+    size_t bound = (size_t)h->conf.http_max_connections;
+    return h->multiplexed ? bound * HTTP2_STREAMS_PER_CONNECTION : bound;
+}
+
+static bool stream_start(http_transport *h, pl_tx_req *q, pl_failure *f, char *msg,
+                         size_t msg_size)
+{
+    pl_http_stream *s = pl_http_start(h->conf.multi, &h->http, q, q->id, q->frame,
+                                      q->frame_len, q->headers, msg, msg_size);
+    if (!s) {
+        *f = start_failure;
+        return false;
+    }
+    q->on = s; /* its connection group once it goes out (stream_connected) */
+    return true;
+}
+
 static pl_tx_start http_start(pl_transport *t, pl_tx_req *q, const void *avoid, int64_t now,
                               int64_t *wait_ms, pl_failure *f, char *msg, size_t msg_size)
 {
     (void)avoid, (void)now, (void)wait_ms;
     http_transport *h = http_of(t);
-    pl_http_stream *s = pl_http_start(h->conf.multi, &h->http, q, q->id, q->frame,
-                                      q->frame_len, q->headers, msg, msg_size);
-    if (!s) {
-        *f = start_failure;
-        return PL_TX_FAILED;
+    size_t limit = transfer_limit(h);
+    if (limit && (h->http.active >= limit || h->waiting.head)) {
+        pl_tx_list_add(&h->waiting, q); /* started by start_waiting() */
+        q->on = WAITING(h);
+        return PL_TX_PLACED;
     }
-    q->on = s; /* its connection group once it goes out (stream_connected) */
-    return PL_TX_PLACED;
+    return stream_start(h, q, f, msg, msg_size) ? PL_TX_PLACED : PL_TX_FAILED;
+}
+
+/* Requests that waited for a connection go out as transfers end (outside
+ * libcurl's callbacks, which may not add a transfer). */
+static void start_waiting(http_transport *h)
+{
+    size_t limit = transfer_limit(h);
+    while (h->waiting.head && (!limit || h->http.active < limit)) {
+        pl_tx_req *q = h->waiting.head;
+        pl_tx_list_remove(&h->waiting, q);
+        q->on = NULL;
+        pl_failure f;
+        char msg[256];
+        if (stream_start(h, q, &f, msg, sizeof(msg)))
+            h->ev->on_wire(h->ev->ctx, q, pl_monotonic_ms()); /* its stall clock starts */
+        else
+            h->ev->failed(h->ev->ctx, q, &f, msg, -1);
+    }
 }
 
 /* Pieces come in order over HTTP: nothing to repeat. */
@@ -199,17 +263,18 @@ static bool http_cancel(pl_transport *t, pl_tx_req *q, bool by_caller)
 
 static void http_detach(pl_transport *t, pl_tx_req *q)
 {
-    pl_http_stream *s = q->on;
-    if (!s)
-        return;
-    unlink_request(http_of(t), q);
-    pl_http_release(s);
+    http_transport *h = http_of(t);
+    pl_http_stream *s = q->on == WAITING(h) ? NULL : q->on;
+    unlink_request(h, q);
+    if (s)
+        pl_http_release(s);
 }
 
+/* A request waiting for a connection is not on the wire: no stall clock. */
 static bool http_sent(const pl_transport *t, const pl_tx_req *q)
 {
-    (void)t;
-    return q->on != NULL;
+    const http_transport *h = (const http_transport *)t;
+    return q->on != NULL && q->on != (const void *)&h->waiting;
 }
 
 /*
@@ -294,6 +359,8 @@ static void http_transfer_done(pl_transport *t, CURL *easy, CURLcode rc)
     pl_http_outcome out = pl_http_finish(s, rc);
     h->status[out.status >= 100 && out.status < 600 ? out.status / 100 : 0]++;
     h->http2_answers += out.http2;
+    if (out.status)
+        h->multiplexed = h->http.tls && out.http2;
     if (out.connects > 0) {
         PL_COUNTER_ADD(h->conf.counters, connections_opened, (uint64_t)out.connects);
         if (h->conf.easy->insecure) {
@@ -307,7 +374,7 @@ static void http_transfer_done(pl_transport *t, CURL *easy, CURLcode rc)
 
 static void http_after_perform(pl_transport *t)
 {
-    (void)t;
+    start_waiting(http_of(t));
 }
 
 static void http_write_connections(const pl_transport *t, pl_json_writer *w, int64_t now)
@@ -400,5 +467,11 @@ pl_transport *pl_http_transport_new(const pl_tx_conf *conf, char *err, size_t er
      * and closed connections that the next turns then opened again:
      * more connections than conversations (docs/dialects.md). */
     curl_multi_setopt(conf->multi, CURLMOPT_MAXCONNECTS, (long)conf->http_idle_connections);
+    /* The bound is kept here (start_waiting); libcurl's is a backstop. */
+    h->multiplexed = h->http.tls;
+    curl_multi_setopt(conf->multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                      (long)HTTP2_STREAMS_PER_CONNECTION);
+    curl_multi_setopt(conf->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)conf->http_max_connections);
     return &h->base;
 }

@@ -147,6 +147,7 @@ typedef struct pl_tx_conf {
     int stall_timeout_ms;
     int stall_ping_timeout_ms;
     int http_idle_connections;
+    int http_max_connections;      /* 0: no bound */
     pl_counters *counters;
     const pl_logger *log;
     uint64_t *rng;                 /* the I/O thread's, for backoff jitter */

@@ -3,6 +3,7 @@
  *
  *   bench_memory [--sessions N] [--inflight M] [--turn-bytes B] [--latency-ms L]
  *                [--token-ms T] [--connections C] [--workers W] [--endpoint URL]
+ *                [--set NAME=VALUE]...
  *
  * One client opens N (100,000) sessions and leaves them idle; then M
  * (10,000) of them send one turn of B (40) bytes each, all at once, to a
@@ -18,6 +19,8 @@
  * The reference server runs in a forked child, so that only the client is
  * measured; --endpoint uses a running server instead (its latency is then
  * its own, and must leave every request in flight until all have started).
+ * --set sets any client property (the dialect, tls.ca.file for an https://
+ * endpoint: the HTTP path's cost per request in flight, issue 16).
  * The API key is $PARLEY_API_KEY, or "bench" when unset.
  *
  * Before the first sample the client is started and one request per
@@ -63,6 +66,8 @@ struct options {
     const char *connections; /* NULL: the client's default */
     const char *workers;     /* NULL: the client's default */
     const char *endpoint;    /* NULL: a forked reference server */
+    const char *sets[16];    /* --set NAME=VALUE, applied last */
+    size_t nsets;
 };
 
 /* What the event callback has seen; it runs on the worker threads. */
@@ -242,6 +247,15 @@ static parley_client_t *make_client(struct run *run, const char *endpoint,
         set_or_die(conf, "connections", run->opt.connections);
     if (run->opt.workers)
         set_or_die(conf, "workers", run->opt.workers);
+    for (size_t i = 0; i < run->opt.nsets; i++) {
+        const char *set = run->opt.sets[i], *eq = strchr(set, '=');
+        char name[128];
+        if (!eq || (size_t)(eq - set) >= sizeof(name))
+            die("--set needs NAME=VALUE");
+        memcpy(name, set, (size_t)(eq - set));
+        name[eq - set] = '\0';
+        set_or_die(conf, name, eq + 1);
+    }
     parley_conf_set_event_cb(conf, on_event, tally);
     run->connections = connections_of(conf);
     long workers = conf_number(conf, "workers");
@@ -458,7 +472,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_memory [--sessions N] [--inflight M] [--turn-bytes B] "
                     "[--latency-ms L] [--token-ms T] [--connections C] [--workers W] "
-                    "[--endpoint URL]\n");
+                    "[--endpoint URL] [--set NAME=VALUE]...\n");
     exit(2);
 }
 
@@ -487,6 +501,8 @@ int main(int argc, char **argv)
             o->workers = value;
         else if (!strcmp(argv[a], "--endpoint"))
             o->endpoint = value;
+        else if (!strcmp(argv[a], "--set") && o->nsets < sizeof(o->sets) / sizeof(o->sets[0]))
+            o->sets[o->nsets++] = value;
         else
             usage();
         a++;

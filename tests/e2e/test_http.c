@@ -126,6 +126,51 @@ static void test_http1_connections_reused(void **state)
     pl_refserver_stop(srv);
 }
 
+/*
+ * http.max.connections bounds the HTTP/1.1 connections: 12 turns at once
+ * over 2 connections, the other turns waiting in the client in order. A
+ * wait longer than stall.timeout.ms is no stall (nothing is on the wire),
+ * so none is caught, retried or failed.
+ */
+static void test_http1_connections_bounded(void **state)
+{
+    (void)state;
+    pl_refserver *srv = fixture_server(TEST_KEY, 100, 0, 16);
+    parley_client_t *c = http_client(srv, "anthropic", "http.max.connections", "2",
+                                     "stall.timeout.ms", "250", NULL);
+    enum { N = 12 };
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        parley_session_t *s = parley_session_open(c, NULL, NULL, 0);
+        char text[32];
+        snprintf(text, sizeof(text), "queued %d", i);
+        assert_int_equal(parley_send(s, text, &ids[i]), PARLEY_OK);
+    }
+    assert_int_equal(parley_flush(c, 60000), PARLEY_OK);
+    for (int i = 0; i < N; i++) {
+        char want[48];
+        snprintf(want, sizeof(want), "[turn 1] queued %d", i);
+        assert_string_equal(recorder_get(ids[i]).done, want);
+    }
+    parley_stats_t st;
+    parley_stats_get(c, &st);
+    pl_refserver_http_stats hs;
+    pl_refserver_http_get_stats(pl_refserver_http_of(srv), &hs);
+    print_message("bounded: %d requests over %llu connections (server: %llu, at most %llu in "
+                  "flight), %llu stalls\n", N, (unsigned long long)st.connections_opened,
+                  (unsigned long long)hs.connections, (unsigned long long)hs.max_in_flight,
+                  (unsigned long long)st.stalls);
+    assert_int_equal(st.requests_done, N);
+    assert_true(st.connections_opened <= 2);
+    assert_true(hs.connections <= 2);
+    assert_true(hs.max_in_flight <= 2);
+    assert_int_equal(st.stalls, 0);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(hs.requests_messages, N);
+    parley_client_destroy(c);
+    pl_refserver_stop(srv);
+}
+
 #define H2_STREAMS 200
 
 /* Over TLS, 200 concurrent streams share a few HTTP/2 connections. */
@@ -391,6 +436,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_exact_texts_both_dialects, setup),
         cmocka_unit_test_setup(test_http1_connections_reused, setup),
+        cmocka_unit_test_setup(test_http1_connections_bounded, setup),
         cmocka_unit_test_setup(test_h2_multiplexes_over_tls, setup),
         cmocka_unit_test_setup(test_error_statuses, setup),
         cmocka_unit_test_setup(test_key_and_model_errors, setup),

@@ -51,6 +51,7 @@ static const char *const all_props[] = {
     "request.timeout.ms", "stall.timeout.ms", "stall.ping.timeout.ms", "reply.max.bytes",
     "session.queue.max", "max.inflight.requests",
     "max.queued.bytes", "statistics.interval.ms", "http.idle.connections",
+    "http.max.connections",
     "temperature", "top.p", "top.k", "stop.sequences", "metadata", "tools", "tool.choice",
     "thinking.budget", "prompt.caching", "extra.body", "extra.headers",
     "session.store", "session.store.password.env", "session.store.password.file",
