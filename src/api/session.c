@@ -195,7 +195,8 @@ static bool start_turn(pl_session *s, pl_request *req)
 }
 
 /* Start waiting turns until one is in flight or none is left (or the
- * session's history is still on its way from the store). */
+ * session's history is still on its way from the store); a closed session
+ * left idle gives its lease back. */
 void pl_session_start_next(pl_session *s)
 {
     while (!s->inflight && s->waiting_head && !pl_session_store_loading(s)) {
@@ -206,6 +207,7 @@ void pl_session_start_next(pl_session *s)
         req->next = NULL;
         start_turn(s, req);
     }
+    pl_session_store_release_if_done(s);
 }
 
 /* ---- message handlers -------------------------------------------------- */
@@ -323,7 +325,6 @@ void pl_session_finish(pl_session *s, pl_request *req, const done_msg *m, char *
     pl_histogram_record(&s->client->latency, elapsed_us(req));
     pl_client_release(s->client, s, req->content_len);
     request_free(req);
-    pl_session_store_turn_ended(s);
     pl_session_start_next(s);
 }
 
@@ -354,13 +355,12 @@ static void on_error(pl_session *s, error_msg *m)
     s->inflight = NULL;
     pl_session_store_forget(s, req);
     pl_session_fail(s, req, m->err, m->message);
-    pl_session_store_turn_ended(s);
     pl_session_start_next(s);
 }
 
-/* A waiting turn ends here at once; the turn in flight is cancelled at the
- * server, through the I/O thread, which answers with done (cancelled). */
-void pl_session_end_cancelled(pl_session *s, pl_request *req)
+/* DONE with stop reason "cancelled" for a turn that never reached the
+ * server. Frees req. */
+static void end_cancelled(pl_session *s, pl_request *req)
 {
     parley_event_t ev = {.type = PARLEY_EVENT_DONE, .content = "", .stop_reason = "cancelled"};
     deliver(s, req, &ev);
@@ -369,6 +369,8 @@ void pl_session_end_cancelled(pl_session *s, pl_request *req)
     request_free(req);
 }
 
+/* A waiting turn ends here at once; the turn in flight is cancelled at the
+ * server, through the I/O thread, which answers with done (cancelled). */
 static void on_cancel(pl_session *s, uint64_t id)
 {
     if (s->inflight && s->inflight->id == id) {
@@ -392,8 +394,8 @@ static void on_cancel(pl_session *s, uint64_t id)
         *link = req->next;
         if (s->waiting_tail == req)
             s->waiting_tail = prev;
-        pl_session_end_cancelled(s, req);
-        pl_session_store_turn_ended(s);
+        end_cancelled(s, req);
+        pl_session_start_next(s); /* a closed session may be idle now */
         return;
     }
 }

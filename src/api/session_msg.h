@@ -160,9 +160,6 @@ void pl_session_fail(struct pl_session *s, pl_request *req, parley_err_t err,
  * joins the history with the user's message. Frees req, starts the next. */
 void pl_session_finish(struct pl_session *s, pl_request *req, const done_msg *m, char *kept,
                        bool kept_blocks, size_t kept_len);
-/* DONE with stop reason "cancelled" for a turn that never reached the
- * server. Frees req. */
-void pl_session_end_cancelled(struct pl_session *s, pl_request *req);
 /* Hand the encoded turn to the I/O thread; false when the client is
  * shutting down (the frame is freed either way). */
 bool pl_session_submit(struct pl_session *s, pl_request *req, char *frame, size_t len,

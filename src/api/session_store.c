@@ -195,7 +195,7 @@ void pl_session_store_forget(pl_session *s, pl_request *req)
         submit_order(s, PL_STORE_PENDING, req->id, NULL, 0, 0);
 }
 
-void pl_session_store_turn_ended(pl_session *s)
+void pl_session_store_release_if_done(pl_session *s)
 {
     if (s->lease.closing && s->lease.held && !s->inflight && !s->waiting_head)
         release_lease(s);
@@ -204,7 +204,7 @@ void pl_session_store_turn_ended(pl_session *s)
 void pl_session_store_closing(pl_session *s)
 {
     s->lease.closing = true;
-    pl_session_store_turn_ended(s);
+    pl_session_store_release_if_done(s);
 }
 
 /* ---- answers ----------------------------------------------------------- */
@@ -316,8 +316,7 @@ static void on_acquired(pl_session *s, const store_msg *m)
         recover_turn(s, m->data + m->history_len + 1, m->pending_len);
     s->lease.state = PL_LEASE_HELD;
     answer_ready(s);
-    pl_session_store_turn_ended(s); /* closed while it was loading */
-    pl_session_start_next(s);
+    pl_session_start_next(s); /* and, closed while it was loading, give it back */
 }
 
 /* A write came back refused: a newer owner has the session. */
@@ -352,7 +351,6 @@ static void turn_failed_at_store(pl_session *s, pl_request *req, const store_msg
         snprintf(why, sizeof(why), "session store: %s %s", doing, message);
     }
     pl_session_fail(s, req, err, why);
-    pl_session_store_turn_ended(s);
     pl_session_start_next(s);
 }
 

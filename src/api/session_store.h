@@ -43,8 +43,9 @@ bool pl_session_store_save(struct pl_session *s, pl_request *req, const done_msg
  * sends it again. */
 void pl_session_store_forget(struct pl_session *s, pl_request *req);
 
-/* A turn ended; a closed session gives its lease back once it is idle. */
-void pl_session_store_turn_ended(struct pl_session *s);
+/* A closed session with no turn left gives its lease back (after each
+ * pass over the waiting turns, and at the close). */
+void pl_session_store_release_if_done(struct pl_session *s);
 
 /* The handle was closed. */
 void pl_session_store_closing(struct pl_session *s);

@@ -155,6 +155,38 @@ static void test_waiting_for_the_owner(void **state)
     parley_client_destroy(b);
 }
 
+/* A closed session gives its lease back also when its last turn failed
+ * before it was sent (here: too large with its framing), after the close:
+ * the store is paused until the turn and the close are in, so the turn is
+ * started (and fails) only once the history has come. */
+static void test_lease_given_back_after_a_local_failure(void **state)
+{
+    (void)state;
+    parley_client_t *a = store_client("max.message.bytes", "1024");
+    redis_server_pause(redis);
+    parley_session_t *s = parley_session_open(a, "local-fail", NULL, 0);
+    char big[1001];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    uint64_t id;
+    assert_int_equal(parley_send(s, big, &id), PARLEY_OK);
+    parley_session_close(s);
+    redis_server_resume(redis);
+    assert_true(recorder_wait_terminals(1, 30) >= 1);
+    assert_int_equal(recorder_get(id).err, PARLEY_ERR_TOO_LARGE);
+
+    /* Another owner waits less than the lease's 1.5 s: only a lease given
+     * back lets it in (a kept one is renewed, a forgotten one expires too
+     * late). */
+    parley_client_t *b = store_client("session.lease.wait.ms", "1000");
+    parley_session_t *sb = parley_session_open(b, "local-fail", NULL, 0);
+    parley_err_t got = parley_session_ready(sb, 10000, NULL);
+    assert_int_equal(got, PARLEY_OK);
+    parley_session_close(sb);
+    parley_client_destroy(a);
+    parley_client_destroy(b);
+}
+
 static void test_store_late_and_never(void **state)
 {
     (void)state;
@@ -240,6 +272,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_outlives_the_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_session_has_one_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_for_the_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_given_back_after_a_local_failure, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_store_late_and_never, setup, teardown),
         cmocka_unit_test(test_bad_store_settings),
         cmocka_unit_test_setup_teardown(test_chat_continues_from_the_store, setup, teardown),
