@@ -96,6 +96,12 @@ static unsigned status_for(parley_err_t err)
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     case PARLEY_ERR_TIMED_OUT:
         return MHD_HTTP_GATEWAY_TIMEOUT;
+    case PARLEY_ERR_SESSION_OWNED:
+        /* Another gateway kept the conversation past --lease-wait-ms: the
+         * turn may be sent again. */
+        return MHD_HTTP_CONFLICT;
+    case PARLEY_ERR_STORE:
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
     case PARLEY_ERR_NO_MEMORY:
         return MHD_HTTP_INTERNAL_SERVER_ERROR;
     default:
