@@ -274,11 +274,17 @@ static void recover_turn(pl_session *s, const char *json, size_t len)
            s->id, (unsigned long long)request_id);
 }
 
+/* The store's sentence, after the history and the pending turn in data. */
+static const char *store_message(const store_msg *m)
+{
+    return m->data + m->history_len + 1 + m->pending_len + 1;
+}
+
 static void on_acquired(pl_session *s, const store_msg *m)
 {
     if (s->lease.state != PL_LEASE_TAKING)
         return;
-    const char *message = m->data + m->history_len + 1 + m->pending_len + 1;
+    const char *message = store_message(m);
     char why[400];
     if (m->status == PL_STORE_OWNED) {
         int64_t now = pl_monotonic_ms();
@@ -335,7 +341,7 @@ static void fenced(pl_session *s, char *why, size_t size)
 static void turn_failed_at_store(pl_session *s, pl_request *req, const store_msg *m,
                                  const char *doing)
 {
-    const char *message = m->data + m->history_len + 1 + m->pending_len + 1;
+    const char *message = store_message(m);
     char why[400];
     parley_err_t err = PARLEY_ERR_STORE;
     s->inflight = NULL;
@@ -360,7 +366,7 @@ static void turn_failed_at_store(pl_session *s, pl_request *req, const store_msg
  * failover: the turn is not sent again should this process die. */
 static void on_recorded(pl_session *s, const store_msg *m)
 {
-    const char *message = m->data + m->history_len + 1 + m->pending_len + 1;
+    const char *message = store_message(m);
     char why[400];
     if (m->status == PL_STORE_FENCED) {
         fenced(s, why, sizeof(why));

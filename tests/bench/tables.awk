@@ -113,6 +113,21 @@ function table_range(    i, lo, hi) {
     printf "%s to %s", grouped(lo), grouped(hi)
 }
 
+# The largest scenario 1 load that every client ran (0: none).
+function common_classic_load(    i, k, common) {
+    common = 0
+    for (i = 1; i <= n; i++) {
+        if (scenario[i] != "classic" || at_once[i] + 0 <= common)
+            continue
+        for (k = 1; k <= nclients; k++)
+            if (!classic_point(order[k], at_once[i]))
+                break
+        if (k > nclients)
+            common = at_once[i] + 0
+    }
+    return common
+}
+
 function table_classic(    k, c, b, i, req, bad, skipped, cells, common, rule) {
     cells = "| metric |"
     rule = "|---|"
@@ -145,16 +160,7 @@ function table_classic(    k, c, b, i, req, bad, skipped, cells, common, rule) {
 
     # The best points may lie at different loads: the mean latency at the
     # largest load every client ran compares the clients at the same N.
-    common = 0
-    for (i = 1; i <= n; i++) {
-        if (scenario[i] != "classic" || at_once[i] + 0 <= common)
-            continue
-        for (k = 1; k <= nclients; k++)
-            if (!classic_point(order[k], at_once[i]))
-                break
-        if (k > nclients)
-            common = at_once[i] + 0
-    }
+    common = common_classic_load()
     if (common) {
         cells = sprintf("| mean latency at the same load: %s at once, the most all %d ran |",
                         grouped(common), nclients)
@@ -407,16 +413,7 @@ function table_readme(    k, b, cells, rule, c, i, common, idle) {
         cells = cells (top_point[k] ? " " ms(jget(line[top_point[k]], "lat_ms_mean")) " ms |" \
                                     : " - |")
     print cells
-    common = 0
-    for (i = 1; i <= n; i++) {
-        if (scenario[i] != "classic" || at_once[i] + 0 <= common)
-            continue
-        for (k = 1; k <= nclients; k++)
-            if (!classic_point(order[k], at_once[i]))
-                break
-        if (k > nclients)
-            common = at_once[i] + 0
-    }
+    common = common_classic_load()
     if (common) {
         cells = sprintf("| mean latency, %s conversations at once |", grouped(common))
         for (k = 1; k <= nclients; k++)
