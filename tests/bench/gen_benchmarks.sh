@@ -35,6 +35,35 @@ program_md() {
        { if (last == "table" || last == "text") print ""; print; last = "text" }' "$1"
 }
 
+# Memory per request in flight over HTTP/2: the two runs, when they ran.
+http2_memory_md() {
+  local parley=$results/memory-http2.txt floor=$results/memory-http2-curl.txt
+  [ -f "$parley" ] || return 0
+  cat <<EOF
+### Memory per request in flight over HTTP/2
+
+One server whose replies wait 2 s for their first piece and 1 s between
+pieces, so that every request is in flight when the memory is sampled.
+parley (\`bench_memory\`, its sessions opened and one request per
+connection made before the first sample, so that the figure leaves the
+connections out): \`$(command_of "$parley")\`
+
+$(program_md "$parley")
+EOF
+  [ -f "$floor" ] || return 0
+  cat <<EOF
+
+libcurl alone (\`tests/bench/curl_floor\`: the same requests on one
+multi handle, nothing decoded; its figure is the peak RSS less the RSS
+before the first transfer, over the transfers, so it includes the
+connections' TLS state): \`$(command_of "$floor")\`
+
+\`\`\`
+$(grep '^{' "$floor" | tail -n 1)
+\`\`\`
+EOF
+}
+
 # 250000 -> 250,000, as the tables write numbers.
 grouped() {
   echo "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'
@@ -206,9 +235,18 @@ client process's user and system time over its requests (\`cpu_s\` of
 
 $(tables http_side "$results/load.jsonl")
 
+*libcurl alone* (\`tests/bench/curl_floor\`) is the same requests with
+no parley: one multi handle driven by libcurl's event interface, easy
+handles set up once and added again as each request ends, the answer's
+bytes counted and not decoded. It is the least a client built on
+libcurl 8.14 spends on these loads, and so the floor under parley's
+figures on this path.
+
 Every point:
 
 $(tables http "$results/load.jsonl")
+
+$(http2_memory_md)
 
 ## Scenario 6: sessions in Redis
 
@@ -226,9 +264,14 @@ store costs; redis-server shares the machine's CPUs with both.
 $(tables store "$results/load.jsonl")
 EOF
 
-# The targets read bench_memory's JSON line, if it ran.
+# The targets read bench_memory's JSON line, if it ran, and the HTTP/2
+# memory runs (parley's and libcurl's alone), if they ran.
 memory=$results/memory.txt
 [ -f "$memory" ] || memory=/dev/null
+http2_memory=
+for f in "$results/memory-http2.txt" "$results/memory-http2-curl.txt"; do
+  [ ! -f "$f" ] || http2_memory+=" $f"
+done
 if [ -f "$results/memory.txt" ]; then
   cat <<EOF
 
@@ -315,7 +358,7 @@ run measured. Figures of load depend
 on what else ran on the machine meanwhile: its table at the top says how
 much CPU the other processes took during this run.
 
-$(tables targets "$results/load.jsonl" "$memory")
+$(tables targets "$results/load.jsonl" "$memory" $http2_memory)
 
 EOF
 cat "$notes"

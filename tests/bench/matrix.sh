@@ -64,6 +64,7 @@ if [ -n "${BENCH_QUICK:-}" ]; then
   classic_concurrency="10 100 1000"
   ceiling_concurrency="100"
   http_concurrency="200"
+  http_memory_inflight=500
   store_concurrency="100"
   per_conversation=5   # requests per concurrent conversation slot
   min_requests=50
@@ -77,6 +78,7 @@ else
   classic_concurrency="10 100 1000 2000 5000 10000"
   ceiling_concurrency="100 1000"
   http_concurrency="200 1000"
+  http_memory_inflight=2000
   store_concurrency="1000"
   # 25 rounds of 200 ms: about 5 s of load where the clients keep up.
   per_conversation=25
@@ -254,9 +256,16 @@ point() {
     sdk-h2) cmd=(node "$sdk_bench" --http2 --endpoint "$https" --cacert "$tls_cert") ;;
     direct-new) cmd=(./tests/bench/direct --mode new --endpoint "$http") ;;
     direct-keepalive) cmd=(./tests/bench/direct --mode keepalive --endpoint "$http") ;;
+    curl-floor) cmd=(./tests/bench/curl_floor --wait events --endpoint "$http") ;;
+    curl-floor-h2)
+      cmd=(./tests/bench/curl_floor --wait events --endpoint "$https" --cacert "$tls_cert") ;;
   esac
-  cmd+=(--concurrency "$concurrency" --turns "$turns" --requests "$requests"
-        --duration "$duration_s")
+  cmd+=(--concurrency "$concurrency" --requests "$requests" --duration "$duration_s")
+  # libcurl alone holds no conversations: a request is a turn of its own.
+  case $client in
+    curl-floor*) ;;
+    *) cmd+=(--turns "$turns") ;;
+  esac
   # As the document shows it: the port is a new one each time.
   local shown="./parley-refserver --port 0 --quiet ${server_options[*]} & ${cmd[*]}"
   shown=${shown//:$port/:\$PORT}
@@ -335,7 +344,7 @@ for c in $ceiling_concurrency; do
 done
 point retry native 100 "$retry_requests" "$latency_ms" "$reject_fraction"
 for c in $http_concurrency; do
-  for client in anthropic sdk anthropic-h2 sdk-h2; do
+  for client in anthropic sdk curl-floor anthropic-h2 sdk-h2 curl-floor-h2; do
     point http "$client" "$c" "$(requests_for "$c")" "$latency_ms" 0
   done
 done
@@ -357,6 +366,19 @@ bench() {
   echo "$shown" >> "$commands"
   { echo "\$ $shown"; "./$prog" "$@"; } | tee "$results/$label.txt"
 }
+
+# Memory per request in flight over HTTP/2 (issue 16): parley
+# (bench_memory) and libcurl alone (curl_floor) against one server whose
+# replies wait 2 s for their first piece and 1 s between pieces, so that all
+# are in flight at once when the memory is sampled.
+start_server --latency-ms 2000 --token-ms 1000 --tls-cert "$tls_cert" --tls-key "$tls_key"
+bench tests/bench/bench_memory memory-http2 --sessions "$http_memory_inflight" \
+  --inflight "$http_memory_inflight" --endpoint "https://127.0.0.1:$port" \
+  --set dialect=anthropic --set "tls.ca.file=$tls_cert"
+bench tests/bench/curl_floor memory-http2-curl --wait events \
+  --endpoint "https://127.0.0.1:$port" --cacert "$tls_cert" \
+  --concurrency "$http_memory_inflight" --requests "$http_memory_inflight"
+stop_server
 
 for prog in ${BENCHMARKS:-}; do
   case $mode:$(basename "$prog") in

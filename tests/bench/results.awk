@@ -51,6 +51,10 @@ function client_name(client) {
         return "official Anthropic SDK for Node (HTTP/1.1)"
     if (client == "sdk-h2")
         return "official Anthropic SDK for Node (HTTP/2, TLS)"
+    if (client == "curl-floor")
+        return "libcurl alone, no parley (HTTP/1.1)"
+    if (client == "curl-floor-h2")
+        return "libcurl alone, no parley (HTTP/2, TLS)"
     return client
 }
 

@@ -39,6 +39,17 @@ BEGIN {
     ran[n] = jget($0, "rps") != ""
 }
 
+# Memory per request in flight over HTTP/2 (issue 16): parley's
+# (bench_memory) and libcurl's alone (curl_floor), from files of their own.
+FILENAME ~ /memory-http2\.txt$/ && /^\{"bench":"memory"/ {
+    http2_memory = $0
+    next
+}
+FILENAME ~ /memory-http2-curl\.txt$/ && /^\{"requests":/ {
+    http2_floor_memory = $0
+    next
+}
+
 /^\{"bench":"memory"/ {
     memory = $0
 }
@@ -536,17 +547,21 @@ function target(sc, what, measured, met) {
 }
 
 # Issue 16's targets of client CPU per request on the HTTP path, at 200
-# and 1,000 conversations at once (one run each here, not a median of 3).
-function http_targets(client, label, bound,    k, m, i, measured, met, ran_any) {
+# and 1,000 conversations at once (one run each here, not a median of 3),
+# with what libcurl alone (`floor`, tests/bench/curl_floor) spent on the
+# same load: the least any client built on it can.
+function http_targets(client, floor, label, bound,    k, m, i, f, measured, met, ran_any) {
     m = concurrencies("http")
     measured = ""
     met = 1
     ran_any = 0
     for (k = 1; k <= m; k++) {
         i = point_of("http", client, list[k])
-        measured = measured (measured == "" ? "" : "; ") sprintf("%s at %s at once",
+        f = point_of("http", floor, list[k])
+        measured = measured (measured == "" ? "" : "; ") sprintf("%s at %s at once%s",
                    i ? sprintf("%.1f us", cpu_us_per_request(line[i])) : "not measured",
-                   grouped(list[k]))
+                   grouped(list[k]),
+                   f ? sprintf(" (libcurl alone: %.1f us)", cpu_us_per_request(line[f])) : "")
         if (i) {
             ran_any = 1
             met = met && cpu_us_per_request(line[i]) <= bound &&
@@ -557,6 +572,21 @@ function http_targets(client, label, bound,    k, m, i, measured, met, ran_any) 
     target("5 HTTP", sprintf("anthropic dialect over %s: client CPU <= %d us per request, " \
                              "without errors", label, bound),
            ran_any ? measured " (one run each)" : "not measured", ran_any && met)
+}
+
+# Issue 16's target of memory per request in flight over HTTP/2.
+function http_memory_target(    per, floor) {
+    per = jget(http2_memory, "inflight_rss_bytes_per_request")
+    floor = jget(http2_floor_memory, "rss_bytes_per_transfer")
+    target("5 HTTP", "anthropic dialect over HTTP/2 with TLS: at most 16 KB (16,384 bytes) " \
+                     "of RSS per request in flight",
+           per != "" ? sprintf("%s bytes (%s in flight)%s", grouped(per),
+                               grouped(jget(http2_memory, "inflight")),
+                               floor != "" ? sprintf("; libcurl alone: %s bytes, its " \
+                                                     "connections' share included",
+                                                     grouped(floor)) : "") \
+                     : "not measured",
+           per != "" && per + 0 <= 16384)
 }
 
 # ---- sessions in memory and in a session store (issue 15) ------------------
@@ -676,8 +706,9 @@ function table_targets(    i, l, within, best, measured, req, bad, base, ratio, 
                        grouped(good_rps(line[b]))) : "not measured",
            b && cpu_us_per_request(line[b]) <= 40)
 
-    http_targets("anthropic-h2", "HTTP/2 over TLS", 60)
-    http_targets("anthropic", "HTTP/1.1", 80)
+    http_targets("anthropic-h2", "curl-floor-h2", "HTTP/2 over TLS", 60)
+    http_targets("anthropic", "curl-floor", "HTTP/1.1", 80)
+    http_memory_target()
     store_targets()
 
     idle = jget(memory, "idle_rss_bytes_per_session")
