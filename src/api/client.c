@@ -145,8 +145,6 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
         set_err(errstr, errstr_size, "conf is NULL");
         return NULL;
     }
-    const char *env_worker = getenv("PARLEY_WORKER_ID");
-    bool worker_id_given = conf->worker_id != -1 || (env_worker && *env_worker);
     char *api_key = NULL;
     if (pl_conf_finalize(conf, &api_key, errstr, errstr_size) != PARLEY_OK)
         return NULL;
@@ -219,7 +217,7 @@ parley_client_t *parley_client_new(parley_conf_t *conf, char *errstr,
                pl_pool_size(c->pool) == 1 ? "" : "s", c->worker_id);
     /* Processes sharing a store serve one conversation after another: with
      * one worker id their request ids collide at the server. */
-    if (c->pool && c->io && has_store && !worker_id_given)
+    if (c->pool && c->io && has_store && conf->worker_id_defaulted)
         pl_log(&c->log, PARLEY_LOG_WARNING, "client",
                "session.store is set but worker.id is not: every process sharing the store "
                "needs its own (worker.id or $PARLEY_WORKER_ID, 0-1023), or their request "

@@ -1078,18 +1078,22 @@ static parley_err_t resolve_endpoint(const parley_conf_t *conf, char **out,
     return PARLEY_OK;
 }
 
-static parley_err_t resolve_worker_id(const parley_conf_t *conf, int *out,
+/* The worker id: the property's, else $PARLEY_WORKER_ID, else 0, which
+ * *defaulted says (two processes on one store must not both take it). */
+static parley_err_t resolve_worker_id(const parley_conf_t *conf, int *out, bool *defaulted,
                                       char *errstr, size_t errstr_size)
 {
     const char *env;
     int64_t id;
 
     *out = conf->worker_id;
+    *defaulted = false;
     if (conf->worker_id != -1)
         return PARLEY_OK;
     env = getenv("PARLEY_WORKER_ID");
     if (!env || !*env) {
         *out = 0;
+        *defaulted = true;
         return PARLEY_OK;
     }
     if (parse_int("environment variable PARLEY_WORKER_ID", env, 0, 1023, &id,
@@ -1410,6 +1414,7 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     char *endpoint = NULL, *complete = NULL;
     parley_err_t err;
     int worker_id = -1;
+    bool worker_id_defaulted = false;
     int log_level = 0;
     pl_dialect_choice dialect = {.dialect = PL_DIALECT_NATIVE};
 
@@ -1423,7 +1428,7 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
                           "parley_conf_set_event_cb()");
     err = resolve_endpoint(conf, &endpoint, errstr, errstr_size);
     if (err == PARLEY_OK)
-        err = resolve_worker_id(conf, &worker_id, errstr, errstr_size);
+        err = resolve_worker_id(conf, &worker_id, &worker_id_defaulted, errstr, errstr_size);
     const char *given = endpoint ? endpoint : conf->endpoint;
     if (err == PARLEY_OK)
         err = resolve_dialect(conf, given, &dialect, errstr, errstr_size);
@@ -1449,6 +1454,7 @@ parley_err_t pl_conf_finalize(parley_conf_t *conf, char **api_key,
     free(conf->endpoint);
     conf->endpoint = complete;
     conf->worker_id = worker_id;
+    conf->worker_id_defaulted = worker_id_defaulted;
     conf->log_level = log_level;
     conf->dialect = dialect.dialect;
     snprintf(conf->dialect_shown, sizeof(conf->dialect_shown), "%s dialect, %s",

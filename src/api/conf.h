@@ -33,6 +33,7 @@ struct parley_conf {
     int sizing_inflight_per_connection; /* "sizing.inflight.per.connection",
                                            1..1000000, default 500 */
     int worker_id;             /* "worker.id", -1..1023; -1 = $PARLEY_WORKER_ID or 0 */
+    bool worker_id_defaulted;  /* set by pl_conf_finalize: neither gave one, so 0 */
     char *model;               /* "model"; NULL: the server's default */
     int max_tokens;            /* "max.tokens", 0..1000000, 0 = the dialect's default */
     /* "temperature", "tools"...: the request options' defaults as given

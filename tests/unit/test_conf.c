@@ -678,6 +678,7 @@ static void test_finalize_endpoint_from_env(void **state)
     assert_string_equal(conf->endpoint, "ws://env-host:9000/v1/stream");
     assert_string_equal(key, "env-key");
     assert_int_equal(conf->worker_id, 0);
+    assert_true(conf->worker_id_defaulted); /* nothing gave one */
     free(key);
 }
 
@@ -913,6 +914,7 @@ static void test_finalize_worker_id(void **state)
     setenv("PARLEY_WORKER_ID", "1023", 1);
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_OK);
     assert_int_equal(conf->worker_id, 1023);
+    assert_false(conf->worker_id_defaulted);
     free(key);
 }
 
@@ -929,6 +931,7 @@ static void test_finalize_worker_id_property_wins(void **state)
     setenv("PARLEY_WORKER_ID", "not even a number", 1);
     assert_int_equal(finalize(conf, &key, errstr), PARLEY_OK);
     assert_int_equal(conf->worker_id, 5);
+    assert_false(conf->worker_id_defaulted);
     free(key);
 }
 
