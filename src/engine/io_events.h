@@ -11,13 +11,18 @@
  * of the socket that has something (all the streams of one connection on
  * HTTP/2) and those whose timer is due.
  *
- * Only where that pays: HTTP/1.1 (http://), where a socket is one
- * transfer's. Over HTTP/2 every stream of a connection runs on each of its
- * socket's events anyway (no gain measured), and with 10,000 conversations
- * whole connections went silent until the stall timeout (2 runs of 2, cause
- * not found; never in 4 runs with curl_multi_perform), so there and on the
- * native protocol the thread keeps curl_multi_poll and curl_multi_perform
- * (`sockets` false).
+ * Only where it holds up: HTTP/1.1 (http://), where a socket is one
+ * transfer's. Over HTTP/2 it is cheaper too at a few hundred conversations
+ * (libcurl alone, tests/bench/curl_floor: 220-245 against 290-400 us per
+ * request at 200), but libcurl 8.14 handles its queue of transfers waiting
+ * for a connection badly under it: each transfer that connects or ends
+ * moves the whole queue back to be tried again (lib/multi.c,
+ * process_pending_handles), and with thousands waiting libcurl alone spent
+ * 660-2,500 us per request with a p99 up to 49 s, while parley's requests
+ * timed out in that queue (connect.timeout.ms) at 10,000 conversations. So
+ * there and on the native protocol the thread keeps curl_multi_poll and
+ * curl_multi_perform (`sockets` false); docs/benchmarks.md, "Issue 16",
+ * has the figures.
  *
  * Everything here runs on the I/O thread but pl_io_events_wake().
  */

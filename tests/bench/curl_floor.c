@@ -13,11 +13,10 @@
  * ends it. No sessions, no history, no events for a caller: parley's own cost is
  * what `parley bench` spends on the same load beyond this.
  *
- * The multi handle is driven the two ways parley's I/O thread can drive it
- * (src/engine/io_events.c): curl_multi_poll and curl_multi_perform
- * (`perform`, which runs every transfer on each wake-up), or libcurl's
- * event interface over epoll (`events`, which runs the transfers of the
- * ready sockets).
+ * The multi handle is driven by parley's own I/O loop (src/engine/io_events.c),
+ * either way it can: curl_multi_poll and curl_multi_perform (`perform`,
+ * which runs every transfer on each wake-up), or libcurl's event interface
+ * over epoll (`events`, which runs the transfers of the ready sockets).
  *
  * The last line of stdout is one JSON object, with the fields of `parley
  * bench`'s that apply (mismatches and retries are 0: a reply is not
@@ -28,16 +27,16 @@
  */
 #include <curl/curl.h>
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include "io_events.h"
 
 #define PROG "curl_floor"
 #define BODY                                                                            \
@@ -45,7 +44,6 @@
     "\"messages\":[{\"role\":\"user\",\"content\":\"what does a request cost\"}]}"
 /* The event that ends an Anthropic stream. */
 #define LAST_EVENT "message_stop"
-#define EVENTS_BATCH 256
 
 typedef struct transfer {
     CURL *easy;
@@ -56,8 +54,6 @@ typedef struct transfer {
 
 typedef struct run {
     CURLM *multi;
-    int epfd;
-    long due_ms; /* libcurl's next timer, -1: none (events) */
     long started, ended, errors, connections, limit;
     long stop_starting_ms; /* no transfer starts after it */
     long *latency_ms; /* of every ended request, in the order they ended */
@@ -165,71 +161,14 @@ static void reap(run *r)
     }
 }
 
-/* ---- libcurl's event interface over epoll ------------------------------- */
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+/* parley's own loop (io_events.h): sleep, let libcurl act, take the
+ * ended transfers. */
+static void drive(run *r, pl_io_events *ev)
 {
-    (void)easy;
-    run *r = userp;
-    if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(r->epfd, EPOLL_CTL_DEL, s, NULL);
-        return 0;
-    }
-    struct epoll_event e = {.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
-                                      ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
-                            .data.fd = s};
-    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(r->epfd, op, s, &e) != 0 &&
-        epoll_ctl(r->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &e) != 0)
-        return -1;
-    if (!socketp)
-        curl_multi_assign(r->multi, s, r);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    run *r = userp;
-    r->due_ms = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-    return 0;
-}
-
-static void drive_events(run *r)
-{
-    struct epoll_event ready[EVENTS_BATCH];
-    int running;
     while (r->ended < r->limit) {
-        int wait = 1000;
-        if (r->due_ms >= 0) {
-            long left = r->due_ms - now_ms();
-            wait = left < 0 ? 0 : left < wait ? (int)left : wait;
-        }
-        int n = epoll_wait(r->epfd, ready, EVENTS_BATCH, wait);
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait failed");
-        for (int i = 0; i < n; i++) {
-            int mask = ((ready[i].events & (EPOLLIN | EPOLLHUP)) ? CURL_CSELECT_IN : 0) |
-                       ((ready[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
-                       ((ready[i].events & EPOLLERR) ? CURL_CSELECT_ERR : 0);
-            curl_multi_socket_action(r->multi, ready[i].data.fd, mask, &running);
-        }
-        if (r->due_ms >= 0 && now_ms() >= r->due_ms) {
-            r->due_ms = -1;
-            curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        }
+        pl_io_events_wait(ev, NULL, 0, 1000);
+        pl_io_events_run(ev);
         reap(r);
-    }
-}
-
-static void drive_perform(run *r)
-{
-    int running;
-    while (r->ended < r->limit) {
-        curl_multi_perform(r->multi, &running);
-        reap(r);
-        if (r->ended < r->limit)
-            curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
     }
 }
 
@@ -276,7 +215,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     double cpu0 = cpu_seconds();
     long t0 = now_ms();
-    run r = {.multi = curl_multi_init(), .epfd = -1, .due_ms = -1, .limit = requests,
+    run r = {.multi = curl_multi_init(), .limit = requests,
              .stop_starting_ms = t0 + (long)(duration_s * 1000.0),
              .latency_ms = calloc((size_t)requests, sizeof(long))};
     if (!r.multi || !r.latency_ms)
@@ -285,14 +224,9 @@ int main(int argc, char **argv)
     /* parley's settings for the same path (src/transport/http_transport.c). */
     curl_multi_setopt(r.multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 100L);
     curl_multi_setopt(r.multi, CURLMOPT_MAXCONNECTS, concurrency);
-    if (events) {
-        if ((r.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
-            die("epoll_create1 failed");
-        curl_multi_setopt(r.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-        curl_multi_setopt(r.multi, CURLMOPT_SOCKETDATA, &r);
-        curl_multi_setopt(r.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-        curl_multi_setopt(r.multi, CURLMOPT_TIMERDATA, &r);
-    }
+    pl_io_events ev;
+    if (pl_io_events_init(&ev, r.multi, events) != 0)
+        die("could not make the epoll set");
     struct curl_slist *headers = NULL;
     headers = curl_slist_append(headers, auth);
     headers = curl_slist_append(headers, "anthropic-version: 2023-06-01");
@@ -320,10 +254,7 @@ int main(int argc, char **argv)
         curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)&ts[i]);
         start(&r, &ts[i]);
     }
-    if (events)
-        drive_events(&r);
-    else
-        drive_perform(&r);
+    drive(&r, &ev);
     double cpu = cpu_seconds() - cpu0, wall = (double)(now_ms() - t0) / 1000.0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -337,6 +268,7 @@ int main(int argc, char **argv)
     free(ts);
     curl_slist_free_all(headers);
     curl_multi_cleanup(r.multi);
+    pl_io_events_free(&ev);
     curl_global_cleanup();
     /* The peak, less what the process held before the first transfer,
      * over the transfers at once: what a transfer in flight costs, its

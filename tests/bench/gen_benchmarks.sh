@@ -236,9 +236,9 @@ client process's user and system time over its requests (\`cpu_s\` of
 $(tables http_side "$results/load.jsonl")
 
 *libcurl alone* (\`tests/bench/curl_floor\`) is the same requests with
-no parley: one multi handle driven by libcurl's event interface, easy
-handles set up once and added again as each request ends, the answer's
-bytes counted and not decoded. It is the least a client built on
+no parley but its I/O loop: one multi handle driven through libcurl's
+event interface, easy handles set up once and added again as each request
+ends, the answer's bytes scanned for the last event and not decoded. It is the least a client built on
 libcurl 8.14 spends on these loads, and so the floor under parley's
 figures on this path.
 
