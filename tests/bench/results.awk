@@ -52,9 +52,9 @@ function client_name(client) {
     if (client == "sdk-h2")
         return "official Anthropic SDK for Node (HTTP/2, TLS)"
     if (client == "curl-floor")
-        return "libcurl alone, no parley (HTTP/1.1)"
+        return "libcurl alone (HTTP/1.1)"
     if (client == "curl-floor-h2")
-        return "libcurl alone, no parley (HTTP/2, TLS)"
+        return "libcurl alone (HTTP/2, TLS)"
     return client
 }
 
