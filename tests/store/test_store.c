@@ -875,6 +875,7 @@ static void test_host_name_resolves_off_the_loop(void **state)
     short events;
     pl_store_tick(s, pl_monotonic_ms(), &fd, &events);
     assert_true(sem_wait_ms(&hook_entered, WAIT_MS));
+    assert_false(atomic_load(&hook_has_returned)); /* the tick returned, the connect held */
     char id_a[16], id_b[16];
     owner a = new_owner(id_a, sizeof(id_a));
     owner b = new_owner(id_b, sizeof(id_b));
