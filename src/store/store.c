@@ -33,6 +33,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "safe_text.h"
+#include "store_connect.h"
 #include "store_scripts.h"
 #include "store_url.h"
 #include "timer_heap.h"
@@ -79,13 +80,16 @@ typedef struct job_list {
     store_job *head, *tail;
 } job_list;
 
-typedef enum conn_state { CONN_NONE, CONN_HANDSHAKE, CONN_READY } conn_state;
+/* RESOLVING: a thread resolves the host name and starts the connect
+ * (store_connect.h); HANDSHAKE: connecting, then AUTH, SELECT, SCRIPT LOAD. */
+typedef enum conn_state { CONN_NONE, CONN_RESOLVING, CONN_HANDSHAKE, CONN_READY } conn_state;
 
 struct pl_store {
     pl_store_conf conf;
     pl_store_url url;
     char url_shown[320];      /* without the user (pl_safe_url) */
     redisAsyncContext *ac;    /* NULL: no connection */
+    pl_store_resolving *resolving; /* CONN_RESOLVING: the attempt under way */
     conn_state state;
     bool want_read, want_write; /* hiredis' interest (its adapter hooks) */
     bool reason_noted;        /* this connection's failure is in last_error */
@@ -237,6 +241,20 @@ static void ev_del_write(void *d)
     ((pl_store *)d)->want_write = false;
 }
 
+/* A connection that never became ready (its reason in last_error): the
+ * next waits out the backoff. */
+static void attempt_failed(pl_store *s)
+{
+    s->failures++;
+    int64_t wait = pl_backoff_ms(s->failures, s->conf.backoff_ms, s->conf.backoff_max_ms,
+                                 s->conf.rng);
+    /* The first failure of a streak is news; the rest of it is noise. */
+    pl_log(s->conf.log, s->failures == 1 ? PARLEY_LOG_WARNING : PARLEY_LOG_DEBUG, "store",
+           "session store %s: %s; trying again in %lld ms", s->url_shown, s->last_error,
+           (long long)wait);
+    s->reconnect_ms = s->now + wait;
+}
+
 /* hiredis is done with the connection (its last call, after every
  * unanswered command was called back): its jobs go first on the next. */
 static void ev_cleanup(void *d)
@@ -259,14 +277,7 @@ static void ev_cleanup(void *d)
         s->reconnect_ms = s->now;
         return;
     }
-    s->failures++;
-    int64_t wait = pl_backoff_ms(s->failures, s->conf.backoff_ms, s->conf.backoff_max_ms,
-                                 s->conf.rng);
-    /* The first failure of a streak is news; the rest of it is noise. */
-    pl_log(s->conf.log, s->failures == 1 ? PARLEY_LOG_WARNING : PARLEY_LOG_DEBUG, "store",
-           "session store %s: %s; trying again in %lld ms", s->url_shown, s->last_error,
-           (long long)wait);
-    s->reconnect_ms = s->now + wait;
+    attempt_failed(s);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -434,19 +445,23 @@ static void flush_waiting(pl_store *s)
     }
 }
 
-static void connect_now(pl_store *s)
+/* A connection started (by connect_now, or by the resolving thread):
+ * the hooks, then the handshake behind the connect. */
+static void connect_started(pl_store *s, redisAsyncContext *ac)
 {
-    redisAsyncContext *ac = redisAsyncConnect(s->url.host, s->url.port);
     if (!ac)
         pl_oom("connecting to the session store");
-    s->reason_noted = false;
+    s->state = CONN_NONE;
     if (ac->err) { /* refused at once: no hooks were set, so nothing calls back */
-        note_error(s, ac->errstr);
+        char why[MESSAGE_MAX];
+        if (pl_store_connect_unresolved(ac))
+            say(s, why, sizeof(why), "could not resolve host %s: %s", s->url.host, ac->errstr);
+        else
+            say(s, why, sizeof(why), "%s", ac->errstr);
+        note_error(s, why);
         redisAsyncFree(ac);
-        s->failures++;
         s->errors++;
-        s->reconnect_ms = s->now + pl_backoff_ms(s->failures, s->conf.backoff_ms,
-                                                 s->conf.backoff_max_ms, s->conf.rng);
+        attempt_failed(s);
         return;
     }
     s->ac = ac;
@@ -469,6 +484,30 @@ static void connect_now(pl_store *s)
         if (!send_job(s, j))
             free(j);
     }
+}
+
+/* A host name resolves on a thread of its own (store_connect.h): the I/O
+ * thread waits for it on the attempt's descriptor, never in getaddrinfo. */
+static void connect_now(pl_store *s)
+{
+    s->reason_noted = false;
+    redisAsyncContext *ac;
+    s->resolving = pl_store_connect_start(s->url.host, s->url.port, s->conf.connect,
+                                          s->conf.log, &ac);
+    if (s->resolving)
+        s->state = CONN_RESOLVING;
+    else
+        connect_started(s, ac);
+}
+
+/* The resolving thread is done (or not yet): its connection goes on here. */
+static void take_resolved(pl_store *s)
+{
+    redisAsyncContext *ac;
+    if (!pl_store_resolving_take(s->resolving, &ac))
+        return;
+    s->resolving = NULL;
+    connect_started(s, ac);
 }
 
 static void handshake_reply(pl_store *s, store_job *j, const redisReply *r)
@@ -624,7 +663,10 @@ static void deadline_passed(pl_store *s, store_job *j)
         say(s, msg, sizeof(msg), "the session store %s did not answer in time", s->url_shown);
     else
         say(s, msg, sizeof(msg), "the session store %s could not be reached in time: %s",
-            s->url_shown, s->last_error[0] ? s->last_error : "connecting");
+            s->url_shown,
+            s->last_error[0]              ? s->last_error
+            : s->state == CONN_RESOLVING ? "resolving its host name"
+                                         : "connecting");
     end_unavailable(s, j, msg);
 }
 
@@ -887,7 +929,9 @@ int64_t pl_store_tick(pl_store *s, int64_t now, int *fd, short *events)
         note_error(s, why);
         drop_connection(s);
     }
-    if (!s->ac && !s->closing && now >= s->reconnect_ms)
+    if (s->resolving)
+        take_resolved(s);
+    if (!s->ac && !s->resolving && !s->closing && now >= s->reconnect_ms)
         connect_now(s);
     /* Write what the orders put in hiredis' buffer now, not a poll later. */
     if (s->ac && s->want_write && (s->ac->c.flags & REDIS_CONNECTED))
@@ -900,13 +944,13 @@ int64_t pl_store_tick(pl_store *s, int64_t now, int *fd, short *events)
         due = earlier(due, t->due);
     if ((t = pl_timer_first(&s->starts)))
         due = earlier(due, t->due);
-    if (!s->ac && !s->closing)
+    if (!s->ac && !s->resolving && !s->closing)
         due = earlier(due, s->reconnect_ms);
     if (s->ac && s->inflight.head)
         due = earlier(due, s->inflight.head->sent_ms + s->conf.timeout_ms);
     /* Always read: hiredis wants no read while connecting, but a refused
      * connect shows only as readable once curl_multi_poll drops POLLERR. */
-    *fd = s->ac ? s->ac->c.fd : -1;
+    *fd = s->ac ? s->ac->c.fd : s->resolving ? pl_store_resolving_fd(s->resolving) : -1;
     *events = (short)(POLLIN | (s->want_write ? POLLOUT : 0));
     return due > now ? due - now : 0;
 }
@@ -914,6 +958,11 @@ int64_t pl_store_tick(pl_store *s, int64_t now, int *fd, short *events)
 void pl_store_io(pl_store *s, short revents, int64_t now)
 {
     s->now = now;
+    if (s->resolving) {
+        if (revents & POLLIN)
+            take_resolved(s); /* writes what waits at the next tick */
+        return;
+    }
     if (s->ac && (revents & (POLLIN | POLLERR | POLLHUP)))
         redisAsyncHandleRead(s->ac);
     if (s->ac && (revents & POLLOUT))
@@ -974,6 +1023,8 @@ void pl_store_free(pl_store *s)
     pl_store_shutdown(s, 0);
     s->closing = true;
     drop_connection(s); /* hiredis gives every job back; all are shells now */
+    if (s->resolving) /* never waits: a stuck resolver must not hold the destroy */
+        pl_store_resolving_abandon(s->resolving);
     store_job *j;
     while ((j = list_pop(&s->waiting)))
         free(j);

@@ -9,9 +9,9 @@
  *
  * It never blocks: the caller's loop polls the one descriptor that
  * pl_store_tick() names, hands what poll saw to pl_store_io(), and calls
- * pl_store_tick() again no later than it asked. One limit: hiredis 0.14.1
- * resolves a host name with a blocking getaddrinfo() when it connects; give
- * an address, or a name the resolver answers from /etc/hosts.
+ * pl_store_tick() again no later than it asked. A host name is resolved
+ * on a short-lived thread of its own (store_connect.h): hiredis 0.14.1
+ * resolves with a blocking getaddrinfo() when it connects.
  */
 #ifndef PL_STORE_H
 #define PL_STORE_H
@@ -49,6 +49,9 @@ typedef struct pl_store_conf {
     const pl_logger *log;
     uint64_t *rng;           /* the caller's xorshift state, for the backoff's jitter */
     pl_store_events ev;
+    /* A test seam: what starts a connection (NULL: redisAsyncConnect). For
+     * a host name it runs on the resolving thread. */
+    struct redisAsyncContext *(*connect)(const char *host, int port);
 } pl_store_conf;
 
 /* What the statistics show (docs/statistics.md, "store"). */

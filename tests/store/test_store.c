@@ -15,14 +15,26 @@
  *     past lease_ms; a write failing with EPIPE does not end the process;
  *   - pl_io: without a store an order ends UNAVAILABLE; with one, orders go
  *     through the I/O thread, and pl_io_stop ends the held ones and gives
- *     the leases back.
+ *     the leases back;
+ *   - a host name: connects; is resolved off the loop's thread (a connect
+ *     held in the resolver leaves tick and io free, orders wait or end at
+ *     their deadline, and pl_store_free does not wait for it, whose thread
+ *     then frees what it made); a name that does not resolve is named in
+ *     the error, and the reconnects keep their backoff.
  * Every wait is for a condition, bounded.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -124,6 +136,7 @@ typedef struct store_opts {
     const char *password;
     const char *owner_name;
     int lease_ms, ttl_s, timeout_ms;
+    redisAsyncContext *(*connect)(const char *host, int port);
 } store_opts;
 
 static pl_store *store_new(store_opts o)
@@ -141,6 +154,7 @@ static pl_store *store_new(store_opts o)
         .log = &logger,
         .rng = &rng,
         .ev = {on_done, on_lost, on_release},
+        .connect = o.connect,
     };
     char err[256];
     pl_store *s = pl_store_new(&conf, err, sizeof(err));
@@ -254,6 +268,8 @@ static void wait_expired(redisContext *c, const char *key)
 
 static redis_server *redis;
 static int sessions_made;
+/* For the tests of host names (held_connect below). */
+static sem_t hook_entered, hook_go, hook_returned;
 
 /* A fresh session id per test, so the tests share one server. */
 static owner new_owner(char *id, size_t size)
@@ -265,6 +281,9 @@ static owner new_owner(char *id, size_t size)
 static int setup(void **state)
 {
     (void)state;
+    sem_init(&hook_entered, 0, 0);
+    sem_init(&hook_go, 0, 0);
+    sem_init(&hook_returned, 0, 0);
     redis = redis_server_start(NULL);
     return redis ? 0 : -1;
 }
@@ -740,6 +759,228 @@ static void test_write_after_close(void **state)
     pl_store_free(s);
 }
 
+/* ---- host names ---------------------------------------------------------- */
+
+/* The test's hold on the connect the store's resolving thread makes: it
+ * enters, waits for `go` (at most WAIT_MS: a connect made on the loop's
+ * own thread then returns, and the test sees it did), and tells. */
+static atomic_bool hook_has_returned;
+static atomic_int hook_calls;
+static atomic_llong hook_call_ms[8]; /* when each of the first calls began */
+
+/* The semaphores are made once (setup); each test starts them at 0. */
+static void hook_reset(void)
+{
+    sem_t *sems[] = {&hook_entered, &hook_go, &hook_returned};
+    for (size_t i = 0; i < sizeof(sems) / sizeof(sems[0]); i++)
+        while (sem_trywait(sems[i]) == 0)
+            ;
+    atomic_store(&hook_has_returned, false);
+    atomic_store(&hook_calls, 0);
+}
+
+static bool sem_wait_ms(sem_t *sem, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    int rc;
+    while ((rc = sem_timedwait(sem, &ts)) != 0 && errno == EINTR)
+        ;
+    return rc == 0;
+}
+
+static redisAsyncContext *held_connect(const char *host, int port)
+{
+    sem_post(&hook_entered);
+    sem_wait_ms(&hook_go, WAIT_MS);
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    atomic_store(&hook_has_returned, true);
+    sem_post(&hook_returned);
+    return ac;
+}
+
+static redisAsyncContext *counted_connect(const char *host, int port)
+{
+    int n = atomic_fetch_add(&hook_calls, 1);
+    if (n < 8)
+        atomic_store(&hook_call_ms[n], pl_monotonic_ms());
+    return redisAsyncConnect(host, port);
+}
+
+/* The test server's URL with the name `localhost` for its address. */
+static void localhost_url(char *url, size_t size, const redis_server *r)
+{
+    snprintf(url, size, "redis://localhost:%d", redis_server_port(r));
+}
+
+/* hiredis 0.14.1 asks getaddrinfo for IPv4 addresses first and for IPv6
+ * ones only when there is none, so `localhost` reaches the server on
+ * 127.0.0.1 even where /etc/hosts lists ::1 first. A machine whose
+ * `localhost` has no 127.0.0.1 cannot run these tests: they are skipped,
+ * saying so. */
+static void need_localhost_ipv4(void)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    bool found = false;
+    if (getaddrinfo("localhost", NULL, &hints, &ai) == 0) {
+        for (struct addrinfo *p = ai; p; p = p->ai_next)
+            found |= ((struct sockaddr_in *)p->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+        freeaddrinfo(ai);
+    }
+    if (!found) {
+        print_message("localhost does not resolve to 127.0.0.1 here: skipped\n");
+        skip();
+    }
+}
+
+/* A host name connects (resolved on the store's thread, with hiredis'
+ * own connect) and an order completes. */
+static void test_host_name(void **state)
+{
+    (void)state;
+    need_localhost_ipv4();
+    char url[64];
+    localhost_url(url, sizeof(url), redis);
+    pl_store *s = store_new((store_opts){.url = url});
+    char id[16];
+    owner a = new_owner(id, sizeof(id));
+    assert_int_equal(order(s, &a, PL_STORE_ACQUIRE, 0, 0, 0, NULL), PL_STORE_OK);
+    pl_store_stats st;
+    pl_store_stats_get(s, &st);
+    assert_true(st.connected);
+    assert_int_equal(order(s, &a, PL_STORE_RELEASE, 1, 0, 0, NULL), PL_STORE_OK);
+    assert_int_equal(a.refs, 0);
+    pl_store_free(s);
+}
+
+/* While the connect of a host name is held (as by a silent DNS server),
+ * the loop goes on: tick and io return, an order whose deadline comes
+ * ends with the usual error, another waits and completes once the
+ * connect is let go. */
+static void test_host_name_resolves_off_the_loop(void **state)
+{
+    (void)state;
+    need_localhost_ipv4();
+    hook_reset();
+    char url[64];
+    localhost_url(url, sizeof(url), redis);
+    pl_store *s = store_new((store_opts){.url = url, .connect = held_connect});
+    int fd;
+    short events;
+    pl_store_tick(s, pl_monotonic_ms(), &fd, &events);
+    assert_true(sem_wait_ms(&hook_entered, WAIT_MS));
+    assert_false(atomic_load(&hook_has_returned)); /* the tick returned, the connect held */
+    char id_a[16], id_b[16];
+    owner a = new_owner(id_a, sizeof(id_a));
+    owner b = new_owner(id_b, sizeof(id_b));
+    submit(s, &a, PL_STORE_ACQUIRE, 0, 0, 0, NULL, 0);
+    submit(s, &b, PL_STORE_ACQUIRE, 0, 0, 0, NULL, 300);
+    pl_store_tick(s, pl_monotonic_ms(), &fd, &events);
+    assert_true(fd >= 0);
+    assert_true(events & POLLIN);
+    pl_store_io(s, POLLIN, pl_monotonic_ms()); /* nothing to take yet */
+    drive_until(s, NULL, &b.ended, 1);
+    /* All of that ran while the connect was still held. */
+    assert_false(atomic_load(&hook_has_returned));
+    assert_int_equal(b.status, PL_STORE_UNAVAILABLE);
+    assert_non_null(strstr(b.message, "could not be reached in time"));
+    assert_non_null(strstr(b.message, "resolving its host name"));
+    assert_int_equal(b.refs, 0);
+    assert_int_equal(a.ended, 0);
+    pl_store_stats st;
+    pl_store_stats_get(s, &st);
+    assert_int_equal(st.orders, 1);
+    assert_false(st.connected);
+
+    sem_post(&hook_go);
+    drive_until(s, NULL, &a.ended, 1);
+    assert_int_equal(a.status, PL_STORE_OK);
+    assert_int_equal(order(s, &a, PL_STORE_RELEASE, 1, 0, 0, NULL), PL_STORE_OK);
+    assert_int_equal(a.refs, 0);
+    pl_store_free(s);
+}
+
+/* pl_store_free does not wait for a held connect; let go, the thread
+ * frees the context nobody took and the attempt (its descriptor closes;
+ * ASan sees the memory). */
+static void test_free_while_resolving(void **state)
+{
+    (void)state;
+    need_localhost_ipv4();
+    hook_reset();
+    char url[64];
+    localhost_url(url, sizeof(url), redis);
+    pl_store *s = store_new((store_opts){.url = url, .connect = held_connect});
+    char id[16];
+    owner a = new_owner(id, sizeof(id));
+    submit(s, &a, PL_STORE_ACQUIRE, 0, 0, 0, NULL, 0);
+    int fd;
+    short events;
+    pl_store_tick(s, pl_monotonic_ms(), &fd, &events);
+    assert_true(sem_wait_ms(&hook_entered, WAIT_MS));
+    assert_true(fd >= 0);
+    pl_store_free(s);
+    assert_false(atomic_load(&hook_has_returned));
+    assert_int_equal(a.ended, 1);
+    assert_int_equal(a.status, PL_STORE_UNAVAILABLE);
+    assert_string_equal(a.message, "the client is shutting down");
+    assert_int_equal(a.refs, 0);
+
+    sem_post(&hook_go);
+    assert_true(sem_wait_ms(&hook_returned, WAIT_MS));
+    /* The thread closes the attempt's descriptor once it freed the
+     * context; nothing else here opens one meanwhile. */
+    int64_t until = pl_monotonic_ms() + WAIT_MS;
+    while (fcntl(fd, F_GETFD) != -1 || errno != EBADF) {
+        assert_true(pl_monotonic_ms() < until);
+        poll(NULL, 0, 1);
+    }
+}
+
+/* A name that does not resolve (getaddrinfo refuses "a..b" without asking
+ * a DNS server): the error names the host, never the password, and the
+ * attempts keep the reconnect backoff (20 ms, then 40, less 25 % jitter). */
+static void test_host_not_resolved(void **state)
+{
+    (void)state;
+    hook_reset();
+    char url[64];
+    snprintf(url, sizeof(url), "redis://a..b:%d", redis_server_port(redis));
+    log_len = 0;
+    pl_store *s = store_new((store_opts){.url = url, .password = PASSWORD,
+                                         .connect = counted_connect});
+    char id[16];
+    owner a = new_owner(id, sizeof(id));
+    submit(s, &a, PL_STORE_ACQUIRE, 0, 0, 0, NULL, 300);
+    drive_until(s, NULL, &a.ended, 1);
+    assert_int_equal(a.status, PL_STORE_UNAVAILABLE);
+    assert_non_null(strstr(a.message, "could not be reached in time: could not resolve host a..b"));
+    assert_null(strstr(a.message, PASSWORD));
+    int64_t until = pl_monotonic_ms() + WAIT_MS;
+    while (atomic_load(&hook_calls) < 3) {
+        assert_true(pl_monotonic_ms() < until);
+        drive(s, 20);
+    }
+    assert_true(atomic_load(&hook_call_ms[1]) - atomic_load(&hook_call_ms[0]) >= 15);
+    assert_true(atomic_load(&hook_call_ms[2]) - atomic_load(&hook_call_ms[1]) >= 30);
+    pl_store_stats st;
+    pl_store_stats_get(s, &st);
+    assert_true(st.errors >= 2);
+    assert_false(st.connected);
+    pthread_mutex_lock(&lock);
+    log_text[log_len] = '\0';
+    assert_non_null(strstr(log_text, "could not resolve host a..b"));
+    assert_null(strstr(log_text, PASSWORD));
+    pthread_mutex_unlock(&lock);
+    pl_store_free(s);
+}
+
 /* ---- through the I/O thread ---------------------------------------------- */
 
 static void wait_for(const int *counter, int want)
@@ -903,6 +1144,10 @@ int main(void)
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_write_after_close),
         cmocka_unit_test(test_io_thread),
+        cmocka_unit_test(test_host_name),
+        cmocka_unit_test(test_host_name_resolves_off_the_loop),
+        cmocka_unit_test(test_free_while_resolving),
+        cmocka_unit_test(test_host_not_resolved),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
