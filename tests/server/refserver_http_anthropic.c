@@ -5,7 +5,7 @@
  * message_stop, and a ping after the first block starts) and the message
  * of a reply that is not streamed. refserver_http.c paces the reply and
  * calls these through pl_rs_http_anthropic (refserver_http_private.h);
- * Anthropic's error bodies are with the others there.
+ * Anthropic's error bodies stay there, with the other errors.
  */
 #include "refserver_http_private.h"
 

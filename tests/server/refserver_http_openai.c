@@ -4,8 +4,8 @@
  * streamed reply (with the usage chunk when include_usage asks for it, and
  * "data: [DONE]" last) and the chat.completion of a reply that is not
  * streamed. refserver_http.c paces the reply and calls these through
- * pl_rs_http_openai (refserver_http_private.h); OpenAI's error bodies are
- * with the others there.
+ * pl_rs_http_openai (refserver_http_private.h); OpenAI's error bodies
+ * stay there, with the other errors.
  */
 #include "refserver_http_private.h"
 
