@@ -1,7 +1,10 @@
 /*
  * The vendor HTTP dialects of the reference server (refserver_http.h):
  * Anthropic Messages and OpenAI Chat Completions over lws 4.1, answered by
- * parley-echo-1.
+ * parley-echo-1. This file serves the requests: lws wiring, validation,
+ * errors, faults, pacing and output. The bytes of each vendor's replies are
+ * refserver_http_anthropic.c's and refserver_http_openai.c's, reached
+ * through a table (refserver_http_private.h).
  *
  * One request is one lws "stream": an HTTP/1.1 transaction or an HTTP/2
  * stream, with its state in the per-session data that lws allocates when the
@@ -27,7 +30,7 @@
  * request body's end (on_body, and the end of this file) and stream
  * timeouts (become_immortal).
  */
-#include "refserver_http.h"
+#include "refserver_http_private.h"
 #include "echo_model.h"
 #include "echo_conversation.h"
 #include "refserver_common.h"
@@ -61,93 +64,7 @@
 
 /* ---- data -------------------------------------------------------------- */
 
-struct stats_atomic {
-    _Atomic uint64_t requests_messages, requests_chat, answered_ok,
-        streams_started, streams_completed, errors_sent, rejected, dropped,
-        stalled, stream_errors, unknown_sent, connections, connections_h2,
-        h2_unverified,
-        in_flight, max_in_flight;
-};
-
-struct pl_refserver_http {
-    pl_refserver_http_opts opts; /* api_key and model point at the copies below */
-    char *api_key;
-    char model[128];
-    char unknown_model_msg[200]; /* the service thread's, for check_body */
-    /* The per-vhost option naming this object: "parley-http" { server }. */
-    struct lws_protocol_vhost_options pvo, pvo_server;
-    /* Fault knobs and their "every Nth" counters, any thread. */
-    pthread_mutex_t lock;
-    pl_refserver_http_faults faults;
-    uint64_t valid_seen, served_seen;
-    struct stats_atomic stats;
-    /* Streams waiting for their next piece, and every bound stream (for
-     * restarts); the lws service thread's. */
-    pl_rs_timer_queue steps;
-    struct stream *streams;
-    _Atomic uint64_t next_request; /* numbers msg_<n>, req_<n>, chatcmpl-<n> */
-    pl_rs_received_log received;
-    /* The anthropic-beta header of the last Anthropic request over
-     * HTTP/1.1 (under lock), for tests of extra headers. */
-    char last_beta[256];
-};
-
-enum dialect { ANTHROPIC, OPENAI };
-enum fault { FAULT_NONE, FAULT_DROP, FAULT_STALL, FAULT_ERROR };
-
-struct buf {
-    char *data;
-    size_t len, cap;
-};
-
-/* Per request; zeroed by lws when the request binds to this protocol. */
-struct stream {
-    struct lws *wsi;
-    pl_refserver_http *srv;
-    struct stream *prev, *next; /* on srv->streams while active */
-    int active;            /* bound: owns memory */
-    int in_flight;         /* counted in stats.in_flight */
-    int h2;                /* an HTTP/2 stream: no chunk framing */
-    int immortal;          /* h2: exempt from lws's timeouts */
-    enum dialect dialect;
-    uint64_t n;            /* request number */
-    int64_t created;       /* Unix seconds, for OpenAI's "created" */
-    /* The request. Headers are copied at LWS_CALLBACK_HTTP: lws drops them
-     * after a keep-alive transaction and when a stream is marked SSE. */
-    char *key;             /* x-api-key / bearer token; NULL: absent */
-    int headers_unreadable;/* Anthropic over h2 (see the header file) */
-    int has_version;       /* anthropic-version present */
-    unsigned early_status; /* an answer decided before the body, or 0 */
-    const char *early_message;
-    char early_buf[160];   /* room for an early_message with the path */
-    struct buf body;
-    uint64_t content_length; /* from the request's header */
-    uint64_t body_seen;    /* body bytes received (kept or not) */
-    int body_too_large, body_done;
-    /* Generation. */
-    pl_echo_turn reply;
-    long open_block;       /* Anthropic stream: the block started last, or -1 */
-    int streaming, include_usage;
-    size_t generated;      /* pieces produced */
-    enum fault fault;
-    size_t fault_at;       /* pieces before the fault acts */
-    unsigned unknown_every;/* the knobs that shape every reply */
-    unsigned write_bytes;
-    pl_rs_timer step;      /* the next piece is due (srv->steps) */
-    /* The answer. */
-    unsigned status;
-    const char *content_type;
-    int chunked;           /* HTTP/1.1 event stream */
-    int answer_ready, headers_sent;
-    int retry_after_s, retry_after_ms, should_retry; /* -1: no header */
-    int close_after;       /* HTTP/1.1: close instead of keep-alive */
-    int drop_by_ending;    /* drop fault: end the answer cleanly instead */
-    struct buf out;        /* body bytes not yet written */
-    size_t out_off;
-    int out_complete;      /* nothing more will be appended */
-    int kill;              /* drop fault: cut off once out is flushed */
-    int killed;            /* h2: the connection's end is under way */
-};
+/* The server's and each request's state: refserver_http_private.h. */
 
 #define COUNT(h, field) \
     atomic_fetch_add_explicit(&(h)->stats.field, 1, memory_order_relaxed)
@@ -157,7 +74,7 @@ static char seen_marker;
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static void buf_append(struct buf *b, const char *data, size_t len)
+void pl_rs_http_buf_append(struct buf *b, const char *data, size_t len)
 {
     if (b->len + len > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -203,29 +120,29 @@ static void raise_max(_Atomic uint64_t *max, uint64_t v)
 /* ---- output ------------------------------------------------------------ */
 
 /* Queue body bytes and ask for the writeable callback that sends them. */
-static void emit(struct stream *s, const char *data, size_t len)
+void pl_rs_http_emit(struct stream *s, const char *data, size_t len)
 {
-    buf_append(&s->out, data, len);
+    pl_rs_http_buf_append(&s->out, data, len);
     lws_callback_on_writable(s->wsi);
 }
 
 /* One server-sent event, "event: NAME\ndata: JSON\n\n" (Anthropic) or
  * without the event line (NULL name: OpenAI). Consumes data. */
-static void emit_event(struct stream *s, const char *name,
-                       struct json_object *data)
+void pl_rs_http_emit_event(struct stream *s, const char *name,
+                           struct json_object *data)
 {
     size_t len;
     const char *json = json_object_to_json_string_length(data, JSON_FLAGS,
                                                          &len);
 
     if (name) {
-        buf_append(&s->out, "event: ", 7);
-        buf_append(&s->out, name, strlen(name));
-        buf_append(&s->out, "\n", 1);
+        pl_rs_http_buf_append(&s->out, "event: ", 7);
+        pl_rs_http_buf_append(&s->out, name, strlen(name));
+        pl_rs_http_buf_append(&s->out, "\n", 1);
     }
-    buf_append(&s->out, "data: ", 6);
-    buf_append(&s->out, json, len);
-    emit(s, "\n\n", 2);
+    pl_rs_http_buf_append(&s->out, "data: ", 6);
+    pl_rs_http_buf_append(&s->out, json, len);
+    pl_rs_http_emit(s, "\n\n", 2);
     json_object_put(data);
 }
 
@@ -236,7 +153,7 @@ static void emit_json(struct stream *s, struct json_object *body)
     const char *json = json_object_to_json_string_length(body, JSON_FLAGS,
                                                          &len);
 
-    emit(s, json, len);
+    pl_rs_http_emit(s, json, len);
     json_object_put(body);
 }
 
@@ -249,14 +166,14 @@ static void emit_end(struct stream *s)
 
 /* ---- JSON builders ----------------------------------------------------- */
 
-static void put_strn(struct json_object *o, const char *k, const char *v,
-                     size_t len)
+void pl_rs_http_put_strn(struct json_object *o, const char *k, const char *v,
+                         size_t len)
 {
     json_object_object_add(o, k, json_object_new_string_len(v, (int)len));
 }
 
-static void put_id(struct json_object *o, const char *k, const char *prefix,
-                   uint64_t n)
+void pl_rs_http_put_id(struct json_object *o, const char *k,
+                       const char *prefix, uint64_t n)
 {
     char id[48];
 
@@ -301,7 +218,7 @@ static struct json_object *error_body(const struct stream *s, unsigned status,
         pl_rs_put_str(e, "type", anthropic_error_type(status));
         pl_rs_put_str(e, "message", message);
         json_object_object_add(root, "error", e);
-        put_id(root, "request_id", "req_", s->n);
+        pl_rs_http_put_id(root, "request_id", "req_", s->n);
     } else {
         pl_rs_put_str(e, "message", message);
         pl_rs_put_str(e, "type", openai_error_type(status));
@@ -503,266 +420,19 @@ static int apply_faults(struct stream *s, unsigned *status)
 
 /* ---- generation -------------------------------------------------------- */
 
-static struct json_object *anthropic_usage(const struct stream *s)
+/* The vendor that answers s: its bytes are refserver_http_anthropic.c's or
+ * refserver_http_openai.c's. */
+static const struct pl_rs_http_vendor *vendor_of(const struct stream *s)
 {
-    struct json_object *u = json_object_new_object();
-
-    pl_rs_put_u64(u, "input_tokens", s->reply.input_tokens);
-    pl_rs_put_u64(u, "output_tokens", s->generated);
-    return u;
+    return s->dialect == ANTHROPIC ? &pl_rs_http_anthropic : &pl_rs_http_openai;
 }
 
-static struct json_object *openai_usage(const struct stream *s)
-{
-    struct json_object *u = json_object_new_object();
-
-    pl_rs_put_u64(u, "prompt_tokens", s->reply.input_tokens);
-    pl_rs_put_u64(u, "completion_tokens", s->generated);
-    pl_rs_put_u64(u, "total_tokens", s->reply.input_tokens + s->generated);
-    return u;
-}
-
-/* The skeleton of a chat.completion(.chunk) object. */
-static struct json_object *openai_object(const struct stream *s,
-                                         const char *object)
-{
-    struct json_object *o = json_object_new_object();
-
-    put_id(o, "id", "chatcmpl-", s->n);
-    pl_rs_put_str(o, "object", object);
-    json_object_object_add(o, "created", json_object_new_int64(s->created));
-    pl_rs_put_str(o, "model", s->srv->opts.model);
-    return o;
-}
-
-/* An OpenAI chunk with one choice; finish NULL: still going. */
-static struct json_object *openai_chunk(const struct stream *s,
-                                        struct json_object *delta,
-                                        const char *finish)
-{
-    struct json_object *o = openai_object(s, "chat.completion.chunk");
-    struct json_object *choices = json_object_new_array();
-    struct json_object *c = json_object_new_object();
-
-    json_object_object_add(c, "index", json_object_new_int(0));
-    json_object_object_add(c, "delta", delta);
-    pl_rs_put_str(c, "finish_reason", finish);
-    json_object_array_add(choices, c);
-    json_object_object_add(o, "choices", choices);
-    /* With include_usage every chunk but the last carries "usage": null. */
-    if (s->include_usage)
-        json_object_object_add(o, "usage", NULL);
-    return o;
-}
-
-/* An Anthropic event {"type":type,"index":index}, for the caller to fill. */
-static struct json_object *anthropic_block_event(const char *type, long index)
-{
-    struct json_object *ev = json_object_new_object();
-
-    pl_rs_put_str(ev, "type", type);
-    json_object_object_add(ev, "index", json_object_new_int((int)index));
-    return ev;
-}
-
-/* content_block_start: an empty block of b's type (a tool_use with its
- * id, its name and an empty input, which input_json_delta fills). */
-static void anthropic_block_start(struct stream *s, const pl_echo_block *b)
-{
-    long index = (long)pl_echo_block_index(&s->reply, b);
-    struct json_object *ev = anthropic_block_event("content_block_start",
-                                                   index);
-    struct json_object *block = json_object_new_object();
-
-    if (b->type == PL_ECHO_BLOCK_TOOL_USE) {
-        pl_rs_put_str(block, "type", "tool_use");
-        pl_rs_put_str(block, "id", b->tool_id);
-        pl_rs_put_str(block, "name", b->name);
-        json_object_object_add(block, "input", json_object_new_object());
-    } else if (b->type == PL_ECHO_BLOCK_THINKING) {
-        pl_rs_put_str(block, "type", "thinking");
-        pl_rs_put_str(block, "thinking", "");
-    } else {
-        pl_rs_put_str(block, "type", "text");
-        pl_rs_put_str(block, "text", "");
-    }
-    json_object_object_add(ev, "content_block", block);
-    emit_event(s, "content_block_start", ev);
-    s->open_block = index;
-}
-
-/* content_block_delta of one kind: {"type":kind, field:text[0, len)}. */
-static void anthropic_delta(struct stream *s, long index, const char *kind,
-                            const char *field, const char *text, size_t len)
-{
-    struct json_object *ev = anthropic_block_event("content_block_delta",
-                                                   index);
-    struct json_object *delta = json_object_new_object();
-
-    pl_rs_put_str(delta, "type", kind);
-    put_strn(delta, field, text, len);
-    json_object_object_add(ev, "delta", delta);
-    emit_event(s, "content_block_delta", ev);
-}
-
-/* The block started last is complete: a thinking block's signature_delta,
- * then content_block_stop. A block closes when the next one starts or the
- * message ends, which keeps a text-only stream's events where they were. */
-static void anthropic_block_close(struct stream *s)
-{
-    const pl_echo_block *b;
-
-    if (s->open_block < 0)
-        return;
-    b = &s->reply.blocks[s->open_block];
-    if (b->signature)
-        anthropic_delta(s, s->open_block, "signature_delta", "signature",
-                        b->signature, strlen(b->signature));
-    emit_event(s, "content_block_stop",
-               anthropic_block_event("content_block_stop", s->open_block));
-    s->open_block = -1;
-}
-
-/* Anthropic's opening events: the message, its first block, a ping (the
- * real API pings after the first content_block_start; a reply without any
- * block pings after message_start). */
-static void anthropic_stream_start(struct stream *s)
-{
-    struct json_object *ev = json_object_new_object();
-    struct json_object *msg = json_object_new_object();
-    struct json_object *usage = json_object_new_object();
-
-    pl_rs_put_str(ev, "type", "message_start");
-    put_id(msg, "id", "msg_", s->n);
-    pl_rs_put_str(msg, "type", "message");
-    pl_rs_put_str(msg, "role", "assistant");
-    pl_rs_put_str(msg, "model", s->srv->opts.model);
-    json_object_object_add(msg, "content", json_object_new_array());
-    json_object_object_add(msg, "stop_reason", NULL);
-    json_object_object_add(msg, "stop_sequence", NULL);
-    pl_rs_put_u64(usage, "input_tokens", s->reply.input_tokens);
-    pl_rs_put_u64(usage, "output_tokens", 0);
-    json_object_object_add(msg, "usage", usage);
-    json_object_object_add(ev, "message", msg);
-    emit_event(s, "message_start", ev);
-
-    s->open_block = -1;
-    if (s->reply.nblocks)
-        anthropic_block_start(s, &s->reply.blocks[0]);
-
-    ev = json_object_new_object();
-    pl_rs_put_str(ev, "type", "ping");
-    emit_event(s, "ping", ev);
-}
-
-/*
- * unknown_every: what a newer server might send that a client must pass
- * over. Anthropic documents that new event types may appear; an OpenAI
- * stream may carry SSE comments, and a chunk with no choices (as its usage
- * chunk has) and a member this client has never heard of.
- */
+/* unknown_every: what a newer server might send that a client must pass
+ * over, in the vendor's way. */
 static void emit_unknown(struct stream *s)
 {
-    struct json_object *ev;
-
     COUNT(s->srv, unknown_sent);
-    if (s->dialect == ANTHROPIC) {
-        ev = json_object_new_object();
-        pl_rs_put_str(ev, "type", "bogus_future_event");
-        pl_rs_put_u64(ev, "x", 1);
-        emit_event(s, "bogus_future_event", ev);
-        return;
-    }
-    buf_append(&s->out, ": a comment, to be ignored\n\n", 28);
-    ev = openai_object(s, "chat.completion.chunk");
-    json_object_object_add(ev, "choices", json_object_new_array());
-    pl_rs_put_str(ev, "bogus_future_member", "x");
-    emit_event(s, NULL, ev);
-}
-
-/* Anthropic: a unit is a text or thinking delta, or a whole tool_use block
- * (its input in input_json_delta pieces). */
-static void anthropic_unit(struct stream *s, const pl_echo_block *b,
-                           size_t piece)
-{
-    long index = (long)pl_echo_block_index(&s->reply, b);
-    size_t k;
-
-    if (index != s->open_block) {
-        anthropic_block_close(s);
-        anthropic_block_start(s, b);
-    }
-    if (b->type == PL_ECHO_BLOCK_TOOL_USE) {
-        for (k = 0; k < b->npieces; k++)
-            anthropic_delta(s, index, "input_json_delta", "partial_json",
-                            b->text + pl_echo_block_piece_start(b, k),
-                            pl_echo_block_piece_len(b, k));
-        return;
-    }
-    anthropic_delta(s, index,
-                    b->type == PL_ECHO_BLOCK_TEXT ? "text_delta"
-                                                  : "thinking_delta",
-                    b->type == PL_ECHO_BLOCK_TEXT ? "text" : "thinking",
-                    b->text + pl_echo_block_piece_start(b, piece),
-                    pl_echo_block_piece_len(b, piece));
-}
-
-/* {"index":0,"id","type":"function","function":{"name","arguments"}}, the
- * first delta of an OpenAI tool call (id NULL: a later one). */
-static struct json_object *openai_tool_call(const char *id, const char *name,
-                                            const char *args, size_t len)
-{
-    struct json_object *call = json_object_new_object();
-    struct json_object *fn = json_object_new_object();
-
-    json_object_object_add(call, "index", json_object_new_int(0));
-    if (id) {
-        pl_rs_put_str(call, "id", id);
-        pl_rs_put_str(call, "type", "function");
-        pl_rs_put_str(fn, "name", name);
-    }
-    put_strn(fn, "arguments", args, len);
-    json_object_object_add(call, "function", fn);
-    return call;
-}
-
-static struct json_object *one_item(struct json_object *item)
-{
-    struct json_object *a = json_object_new_array();
-
-    json_object_array_add(a, item);
-    return a;
-}
-
-/* OpenAI: a unit is a content delta, or a tool call: its id and name, then
- * its arguments in pieces. The first chunk also says the role. */
-static void openai_unit(struct stream *s, size_t k, const pl_echo_block *b,
-                        size_t piece)
-{
-    struct json_object *delta = json_object_new_object();
-    size_t i;
-
-    if (k == 0)
-        pl_rs_put_str(delta, "role", "assistant");
-    if (b->type != PL_ECHO_BLOCK_TOOL_USE) {
-        put_strn(delta, "content", b->text + pl_echo_block_piece_start(b, piece),
-                 pl_echo_block_piece_len(b, piece));
-        emit_event(s, NULL, openai_chunk(s, delta, NULL));
-        return;
-    }
-    json_object_object_add(delta, "tool_calls",
-                           one_item(openai_tool_call(b->tool_id, b->name,
-                                                     "", 0)));
-    emit_event(s, NULL, openai_chunk(s, delta, NULL));
-    for (i = 0; i < b->npieces; i++) {
-        delta = json_object_new_object();
-        json_object_object_add(
-            delta, "tool_calls",
-            one_item(openai_tool_call(NULL, NULL,
-                                      b->text + pl_echo_block_piece_start(b, i),
-                                      pl_echo_block_piece_len(b, i))));
-        emit_event(s, NULL, openai_chunk(s, delta, NULL));
-    }
+    vendor_of(s)->unknown(s);
 }
 
 /* Stream unit k, as the dialect streams it. */
@@ -773,159 +443,21 @@ static void emit_piece(struct stream *s, size_t k)
 
     if (s->unknown_every && (k + 1) % s->unknown_every == 0)
         emit_unknown(s);
-    if (s->dialect == ANTHROPIC)
-        anthropic_unit(s, b, piece);
-    else
-        openai_unit(s, k, b, piece);
-}
-
-/* The stop sequence that ended the reply, or JSON null. */
-static struct json_object *stop_sequence(const struct stream *s)
-{
-    const pl_echo_turn *t = &s->reply;
-
-    return t->stop_sequence
-               ? json_object_new_string_len(t->stop_sequence,
-                                            (int)t->stop_sequence_len)
-               : NULL;
-}
-
-static void anthropic_stream_end(struct stream *s)
-{
-    struct json_object *ev = json_object_new_object();
-    struct json_object *delta = json_object_new_object();
-    struct json_object *usage = json_object_new_object();
-
-    anthropic_block_close(s);
-    pl_rs_put_str(ev, "type", "message_delta");
-    pl_rs_put_str(delta, "stop_reason", s->reply.stop_reason);
-    json_object_object_add(delta, "stop_sequence", stop_sequence(s));
-    json_object_object_add(ev, "delta", delta);
-    pl_rs_put_u64(usage, "output_tokens", s->generated);
-    json_object_object_add(ev, "usage", usage);
-    emit_event(s, "message_delta", ev);
-
-    ev = json_object_new_object();
-    pl_rs_put_str(ev, "type", "message_stop");
-    emit_event(s, "message_stop", ev);
-}
-
-/* OpenAI's finish_reason for the echo model's stop reason. */
-static const char *openai_finish(const struct stream *s)
-{
-    const char *r = s->reply.stop_reason;
-
-    return !strcmp(r, "max_tokens") ? "length"
-         : !strcmp(r, "tool_use") ? "tool_calls" : "stop";
-}
-
-static void openai_stream_end(struct stream *s)
-{
-    struct json_object *delta = json_object_new_object();
-
-    /* A reply cut at 0 by a stop sequence has had no chunk yet. */
-    if (!s->generated) {
-        pl_rs_put_str(delta, "role", "assistant");
-        pl_rs_put_str(delta, "content", "");
-        emit_event(s, NULL, openai_chunk(s, delta, NULL));
-        delta = json_object_new_object();
-    }
-    emit_event(s, NULL, openai_chunk(s, delta, openai_finish(s)));
-    if (s->include_usage) {
-        struct json_object *o = openai_object(s, "chat.completion.chunk");
-        json_object_object_add(o, "choices", json_object_new_array());
-        json_object_object_add(o, "usage", openai_usage(s));
-        emit_event(s, NULL, o);
-    }
-    emit(s, "data: [DONE]\n\n", 14);
-}
-
-/* One block of a non-streamed Anthropic message. */
-static struct json_object *anthropic_block(const pl_echo_block *b)
-{
-    struct json_object *block = json_object_new_object();
-
-    if (b->type == PL_ECHO_BLOCK_TOOL_USE) {
-        pl_rs_put_str(block, "type", "tool_use");
-        pl_rs_put_str(block, "id", b->tool_id);
-        pl_rs_put_str(block, "name", b->name);
-        json_object_object_add(block, "input", pl_rs_raw_json(b->text));
-    } else if (b->type == PL_ECHO_BLOCK_THINKING) {
-        pl_rs_put_str(block, "type", "thinking");
-        put_strn(block, "thinking", b->text, b->len);
-        if (b->signature)
-            pl_rs_put_str(block, "signature", b->signature);
-    } else {
-        pl_rs_put_str(block, "type", "text");
-        put_strn(block, "text", b->text, b->len);
-    }
-    return block;
-}
-
-static struct json_object *anthropic_message(const struct stream *s)
-{
-    struct json_object *msg = json_object_new_object();
-    struct json_object *content = json_object_new_array();
-    size_t i;
-
-    put_id(msg, "id", "msg_", s->n);
-    pl_rs_put_str(msg, "type", "message");
-    pl_rs_put_str(msg, "role", "assistant");
-    pl_rs_put_str(msg, "model", s->srv->opts.model);
-    for (i = 0; i < s->reply.nblocks; i++)
-        json_object_array_add(content, anthropic_block(&s->reply.blocks[i]));
-    json_object_object_add(msg, "content", content);
-    pl_rs_put_str(msg, "stop_reason", s->reply.stop_reason);
-    json_object_object_add(msg, "stop_sequence", stop_sequence(s));
-    json_object_object_add(msg, "usage", anthropic_usage(s));
-    return msg;
-}
-
-static struct json_object *openai_completion(const struct stream *s)
-{
-    struct json_object *o = openai_object(s, "chat.completion");
-    struct json_object *choices = json_object_new_array();
-    struct json_object *c = json_object_new_object();
-    struct json_object *m = json_object_new_object();
-    const pl_echo_block *text = pl_echo_turn_text(&s->reply);
-    size_t i;
-
-    json_object_object_add(c, "index", json_object_new_int(0));
-    pl_rs_put_str(m, "role", "assistant");
-    put_strn(m, "content", text ? text->text : "", text ? text->len : 0);
-    for (i = 0; i < s->reply.nblocks; i++) {
-        const pl_echo_block *b = &s->reply.blocks[i];
-        struct json_object *call;
-        if (b->type != PL_ECHO_BLOCK_TOOL_USE)
-            continue;
-        call = openai_tool_call(b->tool_id, b->name, b->text, b->len);
-        json_object_object_del(call, "index"); /* streaming only */
-        json_object_object_add(m, "tool_calls", one_item(call));
-    }
-    json_object_object_add(c, "message", m);
-    pl_rs_put_str(c, "finish_reason", openai_finish(s));
-    json_object_array_add(choices, c);
-    json_object_object_add(o, "choices", choices);
-    json_object_object_add(o, "usage", openai_usage(s));
-    return o;
+    vendor_of(s)->unit(s, k, b, piece);
 }
 
 /* The reply is complete: close the event stream, or send the JSON. */
 static void finish_reply(struct stream *s)
 {
     if (s->streaming) {
-        if (s->dialect == ANTHROPIC)
-            anthropic_stream_end(s);
-        else
-            openai_stream_end(s);
+        vendor_of(s)->stream_end(s);
         COUNT(s->srv, streams_completed);
     } else {
         COUNT(s->srv, answered_ok);
         s->status = 200;
         s->content_type = "application/json";
         s->answer_ready = 1;
-        emit_json(s, s->dialect == ANTHROPIC ? anthropic_message(s)
-                                             : openai_completion(s));
+        emit_json(s, vendor_of(s)->message(s));
     }
     emit_end(s);
 }
@@ -940,7 +472,7 @@ static void fail_reply(struct stream *s)
         return;
     }
     /* Anthropic names the event "error"; OpenAI sends a bare data line. */
-    emit_event(s, s->dialect == ANTHROPIC ? "error" : NULL,
+    pl_rs_http_emit_event(s, s->dialect == ANTHROPIC ? "error" : NULL,
                error_body(s, 529, "Overloaded", NULL));
     emit_end(s);
 }
@@ -1035,8 +567,8 @@ static void start_reply(struct stream *s, struct turn *t)
         s->content_type = "text/event-stream; charset=utf-8";
         s->chunked = !s->h2;
         s->answer_ready = 1;
-        if (s->dialect == ANTHROPIC)
-            anthropic_stream_start(s);
+        if (vendor_of(s)->stream_start)
+            vendor_of(s)->stream_start(s);
         lws_callback_on_writable(s->wsi); /* the headers go out now */
     }
     if (s->srv->opts.latency_ms)
@@ -1334,7 +866,7 @@ static void on_body(struct stream *s, const char *in, size_t len)
         buf_free(&s->body);
     }
     if (!s->body_too_large)
-        buf_append(&s->body, in, len);
+        pl_rs_http_buf_append(&s->body, in, len);
     if (!s->h2)
         return;
     /* lws 4.1 opens an HTTP/2 stream's receive window by 256 KiB once and

@@ -14,8 +14,10 @@
  * ---- Wiring it into refserver.c ------------------------------------------
  *
  * 0. Build: add tests/server/echo_model.c echo_model.h refserver_http.c
- *    refserver_http.h to libparley_refserver_la_SOURCES in Makefile.am (its
- *    CFLAGS/LIBADD already carry lws and json-c; dlsym is in glibc's libc).
+ *    refserver_http.h refserver_http_anthropic.c refserver_http_openai.c
+ *    refserver_http_private.h to libparley_refserver_la_SOURCES in
+ *    Makefile.am (its CFLAGS/LIBADD already carry lws and json-c; dlsym is
+ *    in glibc's libc).
  *
  * 1. Create the module before the vhost, with the server's settings:
  *
