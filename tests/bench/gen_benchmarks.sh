@@ -238,9 +238,9 @@ $(tables http_side "$results/load.jsonl")
 *libcurl alone* (\`tests/bench/curl_floor\`) is the same requests with
 no parley but its I/O loop: one multi handle driven through libcurl's
 event interface, easy handles set up once and added again as each request
-ends, the answer's bytes scanned for the last event and not decoded. It is the least a client built on
-libcurl 8.14 spends on these loads, and so the floor under parley's
-figures on this path.
+ends, the answer's bytes scanned for the last event and not decoded. It
+is the least a client built on libcurl 8.14 spends on these loads, and
+so the floor under parley's figures on this path.
 
 Every point:
 
