@@ -21,6 +21,9 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config
           libhiredis-dev      # the Redis/Valkey session store (src/store)
           redis-server        # its tests start their own, on free ports
           haproxy)            # the gateway fleet of docs/cluster.md
+# From bookworm-backports (Debian 12 has no Valkey): the session store's
+# tests run against it as well (tests/store/valkey.sh).
+BACKPORTS_PACKAGES=(valkey-server)
 # Node.js runs the independent interop server (tests/interop); the machine
 # image may bring its own, else Debian's.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
@@ -33,7 +36,7 @@ curl_has_ws() {
 
 packages_missing() {
   local p
-  for p in "${PACKAGES[@]}"; do
+  for p in "${PACKAGES[@]}" "${BACKPORTS_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || return 0
   done
   return 1
@@ -69,6 +72,23 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 }
 
+# valkey-server's package starts a daemon on port 6379, where Debian's
+# redis-server already runs one, and fails its install when that start
+# fails. The tests start servers of their own, so no daemon is started while
+# it installs (policy-rc.d's "action forbidden", which invoke-rc.d and
+# deb-systemd-invoke obey); a policy-rc.d the machine has is left alone.
+install_backports_without_daemons() {
+  local guard=/usr/sbin/policy-rc.d added="" rc=0
+  if [ ! -e "$guard" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$guard" >/dev/null
+    $SUDO chmod 755 "$guard"
+    added=1
+  fi
+  $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "$@" || rc=$?
+  [ -z "$added" ] || $SUDO rm -f "$guard"
+  return "$rc"
+}
+
 if curl_has_ws && ! packages_missing; then
   exit 0
 fi
@@ -77,6 +97,7 @@ export DEBIAN_FRONTEND=noninteractive
 add_backports
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+install_backports_without_daemons "${BACKPORTS_PACKAGES[@]}"
 if ! curl_has_ws; then
   $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports \
     libcurl4-openssl-dev
