@@ -859,6 +859,17 @@ static void test_host_name(void **state)
     pl_store_free(s);
 }
 
+/* A store on `localhost` whose connect held_connect holds (as a silent
+ * DNS server would) until the test posts hook_go. */
+static pl_store *store_with_held_connect(void)
+{
+    need_localhost_ipv4();
+    hook_reset();
+    char url[64];
+    localhost_url(url, sizeof(url), redis);
+    return store_new((store_opts){.url = url, .connect = held_connect});
+}
+
 /* While the connect of a host name is held (as by a silent DNS server),
  * the loop goes on: tick and io return, an order whose deadline comes
  * ends with the usual error, another waits and completes once the
@@ -866,11 +877,7 @@ static void test_host_name(void **state)
 static void test_host_name_resolves_off_the_loop(void **state)
 {
     (void)state;
-    need_localhost_ipv4();
-    hook_reset();
-    char url[64];
-    localhost_url(url, sizeof(url), redis);
-    pl_store *s = store_new((store_opts){.url = url, .connect = held_connect});
+    pl_store *s = store_with_held_connect();
     int fd;
     short events;
     pl_store_tick(s, pl_monotonic_ms(), &fd, &events);
@@ -912,11 +919,7 @@ static void test_host_name_resolves_off_the_loop(void **state)
 static void test_free_while_resolving(void **state)
 {
     (void)state;
-    need_localhost_ipv4();
-    hook_reset();
-    char url[64];
-    localhost_url(url, sizeof(url), redis);
-    pl_store *s = store_new((store_opts){.url = url, .connect = held_connect});
+    pl_store *s = store_with_held_connect();
     char id[16];
     owner a = new_owner(id, sizeof(id));
     submit(s, &a, PL_STORE_ACQUIRE, 0, 0, 0, NULL, 0);
